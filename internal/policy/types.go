@@ -1,0 +1,267 @@
+// Package policy holds statekeeper's decisions as pure functions: typed objects
+// in, JSON patch operations, denials and warnings out. It has no client, no
+// context and no HTTP, so every rule can be tested as a table and reused
+// unchanged by the webhook server and by the offline `statekeeper check`.
+package policy
+
+import (
+	"fmt"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// Keys of statekeeper's user API (SPEC §1).
+const (
+	LabelDeployType        = "statekeeper.io/deploy-type"
+	LabelComponent         = "statekeeper.io/component"
+	LabelMode              = "statekeeper.io/mode"
+	AnnotationStorageSize  = "statekeeper.io/storage-size"
+	AnnotationStorageClass = "statekeeper.io/storage-class"
+	AnnotationQuorum       = "statekeeper.io/quorum"
+	AnnotationInjectEnv    = "statekeeper.io/inject-env"
+
+	// LabelManagedBy marks the objects statekeeper owns (the headless Service).
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	ManagerName    = "statekeeper"
+)
+
+// DeployType is one of the four component deployment types.
+type DeployType string
+
+const (
+	StatefulSingle  DeployType = "stateful-single"
+	StatefulMulti   DeployType = "stateful-multi"
+	StatelessSingle DeployType = "stateless-single"
+	StatelessMulti  DeployType = "stateless-multi"
+)
+
+// DeployTypes lists the valid deploy types in the order users read them.
+var DeployTypes = []DeployType{StatefulSingle, StatefulMulti, StatelessSingle, StatelessMulti}
+
+// ParseDeployType returns the deploy type named by s, or an error listing the valid ones.
+func ParseDeployType(s string) (DeployType, error) {
+	for _, t := range DeployTypes {
+		if string(t) == s {
+			return t, nil
+		}
+	}
+	return "", fmt.Errorf("unknown deploy type %q: must be one of %s", s, joinQuoted(DeployTypes))
+}
+
+// Stateful reports whether the type runs as a StatefulSet.
+func (t DeployType) Stateful() bool { return t == StatefulSingle || t == StatefulMulti }
+
+// Single reports whether the type allows at most one replica.
+func (t DeployType) Single() bool { return t == StatefulSingle || t == StatelessSingle }
+
+// Kind is the workload kind the type must run as.
+func (t DeployType) Kind() Kind {
+	if t.Stateful() {
+		return KindStatefulSet
+	}
+	return KindDeployment
+}
+
+// Kind is a workload kind statekeeper manages.
+type Kind string
+
+const (
+	KindDeployment  Kind = "Deployment"
+	KindStatefulSet Kind = "StatefulSet"
+)
+
+// Other returns the kind a component switches to or from.
+func (k Kind) Other() Kind {
+	if k == KindDeployment {
+		return KindStatefulSet
+	}
+	return KindDeployment
+}
+
+// Lower is the kind as kubectl prints it in resource names ("statefulset").
+func (k Kind) Lower() string { return strings.ToLower(string(k)) }
+
+// Mode is a namespace's enforcement mode (SPEC §6).
+type Mode string
+
+const (
+	ModeEnforce Mode = "enforce"
+	ModeWarn    Mode = "warn"
+	ModeOff     Mode = "off"
+)
+
+// Modes lists the valid modes.
+var Modes = []Mode{ModeEnforce, ModeWarn, ModeOff}
+
+// ParseMode returns the mode named by s, or an error listing the valid ones.
+func ParseMode(s string) (Mode, error) {
+	for _, m := range Modes {
+		if string(m) == s {
+			return m, nil
+		}
+	}
+	return "", fmt.Errorf("unknown mode %q: must be one of %s", s, joinQuoted(Modes))
+}
+
+// Rule is the stable ID of a rule or warning; it appears in every message, log
+// line and metric label.
+type Rule string
+
+const (
+	RuleSingleInstance   Rule = "single-instance"
+	RuleKindMismatch     Rule = "kind-mismatch"
+	RuleKindSwitch       Rule = "kind-switch"
+	RuleTypeChange       Rule = "type-change"
+	RuleQuorum           Rule = "quorum"
+	RuleHeadlessConflict Rule = "headless-conflict"
+	RuleSharedClaim      Rule = "shared-claim"
+)
+
+// Violation is one denial or warning: the rule, the field it is about and a
+// message that says what was refused, why, and how to proceed.
+type Violation struct {
+	Rule    Rule
+	Field   *field.Path
+	Message string
+}
+
+// String is the message as users see it, ending with the rule ID.
+func (v Violation) String() string { return fmt.Sprintf("%s [%s]", v.Message, v.Rule) }
+
+// Result is the outcome of validating one request.
+type Result struct {
+	Denials  []Violation
+	Warnings []Violation
+}
+
+// Allowed reports whether nothing was denied.
+func (r Result) Allowed() bool { return len(r.Denials) == 0 }
+
+// Add appends other's denials and warnings to r.
+func (r *Result) Add(other Result) {
+	r.Denials = append(r.Denials, other.Denials...)
+	r.Warnings = append(r.Warnings, other.Warnings...)
+}
+
+// Workload is a kind-neutral view of a Deployment or a StatefulSet: the fields
+// the rules read. It points into the original object and must not be mutated.
+type Workload struct {
+	Kind        Kind
+	Namespace   string
+	Name        string
+	Labels      map[string]string
+	Annotations map[string]string
+	// Replicas is spec.replicas; nil means the API server's default of 1.
+	Replicas       *int32
+	StatusReplicas int32
+	Selector       *metav1.LabelSelector
+	Template       *corev1.PodTemplateSpec
+	// ClaimTemplates and ServiceName are empty for Deployments.
+	ClaimTemplates []corev1.PersistentVolumeClaim
+	ServiceName    string
+}
+
+// FromDeployment views d as a Workload.
+func FromDeployment(d *appsv1.Deployment) Workload {
+	return Workload{
+		Kind: KindDeployment, Namespace: d.Namespace, Name: d.Name,
+		Labels: d.Labels, Annotations: d.Annotations,
+		Replicas: d.Spec.Replicas, StatusReplicas: d.Status.Replicas,
+		Selector: d.Spec.Selector, Template: &d.Spec.Template,
+	}
+}
+
+// FromStatefulSet views s as a Workload.
+func FromStatefulSet(s *appsv1.StatefulSet) Workload {
+	return Workload{
+		Kind: KindStatefulSet, Namespace: s.Namespace, Name: s.Name,
+		Labels: s.Labels, Annotations: s.Annotations,
+		Replicas: s.Spec.Replicas, StatusReplicas: s.Status.Replicas,
+		Selector: s.Spec.Selector, Template: &s.Spec.Template,
+		ClaimTemplates: s.Spec.VolumeClaimTemplates, ServiceName: s.Spec.ServiceName,
+	}
+}
+
+// Ref is "kind/name" lower-cased as in kubectl's output ("statefulset \"db\"").
+func (w Workload) Ref() string { return fmt.Sprintf("%s %q", w.Kind.Lower(), w.Name) }
+
+// Component is the identity that survives a kind switch: the component label, or the name.
+func (w Workload) Component() string {
+	if c := w.Labels[LabelComponent]; c != "" {
+		return c
+	}
+	return w.Name
+}
+
+// Managed reports whether the workload carries the deploy-type label at all.
+func (w Workload) Managed() bool {
+	_, ok := w.Labels[LabelDeployType]
+	return ok
+}
+
+// DeployType parses the deploy-type label; ok is false when the label is absent.
+func (w Workload) DeployType() (t DeployType, ok bool, err error) {
+	v, ok := w.Labels[LabelDeployType]
+	if !ok {
+		return "", false, nil
+	}
+	t, err = ParseDeployType(v)
+	return t, true, err
+}
+
+// DesiredReplicas is spec.replicas with the API server's default applied.
+func (w Workload) DesiredReplicas() int32 {
+	if w.Replicas == nil {
+		return 1
+	}
+	return *w.Replicas
+}
+
+// Quorum reports whether the workload asks for an odd replica count.
+func (w Workload) Quorum() bool { return w.Annotations[AnnotationQuorum] == "true" }
+
+// ClaimVolumes lists the pod volumes that reference a PersistentVolumeClaim.
+func (w Workload) ClaimVolumes() []corev1.Volume {
+	if w.Template == nil {
+		return nil
+	}
+	var out []corev1.Volume
+	for _, v := range w.Template.Spec.Volumes {
+		if v.PersistentVolumeClaim != nil {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// HasPersistentVolumes reports whether the workload keeps data in claims: claim
+// volumes, generic ephemeral volumes excluded, or claim templates.
+func (w Workload) HasPersistentVolumes() bool {
+	return len(w.ClaimTemplates) > 0 || len(w.ClaimVolumes()) > 0
+}
+
+// Observed is an existing workload as the cluster sees it, with what the
+// object alone does not tell.
+type Observed struct {
+	Workload
+	// PodsExist is true while any pod selected by the workload still exists
+	// (including terminating ones, which may still write to their volumes).
+	PodsExist bool
+}
+
+// Running reports whether the workload has or wants pods.
+func (o Observed) Running() bool {
+	return o.DesiredReplicas() > 0 || o.StatusReplicas > 0 || o.PodsExist
+}
+
+func joinQuoted[T ~string](values []T) string {
+	quoted := make([]string, len(values))
+	for i, v := range values {
+		quoted[i] = fmt.Sprintf("%q", v)
+	}
+	return strings.Join(quoted, ", ")
+}
