@@ -1,0 +1,33 @@
+// Package lookup answers the questions the rules ask about the cluster. The
+// server answers them from the manager's indexed caches; `statekeeper check`
+// answers them from the objects that precede the one being checked.
+package lookup
+
+import (
+	"context"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/statekeeper/statekeeper/internal/policy"
+)
+
+// Lookup is the cluster state the review engine reads. Every method returns
+// (zero value, nil) when the object does not exist; an error means the state
+// could not be read.
+type Lookup interface {
+	// Workload returns the stored Deployment or StatefulSet, with whether its pods still exist.
+	Workload(ctx context.Context, kind policy.Kind, namespace, name string) (*policy.Observed, error)
+	// Component returns the workloads of one kind whose component (label, or
+	// name when unlabelled) is component, in the namespace.
+	Component(ctx context.Context, kind policy.Kind, namespace, component string) ([]policy.Observed, error)
+	// Claims returns the existing claims among names, keyed by name.
+	Claims(ctx context.Context, namespace string, names []string) (map[string]*corev1.PersistentVolumeClaim, error)
+	// Service returns the Service of that name.
+	Service(ctx context.Context, namespace, name string) (*corev1.Service, error)
+	// StatefulSet returns the StatefulSet of that name (a pod's owner).
+	StatefulSet(ctx context.Context, namespace, name string) (*appsv1.StatefulSet, error)
+	// NamespaceMode returns the namespace's statekeeper.io/mode label; ok is
+	// false when the label is absent (the default mode applies).
+	NamespaceMode(ctx context.Context, namespace string) (mode string, ok bool, err error)
+}

@@ -1,0 +1,51 @@
+// Package review is statekeeper's decision engine: it decodes a request once,
+// gathers the facts the rules need through lookup.Lookup, calls the pure policy
+// and applies the namespace mode. The webhook server and `statekeeper check`
+// both decide through it, so they cannot disagree.
+package review
+
+import (
+	"github.com/statekeeper/statekeeper/internal/policy"
+	"gomodules.xyz/jsonpatch/v2"
+)
+
+// Operation is the admission operation of a request.
+type Operation string
+
+const (
+	Create Operation = "CREATE"
+	Update Operation = "UPDATE"
+)
+
+// Resource names what a request is about, as the API server's admission request does.
+type Resource struct {
+	Group, Version, Resource, SubResource string
+}
+
+// Request is one admission request in the engine's terms.
+type Request struct {
+	Operation Operation
+	Resource  Resource
+	Namespace string
+	Name      string
+	// Object and OldObject are the raw JSON bodies; OldObject only on UPDATE.
+	Object    []byte
+	OldObject []byte
+}
+
+// Decision is the engine's answer.
+type Decision struct {
+	// Skipped is true when statekeeper does not manage the request (excluded or
+	// `off` namespace, unlabelled workload, pod of an unmanaged owner).
+	Skipped bool
+	Mode    policy.Mode
+	// Patch is the JSON patch against Request.Object (mutations only).
+	Patch []jsonpatch.Operation
+	// Result holds denials and warnings. In warn mode the engine has already
+	// moved denials to warnings.
+	Result policy.Result
+	// Kind/Namespace/Name describe the object for messages and logs.
+	Kind      string
+	Namespace string
+	Name      string
+}
