@@ -119,6 +119,8 @@ const (
 	RuleQuorum           Rule = "quorum"
 	RuleHeadlessConflict Rule = "headless-conflict"
 	RuleSharedClaim      Rule = "shared-claim"
+	// RuleInvalidAnnotation denies a statekeeper annotation whose value cannot be used.
+	RuleInvalidAnnotation Rule = "invalid-annotation"
 )
 
 // Violation is one denial or warning: the rule, the field it is about and a
