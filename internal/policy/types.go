@@ -165,6 +165,8 @@ type Workload struct {
 	// ClaimTemplates and ServiceName are empty for Deployments.
 	ClaimTemplates []corev1.PersistentVolumeClaim
 	ServiceName    string
+	// Strategy is spec.strategy; zero for StatefulSets.
+	Strategy appsv1.DeploymentStrategy
 }
 
 // FromDeployment views d as a Workload.
@@ -174,6 +176,7 @@ func FromDeployment(d *appsv1.Deployment) Workload {
 		Labels: d.Labels, Annotations: d.Annotations,
 		Replicas: d.Spec.Replicas, StatusReplicas: d.Status.Replicas,
 		Selector: d.Spec.Selector, Template: &d.Spec.Template,
+		Strategy: d.Spec.Strategy,
 	}
 }
 

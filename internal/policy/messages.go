@@ -1,0 +1,113 @@
+package policy
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Every message users read lives in this file, so that wording stays
+// consistent and reviewable in one place. A message is lowercase, names the
+// object, says what was refused or is at risk, why, and how to proceed. It
+// never carries the rule ID: Violation.String appends it.
+
+func msgInvalidDeployType(w Workload, err error) string {
+	return fmt.Sprintf("%s has an invalid %s label: %v", w.Ref(), LabelDeployType, err)
+}
+
+func msgKindMismatch(w Workload, t DeployType) string {
+	return fmt.Sprintf("%s is labelled %s, which runs as a %s: use %s, or create a %s",
+		w.Ref(), t, t.Kind(), orList(typesOfKind(w.Kind)), t.Kind().Lower())
+}
+
+func msgSingleInstance(w Workload, t DeployType, replicas int32) string {
+	return fmt.Sprintf("%s is %s: replicas must be 0 or 1, got %d", w.Ref(), t, replicas)
+}
+
+func msgSingleInstanceHPA(hpaName string, target Workload, t DeployType, maxReplicas int32) string {
+	return fmt.Sprintf("horizontalpodautoscaler %q targets %s, which is %s: maxReplicas must be 1, got %d",
+		hpaName, target.Ref(), t, maxReplicas)
+}
+
+func msgQuorum(w Workload, replicas int32) string {
+	return fmt.Sprintf("%s requires an odd number of replicas (%s: \"true\") so that a quorum cannot split, got %d: use %d or %d",
+		w.Ref(), AnnotationQuorum, replicas, replicas-1, replicas+1)
+}
+
+func msgTypeChange(w Workload, from, to string) string {
+	return fmt.Sprintf("%s is running with persistent volumes: its deploy type cannot change from %s to %s; scale it to 0 and back up its data first",
+		w.Ref(), from, to)
+}
+
+// typeRemoved is how msgTypeChange names a removed deploy-type label.
+var typeRemoved = fmt.Sprintf("unmanaged (%s label removed)", LabelDeployType)
+
+func msgKindSwitchRunning(existing Observed, created Workload) string {
+	return fmt.Sprintf("%s (component %q) is running with persistent volumes; scale it to 0 and back up its data before creating %s",
+		existing.Ref(), created.Component(), created.Ref())
+}
+
+func msgKindSwitchClosed(existing Observed, created Workload, claims []string) string {
+	return fmt.Sprintf("%s (component %q) is scaled to 0 but keeps its data in claims %s; %s mounts storage differently and will not reuse them: back up the data first",
+		existing.Ref(), created.Component(), quotedList(claims), created.Ref())
+}
+
+func msgHeadlessConflict(w Workload, service, clusterIP string) string {
+	return fmt.Sprintf("service %q named by spec.serviceName of %s is not headless (spec.clusterIP is %q, not \"None\") and is not managed by %s; "+
+		"per-pod DNS needs a headless Service: recreate that Service with clusterIP: None, or set spec.serviceName to an unused name and %s creates one",
+		service, w.Ref(), clusterIP, ManagerName, ManagerName)
+}
+
+func msgSharedClaimStatefulMulti(w Workload, volume, claim string) string {
+	return fmt.Sprintf("%s is %s but mounts claim %q (volume %q), which all its instances share: use a volume claim template for one volume per instance",
+		w.Ref(), StatefulMulti, claim, volume)
+}
+
+func msgSharedClaimSingleNode(w Workload, replicas int32, volume, claim, accessMode string) string {
+	return fmt.Sprintf("%s runs %d replicas but mounts %s claim %q (volume %q), which instances on other nodes cannot attach: use a ReadWriteMany claim, or run it as a %s StatefulSet for one volume per instance",
+		w.Ref(), replicas, accessMode, claim, volume, StatefulMulti)
+}
+
+func msgInvalidStorageSize(w Workload, value string) string {
+	return fmt.Sprintf("%s: annotation %s must be a positive resource quantity such as \"10Gi\", got %q",
+		w.Ref(), AnnotationStorageSize, value)
+}
+
+func msgInvalidStorageClass(w Workload, value string) string {
+	return fmt.Sprintf("%s: annotation %s must name a storage class (lowercase letters, digits, '-' and '.', at most 253 characters) or be empty for the cluster default, got %q",
+		w.Ref(), AnnotationStorageClass, value)
+}
+
+func msgInvalidBool(w Workload, key, value string) string {
+	return fmt.Sprintf("%s: annotation %s must be \"true\" or \"false\", got %q", w.Ref(), key, value)
+}
+
+// orList renders deploy types as "a or b" / "a, b or c".
+func orList(types []DeployType) string {
+	names := make([]string, len(types))
+	for i, t := range types {
+		names[i] = string(t)
+	}
+	if len(names) <= 1 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}
+
+func quotedList(values []string) string {
+	quoted := make([]string, len(values))
+	for i, v := range values {
+		quoted[i] = fmt.Sprintf("%q", v)
+	}
+	return strings.Join(quoted, ", ")
+}
+
+// typesOfKind lists the deploy types that run as kind, in DeployTypes order.
+func typesOfKind(kind Kind) []DeployType {
+	var out []DeployType
+	for _, t := range DeployTypes {
+		if t.Kind() == kind {
+			out = append(out, t)
+		}
+	}
+	return out
+}

@@ -1,0 +1,295 @@
+package policy
+
+import (
+	"reflect"
+
+	"gomodules.xyz/jsonpatch/v2"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Workload mutations (SPEC §2) are small mutators run in a fixed order; each
+// appends JSON patch operations against the raw request object to one shared
+// builder, and the list is returned at the end. The order, which is also the
+// order of the operations in the patch:
+//
+// StatefulSet, CREATE, stateful-*:
+//  1. defaultServiceName   spec.serviceName = <name>-headless when empty
+//  2. injectClaimTemplates a claim template for every unresolved volume mount
+//  3. labelPodTemplate     the pod template gets the deploy-type label
+//
+// StatefulSet, UPDATE (carry over what the stored object has and the incoming
+// one lacks; never introduce anything, so existing pods never roll):
+//  1. keepServiceName
+//  2. keepClaimTemplates
+//  3. keepPodTemplateLabel
+//
+// Deployment, CREATE or UPDATE:
+//  1. recreateForSingleNodeClaims  spec.strategy = Recreate for stateless-single
+//     with a ReadWriteOnce claim mounted
+//
+// Every mutator is idempotent: on its own output it adds nothing.
+
+// Defaults are the settings of injected claim templates when the workload's
+// annotations name none (the --default-storage-size and
+// --default-storage-class flags). An empty StorageClass leaves the class to
+// the cluster's default.
+type Defaults struct {
+	StorageSize  resource.Quantity
+	StorageClass string
+}
+
+// mutation is the state one mutation pass shares between its mutators.
+type mutation struct {
+	req        WorkloadRequest
+	deployType DeployType
+	defaults   Defaults
+	patch      patchBuilder
+}
+
+type mutator func(*mutation)
+
+var (
+	statefulSetCreateMutators = []mutator{defaultServiceName, injectClaimTemplates, labelPodTemplate}
+	statefulSetUpdateMutators = []mutator{keepServiceName, keepClaimTemplates, keepPodTemplateLabel}
+	deploymentMutators        = []mutator{recreateForSingleNodeClaims}
+)
+
+// MutateWorkload returns the JSON patch that SPEC §2 applies to a workload
+// CREATE or UPDATE. Unmanaged workloads, unknown deploy types and types of the
+// other kind get no patch (validation denies the latter). An annotation whose
+// value cannot be used is denied in the result, with no patch.
+func MutateWorkload(req WorkloadRequest, d Defaults) ([]jsonpatch.Operation, Result) {
+	w := req.Object
+	if !w.Managed() {
+		return nil, Result{}
+	}
+	if r := checkAnnotations(w); !r.Allowed() {
+		return nil, r
+	}
+	t, _, err := w.DeployType()
+	if err != nil || t.Kind() != w.Kind {
+		return nil, Result{}
+	}
+
+	var mutators []mutator
+	switch {
+	case w.Kind == KindStatefulSet && req.Operation == OpCreate:
+		mutators = statefulSetCreateMutators
+	case w.Kind == KindStatefulSet && req.Operation == OpUpdate:
+		mutators = statefulSetUpdateMutators
+	case w.Kind == KindDeployment && (req.Operation == OpCreate || req.Operation == OpUpdate):
+		mutators = deploymentMutators
+	}
+	m := &mutation{req: req, deployType: t, defaults: d}
+	for _, mutate := range mutators {
+		mutate(m)
+	}
+	return m.patch.ops, Result{}
+}
+
+// defaultServiceName names the headless Service the reconciler creates.
+func defaultServiceName(m *mutation) {
+	w := m.req.Object
+	if w.ServiceName != "" {
+		return
+	}
+	m.patch.set(HeadlessServiceName(w.Name), specStep(w), step("serviceName", false))
+}
+
+// injectClaimTemplates gives every volume mount that names neither a pod
+// volume nor a claim template its own per-instance claim.
+func injectClaimTemplates(m *mutation) {
+	w := m.req.Object
+	names := unresolvedMounts(w)
+	if len(names) == 0 {
+		return
+	}
+	size, class := m.storage()
+	templates := make([]any, len(names))
+	for i, name := range names {
+		templates[i] = newClaimTemplate(name, size, class)
+	}
+	m.patch.appendItems(templates, specStep(w), step("volumeClaimTemplates", len(w.ClaimTemplates) > 0))
+}
+
+// labelPodTemplate marks the pods with their deploy type, which lets the pod
+// webhook select them without looking up their owner.
+func labelPodTemplate(m *mutation) {
+	if _, ok := templateLabels(m.req.Object)[LabelDeployType]; ok {
+		return
+	}
+	m.setTemplateLabel(LabelDeployType, string(m.deployType))
+}
+
+func keepServiceName(m *mutation) {
+	w, old := m.req.Object, m.req.Old
+	if old == nil || w.ServiceName != "" || old.ServiceName == "" {
+		return
+	}
+	m.patch.set(old.ServiceName, specStep(w), step("serviceName", false))
+}
+
+// keepClaimTemplates copies the stored template of every unresolved mount
+// verbatim: volumeClaimTemplates is immutable, so anything else would fail.
+func keepClaimTemplates(m *mutation) {
+	w, old := m.req.Object, m.req.Old
+	if old == nil {
+		return
+	}
+	var templates []any
+	for _, name := range unresolvedMounts(w) {
+		for _, t := range old.ClaimTemplates {
+			if t.Name == name {
+				templates = append(templates, t)
+				break
+			}
+		}
+	}
+	m.patch.appendItems(templates, specStep(w), step("volumeClaimTemplates", len(w.ClaimTemplates) > 0))
+}
+
+func keepPodTemplateLabel(m *mutation) {
+	if m.req.Old == nil {
+		return
+	}
+	if _, ok := templateLabels(m.req.Object)[LabelDeployType]; ok {
+		return
+	}
+	value, ok := templateLabels(m.req.Old.Workload)[LabelDeployType]
+	if !ok {
+		return
+	}
+	m.setTemplateLabel(LabelDeployType, value)
+}
+
+// recreateForSingleNodeClaims switches a single-instance Deployment that
+// mounts a single-node claim to Recreate: a rolling update would start the new
+// pod while the old one holds the volume, and wait forever for the attachment.
+// A claim that was not found counts as ReadWriteOnce, the common default;
+// Recreate is safe for one instance either way.
+func recreateForSingleNodeClaims(m *mutation) {
+	w := m.req.Object
+	if m.deployType != StatelessSingle || !mountsSingleNodeClaim(w, m.req.Claims) {
+		return
+	}
+	if w.Strategy.Type == appsv1.RecreateDeploymentStrategyType && w.Strategy.RollingUpdate == nil {
+		return
+	}
+	// The whole strategy is replaced: the API rejects rollingUpdate with Recreate.
+	recreate := appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}
+	m.patch.set(recreate, specStep(w), step("strategy", !isZero(w.Strategy)))
+}
+
+func mountsSingleNodeClaim(w Workload, claims map[string]*corev1.PersistentVolumeClaim) bool {
+	for _, mv := range mountedClaimVolumes(w.Template) {
+		claim, found := claims[mv.volume.PersistentVolumeClaim.ClaimName]
+		if !found || claim == nil {
+			return true
+		}
+		if _, single := singleNodeAccessMode(claim); single {
+			return true
+		}
+	}
+	return false
+}
+
+// storage is the size and class of injected claims. Annotations were
+// validated before any mutator ran; an annotated empty class means the
+// cluster's default class.
+func (m *mutation) storage() (resource.Quantity, string) {
+	annotations := m.req.Object.Annotations
+	size := m.defaults.StorageSize
+	if v, ok := annotations[AnnotationStorageSize]; ok {
+		if q, err := parseStorageSize(v); err == nil {
+			size = q
+		}
+	}
+	class := m.defaults.StorageClass
+	if v, ok := annotations[AnnotationStorageClass]; ok {
+		class = v
+	}
+	return size, class
+}
+
+func newClaimTemplate(name string, size resource.Quantity, class string) corev1.PersistentVolumeClaim {
+	t := corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources: corev1.VolumeResourceRequirements{
+				Requests: corev1.ResourceList{corev1.ResourceStorage: size},
+			},
+		},
+	}
+	if class != "" {
+		t.Spec.StorageClassName = &class
+	}
+	return t
+}
+
+// setTemplateLabel adds one label to the pod template, creating the template,
+// its metadata or its labels when the raw object may lack them.
+func (m *mutation) setTemplateLabel(key, value string) {
+	w := m.req.Object
+	var tpl corev1.PodTemplateSpec
+	if w.Template != nil {
+		tpl = *w.Template
+	}
+	m.patch.set(value,
+		specStep(w),
+		step("template", !isZero(tpl)),
+		step("metadata", !isZero(tpl.ObjectMeta)),
+		step("labels", len(tpl.Labels) > 0),
+		step(key, false),
+	)
+}
+
+// unresolvedMounts lists, once each and in start order (init containers
+// first), the volume mount names that match neither a pod volume nor a claim
+// template.
+func unresolvedMounts(w Workload) []string {
+	if w.Template == nil {
+		return nil
+	}
+	resolved := map[string]bool{}
+	for _, v := range w.Template.Spec.Volumes {
+		resolved[v.Name] = true
+	}
+	for _, t := range w.ClaimTemplates {
+		resolved[t.Name] = true
+	}
+	var names []string
+	for c := range podContainers(&w.Template.Spec) {
+		for _, mount := range c.VolumeMounts {
+			if mount.Name == "" || resolved[mount.Name] {
+				continue
+			}
+			resolved[mount.Name] = true
+			names = append(names, mount.Name)
+		}
+	}
+	return names
+}
+
+func templateLabels(w Workload) map[string]string {
+	if w.Template == nil {
+		return nil
+	}
+	return w.Template.Labels
+}
+
+// specStep is the workload's spec. Its presence is inferred from the fields
+// the Workload view carries: a spec without selector and template is
+// rejected by the API server anyway, so adding it whole loses nothing that
+// could have been admitted.
+func specStep(w Workload) pathStep {
+	present := w.Selector != nil || w.Replicas != nil || w.ServiceName != "" ||
+		len(w.ClaimTemplates) > 0 || !isZero(w.Strategy) ||
+		(w.Template != nil && !isZero(*w.Template))
+	return step("spec", present)
+}
+
+func isZero[T any](v T) bool { return reflect.ValueOf(&v).Elem().IsZero() }
