@@ -1,0 +1,189 @@
+// Package config is statekeeper's typed configuration: one Config with its
+// defaults, its validation, and its binding to kebab-case command-line flags,
+// each with an environment-variable twin (STATEKEEPER_<UPPER_SNAKE>).
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/statekeeper/statekeeper/internal/policy"
+)
+
+// Log formats.
+const (
+	LogFormatJSON    = "json"
+	LogFormatConsole = "console"
+)
+
+// Config is everything `statekeeper serve` and `statekeeper check` can be told.
+type Config struct {
+	// WebhookHost and WebhookPort are where the TLS webhook server listens;
+	// an empty host means all addresses.
+	WebhookHost string
+	WebhookPort int
+	// CertDir holds tls.crt and tls.key; they are reloaded when they change.
+	// Empty means controller-runtime's default, <tmp>/k8s-webhook-server/serving-certs.
+	CertDir string
+
+	// MetricsBindAddress and HealthProbeBindAddress are "host:port", or "0" to disable.
+	MetricsBindAddress     string
+	HealthProbeBindAddress string
+
+	// LeaderElect elects one replica to run the reconciler; webhooks serve on every replica.
+	LeaderElect             bool
+	LeaderElectionNamespace string
+
+	// Namespace is statekeeper's own namespace; it is always excluded.
+	Namespace string
+	// ExcludedNamespaces are never reviewed (SPEC §6).
+	ExcludedNamespaces []string
+	// DefaultMode applies to namespaces without the statekeeper.io/mode label.
+	DefaultMode policy.Mode
+	// DefaultStorageSize and DefaultStorageClass fill injected claim templates
+	// when the StatefulSet's annotations do not.
+	DefaultStorageSize  resource.Quantity
+	DefaultStorageClass string
+	// ClusterDomain builds the pods' fully qualified names.
+	ClusterDomain string
+
+	// EnableHTTP2 serves the webhook over HTTP/2 too; off by default because of
+	// the HTTP/2 rapid-reset and stream-cancellation CVEs.
+	EnableHTTP2 bool
+
+	LogFormat string
+	// LogLevel is debug, info, warn, error, or a logr verbosity V as a positive integer.
+	LogLevel string
+
+	// Kubeconfig is a kubeconfig path; empty means --kubeconfig's usual
+	// fallbacks (KUBECONFIG, in-cluster, ~/.kube/config).
+	Kubeconfig string
+}
+
+// DefaultExcludedNamespaces are the system namespaces statekeeper never reviews.
+var DefaultExcludedNamespaces = []string{"kube-system", "kube-public", "kube-node-lease"}
+
+// Default returns the configuration of SPEC §7 with no flags given.
+func Default() Config {
+	return Config{
+		WebhookPort:            9443,
+		MetricsBindAddress:     ":8080",
+		HealthProbeBindAddress: ":8081",
+		ExcludedNamespaces:     slices.Clone(DefaultExcludedNamespaces),
+		DefaultMode:            policy.ModeEnforce,
+		DefaultStorageSize:     resource.MustParse("1Gi"),
+		ClusterDomain:          "cluster.local",
+		LogFormat:              LogFormatJSON,
+		LogLevel:               "info",
+	}
+}
+
+// Validate reports every setting that cannot be used, each naming its flag.
+func (c Config) Validate() error {
+	var errs []error
+	add := func(flag string, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("--%s: "+format, append([]any{flag}, args...)...))
+	}
+	if c.WebhookPort < 1 || c.WebhookPort > 65535 {
+		add(FlagWebhookPort, "port must be between 1 and 65535, got %d", c.WebhookPort)
+	}
+	if err := validateBindAddress(c.MetricsBindAddress); err != nil {
+		add(FlagMetricsBindAddress, "%v", err)
+	}
+	if err := validateBindAddress(c.HealthProbeBindAddress); err != nil {
+		add(FlagHealthProbeBindAddress, "%v", err)
+	}
+	if _, err := policy.ParseMode(string(c.DefaultMode)); err != nil {
+		add(FlagDefaultMode, "%v", err)
+	}
+	if c.DefaultStorageSize.Sign() <= 0 {
+		add(FlagDefaultStorageSize, "storage size must be positive, got %q", c.DefaultStorageSize.String())
+	}
+	if c.DefaultStorageClass != "" {
+		for _, msg := range validation.IsDNS1123Subdomain(c.DefaultStorageClass) {
+			add(FlagDefaultStorageClass, "%q is not a valid storage class name: %s", c.DefaultStorageClass, msg)
+		}
+	}
+	for _, ns := range c.ExcludedNamespaces {
+		for _, msg := range validation.IsDNS1123Label(ns) {
+			add(FlagExcludedNamespaces, "%q is not a valid namespace name: %s", ns, msg)
+		}
+	}
+	if c.Namespace != "" {
+		for _, msg := range validation.IsDNS1123Label(c.Namespace) {
+			add(FlagNamespace, "%q is not a valid namespace name: %s", c.Namespace, msg)
+		}
+	}
+	if c.ClusterDomain == "" {
+		add(FlagClusterDomain, "must not be empty")
+	} else {
+		for _, msg := range validation.IsDNS1123Subdomain(c.ClusterDomain) {
+			add(FlagClusterDomain, "%q is not a valid domain: %s", c.ClusterDomain, msg)
+		}
+	}
+	if c.LogFormat != LogFormatJSON && c.LogFormat != LogFormatConsole {
+		add(FlagLogFormat, "unknown log format %q: must be %q or %q", c.LogFormat, LogFormatJSON, LogFormatConsole)
+	}
+	if _, err := ParseLogLevel(c.LogLevel); err != nil {
+		add(FlagLogLevel, "%v", err)
+	}
+	return errors.Join(errs...)
+}
+
+// Excluded is the full list of namespaces statekeeper never reviews: the
+// configured ones plus its own.
+func (c Config) Excluded() []string {
+	out := slices.Clone(c.ExcludedNamespaces)
+	if c.Namespace != "" && !slices.Contains(out, c.Namespace) {
+		out = append(out, c.Namespace)
+	}
+	return out
+}
+
+// Defaults are the storage defaults the mutations fall back to.
+func (c Config) Defaults() policy.Defaults {
+	return policy.Defaults{StorageSize: c.DefaultStorageSize, StorageClass: c.DefaultStorageClass}
+}
+
+// LogLevel is a parsed --log-level: a zap level, where verbosity V is -V.
+type LogLevel int8
+
+// ParseLogLevel accepts debug, info, warn, error, or a logr verbosity (0-127).
+func ParseLogLevel(s string) (LogLevel, error) {
+	switch strings.ToLower(s) {
+	case "debug":
+		return -1, nil
+	case "info":
+		return 0, nil
+	case "warn":
+		return 1, nil
+	case "error":
+		return 2, nil
+	}
+	if v, err := strconv.ParseUint(s, 10, 7); err == nil {
+		return LogLevel(-int8(v)), nil
+	}
+	return 0, fmt.Errorf("unknown log level %q: must be debug, info, warn, error or a verbosity from 0 to 127", s)
+}
+
+// validateBindAddress accepts "0" (disabled) or "host:port".
+func validateBindAddress(addr string) error {
+	if addr == "0" {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not \"host:port\" or \"0\" to disable: %v", addr, err)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("%q: port must be a number between 0 and 65535", addr)
+	}
+	return nil
+}

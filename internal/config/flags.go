@@ -1,0 +1,184 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/statekeeper/statekeeper/internal/policy"
+)
+
+// Flag names (SPEC §7). Each has the environment twin EnvName(flag).
+const (
+	FlagWebhookHost             = "webhook-host"
+	FlagWebhookPort             = "webhook-port"
+	FlagCertDir                 = "cert-dir"
+	FlagMetricsBindAddress      = "metrics-bind-address"
+	FlagHealthProbeBindAddress  = "health-probe-bind-address"
+	FlagLeaderElect             = "leader-elect"
+	FlagLeaderElectionNamespace = "leader-election-namespace"
+	FlagNamespace               = "namespace"
+	FlagExcludedNamespaces      = "excluded-namespaces"
+	FlagDefaultMode             = "default-mode"
+	FlagDefaultStorageSize      = "default-storage-size"
+	FlagDefaultStorageClass     = "default-storage-class"
+	FlagClusterDomain           = "cluster-domain"
+	FlagEnableHTTP2             = "enable-http2"
+	FlagLogFormat               = "log-format"
+	FlagLogLevel                = "log-level"
+	FlagKubeconfig              = "kubeconfig"
+)
+
+// EnvPrefix starts every environment twin of a flag.
+const EnvPrefix = "STATEKEEPER_"
+
+// envAliases are further environment variables read, in order, after a
+// flag's own twin; POD_NAMESPACE is what the Downward API conventionally sets.
+var envAliases = map[string][]string{
+	FlagNamespace: {"POD_NAMESPACE"},
+}
+
+// EnvName is the environment twin of a flag: --webhook-port is STATEKEEPER_WEBHOOK_PORT.
+func EnvName(flag string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// envNames lists the variables read for a flag, in precedence order.
+func envNames(flag string) []string {
+	return append([]string{EnvName(flag)}, envAliases[flag]...)
+}
+
+// BindFlags binds every flag of `statekeeper serve` to c; c's current values
+// are the defaults shown by --help.
+func (c *Config) BindFlags(fs *pflag.FlagSet) {
+	c.BindServerFlags(fs)
+	c.BindPolicyFlags(fs)
+	c.BindLogFlags(fs)
+}
+
+// BindServerFlags binds the flags of the running server: listeners,
+// certificates, leader election, its own namespace and the API server connection.
+func (c *Config) BindServerFlags(fs *pflag.FlagSet) {
+	own := pflag.NewFlagSet("server", pflag.ContinueOnError)
+	defer addWithEnv(fs, own)
+	own.StringVar(&c.WebhookHost, FlagWebhookHost, c.WebhookHost,
+		"address the webhook server listens on (empty: all addresses)")
+	own.IntVar(&c.WebhookPort, FlagWebhookPort, c.WebhookPort,
+		"port the webhook server listens on")
+	own.StringVar(&c.CertDir, FlagCertDir, c.CertDir,
+		"directory holding tls.crt and tls.key, reloaded when they rotate (empty: <tmp>/k8s-webhook-server/serving-certs)")
+	own.StringVar(&c.MetricsBindAddress, FlagMetricsBindAddress, c.MetricsBindAddress,
+		`address of the Prometheus /metrics endpoint, "0" to disable`)
+	own.StringVar(&c.HealthProbeBindAddress, FlagHealthProbeBindAddress, c.HealthProbeBindAddress,
+		`address of the /healthz and /readyz endpoints, "0" to disable`)
+	own.BoolVar(&c.LeaderElect, FlagLeaderElect, c.LeaderElect,
+		"elect one replica to run the headless-Service reconciler (webhooks serve on every replica)")
+	own.StringVar(&c.LeaderElectionNamespace, FlagLeaderElectionNamespace, c.LeaderElectionNamespace,
+		"namespace of the leader-election Lease (empty: the namespace statekeeper runs in)")
+	own.StringVar(&c.Namespace, FlagNamespace, c.Namespace,
+		"namespace statekeeper runs in; always excluded from review")
+	own.BoolVar(&c.EnableHTTP2, FlagEnableHTTP2, c.EnableHTTP2,
+		"also serve webhooks over HTTP/2 (off because of the HTTP/2 rapid-reset CVEs)")
+	own.StringVar(&c.Kubeconfig, FlagKubeconfig, c.Kubeconfig,
+		"kubeconfig file (empty: $KUBECONFIG, the in-cluster config, or ~/.kube/config)")
+}
+
+// BindPolicyFlags binds the flags that change decisions; `check` shares them
+// with `serve` so that both decide alike.
+func (c *Config) BindPolicyFlags(fs *pflag.FlagSet) {
+	own := pflag.NewFlagSet("policy", pflag.ContinueOnError)
+	defer addWithEnv(fs, own)
+	own.StringSliceVar(&c.ExcludedNamespaces, FlagExcludedNamespaces, c.ExcludedNamespaces,
+		"comma-separated namespaces never reviewed (statekeeper's own namespace is added)")
+	own.Var(&modeValue{&c.DefaultMode}, FlagDefaultMode,
+		"mode of namespaces without the statekeeper.io/mode label: enforce, warn or off")
+	own.Var(&quantityValue{&c.DefaultStorageSize}, FlagDefaultStorageSize,
+		"size of injected volume claims without the statekeeper.io/storage-size annotation")
+	own.StringVar(&c.DefaultStorageClass, FlagDefaultStorageClass, c.DefaultStorageClass,
+		"storage class of injected volume claims without the statekeeper.io/storage-class annotation (empty: the cluster default)")
+	own.StringVar(&c.ClusterDomain, FlagClusterDomain, c.ClusterDomain,
+		"cluster DNS domain of the pods' fully qualified names")
+}
+
+// BindLogFlags binds the logging flags.
+func (c *Config) BindLogFlags(fs *pflag.FlagSet) {
+	own := pflag.NewFlagSet("log", pflag.ContinueOnError)
+	defer addWithEnv(fs, own)
+	own.StringVar(&c.LogFormat, FlagLogFormat, c.LogFormat,
+		"log encoding: json or console")
+	own.StringVar(&c.LogLevel, FlagLogLevel, c.LogLevel,
+		"debug, info, warn, error, or a verbosity from 0 to 127")
+}
+
+// envAnnotation marks the flags that have environment twins; its values are
+// the variables' names in precedence order.
+const envAnnotation = "statekeeper.io/env"
+
+// addWithEnv adds own's flags to fs, each annotated with its environment
+// twins and with them named in its --help text.
+func addWithEnv(fs, own *pflag.FlagSet) {
+	own.VisitAll(func(f *pflag.Flag) {
+		names := envNames(f.Name)
+		f.Usage = fmt.Sprintf("%s [env %s]", f.Usage, strings.Join(names, ", "))
+		f.Annotations = map[string][]string{envAnnotation: names}
+	})
+	fs.AddFlagSet(own)
+}
+
+// ApplyEnv fills every flag bound by Config that was not given on the command
+// line from its environment twin, so that flags win over the environment and the
+// environment over the defaults. Call it after fs.Parse. lookupEnv is
+// os.LookupEnv outside tests.
+func ApplyEnv(fs *pflag.FlagSet, lookupEnv func(string) (string, bool)) error {
+	var errs []error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Changed {
+			return
+		}
+		for _, name := range f.Annotations[envAnnotation] {
+			value, ok := lookupEnv(name)
+			if !ok {
+				continue
+			}
+			// A slice flag's first Set replaces its default, so an
+			// environment list is the whole list, as on the command line.
+			if err := f.Value.Set(value); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q (--%s): %w", name, value, f.Name, err))
+			}
+			f.Changed = true
+			return
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// modeValue binds a policy.Mode to a flag, rejecting unknown modes at parse time.
+type modeValue struct{ mode *policy.Mode }
+
+func (v *modeValue) String() string { return string(*v.mode) }
+func (v *modeValue) Type() string   { return "mode" }
+func (v *modeValue) Set(s string) error {
+	m, err := policy.ParseMode(s)
+	if err != nil {
+		return err
+	}
+	*v.mode = m
+	return nil
+}
+
+// quantityValue binds a resource.Quantity to a flag.
+type quantityValue struct{ q *resource.Quantity }
+
+func (v *quantityValue) String() string { return v.q.String() }
+func (v *quantityValue) Type() string   { return "quantity" }
+func (v *quantityValue) Set(s string) error {
+	q, err := resource.ParseQuantity(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a resource quantity such as 1Gi or 500Mi", s)
+	}
+	*v.q = q
+	return nil
+}
