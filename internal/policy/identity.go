@@ -1,0 +1,260 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"gomodules.xyz/jsonpatch/v2"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Pod annotations statekeeper writes (SPEC §5).
+const (
+	AnnotationOrdinal     = "statekeeper.io/ordinal"
+	AnnotationHostname    = "statekeeper.io/hostname"
+	AnnotationService     = "statekeeper.io/service"
+	AnnotationFQDN        = "statekeeper.io/fqdn"
+	AnnotationPrimaryFQDN = "statekeeper.io/primary-fqdn"
+	AnnotationPeers       = "statekeeper.io/peers"
+)
+
+// Environment variables injected with statekeeper.io/inject-env (SPEC §5).
+const (
+	EnvOrdinal     = "STATEKEEPER_ORDINAL"
+	EnvFQDN        = "STATEKEEPER_FQDN"
+	EnvPrimaryFQDN = "STATEKEEPER_PRIMARY_FQDN"
+	EnvService     = "STATEKEEPER_SERVICE"
+	EnvPeers       = "STATEKEEPER_PEERS"
+)
+
+// DefaultClusterDomain is the DNS domain PodIdentity uses when given none.
+const DefaultClusterDomain = "cluster.local"
+
+// maxPeersLength bounds the peers list. Annotations share a 256 KiB budget per
+// object, so a StatefulSet with tens of thousands of replicas would otherwise
+// make its own pods unadmittable; past the bound the peers are left out.
+const maxPeersLength = 64 << 10
+
+// Identity is the stable identity of one StatefulSet pod.
+type Identity struct {
+	Ordinal     int32
+	Hostname    string
+	Service     string
+	FQDN        string
+	PrimaryFQDN string
+	// Peers are the FQDNs of every ordinal the StatefulSet wanted when the pod
+	// was created (empty, not nil, at zero replicas); nil when the list would
+	// exceed maxPeersLength, and then the peers are not stamped.
+	Peers []string
+}
+
+// InjectEnvRequested reports whether the StatefulSet asks for the identity as
+// environment variables too.
+func InjectEnvRequested(sts *appsv1.StatefulSet) bool {
+	return sts.Annotations[AnnotationInjectEnv] == "true"
+}
+
+// PodIdentity computes the identity of pod, created by owner, whose DNS names
+// end in clusterDomain (DefaultClusterDomain when empty). The ordinal comes
+// from the apps.kubernetes.io/pod-index label the StatefulSet controller sets,
+// or from the "<owner>-<ordinal>" name for clusters older than that label.
+func PodIdentity(pod *corev1.Pod, owner *appsv1.StatefulSet, clusterDomain string) (Identity, error) {
+	if pod == nil || owner == nil {
+		return Identity{}, errors.New("pod identity needs both the pod and its statefulset")
+	}
+	if pod.Name == "" {
+		return Identity{}, errors.New("pod has no name: a statefulset pod is always named <statefulset>-<ordinal>")
+	}
+	ordinal, err := podOrdinal(pod, owner.Name)
+	if err != nil {
+		return Identity{}, err
+	}
+	namespace := pod.Namespace
+	if namespace == "" {
+		namespace = owner.Namespace
+	}
+	if namespace == "" {
+		return Identity{}, fmt.Errorf("pod %q has no namespace", pod.Name)
+	}
+	start := int32(0)
+	if owner.Spec.Ordinals != nil {
+		start = owner.Spec.Ordinals.Start
+	}
+	if start < 0 {
+		return Identity{}, fmt.Errorf("statefulset %q has a negative spec.ordinals.start %d", owner.Name, start)
+	}
+	replicas := int32(1)
+	if owner.Spec.Replicas != nil {
+		replicas = *owner.Spec.Replicas
+	}
+
+	service := owner.Spec.ServiceName
+	if service == "" {
+		service = HeadlessServiceName(owner.Name)
+	}
+	// "<host>.<service>.<namespace>.svc.<domain>", the name the cluster DNS
+	// gives a pod whose subdomain is a headless Service.
+	domain := strings.TrimSuffix(clusterDomain, ".")
+	if domain == "" {
+		domain = DefaultClusterDomain
+	}
+	suffix := "." + service + "." + namespace + ".svc." + domain
+	fqdnOf := func(ordinal int64) string { return owner.Name + "-" + strconv.FormatInt(ordinal, 10) + suffix }
+
+	return Identity{
+		Ordinal:     ordinal,
+		Hostname:    pod.Name,
+		Service:     service,
+		FQDN:        pod.Name + suffix,
+		PrimaryFQDN: fqdnOf(int64(start)),
+		Peers:       peers(int64(start), int64(replicas), fqdnOf),
+	}, nil
+}
+
+// podOrdinal reads the pod-index label when it holds an ordinal, else the name suffix.
+func podOrdinal(pod *corev1.Pod, owner string) (int32, error) {
+	if v, ok := pod.Labels[appsv1.PodIndexLabel]; ok {
+		if n, ok := parseOrdinal(v); ok {
+			return n, nil
+		}
+	}
+	prefix := owner + "-"
+	if rest, ok := strings.CutPrefix(pod.Name, prefix); ok {
+		if n, ok := parseOrdinal(rest); ok {
+			return n, nil
+		}
+	}
+	return 0, fmt.Errorf("pod %q has no ordinal: neither a valid %s label nor a name of the form %q",
+		pod.Name, appsv1.PodIndexLabel, prefix+"<ordinal>")
+}
+
+// parseOrdinal accepts decimal digits only (no sign) that fit an int32.
+func parseOrdinal(s string) (int32, bool) {
+	if s == "" || strings.TrimLeft(s, "0123456789") != "" {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(s, 10, 32)
+	if err != nil {
+		return 0, false
+	}
+	return int32(n), true
+}
+
+// peers lists the FQDNs of ordinals start..start+replicas-1, or nil when they
+// would not fit maxPeersLength. int64 keeps start+replicas from overflowing.
+func peers(start, replicas int64, fqdnOf func(int64) string) []string {
+	out := make([]string, 0, max(0, min(replicas, 64)))
+	length := 0
+	for ordinal := start; ordinal < start+replicas; ordinal++ {
+		fqdn := fqdnOf(ordinal)
+		length += len(fqdn) + 1
+		if length > maxPeersLength {
+			return nil
+		}
+		out = append(out, fqdn)
+	}
+	return out
+}
+
+// annotation is one key and value, kept in a slice so patches come out in a stable order.
+type annotation struct{ key, value string }
+
+// annotations are the identity's pod annotations, in the order they are patched.
+func (id Identity) annotations() []annotation {
+	out := []annotation{
+		{AnnotationOrdinal, strconv.Itoa(int(id.Ordinal))},
+		{AnnotationHostname, id.Hostname},
+		{AnnotationService, id.Service},
+		{AnnotationFQDN, id.FQDN},
+		{AnnotationPrimaryFQDN, id.PrimaryFQDN},
+	}
+	if id.Peers != nil {
+		out = append(out, annotation{AnnotationPeers, strings.Join(id.Peers, ",")})
+	}
+	return out
+}
+
+// env is the identity as environment variables, in the order they are injected.
+func (id Identity) env() []corev1.EnvVar {
+	out := []corev1.EnvVar{
+		{Name: EnvOrdinal, Value: strconv.Itoa(int(id.Ordinal))},
+		{Name: EnvFQDN, Value: id.FQDN},
+		{Name: EnvPrimaryFQDN, Value: id.PrimaryFQDN},
+		{Name: EnvService, Value: id.Service},
+	}
+	if id.Peers != nil {
+		out = append(out, corev1.EnvVar{Name: EnvPeers, Value: strings.Join(id.Peers, ",")})
+	}
+	return out
+}
+
+// StampPod returns the JSON patch, against the pod's raw JSON, that writes id
+// as annotations and, with injectEnv, as environment variables of every
+// container and init container. It only references paths the pod has (an
+// empty map or list is added whole), and yields no operations once applied.
+//
+// Variables the user set (by value or valueFrom) are never overwritten.
+// Variables that come from envFrom cannot be seen at admission; the injected
+// ones take precedence over them.
+func StampPod(pod *corev1.Pod, id Identity, injectEnv bool) []jsonpatch.Operation {
+	var ops []jsonpatch.Operation
+	wanted := id.annotations()
+	// An empty map or list may be absent from the raw JSON, so it is added
+	// whole ("add" also replaces a member that exists), as in patch.go.
+	if len(pod.Annotations) == 0 {
+		all := make(map[string]string, len(wanted))
+		for _, a := range wanted {
+			all[a.key] = a.value
+		}
+		ops = append(ops, jsonpatch.NewOperation("add", "/metadata/annotations", all))
+	} else {
+		for _, a := range wanted {
+			current, ok := pod.Annotations[a.key]
+			switch {
+			case !ok:
+				ops = append(ops, jsonpatch.NewOperation("add", pointer("metadata", "annotations", a.key), a.value))
+			case current != a.value:
+				ops = append(ops, jsonpatch.NewOperation("replace", pointer("metadata", "annotations", a.key), a.value))
+			}
+		}
+	}
+	if !injectEnv {
+		return ops
+	}
+	env := id.env()
+	for i := range pod.Spec.InitContainers {
+		ops = append(ops, injectEnvOps(fmt.Sprintf("/spec/initContainers/%d/env", i), pod.Spec.InitContainers[i].Env, env)...)
+	}
+	for i := range pod.Spec.Containers {
+		ops = append(ops, injectEnvOps(fmt.Sprintf("/spec/containers/%d/env", i), pod.Spec.Containers[i].Env, env)...)
+	}
+	return ops
+}
+
+// injectEnvOps adds the variables of wanted that current does not name.
+func injectEnvOps(path string, current, wanted []corev1.EnvVar) []jsonpatch.Operation {
+	set := make(map[string]bool, len(current))
+	for _, e := range current {
+		set[e.Name] = true
+	}
+	var missing []corev1.EnvVar
+	for _, e := range wanted {
+		if !set[e.Name] {
+			missing = append(missing, e)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if len(current) == 0 {
+		return []jsonpatch.Operation{jsonpatch.NewOperation("add", path, missing)}
+	}
+	ops := make([]jsonpatch.Operation, 0, len(missing))
+	for _, e := range missing {
+		ops = append(ops, jsonpatch.NewOperation("add", path+"/-", e))
+	}
+	return ops
+}
