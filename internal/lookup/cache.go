@@ -1,0 +1,232 @@
+package lookup
+
+import (
+	"context"
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/statekeeper/statekeeper/internal/policy"
+)
+
+// ComponentIndex is the cache field index on Deployments and StatefulSets
+// whose value is the workload's component (the component label, or the name).
+// Component lookups read it so that no request lists a whole namespace.
+const ComponentIndex = "statekeeper.io/component"
+
+// IndexFields registers ComponentIndex on Deployments and StatefulSets. Call
+// it with mgr.GetFieldIndexer() before the manager starts.
+func IndexFields(ctx context.Context, indexer client.FieldIndexer) error {
+	for _, obj := range []client.Object{&appsv1.Deployment{}, &appsv1.StatefulSet{}} {
+		if err := indexer.IndexField(ctx, obj, ComponentIndex, componentOf); err != nil {
+			return fmt.Errorf("indexing %T by component: %w", obj, err)
+		}
+	}
+	return nil
+}
+
+// componentOf is the index function: the component label, or the name.
+func componentOf(obj client.Object) []string {
+	if c := obj.GetLabels()[policy.LabelComponent]; c != "" {
+		return []string{c}
+	}
+	return []string{obj.GetName()}
+}
+
+// CacheOptions returns the cache settings the lookups need: managedFields are
+// dropped from every object (statekeeper never reads them and they are often
+// the bulk of an object), and pods, which are cached as metadata only to
+// answer "do pods still exist", also lose their annotations.
+//
+// Deployments and StatefulSets must be cached without a label selector: a
+// kind switch is judged against the other kind's workload even when that one
+// predates statekeeper and carries no deploy-type label.
+func CacheOptions() cache.Options {
+	return cache.Options{
+		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject: map[client.Object]cache.ByObject{
+			podMetadata(): {Transform: stripPodMetadata},
+		},
+	}
+}
+
+// podMetadata is the metadata-only view of pods: the cache then runs a
+// metadata informer and keeps no pod specs.
+func podMetadata() *metav1.PartialObjectMetadata {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Pod"))
+	return m
+}
+
+// stripPodMetadata keeps what selector matching needs.
+func stripPodMetadata(in any) (any, error) {
+	if m, ok := in.(*metav1.PartialObjectMetadata); ok {
+		m.ManagedFields = nil
+		m.Annotations = nil
+	}
+	return in, nil
+}
+
+// Cache answers lookups from the manager's informer cache, except Services.
+type Cache struct {
+	cached   client.Reader
+	uncached client.Reader
+}
+
+var _ Lookup = (*Cache)(nil)
+
+// NewCache returns a Lookup over cached (mgr.GetCache(), with IndexFields
+// registered and CacheOptions applied) and uncached (mgr.GetAPIReader()).
+//
+// Services are read through uncached: the reconciler's cache holds only the
+// Services statekeeper manages, while the headless-conflict rule must see any
+// Service of the name, and it asks only when a stateful StatefulSet is created.
+func NewCache(cached, uncached client.Reader) *Cache {
+	return &Cache{cached: cached, uncached: uncached}
+}
+
+// Workload implements Lookup.
+func (c *Cache) Workload(ctx context.Context, kind policy.Kind, namespace, name string) (*policy.Observed, error) {
+	key := client.ObjectKey{Namespace: namespace, Name: name}
+	var w policy.Workload
+	switch kind {
+	case policy.KindDeployment:
+		var d appsv1.Deployment
+		if err := c.cached.Get(ctx, key, &d); err != nil {
+			return nil, client.IgnoreNotFound(err)
+		}
+		w = policy.FromDeployment(&d)
+	case policy.KindStatefulSet:
+		var s appsv1.StatefulSet
+		if err := c.cached.Get(ctx, key, &s); err != nil {
+			return nil, client.IgnoreNotFound(err)
+		}
+		w = policy.FromStatefulSet(&s)
+	default:
+		return nil, fmt.Errorf("unknown workload kind %q", kind)
+	}
+	return c.observe(ctx, w)
+}
+
+// Component implements Lookup through ComponentIndex.
+func (c *Cache) Component(ctx context.Context, kind policy.Kind, namespace, component string) ([]policy.Observed, error) {
+	opts := []client.ListOption{client.InNamespace(namespace), client.MatchingFields{ComponentIndex: component}}
+	var workloads []policy.Workload
+	switch kind {
+	case policy.KindDeployment:
+		var list appsv1.DeploymentList
+		if err := c.cached.List(ctx, &list, opts...); err != nil {
+			return nil, fmt.Errorf("listing deployments of component %q: %w", component, err)
+		}
+		for i := range list.Items {
+			workloads = append(workloads, policy.FromDeployment(&list.Items[i]))
+		}
+	case policy.KindStatefulSet:
+		var list appsv1.StatefulSetList
+		if err := c.cached.List(ctx, &list, opts...); err != nil {
+			return nil, fmt.Errorf("listing statefulsets of component %q: %w", component, err)
+		}
+		for i := range list.Items {
+			workloads = append(workloads, policy.FromStatefulSet(&list.Items[i]))
+		}
+	default:
+		return nil, fmt.Errorf("unknown workload kind %q", kind)
+	}
+	out := make([]policy.Observed, 0, len(workloads))
+	for _, w := range workloads {
+		o, err := c.observe(ctx, w)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *o)
+	}
+	return out, nil
+}
+
+func (c *Cache) observe(ctx context.Context, w policy.Workload) (*policy.Observed, error) {
+	exist, err := c.podsExist(ctx, w.Namespace, w.Selector)
+	if err != nil {
+		return nil, fmt.Errorf("listing pods of %s: %w", w.Ref(), err)
+	}
+	return &policy.Observed{Workload: w, PodsExist: exist}, nil
+}
+
+// podsExist lists pod metadata in the namespace matching the selector; a
+// missing or invalid selector selects nothing, as the API server would.
+func (c *Cache) podsExist(ctx context.Context, namespace string, selector *metav1.LabelSelector) (bool, error) {
+	sel, ok := selectorOf(selector)
+	if !ok {
+		return false, nil
+	}
+	pods := &metav1.PartialObjectMetadataList{}
+	pods.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("PodList"))
+	if err := c.cached.List(ctx, pods, client.InNamespace(namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+		return false, err
+	}
+	return len(pods.Items) > 0, nil
+}
+
+// Claims implements Lookup.
+func (c *Cache) Claims(ctx context.Context, namespace string, names []string) (map[string]*corev1.PersistentVolumeClaim, error) {
+	out := make(map[string]*corev1.PersistentVolumeClaim, len(names))
+	for _, name := range names {
+		claim := &corev1.PersistentVolumeClaim{}
+		err := c.cached.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, claim)
+		switch {
+		case apierrors.IsNotFound(err):
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("reading claim %q: %w", name, err)
+		}
+		out[name] = claim
+	}
+	return out, nil
+}
+
+// Service implements Lookup with a live read (see NewCache).
+func (c *Cache) Service(ctx context.Context, namespace, name string) (*corev1.Service, error) {
+	svc := &corev1.Service{}
+	if err := c.uncached.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, svc); err != nil {
+		return nil, client.IgnoreNotFound(err)
+	}
+	return svc, nil
+}
+
+// StatefulSet implements Lookup.
+func (c *Cache) StatefulSet(ctx context.Context, namespace, name string) (*appsv1.StatefulSet, error) {
+	s := &appsv1.StatefulSet{}
+	if err := c.cached.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, s); err != nil {
+		return nil, client.IgnoreNotFound(err)
+	}
+	return s, nil
+}
+
+// NamespaceMode implements Lookup.
+func (c *Cache) NamespaceMode(ctx context.Context, namespace string) (string, bool, error) {
+	ns := &corev1.Namespace{}
+	if err := c.cached.Get(ctx, client.ObjectKey{Name: namespace}, ns); err != nil {
+		return "", false, client.IgnoreNotFound(err)
+	}
+	mode, ok := ns.Labels[policy.LabelMode]
+	return mode, ok, nil
+}
+
+// selectorOf converts a workload's selector; ok is false when it selects no
+// pod: missing, invalid or empty (apps/v1 rejects an empty selector, so a
+// stored workload never selects every pod of its namespace).
+func selectorOf(selector *metav1.LabelSelector) (labels.Selector, bool) {
+	if selector == nil {
+		return nil, false
+	}
+	sel, err := metav1.LabelSelectorAsSelector(selector)
+	if err != nil || sel.Empty() {
+		return nil, false
+	}
+	return sel, true
+}

@@ -1,0 +1,195 @@
+package lookup
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	"github.com/statekeeper/statekeeper/internal/policy"
+)
+
+// The fixtures below are one small namespace "shop": the "db" component runs
+// as a Deployment named "db-old" (component label) with a pod left behind, a
+// StatefulSet "db" (component by name), a claim, a Service and a namespace in
+// warn mode. Both implementations must answer the same questions identically.
+
+func fixtures() []client.Object {
+	return []client.Object{
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", Labels: map[string]string{policy.LabelMode: "warn"}}},
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "plain"}},
+		&appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "db-old", Labels: map[string]string{policy.LabelComponent: "db"}},
+			Spec: appsv1.DeploymentSpec{
+				Replicas: ptr.To[int32](0),
+				Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db-old"}},
+			},
+		},
+		&appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web"},
+			Spec:       appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}},
+		},
+		&appsv1.StatefulSet{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "db"},
+			Spec: appsv1.StatefulSetSpec{
+				Replicas:    ptr.To[int32](1),
+				Selector:    &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}},
+				ServiceName: "db-headless",
+			},
+		},
+		// A Deployment of the same component in another namespace must not count.
+		&appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "other", Name: "db"},
+			Spec:       appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}}},
+		},
+		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "db-old-7c9f", Labels: map[string]string{"app": "db-old", "pod-template-hash": "7c9f"}}},
+		&corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "data"}},
+		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "db-headless"}, Spec: corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone}},
+	}
+}
+
+func newMemory(t *testing.T) Lookup {
+	m := NewMemory()
+	for _, obj := range fixtures() {
+		require.True(t, m.Add(obj), "%T", obj)
+	}
+	assert.False(t, m.Add(&corev1.ConfigMap{}), "a ConfigMap is not something the rules read")
+	return m
+}
+
+// recordingIndexer captures what IndexFields registers, so the fake client
+// serves exactly those indexes.
+type recordingIndexer struct{ builder *fake.ClientBuilder }
+
+func (r recordingIndexer) IndexField(_ context.Context, obj client.Object, field string, fn client.IndexerFunc) error {
+	r.builder.WithIndex(obj, field, fn)
+	return nil
+}
+
+// newFakeCache serves the fixtures through controller-runtime's fake client
+// with the indexes IndexFields registers.
+func newFakeCache(t *testing.T) Lookup {
+	builder := fake.NewClientBuilder().WithScheme(clientgoscheme.Scheme).WithObjects(fixtures()...)
+	require.NoError(t, IndexFields(context.Background(), recordingIndexer{builder}))
+	c := builder.Build()
+	return NewCache(c, c)
+}
+
+func TestLookups(t *testing.T) {
+	for name, build := range map[string]func(*testing.T) Lookup{"memory": newMemory, "cache": newFakeCache} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			l := build(t)
+
+			dbOld, err := l.Workload(ctx, policy.KindDeployment, "shop", "db-old")
+			require.NoError(t, err)
+			require.NotNil(t, dbOld)
+			assert.Equal(t, "db-old", dbOld.Name)
+			assert.True(t, dbOld.PodsExist, "the leftover pod matches the selector")
+
+			web, err := l.Workload(ctx, policy.KindDeployment, "shop", "web")
+			require.NoError(t, err)
+			require.NotNil(t, web)
+			assert.False(t, web.PodsExist)
+
+			missing, err := l.Workload(ctx, policy.KindStatefulSet, "shop", "nope")
+			require.NoError(t, err)
+			assert.Nil(t, missing)
+
+			deployments, err := l.Component(ctx, policy.KindDeployment, "shop", "db")
+			require.NoError(t, err)
+			assert.Equal(t, []string{"db-old"}, names(deployments), "by label, in the namespace only")
+			statefulSets, err := l.Component(ctx, policy.KindStatefulSet, "shop", "db")
+			require.NoError(t, err)
+			assert.Equal(t, []string{"db"}, names(statefulSets), "by name when unlabelled")
+			none, err := l.Component(ctx, policy.KindStatefulSet, "shop", "web")
+			require.NoError(t, err)
+			assert.Empty(t, none)
+
+			claims, err := l.Claims(ctx, "shop", []string{"data", "absent"})
+			require.NoError(t, err)
+			assert.Equal(t, []string{"data"}, keys(claims))
+
+			svc, err := l.Service(ctx, "shop", "db-headless")
+			require.NoError(t, err)
+			require.NotNil(t, svc)
+			assert.Equal(t, corev1.ClusterIPNone, svc.Spec.ClusterIP)
+			noSvc, err := l.Service(ctx, "shop", "absent")
+			require.NoError(t, err)
+			assert.Nil(t, noSvc)
+
+			sts, err := l.StatefulSet(ctx, "shop", "db")
+			require.NoError(t, err)
+			require.NotNil(t, sts)
+			assert.Equal(t, "db-headless", sts.Spec.ServiceName)
+
+			mode, ok, err := l.NamespaceMode(ctx, "shop")
+			require.NoError(t, err)
+			assert.Equal(t, []any{"warn", true}, []any{mode, ok})
+			mode, ok, err = l.NamespaceMode(ctx, "plain")
+			require.NoError(t, err)
+			assert.Equal(t, []any{"", false}, []any{mode, ok})
+			mode, ok, err = l.NamespaceMode(ctx, "absent")
+			require.NoError(t, err)
+			assert.Equal(t, []any{"", false}, []any{mode, ok})
+		})
+	}
+}
+
+func TestMemoryAddReplaces(t *testing.T) {
+	m := NewMemory()
+	sts := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "db"}, Spec: appsv1.StatefulSetSpec{ServiceName: "a"}}
+	m.Add(sts)
+	m.Add(&appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "db"}, Spec: appsv1.StatefulSetSpec{ServiceName: "b"}})
+	got, err := m.StatefulSet(context.Background(), "shop", "db")
+	require.NoError(t, err)
+	assert.Equal(t, "b", got.Spec.ServiceName)
+}
+
+func TestComponentOf(t *testing.T) {
+	assert.Equal(t, []string{"db"}, componentOf(&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "db"}}))
+	assert.Equal(t, []string{"shop-db"}, componentOf(&appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{
+		Name: "db-v2", Labels: map[string]string{policy.LabelComponent: "shop-db"},
+	}}))
+	assert.Equal(t, []string{"db"}, componentOf(&appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{
+		Name: "db", Labels: map[string]string{policy.LabelComponent: ""},
+	}}), "an empty label falls back to the name, as policy.Workload.Component does")
+}
+
+func TestStripPodMetadata(t *testing.T) {
+	in := podMetadata()
+	in.Name, in.Namespace = "db-0", "shop"
+	in.Labels = map[string]string{"app": "db"}
+	in.Annotations = map[string]string{"big": "value"}
+	in.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubelet"}}
+	out, err := stripPodMetadata(in)
+	require.NoError(t, err)
+	want := podMetadata()
+	want.Name, want.Namespace = "db-0", "shop"
+	want.Labels = map[string]string{"app": "db"}
+	assert.Equal(t, want, out)
+}
+
+func names(obs []policy.Observed) []string {
+	var out []string
+	for _, o := range obs {
+		out = append(out, o.Name)
+	}
+	return out
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}

@@ -1,0 +1,150 @@
+package lookup
+
+import (
+	"context"
+	"slices"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/statekeeper/statekeeper/internal/policy"
+)
+
+// Memory is a Lookup over objects held in memory: `statekeeper check` adds the
+// objects that precede the one being checked, so that a manifest stream is
+// judged as if it had been applied in order. It is not safe for concurrent
+// use while objects are being added.
+type Memory struct {
+	deployments  map[client.ObjectKey]*appsv1.Deployment
+	statefulSets map[client.ObjectKey]*appsv1.StatefulSet
+	claims       map[client.ObjectKey]*corev1.PersistentVolumeClaim
+	services     map[client.ObjectKey]*corev1.Service
+	namespaces   map[string]*corev1.Namespace
+	// podLabels holds the labels of each pod by namespace, for PodsExist.
+	podLabels map[string][]map[string]string
+}
+
+var _ Lookup = (*Memory)(nil)
+
+// NewMemory returns an empty cluster.
+func NewMemory() *Memory {
+	return &Memory{
+		deployments:  map[client.ObjectKey]*appsv1.Deployment{},
+		statefulSets: map[client.ObjectKey]*appsv1.StatefulSet{},
+		claims:       map[client.ObjectKey]*corev1.PersistentVolumeClaim{},
+		services:     map[client.ObjectKey]*corev1.Service{},
+		namespaces:   map[string]*corev1.Namespace{},
+		podLabels:    map[string][]map[string]string{},
+	}
+}
+
+// Add stores obj, replacing an object of the same kind and name. It reports
+// whether obj is of a kind the lookups read (Deployment, StatefulSet,
+// PersistentVolumeClaim, Service, Namespace, Pod, all as typed objects);
+// other objects are ignored.
+func (m *Memory) Add(obj client.Object) bool {
+	key := client.ObjectKeyFromObject(obj)
+	switch o := obj.(type) {
+	case *appsv1.Deployment:
+		m.deployments[key] = o
+	case *appsv1.StatefulSet:
+		m.statefulSets[key] = o
+	case *corev1.PersistentVolumeClaim:
+		m.claims[key] = o
+	case *corev1.Service:
+		m.services[key] = o
+	case *corev1.Namespace:
+		m.namespaces[o.Name] = o
+	case *corev1.Pod:
+		m.podLabels[o.Namespace] = append(m.podLabels[o.Namespace], o.Labels)
+	default:
+		return false
+	}
+	return true
+}
+
+// Workload implements Lookup.
+func (m *Memory) Workload(_ context.Context, kind policy.Kind, namespace, name string) (*policy.Observed, error) {
+	key := client.ObjectKey{Namespace: namespace, Name: name}
+	switch kind {
+	case policy.KindDeployment:
+		if d, ok := m.deployments[key]; ok {
+			return m.observe(policy.FromDeployment(d)), nil
+		}
+	case policy.KindStatefulSet:
+		if s, ok := m.statefulSets[key]; ok {
+			return m.observe(policy.FromStatefulSet(s)), nil
+		}
+	}
+	return nil, nil
+}
+
+// Component implements Lookup.
+func (m *Memory) Component(_ context.Context, kind policy.Kind, namespace, component string) ([]policy.Observed, error) {
+	var out []policy.Observed
+	keep := func(w policy.Workload) {
+		if w.Namespace == namespace && w.Component() == component {
+			out = append(out, *m.observe(w))
+		}
+	}
+	switch kind {
+	case policy.KindDeployment:
+		for _, d := range m.deployments {
+			keep(policy.FromDeployment(d))
+		}
+	case policy.KindStatefulSet:
+		for _, s := range m.statefulSets {
+			keep(policy.FromStatefulSet(s))
+		}
+	}
+	// Maps iterate in random order; messages that name a counterpart must not.
+	slices.SortFunc(out, func(a, b policy.Observed) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+func (m *Memory) observe(w policy.Workload) *policy.Observed {
+	o := &policy.Observed{Workload: w}
+	if sel, ok := selectorOf(w.Selector); ok {
+		for _, podLabels := range m.podLabels[w.Namespace] {
+			if sel.Matches(labels.Set(podLabels)) {
+				o.PodsExist = true
+				break
+			}
+		}
+	}
+	return o
+}
+
+// Claims implements Lookup.
+func (m *Memory) Claims(_ context.Context, namespace string, names []string) (map[string]*corev1.PersistentVolumeClaim, error) {
+	out := make(map[string]*corev1.PersistentVolumeClaim, len(names))
+	for _, name := range names {
+		if c, ok := m.claims[client.ObjectKey{Namespace: namespace, Name: name}]; ok {
+			out[name] = c
+		}
+	}
+	return out, nil
+}
+
+// Service implements Lookup.
+func (m *Memory) Service(_ context.Context, namespace, name string) (*corev1.Service, error) {
+	return m.services[client.ObjectKey{Namespace: namespace, Name: name}], nil
+}
+
+// StatefulSet implements Lookup.
+func (m *Memory) StatefulSet(_ context.Context, namespace, name string) (*appsv1.StatefulSet, error) {
+	return m.statefulSets[client.ObjectKey{Namespace: namespace, Name: name}], nil
+}
+
+// NamespaceMode implements Lookup.
+func (m *Memory) NamespaceMode(_ context.Context, namespace string) (string, bool, error) {
+	ns, ok := m.namespaces[namespace]
+	if !ok {
+		return "", false, nil
+	}
+	mode, ok := ns.Labels[policy.LabelMode]
+	return mode, ok, nil
+}
