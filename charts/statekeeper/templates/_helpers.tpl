@@ -1,0 +1,194 @@
+{{/*
+Chart name, truncated to 63 characters (the DNS label limit of most names).
+*/}}
+{{- define "statekeeper.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Fully qualified app name, truncated to 63 characters. When the release name
+already contains the chart name it is used alone ("statekeeper", not
+"statekeeper-statekeeper").
+*/}}
+{{- define "statekeeper.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+A name derived from the fullname with a suffix; the fullname is shortened so
+that the suffix always survives the 63-character limit.
+Usage: include "statekeeper.suffixedName" (list . "webhook")
+*/}}
+{{- define "statekeeper.suffixedName" -}}
+{{- $root := index . 0 }}
+{{- $suffix := index . 1 }}
+{{- $max := sub 62 (len $suffix) | int }}
+{{- printf "%s-%s" (include "statekeeper.fullname" $root | trunc $max | trimSuffix "-") $suffix }}
+{{- end }}
+
+{{/*
+Chart label value: name-version.
+*/}}
+{{- define "statekeeper.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Common labels.
+*/}}
+{{- define "statekeeper.labels" -}}
+helm.sh/chart: {{ include "statekeeper.chart" . }}
+{{ include "statekeeper.selectorLabels" . }}
+{{- if .Chart.AppVersion }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: statekeeper
+{{- end }}
+
+{{/*
+Selector labels: stable for the life of a release.
+*/}}
+{{- define "statekeeper.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "statekeeper.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+The ServiceAccount the server runs as.
+*/}}
+{{- define "statekeeper.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "statekeeper.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+The Service the API server calls the webhooks through.
+*/}}
+{{- define "statekeeper.webhookServiceName" -}}
+{{- include "statekeeper.suffixedName" (list . "webhook") }}
+{{- end }}
+
+{{/*
+The Service that exposes Prometheus metrics.
+*/}}
+{{- define "statekeeper.metricsServiceName" -}}
+{{- include "statekeeper.suffixedName" (list . "metrics") }}
+{{- end }}
+
+{{/*
+The Secret holding the serving certificate (tls.crt, tls.key).
+*/}}
+{{- define "statekeeper.tlsSecretName" -}}
+{{- default (include "statekeeper.suffixedName" (list . "tls")) .Values.tls.secretName }}
+{{- end }}
+
+{{/*
+cert-manager object names.
+*/}}
+{{- define "statekeeper.servingCertificateName" -}}
+{{- include "statekeeper.suffixedName" (list . "serving-cert") }}
+{{- end }}
+{{- define "statekeeper.selfSignedIssuerName" -}}
+{{- include "statekeeper.suffixedName" (list . "selfsigned") }}
+{{- end }}
+{{- define "statekeeper.caCertificateName" -}}
+{{- include "statekeeper.suffixedName" (list . "ca") }}
+{{- end }}
+{{- define "statekeeper.caIssuerName" -}}
+{{- include "statekeeper.suffixedName" (list . "ca-issuer") }}
+{{- end }}
+
+{{/*
+Namespaces statekeeper never sees: the configured ones plus its own, so that
+it can never block the creation of its own pods.
+*/}}
+{{- define "statekeeper.excludedNamespaces" -}}
+{{- append .Values.webhook.excludedNamespaces .Release.Namespace | uniq | join "," }}
+{{- end }}
+
+{{/*
+The Certificate whose CA cert-manager's cainjector writes into the webhook
+configurations ("<namespace>/<name>"), or nothing when the CA bundle is given
+explicitly (the injector would overwrite it) or cert-manager is not used.
+*/}}
+{{- define "statekeeper.caInjectionFrom" -}}
+{{- if and (eq .Values.tls.mode "cert-manager") (not .Values.webhook.caBundle) }}
+{{- printf "%s/%s" .Release.Namespace (include "statekeeper.servingCertificateName" .) }}
+{{- end }}
+{{- end }}
+
+{{/*
+clientConfig of one webhook. Usage: include "statekeeper.clientConfig" (list . "/mutate")
+A base URL in webhook.url points at a local process; otherwise the API server
+calls the chart's Service.
+*/}}
+{{- define "statekeeper.clientConfig" -}}
+{{- $root := index . 0 }}
+{{- $path := index . 1 -}}
+clientConfig:
+  {{- if $root.Values.webhook.url }}
+  url: {{ printf "%s%s" (trimSuffix "/" $root.Values.webhook.url) $path | quote }}
+  {{- else }}
+  service:
+    name: {{ include "statekeeper.webhookServiceName" $root }}
+    namespace: {{ $root.Release.Namespace }}
+    path: {{ $path }}
+    port: 443
+  {{- end }}
+  {{- with $root.Values.webhook.caBundle }}
+  caBundle: {{ . }}
+  {{- end }}
+{{- end }}
+
+{{/*
+Fields shared by every webhook: scope, protocol and timeout.
+*/}}
+{{- define "statekeeper.webhookCommon" -}}
+admissionReviewVersions: ["v1"]
+sideEffects: None
+matchPolicy: Equivalent
+timeoutSeconds: {{ .Values.webhook.timeoutSeconds }}
+namespaceSelector:
+  matchExpressions:
+    - key: kubernetes.io/metadata.name
+      operator: NotIn
+      values:
+        {{- range append .Values.webhook.excludedNamespaces .Release.Namespace | uniq }}
+        - {{ . | quote }}
+        {{- end }}
+    - key: statekeeper.io/mode
+      operator: NotIn
+      values: ["off"]
+{{- end }}
+
+{{/*
+Only workloads that carry a deploy type are managed.
+*/}}
+{{- define "statekeeper.workloadObjectSelector" -}}
+objectSelector:
+  matchExpressions:
+    - key: statekeeper.io/deploy-type
+      operator: Exists
+{{- end }}
+
+{{/*
+The TLS mode's requirements, checked once for every render.
+*/}}
+{{- define "statekeeper.validateTLS" -}}
+{{- if eq .Values.tls.mode "secret" }}
+{{- $_ := required "tls.mode=secret needs webhook.caBundle: the base64-encoded PEM CA that signed the certificate in the Secret tls.secretName" .Values.webhook.caBundle }}
+{{- end }}
+{{- end }}
