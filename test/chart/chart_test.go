@@ -1,0 +1,523 @@
+// Package chart tests the Helm chart in charts/statekeeper as Helm renders it:
+// golden files for default and non-default values, the webhook contract of
+// docs/architecture.md decoded into the API types, RBAC limits, schema
+// rejections and `helm lint`.
+//
+// The helm binary is $HELM, or the one the Makefile builds into the tool cache.
+// Regenerate the golden files with `go test ./test/chart/ -update`.
+package chart
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/yaml"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/ from the current chart")
+
+const (
+	chartDir    = "../../charts/statekeeper"
+	releaseName = "sk"
+	releaseNS   = "statekeeper"
+)
+
+// helmBinary finds helm: $HELM, else the Makefile's tool cache. The tests skip
+// only when neither is set up, and say how to get helm.
+func helmBinary(t *testing.T) string {
+	t.Helper()
+	if h := os.Getenv("HELM"); h != "" {
+		return h
+	}
+	cache := os.Getenv("XDG_CACHE_HOME")
+	if cache == "" {
+		home, err := os.UserHomeDir()
+		require.NoError(t, err)
+		cache = filepath.Join(home, ".cache")
+	}
+	h := filepath.Join(cache, "statekeeper", "tools", "helm")
+	if _, err := os.Stat(h); err != nil {
+		t.Skipf("helm not found: HELM is unset and %s is missing (build it with `make` or "+
+			"`GOBIN=%s go install helm.sh/helm/v4/cmd/helm@v4.3.1`)", h, filepath.Dir(h))
+	}
+	return h
+}
+
+// runHelm runs helm with its config and cache in a temporary directory, so the
+// tests neither read nor write the user's Helm settings.
+func runHelm(t *testing.T, args ...string) (stdout string, err error) {
+	t.Helper()
+	helm := helmBinary(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	home := t.TempDir()
+	cmd := exec.CommandContext(ctx, helm, args...)
+	cmd.Env = append(os.Environ(),
+		"HELM_CONFIG_HOME="+filepath.Join(home, "config"),
+		"HELM_CACHE_HOME="+filepath.Join(home, "cache"),
+		"HELM_DATA_HOME="+filepath.Join(home, "data"),
+	)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		return out.String(), fmt.Errorf("helm %s: %w\n%s", strings.Join(args, " "), err, errOut.String())
+	}
+	return out.String(), nil
+}
+
+// render runs `helm template` for release sk in namespace statekeeper.
+func render(t *testing.T, values ...string) (string, error) {
+	t.Helper()
+	args := append([]string{"template", releaseName, chartDir, "--namespace", releaseNS}, values...)
+	return runHelm(t, args...)
+}
+
+func mustRender(t *testing.T, values ...string) string {
+	t.Helper()
+	out, err := render(t, values...)
+	require.NoError(t, err)
+	return out
+}
+
+// valueCases are the value sets rendered into golden files: the defaults and
+// each non-default mode a user or a test layer installs with.
+var valueCases = []struct {
+	name   string
+	values []string
+}{
+	{name: "default"},
+	{
+		// Bring your own certificate.
+		name: "secret-mode",
+		values: []string{
+			"--set", "tls.mode=secret",
+			"--set", "tls.secretName=my-serving-cert",
+			"--set", "webhook.caBundle=Zm9v",
+		},
+	},
+	{
+		// A local process: make run, envtest, the local e2e suite.
+		name: "url-mode",
+		values: []string{
+			"--set", "webhook.url=https://127.0.0.1:9443",
+			"--set", "webhook.caBundle=Zm9v",
+		},
+	},
+	{
+		name: "custom",
+		values: []string{
+			"--set", "webhook.excludedNamespaces={kube-system,tenant-infra}",
+			"--set", "webhook.failurePolicy.workloads=Ignore",
+			"--set", "webhook.failurePolicy.scaling=Ignore",
+			"--set", "webhook.failurePolicy.pods=Fail",
+			"--set", "webhook.timeoutSeconds=10",
+			"--set", "config.defaultMode=warn",
+			"--set", "config.defaultStorageSize=10Gi",
+			"--set", "config.defaultStorageClass=fast-ssd",
+			"--set", "config.clusterDomain=corp.example",
+			"--set", "replicaCount=3",
+			"--set", "image.tag=v9.9.9",
+			"--set", "metrics.serviceMonitor.enabled=true",
+			"--set", "metrics.serviceMonitor.labels.release=prometheus",
+			"--set", "podDisruptionBudget.minAvailable=2",
+		},
+	},
+	{
+		// 53 characters: every derived name must still fit in 63 and keep its suffix.
+		name: "long-name",
+		values: []string{
+			"--set", "fullnameOverride=a-very-long-release-name-for-statekeeper-in-production",
+			"--set", "replicaCount=1",
+		},
+	},
+}
+
+func TestGolden(t *testing.T) {
+	for _, tc := range valueCases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := mustRender(t, tc.values...)
+			golden := filepath.Join("testdata", tc.name+".yaml")
+			if *update {
+				require.NoError(t, os.WriteFile(golden, []byte(got), 0o644))
+			}
+			want, err := os.ReadFile(golden)
+			require.NoError(t, err, "run `go test ./test/chart/ -update` to create the golden file")
+			assert.Equal(t, string(want), got, "rendered chart differs from %s; if the change is intended, run with -update", golden)
+		})
+	}
+}
+
+// object is one rendered document: its kind and its raw YAML.
+type object struct {
+	kind, name string
+	raw        []byte
+}
+
+func splitDocuments(t *testing.T, manifest string) []object {
+	t.Helper()
+	reader := utilyaml.NewYAMLReader(bufio.NewReader(strings.NewReader(manifest)))
+	var objects []object
+	for {
+		doc, err := reader.Read()
+		if errors.Is(err, io.EOF) {
+			return objects
+		}
+		require.NoError(t, err)
+		var meta struct {
+			metav1.TypeMeta   `json:",inline"`
+			metav1.ObjectMeta `json:"metadata"`
+		}
+		require.NoError(t, yaml.Unmarshal(doc, &meta))
+		if meta.Kind == "" {
+			continue // a document holding only comments
+		}
+		objects = append(objects, object{kind: meta.Kind, name: meta.Name, raw: doc})
+	}
+}
+
+// typedKinds are the kinds whose Go types the tests decode into; cert-manager
+// and prometheus-operator objects are covered by the golden files only.
+func newTyped(kind string) any {
+	switch kind {
+	case "Deployment":
+		return &appsv1.Deployment{}
+	case "Service":
+		return &corev1.Service{}
+	case "ServiceAccount":
+		return &corev1.ServiceAccount{}
+	case "PodDisruptionBudget":
+		return &policyv1.PodDisruptionBudget{}
+	case "ClusterRole":
+		return &rbacv1.ClusterRole{}
+	case "ClusterRoleBinding":
+		return &rbacv1.ClusterRoleBinding{}
+	case "Role":
+		return &rbacv1.Role{}
+	case "RoleBinding":
+		return &rbacv1.RoleBinding{}
+	case "MutatingWebhookConfiguration":
+		return &admissionregistrationv1.MutatingWebhookConfiguration{}
+	case "ValidatingWebhookConfiguration":
+		return &admissionregistrationv1.ValidatingWebhookConfiguration{}
+	}
+	return nil
+}
+
+// TestRenderedObjectsAreWellFormed decodes every rendered object strictly into
+// its API type (a misspelt or misplaced field fails) and checks the name limits.
+func TestRenderedObjectsAreWellFormed(t *testing.T) {
+	for _, tc := range valueCases {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, obj := range splitDocuments(t, mustRender(t, tc.values...)) {
+				assert.LessOrEqual(t, len(obj.name), 63, "%s %q: name longer than 63 characters", obj.kind, obj.name)
+				typed := newTyped(obj.kind)
+				if typed == nil {
+					continue
+				}
+				assert.NoError(t, yaml.UnmarshalStrict(obj.raw, typed), "%s %q", obj.kind, obj.name)
+			}
+		})
+	}
+}
+
+func decodeOne[T any](t *testing.T, manifest, kind string) *T {
+	t.Helper()
+	var found *T
+	for _, obj := range splitDocuments(t, manifest) {
+		if obj.kind != kind {
+			continue
+		}
+		require.Nil(t, found, "more than one %s rendered", kind)
+		found = new(T)
+		require.NoError(t, yaml.UnmarshalStrict(obj.raw, found))
+	}
+	require.NotNil(t, found, "no %s rendered", kind)
+	return found
+}
+
+// The webhook contract of docs/architecture.md, compared whole: names, paths,
+// rules, selectors and policies are what the server and every test layer rely on.
+func TestWebhookContract(t *testing.T) {
+	manifest := mustRender(t, "--set", "webhook.url=https://127.0.0.1:9443/", "--set", "webhook.caBundle=Zm9v")
+
+	clientConfig := func(path string) admissionregistrationv1.WebhookClientConfig {
+		return admissionregistrationv1.WebhookClientConfig{
+			URL:      ptr.To("https://127.0.0.1:9443" + path),
+			CABundle: []byte("foo"),
+		}
+	}
+	namespaceSelector := &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+		{Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"kube-system", "kube-public", "kube-node-lease", releaseNS}},
+		{Key: "statekeeper.io/mode", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"off"}},
+	}}
+	workloadSelector := &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+		{Key: "statekeeper.io/deploy-type", Operator: metav1.LabelSelectorOpExists},
+	}}
+	rule := func(group, version string, resources []string, ops ...admissionregistrationv1.OperationType) admissionregistrationv1.RuleWithOperations {
+		return admissionregistrationv1.RuleWithOperations{
+			Operations: ops,
+			Rule: admissionregistrationv1.Rule{
+				APIGroups: []string{group}, APIVersions: []string{version}, Resources: resources,
+				Scope: ptr.To(admissionregistrationv1.NamespacedScope),
+			},
+		}
+	}
+	const create, update = admissionregistrationv1.Create, admissionregistrationv1.Update
+	workloads := []string{"deployments", "statefulsets"}
+	none := ptr.To(admissionregistrationv1.SideEffectClassNone)
+	equivalent := ptr.To(admissionregistrationv1.Equivalent)
+	fail, ignore := ptr.To(admissionregistrationv1.Fail), ptr.To(admissionregistrationv1.Ignore)
+	never := ptr.To(admissionregistrationv1.NeverReinvocationPolicy)
+	timeout := ptr.To[int32](5)
+	v1 := []string{"v1"}
+
+	mutating := decodeOne[admissionregistrationv1.MutatingWebhookConfiguration](t, manifest, "MutatingWebhookConfiguration")
+	assert.Equal(t, []admissionregistrationv1.MutatingWebhook{
+		{
+			Name:                    "workloads.mutate.statekeeper.io",
+			ClientConfig:            clientConfig("/mutate"),
+			Rules:                   []admissionregistrationv1.RuleWithOperations{rule("apps", "v1", workloads, create, update)},
+			FailurePolicy:           fail,
+			ReinvocationPolicy:      never,
+			ObjectSelector:          workloadSelector,
+			AdmissionReviewVersions: v1, SideEffects: none, MatchPolicy: equivalent, TimeoutSeconds: timeout,
+			NamespaceSelector: namespaceSelector,
+		},
+		{
+			Name:               "pods.mutate.statekeeper.io",
+			ClientConfig:       clientConfig("/mutate-pods"),
+			Rules:              []admissionregistrationv1.RuleWithOperations{rule("", "v1", []string{"pods"}, create)},
+			FailurePolicy:      ignore,
+			ReinvocationPolicy: never,
+			MatchConditions: []admissionregistrationv1.MatchCondition{{
+				Name: "owned-by-statefulset",
+				Expression: "has(object.metadata.ownerReferences) && " +
+					"object.metadata.ownerReferences.exists(r, r.kind == 'StatefulSet' && r.apiVersion.startsWith('apps/'))",
+			}},
+			AdmissionReviewVersions: v1, SideEffects: none, MatchPolicy: equivalent, TimeoutSeconds: timeout,
+			NamespaceSelector: namespaceSelector,
+		},
+	}, mutating.Webhooks)
+	assert.Empty(t, mutating.Annotations, "an explicit caBundle must not be overwritten by cert-manager's injector")
+
+	validating := decodeOne[admissionregistrationv1.ValidatingWebhookConfiguration](t, manifest, "ValidatingWebhookConfiguration")
+	assert.Equal(t, []admissionregistrationv1.ValidatingWebhook{
+		{
+			Name:                    "workloads.validate.statekeeper.io",
+			ClientConfig:            clientConfig("/validate"),
+			Rules:                   []admissionregistrationv1.RuleWithOperations{rule("apps", "v1", workloads, create, update)},
+			FailurePolicy:           fail,
+			ObjectSelector:          workloadSelector,
+			AdmissionReviewVersions: v1, SideEffects: none, MatchPolicy: equivalent, TimeoutSeconds: timeout,
+			NamespaceSelector: namespaceSelector,
+		},
+		{
+			Name:         "scaling.validate.statekeeper.io",
+			ClientConfig: clientConfig("/validate"),
+			Rules: []admissionregistrationv1.RuleWithOperations{
+				rule("apps", "v1", []string{"deployments/scale", "statefulsets/scale"}, update),
+				rule("autoscaling", "v2", []string{"horizontalpodautoscalers"}, create, update),
+			},
+			FailurePolicy:           fail,
+			AdmissionReviewVersions: v1, SideEffects: none, MatchPolicy: equivalent, TimeoutSeconds: timeout,
+			NamespaceSelector: namespaceSelector,
+		},
+	}, validating.Webhooks)
+}
+
+// In the default cert-manager mode the webhooks call the chart's Service and
+// cert-manager injects the CA of the serving Certificate.
+func TestWebhookServiceModeWithCertManager(t *testing.T) {
+	manifest := mustRender(t)
+	wantConfig := admissionregistrationv1.WebhookClientConfig{Service: &admissionregistrationv1.ServiceReference{
+		Namespace: releaseNS, Name: "sk-statekeeper-webhook", Path: ptr.To("/validate"), Port: ptr.To[int32](443),
+	}}
+	wantAnnotations := map[string]string{"cert-manager.io/inject-ca-from": "statekeeper/sk-statekeeper-serving-cert"}
+
+	validating := decodeOne[admissionregistrationv1.ValidatingWebhookConfiguration](t, manifest, "ValidatingWebhookConfiguration")
+	assert.Equal(t, wantAnnotations, validating.Annotations)
+	for _, w := range validating.Webhooks {
+		assert.Equal(t, wantConfig, w.ClientConfig, w.Name)
+	}
+	mutating := decodeOne[admissionregistrationv1.MutatingWebhookConfiguration](t, manifest, "MutatingWebhookConfiguration")
+	assert.Equal(t, wantAnnotations, mutating.Annotations)
+
+	service := decodeOne[corev1.Service](t, renderOnly(t, "templates/service.yaml"), "Service")
+	assert.Equal(t, "sk-statekeeper-webhook", service.Name)
+	assert.Equal(t, []corev1.ServicePort{{Name: "https", Port: 443, TargetPort: intOrName("webhook"), Protocol: corev1.ProtocolTCP}}, service.Spec.Ports)
+}
+
+func renderOnly(t *testing.T, template string, values ...string) string {
+	t.Helper()
+	return mustRender(t, append([]string{"--show-only", template}, values...)...)
+}
+
+// The server's flags and hardening as SPEC §7 and §8 name them.
+func TestDeployment(t *testing.T) {
+	deployment := decodeOne[appsv1.Deployment](t, renderOnly(t, "templates/deployment.yaml",
+		"--set", "config.defaultStorageClass=fast", "--set", "webhook.excludedNamespaces={kube-system,statekeeper}"), "Deployment")
+
+	assert.Equal(t, ptr.To[int32](2), deployment.Spec.Replicas)
+	pod := deployment.Spec.Template.Spec
+	require.Len(t, pod.Containers, 1)
+	container := pod.Containers[0]
+	assert.Equal(t, []string{
+		"serve",
+		"--webhook-port=9443",
+		"--cert-dir=/tmp/k8s-webhook-server/serving-certs",
+		"--metrics-bind-address=:8080",
+		"--health-probe-bind-address=:8081",
+		"--leader-elect=true",
+		"--default-mode=enforce",
+		"--excluded-namespaces=kube-system,statekeeper", // the release namespace only once
+		"--default-storage-size=1Gi",
+		"--default-storage-class=fast",
+		"--cluster-domain=cluster.local",
+	}, container.Args)
+	assert.Equal(t, []corev1.EnvVar{{
+		Name:      "POD_NAMESPACE",
+		ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}},
+	}}, container.Env)
+	assert.Equal(t, "ghcr.io/statekeeper/statekeeper:0.1.0", container.Image)
+
+	assert.Equal(t, &corev1.SecurityContext{
+		AllowPrivilegeEscalation: ptr.To(false),
+		ReadOnlyRootFilesystem:   ptr.To(true),
+		RunAsNonRoot:             ptr.To(true),
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}, container.SecurityContext)
+	assert.Equal(t, &corev1.HTTPGetAction{Path: "/healthz", Port: intOrName("health")}, container.LivenessProbe.HTTPGet)
+	assert.Equal(t, &corev1.HTTPGetAction{Path: "/readyz", Port: intOrName("health")}, container.ReadinessProbe.HTTPGet)
+	assert.Equal(t, []corev1.VolumeMount{
+		{Name: "serving-certs", MountPath: "/tmp/k8s-webhook-server/serving-certs", ReadOnly: true},
+		{Name: "tmp", MountPath: "/tmp"},
+	}, container.VolumeMounts)
+	require.NotEmpty(t, pod.Volumes)
+	assert.Equal(t, "sk-statekeeper-tls", pod.Volumes[0].Secret.SecretName)
+	assert.Equal(t, "sk-statekeeper", pod.ServiceAccountName)
+	require.NotNil(t, pod.Affinity)
+	assert.NotNil(t, pod.Affinity.PodAntiAffinity)
+	assert.Len(t, pod.TopologySpreadConstraints, 2)
+}
+
+// Least privilege: nothing on Secrets, no wildcards anywhere, and the exact
+// rules the server's caches and reconciler need.
+func TestRBAC(t *testing.T) {
+	manifest := mustRender(t)
+	clusterRole := decodeOne[rbacv1.ClusterRole](t, manifest, "ClusterRole")
+	role := decodeOne[rbacv1.Role](t, manifest, "Role")
+
+	read := []string{"get", "list", "watch"}
+	assert.Equal(t, []rbacv1.PolicyRule{
+		{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets"}, Verbs: read},
+		{APIGroups: []string{""}, Resources: []string{"pods", "persistentvolumeclaims", "namespaces"}, Verbs: read},
+		{APIGroups: []string{"autoscaling"}, Resources: []string{"horizontalpodautoscalers"}, Verbs: read},
+		{APIGroups: []string{""}, Resources: []string{"services"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
+		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+		{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+	}, clusterRole.Rules)
+	assert.Equal(t, []rbacv1.PolicyRule{
+		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
+	}, role.Rules)
+	assert.Equal(t, releaseNS, role.Namespace)
+
+	for _, rule := range append(clusterRole.Rules, role.Rules...) {
+		for _, field := range [][]string{rule.APIGroups, rule.Resources, rule.Verbs, rule.ResourceNames} {
+			assert.NotContains(t, field, "*", "wildcard in %+v", rule)
+			assert.NotContains(t, field, "secrets", "access to Secrets in %+v", rule)
+		}
+	}
+}
+
+// Values that would install a broken or unsafe webhook are refused before
+// anything reaches the cluster, with a message naming the value.
+func TestInvalidValuesAreRejected(t *testing.T) {
+	cases := []struct {
+		name    string
+		values  []string
+		wantErr string
+	}{
+		{
+			name:    "unknown default mode",
+			values:  []string{"--set", "config.defaultMode=bogus"},
+			wantErr: "at '/config/defaultMode': value must be one of 'enforce', 'warn', 'off'",
+		},
+		{
+			name:    "no replicas",
+			values:  []string{"--set", "replicaCount=0"},
+			wantErr: "at '/replicaCount': minimum: got 0, want 1",
+		},
+		{
+			name:    "timeout above the API server's limit",
+			values:  []string{"--set", "webhook.timeoutSeconds=31"},
+			wantErr: "at '/webhook/timeoutSeconds': maximum: got 31, want 30",
+		},
+		{
+			name:    "unknown failure policy",
+			values:  []string{"--set", "webhook.failurePolicy.pods=Sometimes"},
+			wantErr: "at '/webhook/failurePolicy/pods': value must be one of 'Fail', 'Ignore'",
+		},
+		{
+			name:    "unknown tls mode",
+			values:  []string{"--set", "tls.mode=vault"},
+			wantErr: "at '/tls/mode': value must be one of 'cert-manager', 'secret'",
+		},
+		{
+			name:    "plain http webhook url",
+			values:  []string{"--set", "webhook.url=http://127.0.0.1:9443"},
+			wantErr: "at '/webhook/url': 'http://127.0.0.1:9443' does not match pattern",
+		},
+		{
+			name:    "misspelt key",
+			values:  []string{"--set", "webhook.timeoutSecond=3"},
+			wantErr: "at '/webhook': additional properties 'timeoutSecond' not allowed",
+		},
+		{
+			name:    "secret mode without a CA bundle",
+			values:  []string{"--set", "tls.mode=secret"},
+			wantErr: "tls.mode=secret needs webhook.caBundle: the base64-encoded PEM CA that signed the certificate in the Secret tls.secretName",
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := render(t, tc.values...)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.wantErr)
+		})
+	}
+}
+
+func TestLint(t *testing.T) {
+	for _, tc := range valueCases {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"lint", chartDir, "--strict", "--namespace", releaseNS}, tc.values...)
+			out, err := runHelm(t, args...)
+			require.NoError(t, err, out)
+		})
+	}
+}
+
+func intOrName(name string) intstr.IntOrString { return intstr.FromString(name) }
