@@ -1,0 +1,392 @@
+package review
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/statekeeper/statekeeper/internal/lookup"
+	"github.com/statekeeper/statekeeper/internal/policy"
+)
+
+// ErrInvalidRequest marks a request the engine cannot read: an unknown
+// resource, a body that is not the expected object. The webhook answers it
+// with 400; any other error is a failure to read the cluster state.
+var ErrInvalidRequest = errors.New("invalid admission request")
+
+// RuleInvalidMode warns that a namespace's statekeeper.io/mode label has a
+// value statekeeper does not know; the namespace is then enforced.
+const RuleInvalidMode policy.Rule = "invalid-mode"
+
+// Settings are the server-wide knobs of the engine (flags of `serve` and `check`).
+type Settings struct {
+	// Defaults size and class the claim templates statekeeper injects.
+	Defaults policy.Defaults
+	// DefaultMode applies to namespaces without the statekeeper.io/mode label.
+	DefaultMode policy.Mode
+	// ExcludedNamespaces are never reviewed (the system namespaces and
+	// statekeeper's own), even when the webhook configuration sends them.
+	ExcludedNamespaces []string
+	// ClusterDomain builds pod FQDNs (pod identity stamping).
+	ClusterDomain string
+}
+
+// Engine decides admission requests. It is safe for concurrent use.
+type Engine struct {
+	lookup   lookup.Lookup
+	settings Settings
+	excluded map[string]bool
+}
+
+// New returns an engine reading the cluster through l. An empty DefaultMode
+// means enforce.
+func New(l lookup.Lookup, s Settings) *Engine {
+	if s.DefaultMode == "" {
+		s.DefaultMode = policy.ModeEnforce
+	}
+	excluded := make(map[string]bool, len(s.ExcludedNamespaces))
+	for _, ns := range s.ExcludedNamespaces {
+		excluded[ns] = true
+	}
+	return &Engine{lookup: l, settings: s, excluded: excluded}
+}
+
+// The resources the engine understands, as the API server names them.
+var (
+	deployments      = Resource{Group: "apps", Version: "v1", Resource: "deployments"}
+	statefulSets     = Resource{Group: "apps", Version: "v1", Resource: "statefulsets"}
+	deploymentScale  = Resource{Group: "apps", Version: "v1", Resource: "deployments", SubResource: "scale"}
+	statefulSetScale = Resource{Group: "apps", Version: "v1", Resource: "statefulsets", SubResource: "scale"}
+	hpas             = Resource{Group: "autoscaling", Resource: "horizontalpodautoscalers"}
+)
+
+// matches compares group, resource and subresource: with matchPolicy
+// Equivalent the API server converts to the registered version, so the
+// version is not part of the dispatch.
+func (r Resource) matches(o Resource) bool {
+	return r.Group == o.Group && r.Resource == o.Resource && r.SubResource == o.SubResource
+}
+
+func (r Resource) String() string {
+	s := schema.GroupResource{Group: r.Group, Resource: r.Resource}.String()
+	if r.SubResource != "" {
+		s += "/" + r.SubResource
+	}
+	return s
+}
+
+// Mutate returns the JSON patch statekeeper applies to a workload CREATE or UPDATE (SPEC §2).
+func (e *Engine) Mutate(ctx context.Context, req Request) (Decision, error) {
+	switch {
+	case req.Resource.matches(deployments):
+		return e.workload(ctx, req, policy.KindDeployment, e.mutateWorkload, false)
+	case req.Resource.matches(statefulSets):
+		return e.workload(ctx, req, policy.KindStatefulSet, e.mutateWorkload, false)
+	// Pod identity stamping (SPEC §5, /mutate-pods) gets its own entry point
+	// beside this one: a pod CREATE is judged by its owner, not by these rules.
+	default:
+		return Decision{}, fmt.Errorf("%w: %s is not mutated by statekeeper", ErrInvalidRequest, req.Resource)
+	}
+}
+
+// Validate judges a workload CREATE or UPDATE, a /scale update or an HPA (SPEC §4).
+func (e *Engine) Validate(ctx context.Context, req Request) (Decision, error) {
+	switch {
+	case req.Resource.matches(deployments):
+		return e.workload(ctx, req, policy.KindDeployment, e.validateWorkload, true)
+	case req.Resource.matches(statefulSets):
+		return e.workload(ctx, req, policy.KindStatefulSet, e.validateWorkload, true)
+	case req.Resource.matches(deploymentScale):
+		return e.scale(ctx, req, policy.KindDeployment)
+	case req.Resource.matches(statefulSetScale):
+		return e.scale(ctx, req, policy.KindStatefulSet)
+	case req.Resource.matches(hpas):
+		return e.hpa(ctx, req)
+	default:
+		return Decision{}, fmt.Errorf("%w: %s is not validated by statekeeper", ErrInvalidRequest, req.Resource)
+	}
+}
+
+// workloadStep is the mutating or validating half of a workload review, run
+// once the request is known to be managed and in a reviewed namespace.
+type workloadStep func(ctx context.Context, req Request, facts *workloadFacts, d *Decision) error
+
+// workloadFacts is a decoded workload request.
+type workloadFacts struct {
+	op     policy.Operation
+	object policy.Workload
+	// old is the stored object on UPDATE, with PodsExist unset.
+	old *policy.Observed
+}
+
+// workload runs the shared part of a workload review around step.
+// modeWarnings is false for the mutating half, so that kubectl does not print
+// a namespace's invalid-mode warning twice.
+func (e *Engine) workload(ctx context.Context, req Request, kind policy.Kind, step workloadStep, modeWarnings bool) (Decision, error) {
+	d := Decision{Kind: string(kind), Namespace: req.Namespace, Name: req.Name}
+	op, err := workloadOperation(req.Operation)
+	if err != nil {
+		return d, err
+	}
+	if e.excluded[req.Namespace] {
+		d.Skipped = true
+		return d, nil
+	}
+	facts := &workloadFacts{op: op}
+	if facts.object, err = decodeWorkload(kind, req.Object); err != nil {
+		return d, err
+	}
+	fillIdentity(&facts.object, req)
+	d.Namespace, d.Name = facts.object.Namespace, facts.object.Name
+	if op == policy.OpUpdate {
+		old, err := decodeWorkload(kind, req.OldObject)
+		if err != nil {
+			return d, fmt.Errorf("old object: %w", err)
+		}
+		fillIdentity(&old, req)
+		facts.old = &policy.Observed{Workload: old}
+	}
+	// An unlabelled workload is not managed, except that removing the label
+	// from a managed one is a type change the rules must see.
+	if !facts.object.Managed() && (facts.old == nil || !facts.old.Managed()) {
+		d.Skipped = true
+		return d, nil
+	}
+	mode, warnings, err := e.mode(ctx, req.Namespace)
+	if err != nil {
+		return d, err
+	}
+	if mode == policy.ModeOff {
+		d.Skipped, d.Mode = true, mode
+		return d, nil
+	}
+	d.Mode = mode
+	if err := step(ctx, req, facts, &d); err != nil {
+		return d, err
+	}
+	if !modeWarnings {
+		warnings = nil
+	}
+	e.applyMode(&d, warnings)
+	return d, nil
+}
+
+func (e *Engine) mutateWorkload(ctx context.Context, _ Request, facts *workloadFacts, d *Decision) error {
+	claims, err := e.claims(ctx, facts.object)
+	if err != nil {
+		return err
+	}
+	d.Patch, d.Result = policy.MutateWorkload(policy.WorkloadRequest{
+		Operation: facts.op, Object: facts.object, Old: facts.old, Claims: claims,
+	}, e.settings.Defaults)
+	return nil
+}
+
+func (e *Engine) validateWorkload(ctx context.Context, _ Request, facts *workloadFacts, d *Decision) error {
+	w := facts.object
+	pr := policy.WorkloadRequest{Operation: facts.op, Object: w, Old: facts.old}
+	var err error
+	if pr.Claims, err = e.claims(ctx, w); err != nil {
+		return err
+	}
+	switch facts.op {
+	case policy.OpCreate:
+		if pr.Counterparts, err = e.lookup.Component(ctx, w.Kind.Other(), w.Namespace, w.Component()); err != nil {
+			return fmt.Errorf("looking up %s workloads of component %q: %w", w.Kind.Other().Lower(), w.Component(), err)
+		}
+		if pr.Service, err = e.headlessService(ctx, w); err != nil {
+			return err
+		}
+	case policy.OpUpdate:
+		// Whether the old workload still has pods matters only to a type
+		// change, and costs a pod listing: ask only then.
+		if facts.old.Labels[policy.LabelDeployType] != w.Labels[policy.LabelDeployType] ||
+			facts.old.Managed() != w.Managed() {
+			stored, err := e.lookup.Workload(ctx, w.Kind, w.Namespace, w.Name)
+			if err != nil {
+				return fmt.Errorf("looking up the pods of %s: %w", w.Ref(), err)
+			}
+			facts.old.PodsExist = stored != nil && stored.PodsExist
+		}
+	}
+	d.Result = policy.ValidateWorkload(pr)
+	return nil
+}
+
+// headlessService returns the existing Service a stateful StatefulSet being
+// created will live under, for the headless-conflict rule. Validation runs
+// after mutation, so serviceName is normally set; the default name covers a
+// request that skipped the mutating webhook.
+func (e *Engine) headlessService(ctx context.Context, w policy.Workload) (*corev1.Service, error) {
+	t, _, err := w.DeployType()
+	if w.Kind != policy.KindStatefulSet || err != nil || !t.Stateful() {
+		return nil, nil
+	}
+	name := w.ServiceName
+	if name == "" {
+		name = policy.HeadlessServiceName(w.Name)
+	}
+	svc, err := e.lookup.Service(ctx, w.Namespace, name)
+	if err != nil {
+		return nil, fmt.Errorf("looking up service %q: %w", name, err)
+	}
+	return svc, nil
+}
+
+// claims returns the existing claims the pod template mounts.
+func (e *Engine) claims(ctx context.Context, w policy.Workload) (map[string]*corev1.PersistentVolumeClaim, error) {
+	var names []string
+	for _, v := range w.ClaimVolumes() {
+		names = append(names, v.PersistentVolumeClaim.ClaimName)
+	}
+	if len(names) == 0 {
+		return nil, nil
+	}
+	claims, err := e.lookup.Claims(ctx, w.Namespace, names)
+	if err != nil {
+		return nil, fmt.Errorf("looking up the claims of %s: %w", w.Ref(), err)
+	}
+	return claims, nil
+}
+
+// scale judges a /scale update by the parent workload's labels.
+func (e *Engine) scale(ctx context.Context, req Request, kind policy.Kind) (Decision, error) {
+	d := Decision{Kind: "Scale", Namespace: req.Namespace, Name: req.Name}
+	if e.excluded[req.Namespace] {
+		d.Skipped = true
+		return d, nil
+	}
+	var s autoscalingv1.Scale
+	if err := decodeObject(req.Object, "Scale", &s); err != nil {
+		return d, err
+	}
+	name := nonEmpty(req.Name, s.Name)
+	d.Name = name
+	return e.judgeParent(ctx, &d, kind, name, func(parent policy.Workload) policy.Result {
+		// An omitted spec.replicas is 0 (the field has omitempty).
+		return policy.ValidateScale(parent, s.Spec.Replicas)
+	})
+}
+
+// hpa judges an HPA by its target's labels. With matchPolicy Equivalent an
+// autoscaling/v1 HPA arrives converted to v2; both name their target and
+// bound the same way, so either body decodes here.
+func (e *Engine) hpa(ctx context.Context, req Request) (Decision, error) {
+	d := Decision{Kind: "HorizontalPodAutoscaler", Namespace: req.Namespace, Name: req.Name}
+	if _, err := workloadOperation(req.Operation); err != nil {
+		return d, err
+	}
+	if e.excluded[req.Namespace] {
+		d.Skipped = true
+		return d, nil
+	}
+	var h autoscalingv2.HorizontalPodAutoscaler
+	if err := decodeObject(req.Object, "HorizontalPodAutoscaler", &h); err != nil {
+		return d, err
+	}
+	name := nonEmpty(req.Name, h.Name)
+	d.Name = name
+	target := h.Spec.ScaleTargetRef
+	gv, err := schema.ParseGroupVersion(target.APIVersion)
+	if err != nil || gv.Group != appsv1.GroupName {
+		d.Skipped = true
+		return d, nil
+	}
+	var kind policy.Kind
+	switch policy.Kind(target.Kind) {
+	case policy.KindDeployment, policy.KindStatefulSet:
+		kind = policy.Kind(target.Kind)
+	default:
+		d.Skipped = true
+		return d, nil
+	}
+	return e.judgeParent(ctx, &d, kind, target.Name, func(parent policy.Workload) policy.Result {
+		return policy.ValidateHPA(name, parent, h.Spec.MaxReplicas)
+	})
+}
+
+// judgeParent applies the namespace mode and judge to the stored workload
+// that a Scale or an HPA acts on; an absent or unmanaged parent is skipped.
+func (e *Engine) judgeParent(ctx context.Context, d *Decision, kind policy.Kind, name string, judge func(policy.Workload) policy.Result) (Decision, error) {
+	mode, warnings, err := e.mode(ctx, d.Namespace)
+	if err != nil {
+		return *d, err
+	}
+	d.Mode = mode
+	if mode == policy.ModeOff {
+		d.Skipped = true
+		return *d, nil
+	}
+	parent, err := e.lookup.Workload(ctx, kind, d.Namespace, name)
+	if err != nil {
+		return *d, fmt.Errorf("looking up %s %q: %w", kind.Lower(), name, err)
+	}
+	if parent == nil || !parent.Managed() {
+		d.Skipped = true
+		return *d, nil
+	}
+	d.Result = judge(parent.Workload)
+	e.applyMode(d, warnings)
+	return *d, nil
+}
+
+// mode resolves the namespace's mode: its label, else the default. An
+// invalid label enforces (failing safe) and says so in a warning.
+func (e *Engine) mode(ctx context.Context, namespace string) (policy.Mode, []policy.Violation, error) {
+	value, ok, err := e.lookup.NamespaceMode(ctx, namespace)
+	if err != nil {
+		return "", nil, fmt.Errorf("looking up the mode of namespace %q: %w", namespace, err)
+	}
+	if !ok {
+		return e.settings.DefaultMode, nil, nil
+	}
+	mode, err := policy.ParseMode(value)
+	if err != nil {
+		return policy.ModeEnforce, []policy.Violation{{
+			Rule: RuleInvalidMode,
+			Message: fmt.Sprintf("namespace %q has an invalid %s label (%v); statekeeper enforces its rules there until it is fixed",
+				namespace, policy.LabelMode, err),
+		}}, nil
+	}
+	return mode, nil, nil
+}
+
+// applyMode turns denials into warnings in warn mode and adds the mode's own warnings.
+func (e *Engine) applyMode(d *Decision, modeWarnings []policy.Violation) {
+	if d.Mode == policy.ModeWarn && len(d.Result.Denials) > 0 {
+		d.Result.Warnings = append(d.Result.Denials, d.Result.Warnings...)
+		d.Result.Denials = nil
+	}
+	d.Result.Warnings = append(d.Result.Warnings, modeWarnings...)
+}
+
+func workloadOperation(op Operation) (policy.Operation, error) {
+	switch op {
+	case Create:
+		return policy.OpCreate, nil
+	case Update:
+		return policy.OpUpdate, nil
+	default:
+		return "", fmt.Errorf("%w: operation %q is not reviewed", ErrInvalidRequest, op)
+	}
+}
+
+// fillIdentity completes what the API server may leave out of the object
+// itself (the namespace on CREATE) from the request.
+func fillIdentity(w *policy.Workload, req Request) {
+	w.Namespace = nonEmpty(w.Namespace, req.Namespace)
+	w.Name = nonEmpty(w.Name, req.Name)
+}
+
+func nonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
