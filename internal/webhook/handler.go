@@ -1,0 +1,211 @@
+// Package webhook holds statekeeper's admission handlers: thin adapters that
+// check what a request is, hand it to the review engine, and turn the
+// engine's decision into an AdmissionResponse, a log line and metrics.
+package webhook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/go-logr/logr"
+	admissionv1 "k8s.io/api/admission/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/statekeeper/statekeeper/internal/policy"
+	"github.com/statekeeper/statekeeper/internal/review"
+)
+
+// reviewFunc is Engine.Mutate or Engine.Validate.
+type reviewFunc func(context.Context, review.Request) (review.Decision, error)
+
+// Handler is the admission handler of one webhook path.
+type Handler struct {
+	review  reviewFunc
+	kinds   expectedKinds
+	log     logr.Logger
+	metrics *Metrics
+}
+
+var _ admission.Handler = (*Handler)(nil)
+
+// expectedKinds maps each resource (and subresource) a path serves to the
+// kind its body must carry: a request whose kind does not match is refused
+// before anything decodes it.
+type expectedKinds = map[schema.GroupResource]map[string]string
+
+var (
+	mutateKinds = expectedKinds{
+		{Group: "apps", Resource: "deployments"}:  {"": "Deployment"},
+		{Group: "apps", Resource: "statefulsets"}: {"": "StatefulSet"},
+	}
+	validateKinds = expectedKinds{
+		{Group: "apps", Resource: "deployments"}:                     {"": "Deployment", "scale": "Scale"},
+		{Group: "apps", Resource: "statefulsets"}:                    {"": "StatefulSet", "scale": "Scale"},
+		{Group: "autoscaling", Resource: "horizontalpodautoscalers"}: {"": "HorizontalPodAutoscaler"},
+	}
+)
+
+// NewMutator returns the handler of /mutate: workload mutations (SPEC §2).
+// log is used when the request context carries no logger; metrics may be nil.
+func NewMutator(engine *review.Engine, log logr.Logger, metrics *Metrics) *Handler {
+	return &Handler{review: engine.Mutate, kinds: mutateKinds, log: log, metrics: metrics}
+}
+
+// NewValidator returns the handler of /validate: workload rules, /scale and
+// HPAs (SPEC §4).
+func NewValidator(engine *review.Engine, log logr.Logger, metrics *Metrics) *Handler {
+	return &Handler{review: engine.Validate, kinds: validateKinds, log: log, metrics: metrics}
+}
+
+// Handle implements admission.Handler.
+func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.Response {
+	log := h.log
+	if l, err := logr.FromContext(ctx); err == nil {
+		log = l
+	}
+	log = log.WithValues(
+		"uid", req.UID, "resource", req.Resource.Resource, "subresource", req.SubResource,
+		"namespace", req.Namespace, "name", req.Name, "operation", req.Operation)
+	resource := resourceLabel(req.Resource.Resource, req.SubResource)
+
+	switch req.Operation {
+	case admissionv1.Create, admissionv1.Update:
+	default:
+		// DELETE and CONNECT change nothing statekeeper guards.
+		h.observe(log, resource, review.Decision{Skipped: true}, OutcomeSkipped)
+		return admission.Allowed("")
+	}
+	if err := h.checkKind(req); err != nil {
+		h.observeError(log, resource, err)
+		return admission.Errored(http.StatusBadRequest, err)
+	}
+
+	d, err := h.review(ctx, review.Request{
+		Operation: review.Operation(req.Operation),
+		Resource: review.Resource{
+			Group: req.Resource.Group, Version: req.Resource.Version,
+			Resource: req.Resource.Resource, SubResource: req.SubResource,
+		},
+		Namespace: req.Namespace,
+		Name:      req.Name,
+		Object:    req.Object.Raw,
+		OldObject: req.OldObject.Raw,
+	})
+	if err != nil {
+		h.observeError(log, resource, err)
+		if errors.Is(err, review.ErrInvalidRequest) {
+			return admission.Errored(http.StatusBadRequest, err)
+		}
+		// The API server applies the webhook's failure policy.
+		return admission.Errored(http.StatusInternalServerError, err)
+	}
+	resp, outcome := response(req, d)
+	h.observe(log, resource, d, outcome)
+	return resp
+}
+
+// checkKind refuses a request whose resource this path does not serve or
+// whose kind is not the resource's.
+func (h *Handler) checkKind(req admission.Request) error {
+	gr := schema.GroupResource{Group: req.Resource.Group, Resource: req.Resource.Resource}
+	want, ok := h.kinds[gr][req.SubResource]
+	if !ok {
+		return fmt.Errorf("statekeeper does not handle %s on this path", resourceLabel(gr.String(), req.SubResource))
+	}
+	if req.Kind.Kind != want {
+		return fmt.Errorf("%s requests must carry a %s, got kind %q", resourceLabel(gr.String(), req.SubResource), want, req.Kind.Kind)
+	}
+	return nil
+}
+
+// response turns a decision into the AdmissionResponse and names its outcome.
+func response(req admission.Request, d review.Decision) (admission.Response, string) {
+	if d.Skipped {
+		return admission.Allowed(""), OutcomeSkipped
+	}
+	var resp admission.Response
+	var outcome string
+	switch {
+	case len(d.Result.Denials) > 0:
+		resp, outcome = denial(req, d), OutcomeDenied
+	case len(d.Patch) > 0:
+		resp, outcome = admission.Patched("", d.Patch...), OutcomeMutated
+	case len(d.Result.Warnings) > 0:
+		resp, outcome = admission.Allowed(""), OutcomeWarned
+	default:
+		resp, outcome = admission.Allowed(""), OutcomeAllowed
+	}
+	for _, w := range d.Result.Warnings {
+		resp.Warnings = append(resp.Warnings, w.String())
+	}
+	return resp, outcome
+}
+
+// denial is a 422 Invalid status whose causes carry the fields, so that
+// kubectl prints `<Kind>.<group> "<name>" is invalid: <field>: Forbidden: <message> [<rule>]`.
+func denial(req admission.Request, d review.Decision) admission.Response {
+	errs := make(field.ErrorList, 0, len(d.Result.Denials))
+	for _, v := range d.Result.Denials {
+		path := v.Field
+		if path == nil {
+			path = field.NewPath("metadata")
+		}
+		errs = append(errs, field.Forbidden(path, v.String()))
+	}
+	gk := schema.GroupKind{Group: req.Kind.Group, Kind: req.Kind.Kind}
+	status := apierrors.NewInvalid(gk, d.Name, errs).ErrStatus
+	return admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{Allowed: false, Result: &status}}
+}
+
+// observe counts a decision (once per rule that denied or warned, once as
+// mutated when patched, once with rule "none" otherwise) and writes its one
+// log line.
+func (h *Handler) observe(log logr.Logger, resource string, d review.Decision, outcome string) {
+	for _, v := range d.Result.Denials {
+		h.metrics.count(string(v.Rule), resource, OutcomeDenied)
+	}
+	for _, v := range d.Result.Warnings {
+		h.metrics.count(string(v.Rule), resource, OutcomeWarned)
+	}
+	switch {
+	case outcome == OutcomeMutated:
+		h.metrics.count(noRule, resource, OutcomeMutated)
+	case len(d.Result.Denials)+len(d.Result.Warnings) == 0:
+		h.metrics.count(noRule, resource, outcome)
+	}
+	log.Info("admission decision", "rule", ruleList(d.Result), "outcome", outcome, "mode", string(d.Mode))
+}
+
+func (h *Handler) observeError(log logr.Logger, resource string, err error) {
+	h.metrics.count(noRule, resource, OutcomeError)
+	log.Error(err, "admission decision", "rule", noRule, "outcome", OutcomeError, "mode", "")
+}
+
+// ruleList names the rules that denied or warned, comma-separated, or "none".
+func ruleList(r policy.Result) string {
+	if len(r.Denials)+len(r.Warnings) == 0 {
+		return noRule
+	}
+	rules := make([]string, 0, len(r.Denials)+len(r.Warnings))
+	for _, v := range r.Denials {
+		rules = append(rules, string(v.Rule))
+	}
+	for _, v := range r.Warnings {
+		rules = append(rules, string(v.Rule))
+	}
+	return strings.Join(rules, ",")
+}
+
+// resourceLabel is "deployments" or "deployments/scale".
+func resourceLabel(resource, subresource string) string {
+	if subresource == "" {
+		return resource
+	}
+	return resource + "/" + subresource
+}

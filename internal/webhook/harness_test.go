@@ -1,0 +1,96 @@
+package webhook
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/go-logr/logr"
+	"github.com/stretchr/testify/require"
+	admissionv1 "k8s.io/api/admission/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/statekeeper/statekeeper/internal/lookup"
+	"github.com/statekeeper/statekeeper/internal/policy"
+	"github.com/statekeeper/statekeeper/internal/review"
+)
+
+// cluster is the state every fixture is judged against: namespace "shop" in
+// the default (enforce) mode, "relaxed" in warn mode, "quiet" off, and the
+// workloads and claims the fixtures refer to.
+func cluster() *lookup.Memory {
+	m := lookup.NewMemory()
+	m.Add(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}})
+	m.Add(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "relaxed", Labels: map[string]string{policy.LabelMode: "warn"}}})
+	m.Add(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "quiet", Labels: map[string]string{policy.LabelMode: "off"}}})
+	m.Add(&corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "wiki-data"},
+		Spec:       corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}},
+	})
+	m.Add(workload[appsv1.Deployment]("legacy-wiki", policy.StatelessSingle, 1, nil))
+	m.Add(workload[appsv1.StatefulSet]("etcd", policy.StatefulMulti, 3, map[string]string{policy.AnnotationQuorum: "true"}))
+	m.Add(workload[appsv1.StatefulSet]("single-db", policy.StatefulSingle, 1, nil))
+	m.Add(workload[appsv1.StatefulSet]("redis", policy.StatefulMulti, 2, nil))
+	return m
+}
+
+// workload builds a stored Deployment or StatefulSet in "shop".
+func workload[T appsv1.Deployment | appsv1.StatefulSet](name string, t policy.DeployType, replicas int32, annotations map[string]string) *T {
+	meta := metav1.ObjectMeta{
+		Namespace: "shop", Name: name, Annotations: annotations,
+		Labels: map[string]string{"app": name, policy.LabelDeployType: string(t)},
+	}
+	selector := &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}}
+	var obj any
+	switch any(new(T)).(type) {
+	case *appsv1.Deployment:
+		obj = &appsv1.Deployment{ObjectMeta: meta, Spec: appsv1.DeploymentSpec{Replicas: ptr.To(replicas), Selector: selector}}
+	case *appsv1.StatefulSet:
+		obj = &appsv1.StatefulSet{ObjectMeta: meta, Spec: appsv1.StatefulSetSpec{
+			Replicas: ptr.To(replicas), Selector: selector,
+			VolumeClaimTemplates: []corev1.PersistentVolumeClaim{{ObjectMeta: metav1.ObjectMeta{Name: "data"}}},
+		}}
+	}
+	return obj.(*T)
+}
+
+func testEngine(l lookup.Lookup) *review.Engine {
+	return review.New(l, review.Settings{
+		Defaults:           policy.Defaults{StorageSize: resource.MustParse("1Gi")},
+		DefaultMode:        policy.ModeEnforce,
+		ExcludedNamespaces: []string{"kube-system"},
+		ClusterDomain:      "cluster.local",
+	})
+}
+
+func readFixture(t testing.TB, name string) []byte {
+	t.Helper()
+	body, err := os.ReadFile(filepath.Join("testdata", name+".json"))
+	require.NoError(t, err)
+	return body
+}
+
+// serve runs body through controller-runtime's admission.Webhook, as the
+// webhook server does, and returns the decoded AdmissionResponse.
+func serve(t testing.TB, h admission.Handler, body []byte) *admissionv1.AdmissionResponse {
+	t.Helper()
+	wh := &admission.Webhook{Handler: h, LogConstructor: func(logr.Logger, *admission.Request) logr.Logger { return logr.Discard() }}
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	wh.ServeHTTP(rec, req)
+	require.Equal(t, http.StatusOK, rec.Code)
+	var out admissionv1.AdmissionReview
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &out))
+	require.NotNil(t, out.Response)
+	return out.Response
+}
