@@ -1,8 +1,10 @@
-# syntax=docker/dockerfile:1
 # Multi-stage build: a static statekeeper binary on a distroless non-root base.
 #   docker build --build-arg VERSION=$(git describe --tags --always) -t statekeeper .
+# It works with BuildKit and with the legacy builder alike (no cache mounts, no
+# automatic platform arguments required); with buildx, TARGETOS/TARGETARCH pick
+# the binary's platform, otherwise it is built for the builder's own.
 
-FROM --platform=$BUILDPLATFORM golang:1.26 AS builder
+FROM golang:1.26 AS builder
 ARG TARGETOS=linux
 ARG TARGETARCH
 # VERSION is stamped into the binary (internal/cli.version).
@@ -11,13 +13,11 @@ WORKDIR /src
 
 # Dependencies first, so that source edits reuse the module download layer.
 COPY go.mod go.sum ./
-RUN --mount=type=cache,target=/go/pkg/mod go mod download
+RUN go mod download
 
 COPY cmd/ cmd/
 COPY internal/ internal/
-RUN --mount=type=cache,target=/go/pkg/mod \
-    --mount=type=cache,target=/root/.cache/go-build \
-    CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH \
+RUN CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH \
     go build -trimpath \
       -ldflags "-s -w -X github.com/statekeeper/statekeeper/internal/cli.version=${VERSION}" \
       -o /out/statekeeper ./cmd/statekeeper
