@@ -137,6 +137,8 @@ var valueCases = []struct {
 			"--set", "config.defaultStorageSize=10Gi",
 			"--set", "config.defaultStorageClass=fast-ssd",
 			"--set", "config.clusterDomain=corp.example",
+			"--set", "config.logFormat=console",
+			"--set", "config.logLevel=debug",
 			"--set", "replicaCount=3",
 			"--set", "image.tag=v9.9.9",
 			"--set", "metrics.serviceMonitor.enabled=true",
@@ -395,6 +397,8 @@ func TestDeployment(t *testing.T) {
 		"--default-storage-size=1Gi",
 		"--default-storage-class=fast",
 		"--cluster-domain=cluster.local",
+		"--log-format=json",
+		"--log-level=info",
 	}, container.Args)
 	assert.Equal(t, []corev1.EnvVar{{
 		Name:      "POD_NAMESPACE",
