@@ -495,6 +495,11 @@ func TestInvalidValuesAreRejected(t *testing.T) {
 			wantErr: "at '/webhook/url': 'http://127.0.0.1:9443' does not match pattern",
 		},
 		{
+			name:    "storage class that is no object name",
+			values:  []string{"--set", "config.defaultStorageClass=Fast_SSD"},
+			wantErr: "at '/config/defaultStorageClass': 'Fast_SSD' does not match pattern",
+		},
+		{
 			name:    "misspelt key",
 			values:  []string{"--set", "webhook.timeoutSecond=3"},
 			wantErr: "at '/webhook': additional properties 'timeoutSecond' not allowed",
