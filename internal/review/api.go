@@ -7,6 +7,7 @@ package review
 import (
 	"github.com/statekeeper/statekeeper/internal/policy"
 	"gomodules.xyz/jsonpatch/v2"
+	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // Operation is the admission operation of a request.
@@ -31,6 +32,13 @@ type Request struct {
 	// Object and OldObject are the raw JSON bodies; OldObject only on UPDATE.
 	Object    []byte
 	OldObject []byte
+	// DecodedObject and DecodedOldObject, when set, replace Object and
+	// OldObject: the caller already decoded them into the resource's Go type
+	// (*appsv1.Deployment, *appsv1.StatefulSet, *autoscalingv1.Scale,
+	// *autoscalingv2.HorizontalPodAutoscaler). The webhook does so while it
+	// reads the AdmissionReview, so that each object is decoded exactly once.
+	DecodedObject    runtime.Object
+	DecodedOldObject runtime.Object
 }
 
 // Decision is the engine's answer.

@@ -4,25 +4,33 @@ import (
 	"encoding/json"
 	"fmt"
 
+	jsoniter "github.com/json-iterator/go"
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/statekeeper/statekeeper/internal/policy"
 )
 
-// decodeWorkload decodes a Deployment or StatefulSet body, once, and views it
-// as a policy.Workload.
-func decodeWorkload(kind policy.Kind, raw []byte) (policy.Workload, error) {
+// JSON is the decoder of request bodies: json-iterator decodes the typed
+// API objects about three times faster than encoding/json (which the API
+// machinery and controller-runtime use) with the same results, honouring the
+// types' own UnmarshalJSON (quantities, times, int-or-string). Keys match
+// case-sensitively, as the API server's decoder does.
+var JSON = jsoniter.Config{EscapeHTML: true, CaseSensitive: true}.Froze()
+
+// decodeWorkload returns a Deployment or StatefulSet request object, decoded
+// once, as a policy.Workload.
+func decodeWorkload(kind policy.Kind, decoded runtime.Object, raw []byte) (policy.Workload, error) {
 	switch kind {
 	case policy.KindDeployment:
-		d := &appsv1.Deployment{}
-		if err := decodeObject(raw, string(kind), d); err != nil {
+		d, err := objectOf[appsv1.Deployment](decoded, raw, string(kind))
+		if err != nil {
 			return policy.Workload{}, err
 		}
 		return policy.FromDeployment(d), nil
 	case policy.KindStatefulSet:
-		s := &appsv1.StatefulSet{}
-		if err := decodeObject(raw, string(kind), s); err != nil {
+		s, err := objectOf[appsv1.StatefulSet](decoded, raw, string(kind))
+		if err != nil {
 			return policy.Workload{}, err
 		}
 		return policy.FromStatefulSet(s), nil
@@ -31,17 +39,35 @@ func decodeWorkload(kind policy.Kind, raw []byte) (policy.Workload, error) {
 	}
 }
 
-// decodeObject decodes raw into obj and checks the body's kind, so that a
-// crafted request cannot pass one kind off as another.
-func decodeObject(raw []byte, kind string, obj runtime.Object) error {
-	if len(raw) == 0 {
-		return fmt.Errorf("%w: the request carries no %s object", ErrInvalidRequest, kind)
-	}
-	if err := json.Unmarshal(raw, obj); err != nil {
-		return fmt.Errorf("%w: decoding the %s object: %v", ErrInvalidRequest, kind, err)
+// objectOf returns a request object of kind: the one the caller decoded, or
+// raw decoded now. Either way the body's own kind must be the one expected,
+// so that a crafted request cannot pass one kind off as another.
+func objectOf[T any, PT interface {
+	*T
+	runtime.Object
+}](decoded runtime.Object, raw []byte, kind string) (PT, error) {
+	var obj PT
+	if decoded != nil {
+		var ok bool
+		if obj, ok = decoded.(PT); !ok {
+			return nil, fmt.Errorf("%w: expected a %s object, got %T", ErrInvalidRequest, kind, decoded)
+		}
+	} else {
+		if len(raw) == 0 {
+			return nil, fmt.Errorf("%w: the request carries no %s object", ErrInvalidRequest, kind)
+		}
+		obj = PT(new(T))
+		if err := JSON.Unmarshal(raw, obj); err != nil {
+			// json-iterator's errors quote raw bytes, cut mid-rune; encoding/json
+			// names the field. Decoding twice costs only on a broken request.
+			if stdErr := json.Unmarshal(raw, obj); stdErr != nil {
+				err = stdErr
+			}
+			return nil, fmt.Errorf("%w: decoding the %s object: %v", ErrInvalidRequest, kind, err)
+		}
 	}
 	if got := obj.GetObjectKind().GroupVersionKind().Kind; got != kind {
-		return fmt.Errorf("%w: expected a %s object, got kind %q", ErrInvalidRequest, kind, got)
+		return nil, fmt.Errorf("%w: expected a %s object, got kind %q", ErrInvalidRequest, kind, got)
 	}
-	return nil
+	return obj, nil
 }

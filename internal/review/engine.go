@@ -139,13 +139,13 @@ func (e *Engine) workload(ctx context.Context, req Request, kind policy.Kind, st
 		return d, nil
 	}
 	facts := &workloadFacts{op: op}
-	if facts.object, err = decodeWorkload(kind, req.Object); err != nil {
+	if facts.object, err = decodeWorkload(kind, req.DecodedObject, req.Object); err != nil {
 		return d, err
 	}
 	fillIdentity(&facts.object, req)
 	d.Namespace, d.Name = facts.object.Namespace, facts.object.Name
 	if op == policy.OpUpdate {
-		old, err := decodeWorkload(kind, req.OldObject)
+		old, err := decodeWorkload(kind, req.DecodedOldObject, req.OldObject)
 		if err != nil {
 			return d, fmt.Errorf("old object: %w", err)
 		}
@@ -262,8 +262,8 @@ func (e *Engine) scale(ctx context.Context, req Request, kind policy.Kind) (Deci
 		d.Skipped = true
 		return d, nil
 	}
-	var s autoscalingv1.Scale
-	if err := decodeObject(req.Object, "Scale", &s); err != nil {
+	s, err := objectOf[autoscalingv1.Scale](req.DecodedObject, req.Object, "Scale")
+	if err != nil {
 		return d, err
 	}
 	name := nonEmpty(req.Name, s.Name)
@@ -286,8 +286,8 @@ func (e *Engine) hpa(ctx context.Context, req Request) (Decision, error) {
 		d.Skipped = true
 		return d, nil
 	}
-	var h autoscalingv2.HorizontalPodAutoscaler
-	if err := decodeObject(req.Object, "HorizontalPodAutoscaler", &h); err != nil {
+	h, err := objectOf[autoscalingv2.HorizontalPodAutoscaler](req.DecodedObject, req.Object, "HorizontalPodAutoscaler")
+	if err != nil {
 		return d, err
 	}
 	name := nonEmpty(req.Name, h.Name)

@@ -26,13 +26,18 @@ type reviewFunc func(context.Context, review.Request) (review.Decision, error)
 
 // Handler is the admission handler of one webhook path.
 type Handler struct {
+	// name is the webhook's path, for logs.
+	name    string
 	review  reviewFunc
 	kinds   expectedKinds
 	log     logr.Logger
 	metrics *Metrics
 }
 
-var _ admission.Handler = (*Handler)(nil)
+var (
+	_ admission.Handler = (*Handler)(nil)
+	_ http.Handler      = (*Handler)(nil)
+)
 
 // expectedKinds maps each resource (and subresource) a path serves to the
 // kind its body must carry: a request whose kind does not match is refused
@@ -54,17 +59,23 @@ var (
 // NewMutator returns the handler of /mutate: workload mutations (SPEC §2).
 // log is used when the request context carries no logger; metrics may be nil.
 func NewMutator(engine *review.Engine, log logr.Logger, metrics *Metrics) *Handler {
-	return &Handler{review: engine.Mutate, kinds: mutateKinds, log: log, metrics: metrics}
+	return &Handler{name: PathMutate, review: engine.Mutate, kinds: mutateKinds, log: log, metrics: metrics}
 }
 
 // NewValidator returns the handler of /validate: workload rules, /scale and
 // HPAs (SPEC §4).
 func NewValidator(engine *review.Engine, log logr.Logger, metrics *Metrics) *Handler {
-	return &Handler{review: engine.Validate, kinds: validateKinds, log: log, metrics: metrics}
+	return &Handler{name: PathValidate, review: engine.Validate, kinds: validateKinds, log: log, metrics: metrics}
 }
 
 // Handle implements admission.Handler.
 func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.Response {
+	return h.handle(ctx, incoming{request: req})
+}
+
+// handle decides a request whose objects may already be decoded.
+func (h *Handler) handle(ctx context.Context, in incoming) admission.Response {
+	req := in.request
 	log := h.log
 	if l, err := logr.FromContext(ctx); err == nil {
 		log = l
@@ -92,10 +103,12 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 			Group: req.Resource.Group, Version: req.Resource.Version,
 			Resource: req.Resource.Resource, SubResource: req.SubResource,
 		},
-		Namespace: req.Namespace,
-		Name:      req.Name,
-		Object:    req.Object.Raw,
-		OldObject: req.OldObject.Raw,
+		Namespace:        req.Namespace,
+		Name:             req.Name,
+		Object:           req.Object.Raw,
+		OldObject:        req.OldObject.Raw,
+		DecodedObject:    in.object,
+		DecodedOldObject: in.oldObject,
 	})
 	if err != nil {
 		h.observeError(log, resource, err)

@@ -211,8 +211,8 @@ func TestMetrics(t *testing.T) {
 		"malformed-object",                          // error twice
 	} {
 		body := readFixture(t, fixture)
-		serve(t, mutator, body)
-		serve(t, validator, body)
+		serveHTTP(t, mutator, body)
+		serveHTTP(t, validator, body)
 	}
 	assert.Equal(t, map[string]float64{
 		"rule=none resource=statefulsets outcome=mutated":           3,

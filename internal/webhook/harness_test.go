@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/go-logr/logr"
 	"github.com/stretchr/testify/require"
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -79,18 +78,37 @@ func readFixture(t testing.TB, name string) []byte {
 	return body
 }
 
-// serve runs body through controller-runtime's admission.Webhook, as the
-// webhook server does, and returns the decoded AdmissionResponse.
-func serve(t testing.TB, h admission.Handler, body []byte) *admissionv1.AdmissionResponse {
+// paths are the two ways a handler is served: on its own (what Register
+// does) and wrapped in controller-runtime's admission.Webhook, which decodes
+// the review itself and calls Handle. Both must answer identically.
+var paths = map[string]func(*Handler) http.Handler{
+	"ServeHTTP": func(h *Handler) http.Handler { return h },
+	"admission.Webhook": func(h *Handler) http.Handler {
+		return &admission.Webhook{Handler: h, LogConstructor: discardLogs}
+	},
+}
+
+// serve runs body through h on both paths, checks that they agree and
+// returns the decoded AdmissionResponse.
+func serve(t testing.TB, h *Handler, body []byte) *admissionv1.AdmissionResponse {
 	t.Helper()
-	wh := &admission.Webhook{Handler: h, LogConstructor: func(logr.Logger, *admission.Request) logr.Logger { return logr.Discard() }}
+	direct := serveHTTP(t, paths["ServeHTTP"](h), body)
+	wrapped := serveHTTP(t, paths["admission.Webhook"](h), body)
+	require.Equal(t, wrapped, direct, "Handler.ServeHTTP and admission.Webhook disagree")
+	return direct
+}
+
+// serveHTTP posts body to h and decodes the AdmissionReview it answers.
+func serveHTTP(t testing.TB, h http.Handler, body []byte) *admissionv1.AdmissionResponse {
+	t.Helper()
 	rec := httptest.NewRecorder()
 	req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
-	wh.ServeHTTP(rec, req)
+	h.ServeHTTP(rec, req)
 	require.Equal(t, http.StatusOK, rec.Code)
 	var out admissionv1.AdmissionReview
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &out))
+	require.Equal(t, metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"}, out.TypeMeta)
 	require.NotNil(t, out.Response)
 	return out.Response
 }

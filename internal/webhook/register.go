@@ -3,7 +3,6 @@ package webhook
 import (
 	"github.com/go-logr/logr"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/statekeeper/statekeeper/internal/review"
 )
@@ -16,9 +15,11 @@ const (
 	PathValidate   = "/validate"
 )
 
-// Register serves the workload paths on server: /mutate and /validate.
-// Pod identity stamping registers PathMutatePods beside them.
+// Register serves the workload paths on server: /mutate and /validate. The
+// handlers read the AdmissionReview themselves (see Handler.ServeHTTP); the
+// server still wraps them in controller-runtime's webhook latency and
+// in-flight metrics. Pod identity stamping registers PathMutatePods beside them.
 func Register(server webhook.Server, engine *review.Engine, log logr.Logger, metrics *Metrics) {
-	server.Register(PathMutate, &admission.Webhook{Handler: NewMutator(engine, log, metrics)})
-	server.Register(PathValidate, &admission.Webhook{Handler: NewValidator(engine, log, metrics)})
+	server.Register(PathMutate, NewMutator(engine, log, metrics))
+	server.Register(PathValidate, NewValidator(engine, log, metrics))
 }
