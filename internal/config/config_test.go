@@ -176,8 +176,11 @@ func TestValidate(t *testing.T) {
 			wantErr: `--default-storage-size: storage size must be positive, got "0"`,
 		},
 		{
-			name:    "bad names",
-			change:  func(c *Config) { c.ExcludedNamespaces = []string{"kube-system", "Bad_NS"}; c.DefaultStorageClass = "Fast SSD" },
+			name: "bad names",
+			change: func(c *Config) {
+				c.ExcludedNamespaces = []string{"kube-system", "Bad_NS"}
+				c.DefaultStorageClass = "Fast SSD"
+			},
 			wantErr: `--default-storage-class: "Fast SSD" is not a valid storage class name: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')` + "\n" + `--excluded-namespaces: "Bad_NS" is not a valid namespace name: a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')`,
 		},
 		{

@@ -120,6 +120,7 @@ const envAnnotation = "statekeeper.io/env"
 // addWithEnv adds own's flags to fs, each annotated with its environment
 // twins and with them named in its --help text.
 func addWithEnv(fs, own *pflag.FlagSet) {
+	own.SortFlags = false // keep the order they were bound in, by topic
 	own.VisitAll(func(f *pflag.Flag) {
 		names := envNames(f.Name)
 		f.Usage = fmt.Sprintf("%s [env %s]", f.Usage, strings.Join(names, ", "))

@@ -1,0 +1,294 @@
+// Package check evaluates manifests offline, as `statekeeper check` does:
+// every object is reviewed as a CREATE by the same review.Engine as the
+// server, against a cluster made of the objects that precede it in the input.
+package check
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	jsonpatch "github.com/evanphx/json-patch/v5"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/statekeeper/statekeeper/internal/lookup"
+	"github.com/statekeeper/statekeeper/internal/policy"
+	"github.com/statekeeper/statekeeper/internal/review"
+)
+
+// Exit codes of Run.
+const (
+	ExitAllowed = 0 // every object is allowed (warnings included)
+	ExitDenied  = 1 // at least one object is denied
+	ExitInvalid = 2 // the input cannot be read
+)
+
+// Output formats.
+const (
+	// OutputLines prints one line per decision (the default).
+	OutputLines = ""
+	// OutputYAML prints the mutated objects; decisions go to stderr.
+	OutputYAML = "yaml"
+)
+
+// Options say what to check and how.
+type Options struct {
+	// Paths are files, directories of .yaml/.yml files, or Stdin, read in order.
+	Paths []string
+	// Output is OutputLines or OutputYAML.
+	Output string
+	// Namespace is given to objects that name none.
+	Namespace string
+	// Settings are the engine's, from the same flags as `serve`.
+	Settings review.Settings
+}
+
+// Run checks the input and writes the result; it returns the exit code.
+func Run(ctx context.Context, opts Options, stdin io.Reader, stdout, stderr io.Writer) int {
+	docs, err := readDocuments(opts.Paths, stdin)
+	if err != nil {
+		writeErrors(stderr, err)
+		return ExitInvalid
+	}
+	state := lookup.NewMemory()
+	c := checker{engine: review.New(state, opts.Settings), state: state, namespace: opts.Namespace}
+
+	decisions, yamlOut := stdout, io.Discard
+	if opts.Output == OutputYAML {
+		decisions, yamlOut = stderr, stdout
+	}
+	code, printed := ExitAllowed, 0
+	for _, doc := range docs {
+		out, err := c.check(ctx, doc)
+		if err != nil {
+			writeErrors(stderr, &inputError{source: doc.source, index: doc.index, err: err})
+			code = ExitInvalid
+			continue
+		}
+		if code == ExitAllowed && out.denied() {
+			code = ExitDenied
+		}
+		for _, line := range out.lines() {
+			fmt.Fprintln(decisions, line)
+		}
+		y, err := yaml.JSONToYAML(out.object)
+		if err != nil { // cannot happen for JSON the patch produced; reported, not hidden
+			writeErrors(stderr, &inputError{source: doc.source, index: doc.index, err: err})
+			code = ExitInvalid
+			continue
+		}
+		if printed > 0 {
+			fmt.Fprintln(yamlOut, "---")
+		}
+		_, _ = yamlOut.Write(y)
+		printed++
+	}
+	return code
+}
+
+// writeErrors prints one "error: ..." line per joined error.
+func writeErrors(w io.Writer, err error) {
+	var joined interface{ Unwrap() []error }
+	if errors.As(err, &joined) {
+		for _, e := range joined.Unwrap() {
+			writeErrors(w, e)
+		}
+		return
+	}
+	fmt.Fprintf(w, "error: %v\n", err)
+}
+
+// checker is the state carried from one object to the next.
+type checker struct {
+	engine    *review.Engine
+	state     *lookup.Memory
+	namespace string
+}
+
+// outcome is what check decided about one object.
+type outcome struct {
+	// ref is "<Kind>/<namespace>/<name>"; reported is false for objects
+	// statekeeper did not review (no line is printed for them).
+	ref      string
+	reported bool
+	changes  int
+	result   policy.Result
+	// object is the mutated object as written, without the defaulted namespace.
+	object []byte
+}
+
+func (o outcome) denied() bool { return o.reported && !o.result.Allowed() }
+
+// lines are the decision lines: one per denial and warning, or one "allowed".
+func (o outcome) lines() []string {
+	if !o.reported {
+		return nil
+	}
+	var lines []string
+	for _, v := range o.result.Denials {
+		lines = append(lines, fmt.Sprintf("denied %s: %s", o.ref, v))
+	}
+	for _, v := range o.result.Warnings {
+		lines = append(lines, fmt.Sprintf("warning %s: %s", o.ref, v))
+	}
+	if len(lines) > 0 {
+		return lines
+	}
+	switch o.changes {
+	case 0:
+		return []string{"allowed " + o.ref}
+	case 1:
+		return []string{fmt.Sprintf("allowed %s: mutated (1 change)", o.ref)}
+	default:
+		return []string{fmt.Sprintf("allowed %s: mutated (%d changes)", o.ref, o.changes)}
+	}
+}
+
+// reviewed are the kinds the engine decides on, by group and kind (the
+// engine reads every served version alike), with what it does for each:
+// workloads are mutated and validated, HPAs validated.
+var reviewed = map[schema.GroupKind]struct {
+	resource string
+	mutate   bool
+}{
+	{Group: "apps", Kind: "Deployment"}:                     {resource: "deployments", mutate: true},
+	{Group: "apps", Kind: "StatefulSet"}:                    {resource: "statefulsets", mutate: true},
+	{Group: "autoscaling", Kind: "HorizontalPodAutoscaler"}: {resource: "horizontalpodautoscalers"},
+}
+
+var namespaceGVK = schema.GroupVersionKind{Version: "v1", Kind: "Namespace"}
+
+// check reviews one object and, unless it is denied, adds it to the state.
+// An error means the object cannot be read.
+func (c *checker) check(ctx context.Context, doc document) (outcome, error) {
+	out := outcome{object: doc.json}
+	namespace := doc.meta.Namespace
+	if namespace == "" && doc.gvk != namespaceGVK {
+		namespace = c.namespace
+	}
+	name := doc.meta.Name
+	if name == "" {
+		name = doc.meta.GenerateName
+	}
+	out.ref = fmt.Sprintf("%s/%s/%s", doc.gvk.Kind, namespace, name)
+
+	// The object as the API server would store it: with its namespace.
+	stored, err := withNamespace(doc.json, namespace)
+	if err != nil {
+		return out, err
+	}
+	if how, ok := reviewed[doc.gvk.GroupKind()]; ok {
+		req := review.Request{
+			Operation: review.Create,
+			Resource:  review.Resource{Group: doc.gvk.Group, Version: doc.gvk.Version, Resource: how.resource},
+			Namespace: namespace, Name: doc.meta.Name, Object: stored,
+		}
+		skipped := true
+		if how.mutate {
+			d, err := c.engine.Mutate(ctx, req)
+			if err != nil {
+				return out, err
+			}
+			skipped = d.Skipped
+			out.result.Add(d.Result)
+			if len(d.Patch) > 0 {
+				out.changes = len(d.Patch)
+				if stored, err = applyPatch(d, stored); err != nil {
+					return out, err
+				}
+				if out.object, err = applyPatch(d, doc.json); err != nil {
+					return out, err
+				}
+				req.Object = stored
+			}
+		}
+		d, err := c.engine.Validate(ctx, req)
+		if err != nil {
+			return out, err
+		}
+		out.reported = !(skipped && d.Skipped)
+		out.result.Add(d.Result)
+		out.result = dedupe(out.result)
+	}
+
+	if !out.denied() {
+		if err := c.remember(stored); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// remember adds the object to the state when it is of a kind the lookups read.
+func (c *checker) remember(js []byte) error {
+	obj, _, err := scheme.Codecs.UniversalDeserializer().Decode(js, nil, nil)
+	if err != nil {
+		if runtime.IsNotRegisteredError(err) {
+			return nil // a kind of no concern to the rules (a CRD, ...)
+		}
+		return err
+	}
+	if o, ok := obj.(client.Object); ok {
+		c.state.Add(o)
+	}
+	return nil
+}
+
+// withNamespace sets metadata.namespace when namespace is not empty.
+func withNamespace(js []byte, namespace string) ([]byte, error) {
+	if namespace == "" {
+		return js, nil
+	}
+	var obj map[string]any
+	if err := json.Unmarshal(js, &obj); err != nil {
+		return nil, err
+	}
+	meta, _ := obj["metadata"].(map[string]any)
+	if meta == nil {
+		meta = map[string]any{}
+		obj["metadata"] = meta
+	}
+	meta["namespace"] = namespace
+	return json.Marshal(obj)
+}
+
+// applyPatch applies the decision's patch to js.
+func applyPatch(d review.Decision, js []byte) ([]byte, error) {
+	raw, err := json.Marshal(d.Patch)
+	if err != nil {
+		return nil, err
+	}
+	patch, err := jsonpatch.DecodePatch(raw)
+	if err != nil {
+		return nil, err
+	}
+	out, err := patch.Apply(js)
+	if err != nil {
+		return nil, fmt.Errorf("applying statekeeper's patch: %w", err)
+	}
+	return out, nil
+}
+
+// dedupe drops repeated violations: the mutating and the validating pass may
+// both warn about the same thing, and the server answers them as one.
+func dedupe(r policy.Result) policy.Result {
+	return policy.Result{Denials: unique(r.Denials), Warnings: unique(r.Warnings)}
+}
+
+func unique(vs []policy.Violation) []policy.Violation {
+	seen := map[string]bool{}
+	var out []policy.Violation
+	for _, v := range vs {
+		if key := v.String(); !seen[key] {
+			seen[key] = true
+			out = append(out, v)
+		}
+	}
+	return out
+}

@@ -1,0 +1,104 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/client/config"
+
+	"github.com/statekeeper/statekeeper/internal/config"
+	"github.com/statekeeper/statekeeper/internal/server"
+)
+
+var serveHelp = commandHelp{
+	usage: "serve [flags]",
+	description: `Runs the admission webhook server (TLS, certificates reloaded from --cert-dir when
+they rotate), the headless-Service reconciler (leader-elected), /healthz and /readyz
+on --health-probe-bind-address and Prometheus metrics on --metrics-bind-address.
+Every flag can also be set through the environment variable named beside it;
+a flag given on the command line wins.`,
+}
+
+func runServe(args []string, s streams) int {
+	cfg := config.Default()
+	fs := newFlagSet("serve")
+	cfg.BindFlags(fs)
+	if code, done := parseFlags(fs, args, serveHelp, s); done {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(s.stderr, "error: serve takes no arguments, got %q\n", fs.Args())
+		return ExitUsage
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(s.stderr, "error: invalid configuration:\n%v\n", err)
+		return ExitUsage
+	}
+	if err := server.CheckCertificates(cfg.CertDir); err != nil {
+		fmt.Fprintf(s.stderr, "error: %v\n", err)
+		return ExitUsage
+	}
+
+	logger, flush, err := server.NewLogger(cfg, s.stderr)
+	if err != nil {
+		fmt.Fprintf(s.stderr, "error: %v\n", err)
+		return ExitUsage
+	}
+	defer func() { _ = flush() }()
+	ctrl.SetLogger(logger)
+	klog.SetLogger(logger.WithName("client-go")) // client-go logs in the same format
+	log := logger.WithName("serve")
+
+	rc, err := restConfig(cfg.Kubeconfig)
+	if err != nil {
+		log.Error(err, "Cannot load the API server configuration")
+		return ExitFailure
+	}
+	mgr, err := server.New(cfg, rc)
+	if err != nil {
+		log.Error(err, "Cannot set up the server")
+		return ExitFailure
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		// A second signal during the graceful shutdown kills the process.
+		<-ctx.Done()
+		stop()
+	}()
+	log.Info("Starting statekeeper", "version", Version(),
+		"webhookPort", cfg.WebhookPort, "defaultMode", cfg.DefaultMode, "excludedNamespaces", cfg.Excluded())
+	if err := mgr.Start(ctx); err != nil {
+		log.Error(err, "Server stopped with an error")
+		return ExitFailure
+	}
+	return ExitOK
+}
+
+// restConfig loads an explicit kubeconfig, or else falls back as
+// controller-runtime does ($KUBECONFIG, in-cluster, ~/.kube/config).
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig == "" {
+		return ctrlconfig.GetConfig()
+	}
+	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
+		&clientcmd.ClientConfigLoadingRules{ExplicitPath: kubeconfig}, &clientcmd.ConfigOverrides{},
+	).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("--%s %s: %w", config.FlagKubeconfig, kubeconfig, err)
+	}
+	// As controller-runtime's loader: no client-side throttling, the API
+	// server's priority and fairness governs.
+	if rc.QPS == 0 {
+		rc.QPS = -1
+	}
+	return rc, nil
+}

@@ -1,0 +1,196 @@
+// Package server wires statekeeper into a controller-runtime manager: the TLS
+// webhook server, the informer caches and their indexes, the review engine
+// behind the admission handlers, health and readiness probes, metrics, and
+// leader election for the reconciler. New is the one wiring point.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	"github.com/statekeeper/statekeeper/internal/config"
+	"github.com/statekeeper/statekeeper/internal/lookup"
+	"github.com/statekeeper/statekeeper/internal/review"
+	skwebhook "github.com/statekeeper/statekeeper/internal/webhook"
+)
+
+// LeaderElectionID names the Lease the replicas compete for.
+const LeaderElectionID = "statekeeper.statekeeper.io"
+
+// Certificate file names in --cert-dir, as cert-manager's Secrets name them.
+const (
+	CertName = "tls.crt"
+	KeyName  = "tls.key"
+)
+
+// New builds the manager that `statekeeper serve` starts. cfg must have passed
+// Validate. New registers statekeeper's metrics on controller-runtime's
+// process-wide registry, so it is called once per process. Tests run it against envtest with cfg.WebhookHost, WebhookPort and
+// CertDir from envtest's WebhookInstallOptions and MetricsBindAddress and
+// HealthProbeBindAddress "0"; nothing else is needed.
+func New(cfg config.Config, rc *rest.Config) (manager.Manager, error) {
+	return build(cfg, rc, func(*manager.Options) {})
+}
+
+// build is New with a last say on the manager's options, for tests.
+func build(cfg config.Config, rc *rest.Config, customize func(*manager.Options)) (manager.Manager, error) {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, fmt.Errorf("building the scheme: %w", err)
+	}
+	opts := managerOptions(cfg, scheme)
+	customize(&opts)
+	mgr, err := manager.New(rc, opts)
+	if err != nil {
+		return nil, fmt.Errorf("creating the manager: %w", err)
+	}
+	if err := setup(mgr, cfg); err != nil {
+		return nil, err
+	}
+	return mgr, nil
+}
+
+func managerOptions(cfg config.Config, scheme *runtime.Scheme) manager.Options {
+	tlsOpts := []func(*tls.Config){}
+	if !cfg.EnableHTTP2 {
+		// HTTP/2 stream cancellation and rapid reset (CVE-2023-44487,
+		// CVE-2023-39325) let a client exhaust the server; the API server
+		// talks HTTP/1.1 to webhooks just as well, so offer only that.
+		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
+	}
+	leaderElectionNamespace := cfg.LeaderElectionNamespace
+	if leaderElectionNamespace == "" {
+		// Out of cluster controller-runtime cannot guess it; in cluster this
+		// is the namespace it would guess.
+		leaderElectionNamespace = cfg.Namespace
+	}
+	return manager.Options{
+		Scheme: scheme,
+		Cache:  lookup.CacheOptions(),
+		// The webhook server does not need leader election: every replica
+		// answers admission requests. Only the reconciler is elected.
+		WebhookServer: webhook.NewServer(webhook.Options{
+			Host:    cfg.WebhookHost,
+			Port:    cfg.WebhookPort,
+			CertDir: cfg.CertDir,
+			// With no GetCertificate in TLSOpts the server watches these two
+			// files (controller-runtime's certwatcher) and serves rotated
+			// certificates without a restart.
+			CertName: CertName,
+			KeyName:  KeyName,
+			TLSOpts:  tlsOpts,
+		}),
+		Metrics: metricsserver.Options{
+			BindAddress: cfg.MetricsBindAddress,
+			TLSOpts:     tlsOpts,
+		},
+		HealthProbeBindAddress:  cfg.HealthProbeBindAddress,
+		LeaderElection:          cfg.LeaderElect,
+		LeaderElectionID:        LeaderElectionID,
+		LeaderElectionNamespace: leaderElectionNamespace,
+		// serve exits once the manager stops, so the Lease can be handed
+		// over at once instead of after it expires.
+		LeaderElectionReleaseOnCancel: true,
+	}
+}
+
+// setup registers everything statekeeper runs on mgr.
+func setup(mgr manager.Manager, cfg config.Config) error {
+	ctx := context.Background() // IndexField only records the index before the cache starts
+	if err := lookup.IndexFields(ctx, mgr.GetFieldIndexer()); err != nil {
+		return fmt.Errorf("indexing the cache: %w", err)
+	}
+	// Start the informers with the manager rather than on the first
+	// admission request, so that readiness (below) means warm caches.
+	for _, obj := range cachedObjects() {
+		if _, err := mgr.GetCache().GetInformer(ctx, obj); err != nil {
+			return fmt.Errorf("watching %T: %w", obj, err)
+		}
+	}
+
+	// The decisions counter is served beside controller-runtime's webhook
+	// latency histograms; the registry is per process, so is New.
+	metrics, err := skwebhook.NewMetrics(ctrlmetrics.Registry)
+	if err != nil {
+		return err
+	}
+	engine := review.New(lookup.NewCache(mgr.GetCache(), mgr.GetAPIReader()), cfg.ReviewSettings())
+	skwebhook.Register(mgr.GetWebhookServer(), engine, mgr.GetLogger().WithName("admission"), metrics)
+
+	// The headless-Service reconciler (leader-elected) is set up here.
+
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return fmt.Errorf("adding the health check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
+		return fmt.Errorf("adding the webhook readiness check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("cache", cacheSynced(mgr.GetCache())); err != nil {
+		return fmt.Errorf("adding the cache readiness check: %w", err)
+	}
+	return nil
+}
+
+// cachedObjects are the kinds the lookups read from the cache.
+func cachedObjects() []client.Object {
+	pods := &metav1.PartialObjectMetadata{}
+	pods.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Pod"))
+	return []client.Object{
+		&appsv1.Deployment{}, &appsv1.StatefulSet{},
+		&corev1.PersistentVolumeClaim{}, &corev1.Namespace{}, pods,
+	}
+}
+
+// cacheSynced is ready once every informer has synced: before that an
+// admission request would wait for the sync inside the API server's timeout.
+func cacheSynced(c cache.Cache) healthz.Checker {
+	return func(req *http.Request) error {
+		ctx, cancel := context.WithTimeout(req.Context(), time.Second)
+		defer cancel()
+		if !c.WaitForCacheSync(ctx) {
+			return errors.New("informer caches have not synced yet")
+		}
+		return nil
+	}
+}
+
+// CheckCertificates reports a missing serving certificate or key in certDir
+// (controller-runtime's default directory when empty) before the manager
+// starts, so that `serve` fails with a message that says which file is missing.
+func CheckCertificates(certDir string) error {
+	if certDir == "" {
+		certDir = filepath.Join(os.TempDir(), "k8s-webhook-server", "serving-certs")
+	}
+	var errs []error
+	for _, name := range []string{CertName, KeyName} {
+		path := filepath.Join(certDir, name)
+		switch _, err := os.Stat(path); {
+		case errors.Is(err, fs.ErrNotExist):
+			errs = append(errs, fmt.Errorf("--%s: %s is missing", config.FlagCertDir, path))
+		case err != nil:
+			errs = append(errs, fmt.Errorf("--%s: %w", config.FlagCertDir, err))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,107 @@
+package server
+
+import (
+	"crypto/tls"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	"github.com/statekeeper/statekeeper/internal/config"
+)
+
+func TestHTTP2IsOffUnlessEnabled(t *testing.T) {
+	for _, enabled := range []bool{false, true} {
+		cfg := config.Default()
+		cfg.EnableHTTP2 = enabled
+		opts := managerOptions(cfg, nil)
+
+		server, ok := opts.WebhookServer.(*webhook.DefaultServer)
+		require.True(t, ok)
+		tlsConfig := &tls.Config{NextProtos: []string{"h2"}} // what the webhook server starts from
+		for _, opt := range server.Options.TLSOpts {
+			opt(tlsConfig)
+		}
+		want := []string{"http/1.1"}
+		if enabled {
+			want = []string{"h2"}
+		}
+		assert.Equal(t, want, tlsConfig.NextProtos, "enable-http2=%v", enabled)
+	}
+}
+
+func TestManagerOptions(t *testing.T) {
+	cfg := config.Default()
+	cfg.WebhookHost, cfg.WebhookPort, cfg.CertDir = "127.0.0.1", 10443, "/certs"
+	cfg.LeaderElect, cfg.Namespace = true, "statekeeper-system"
+	opts := managerOptions(cfg, nil)
+
+	server := opts.WebhookServer.(*webhook.DefaultServer)
+	assert.Equal(t, "127.0.0.1", server.Options.Host)
+	assert.Equal(t, 10443, server.Options.Port)
+	assert.Equal(t, "/certs", server.Options.CertDir)
+	assert.Equal(t, ":8080", opts.Metrics.BindAddress)
+	assert.Equal(t, ":8081", opts.HealthProbeBindAddress)
+	assert.True(t, opts.LeaderElection)
+	assert.Equal(t, "statekeeper.statekeeper.io", opts.LeaderElectionID)
+	assert.Equal(t, "statekeeper-system", opts.LeaderElectionNamespace, "the Lease defaults to statekeeper's own namespace")
+
+	cfg.LeaderElectionNamespace = "leases"
+	assert.Equal(t, "leases", managerOptions(cfg, nil).LeaderElectionNamespace)
+}
+
+func TestCheckCertificates(t *testing.T) {
+	dir := t.TempDir()
+	require.EqualError(t, CheckCertificates(dir),
+		"--cert-dir: "+filepath.Join(dir, "tls.crt")+" is missing\n--cert-dir: "+filepath.Join(dir, "tls.key")+" is missing")
+
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "tls.crt"), []byte("cert"), 0o600))
+	require.EqualError(t, CheckCertificates(dir), "--cert-dir: "+filepath.Join(dir, "tls.key")+" is missing")
+
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "tls.key"), []byte("key"), 0o600))
+	require.NoError(t, CheckCertificates(dir))
+}
+
+// TestNewRegistersTheWebhookPaths builds the whole wiring and checks that the
+// chart's paths are served.
+func TestNewRegistersTheWebhookPaths(t *testing.T) {
+	cfg := config.Default()
+	cfg.MetricsBindAddress, cfg.HealthProbeBindAddress = "0", "0"
+	// A fixed REST mapper stands in for the API server's discovery.
+	mapper := meta.NewDefaultRESTMapper(nil)
+	for _, gvk := range []schema.GroupVersionKind{
+		appsv1.SchemeGroupVersion.WithKind("Deployment"), appsv1.SchemeGroupVersion.WithKind("StatefulSet"),
+		corev1.SchemeGroupVersion.WithKind("Pod"), corev1.SchemeGroupVersion.WithKind("PersistentVolumeClaim"),
+		corev1.SchemeGroupVersion.WithKind("Service"),
+	} {
+		mapper.Add(gvk, meta.RESTScopeNamespace)
+	}
+	mapper.Add(corev1.SchemeGroupVersion.WithKind("Namespace"), meta.RESTScopeRoot)
+
+	mgr, err := build(cfg, &rest.Config{Host: "https://127.0.0.1:1"}, func(o *manager.Options) {
+		o.MapperProvider = func(*rest.Config, *http.Client) (meta.RESTMapper, error) { return mapper, nil }
+	})
+	require.NoError(t, err)
+
+	mux := mgr.GetWebhookServer().WebhookMux()
+	for _, path := range []string{"/mutate", "/validate"} {
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, path, strings.NewReader("")))
+		assert.NotEqual(t, http.StatusNotFound, rec.Code, path)
+	}
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/nothing", strings.NewReader("")))
+	assert.Equal(t, http.StatusNotFound, rec.Code)
+}
