@@ -1,0 +1,243 @@
+// Package reconciler keeps the headless Service of every stateful StatefulSet
+// (SPEC §3). It is level-triggered, so it heals a deleted or edited Service
+// and makes up for an admission call that never happened (a StatefulSet
+// created before statekeeper was installed). What the Service should be, and
+// what to do about the one that exists, is decided by policy.PlanHeadlessService;
+// this package only reads and writes.
+package reconciler
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/statekeeper/statekeeper/internal/policy"
+)
+
+// ControllerName names the controller in logs and metrics.
+const ControllerName = "headless-service"
+
+// EventSource is the reporting controller of the Events the reconciler records.
+const EventSource = "statekeeper"
+
+// Reasons of the Events recorded on the StatefulSet.
+const (
+	ReasonServiceCreated   = "ServiceCreated"
+	ReasonServiceRepaired  = "ServiceRepaired"
+	ReasonServiceRecreated = "ServiceRecreated"
+	ReasonServiceConflict  = "ServiceConflict"
+	ReasonServiceInvalid   = "ServiceInvalid"
+)
+
+// eventAction is the events.k8s.io "action" of every Event recorded here.
+const eventAction = "ReconcileHeadlessService"
+
+// foreignRecheckInterval bounds how long a Service statekeeper does not
+// manage goes unnoticed: the cache holds managed Services only, so deleting
+// or fixing a foreign one raises no event here.
+const foreignRecheckInterval = 10 * time.Minute
+
+// Options tunes the controller.
+type Options struct {
+	// MaxConcurrentReconciles is the number of StatefulSets reconciled at
+	// once; 0 means controller-runtime's default of 1.
+	MaxConcurrentReconciles int
+}
+
+// CacheByObject is the reconciler's part of the manager's cache options:
+// Services are cached only when statekeeper manages them, without their
+// managedFields, so that the cache stays small on clusters with many
+// Services. Merge it into cache.Options.ByObject.
+//
+// StatefulSets get no entry: the webhook's lookups need all of them (a kind
+// switch is judged against unlabelled workloads too), so this controller
+// filters them with a predicate instead of a cache selector.
+func CacheByObject() map[client.Object]cache.ByObject {
+	return map[client.Object]cache.ByObject{
+		&corev1.Service{}: {
+			Label:     labels.SelectorFromSet(labels.Set{policy.LabelManagedBy: policy.ManagerName}),
+			Transform: cache.TransformStripManagedFields(),
+		},
+	}
+}
+
+// Reconciler creates and repairs the headless Service of a stateful StatefulSet.
+type Reconciler struct {
+	// Client reads from the manager's cache and writes to the API server.
+	Client client.Client
+	// APIReader reads from the API server: a Service missing from the cache
+	// may exist unmanaged, and must then be left alone.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+}
+
+// SetupWithManager registers the controller with mgr. It needs RBAC to get,
+// list and watch StatefulSets; get, list, watch, create, patch and delete
+// Services; and create and patch events.k8s.io Events. The manager's leader
+// election applies: only the leader reconciles.
+func SetupWithManager(mgr ctrl.Manager, opts Options) error {
+	r := &Reconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder(EventSource),
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named(ControllerName).
+		For(&appsv1.StatefulSet{}, builder.WithPredicates(
+			predicate.NewPredicateFuncs(isStateful),
+			specOrLabelsChanged(),
+		)).
+		Owns(&corev1.Service{}, builder.WithPredicates(predicate.NewPredicateFuncs(isManaged))).
+		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}).
+		Complete(r)
+}
+
+// isStateful selects StatefulSets labelled with a stateful-* deploy type.
+func isStateful(obj client.Object) bool {
+	t, err := policy.ParseDeployType(obj.GetLabels()[policy.LabelDeployType])
+	return err == nil && t.Stateful()
+}
+
+// isManaged selects the Services statekeeper manages. The cache holds no
+// others when CacheByObject is applied; the predicate keeps the controller
+// correct when it is not.
+func isManaged(obj client.Object) bool {
+	return obj.GetLabels()[policy.LabelManagedBy] == policy.ManagerName
+}
+
+// specOrLabelsChanged drops StatefulSet updates that touch only the status,
+// which changes with every pod transition and never affects the Service.
+// Periodic resyncs (old and new at the same resourceVersion) still pass, as
+// the level-triggered safety net.
+func specOrLabelsChanged() predicate.Predicate {
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		if e.ObjectOld == nil || e.ObjectNew == nil {
+			return true
+		}
+		return e.ObjectOld.GetResourceVersion() == e.ObjectNew.GetResourceVersion() ||
+			e.ObjectOld.GetGeneration() != e.ObjectNew.GetGeneration() ||
+			!maps.Equal(e.ObjectOld.GetLabels(), e.ObjectNew.GetLabels())
+	}}
+}
+
+// Reconcile makes the StatefulSet's headless Service right, or says why it
+// cannot on the StatefulSet's Events.
+func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	log := logf.FromContext(ctx)
+
+	var sts appsv1.StatefulSet
+	if err := r.Client.Get(ctx, req.NamespacedName, &sts); err != nil {
+		// Gone: the garbage collector deletes the Service through its owner reference.
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	// A StatefulSet being deleted is left to the garbage collector, which
+	// would delete a Service recreated now.
+	if !isStateful(&sts) || sts.DeletionTimestamp != nil {
+		return reconcile.Result{}, nil
+	}
+
+	key := client.ObjectKey{Namespace: sts.Namespace, Name: policy.ServiceNameOf(&sts)}
+	current, err := r.currentService(ctx, key)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	plan := policy.PlanHeadlessService(&sts, current)
+	log = log.WithValues("service", key.Name, "action", plan.Action)
+
+	switch plan.Action {
+	case policy.ServiceInSync:
+		return reconcile.Result{}, nil
+	case policy.ServiceForeign:
+		log.V(1).Info("leaving a headless service statekeeper does not manage")
+		return reconcile.Result{RequeueAfter: foreignRecheckInterval}, nil
+	case policy.ServiceConflict:
+		log.Info("leaving a conflicting service alone", "reason", plan.Reason)
+		r.Recorder.Eventf(&sts, current, corev1.EventTypeWarning, ReasonServiceConflict, eventAction, "%s", plan.Reason)
+		return reconcile.Result{RequeueAfter: foreignRecheckInterval}, nil
+	case policy.ServiceCreate:
+		if err := r.create(ctx, &sts, plan.Service); err != nil {
+			return reconcile.Result{}, err
+		}
+		log.Info("created the headless service")
+		r.Recorder.Eventf(&sts, plan.Service, corev1.EventTypeNormal, ReasonServiceCreated, eventAction,
+			"created headless service %q", key.Name)
+	case policy.ServiceUpdate:
+		patch := client.MergeFromWithOptions(current, client.MergeFromWithOptimisticLock{})
+		if err := r.Client.Patch(ctx, plan.Service, patch); err != nil {
+			return reconcile.Result{}, fmt.Errorf("repairing service %q: %w", key.Name, err)
+		}
+		log.Info("repaired the headless service")
+		r.Recorder.Eventf(&sts, plan.Service, corev1.EventTypeNormal, ReasonServiceRepaired, eventAction,
+			"repaired headless service %q (selector, ports, publishNotReadyAddresses, labels or owner)", key.Name)
+	case policy.ServiceRecreate:
+		// clusterIP is immutable: a managed Service that is no longer
+		// headless can only be replaced. The preconditions make sure the
+		// object deleted is the one judged.
+		uid, version := current.UID, current.ResourceVersion
+		precondition := client.Preconditions{UID: &uid, ResourceVersion: &version}
+		if err := r.Client.Delete(ctx, current, precondition); client.IgnoreNotFound(err) != nil {
+			return reconcile.Result{}, fmt.Errorf("deleting non-headless service %q: %w", key.Name, err)
+		}
+		// Until the old Service is gone (finalizers), creating fails with
+		// AlreadyExists and the request is retried with backoff.
+		if err := r.create(ctx, &sts, plan.Service); err != nil {
+			return reconcile.Result{}, err
+		}
+		log.Info("recreated the headless service", "previousClusterIP", current.Spec.ClusterIP)
+		r.Recorder.Eventf(&sts, plan.Service, corev1.EventTypeNormal, ReasonServiceRecreated, eventAction,
+			"recreated service %q as headless: its clusterIP was %q and a clusterIP cannot be changed", key.Name, current.Spec.ClusterIP)
+	default:
+		return reconcile.Result{}, reconcile.TerminalError(fmt.Errorf("unknown service action %q", plan.Action))
+	}
+	return reconcile.Result{}, nil
+}
+
+// currentService reads the Service from the cache and, when the cache does
+// not hold it, from the API server: the cache holds managed Services only.
+// It returns nil when no Service of that name exists.
+func (r *Reconciler) currentService(ctx context.Context, key client.ObjectKey) (*corev1.Service, error) {
+	var svc corev1.Service
+	err := r.Client.Get(ctx, key, &svc)
+	if apierrors.IsNotFound(err) {
+		err = r.APIReader.Get(ctx, key, &svc)
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading service %q: %w", key.Name, err)
+	}
+	return &svc, nil
+}
+
+// create creates svc. A Service the API server refuses as invalid (a
+// spec.serviceName that is not a valid Service name) will not become valid by
+// retrying, so it is reported on the StatefulSet and not retried.
+func (r *Reconciler) create(ctx context.Context, sts *appsv1.StatefulSet, svc *corev1.Service) error {
+	err := r.Client.Create(ctx, svc)
+	if apierrors.IsInvalid(err) {
+		r.Recorder.Eventf(sts, nil, corev1.EventTypeWarning, ReasonServiceInvalid, eventAction,
+			"cannot create headless service %q: %v", svc.Name, err)
+		return reconcile.TerminalError(fmt.Errorf("creating service %q: %w", svc.Name, err))
+	}
+	if err != nil {
+		return fmt.Errorf("creating service %q: %w", svc.Name, err)
+	}
+	return nil
+}
