@@ -1,0 +1,385 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/statekeeper/statekeeper/internal/policy"
+)
+
+const (
+	// image is never pulled: envtest runs no kubelet.
+	image = "registry.k8s.io/pause:3.10"
+	// settleTimeout bounds how long a test waits for statekeeper's informer
+	// caches to see an object the test just wrote.
+	settleTimeout = 15 * time.Second
+	settlePoll    = 50 * time.Millisecond
+)
+
+// tenant is one test's slice of the shared API server: its own namespace and
+// a client whose warnings it can read.
+type tenant struct {
+	t        *testing.T
+	ctx      context.Context
+	ns       string
+	c        client.Client
+	warnings *warningRecorder
+}
+
+// newTenant creates a fresh namespace, labelled with the statekeeper mode
+// unless mode is empty (the default mode, enforce, applies then).
+func newTenant(t *testing.T, mode policy.Mode) *tenant {
+	t.Helper()
+	warnings := &warningRecorder{}
+	cfg := rest.CopyConfig(shared.config)
+	cfg.WarningHandlerWithContext = warnings
+	c, err := client.New(cfg, client.Options{Scheme: shared.scheme, HTTPClient: shared.httpClient, Mapper: shared.mapper})
+	require.NoError(t, err)
+
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "it-"}}
+	if mode != "" {
+		ns.Labels = map[string]string{policy.LabelMode: string(mode)}
+	}
+	ctx := t.Context()
+	require.NoError(t, c.Create(ctx, ns))
+	// envtest runs no namespace controller, so deleting would only leave the
+	// namespace Terminating; the API server is thrown away after the suite.
+	return &tenant{t: t, ctx: ctx, ns: ns.Name, c: c, warnings: warnings}
+}
+
+// warningRecorder collects the Warning headers of the API server's answers,
+// which carry the warnings of admission webhooks (what kubectl prints).
+type warningRecorder struct {
+	mu       sync.Mutex
+	messages []string
+}
+
+func (w *warningRecorder) HandleWarningHeaderWithContext(_ context.Context, _ int, _ string, text string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.messages = append(w.messages, text)
+}
+
+// take returns the warnings received since the last take and forgets them.
+func (w *warningRecorder) take() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := w.messages
+	w.messages = nil
+	return out
+}
+
+// --- objects -----------------------------------------------------------------
+
+// statefulSet is a StatefulSet with one container mounting "data" at /data and
+// no volume of that name, so a stateful-* type gets a claim template for it.
+// An empty deploy type leaves the workload unlabelled.
+func statefulSet(name string, deployType policy.DeployType, replicas int32) *appsv1.StatefulSet {
+	return &appsv1.StatefulSet{
+		ObjectMeta: workloadMeta(name, deployType),
+		Spec: appsv1.StatefulSetSpec{
+			Replicas: ptr.To(replicas),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
+			Template: podTemplate(name, corev1.VolumeMount{Name: "data", MountPath: "/data"}),
+		},
+	}
+}
+
+// deployment is a Deployment with one container and no volumes.
+func deployment(name string, deployType policy.DeployType, replicas int32) *appsv1.Deployment {
+	return &appsv1.Deployment{
+		ObjectMeta: workloadMeta(name, deployType),
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To(replicas),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
+			Template: podTemplate(name),
+		},
+	}
+}
+
+// withClaimVolume mounts the existing claim claimName as volume "data".
+func withClaimVolume(d *appsv1.Deployment, claimName string) *appsv1.Deployment {
+	spec := &d.Spec.Template.Spec
+	spec.Volumes = append(spec.Volumes, corev1.Volume{
+		Name:         "data",
+		VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claimName}},
+	})
+	spec.Containers[0].VolumeMounts = append(spec.Containers[0].VolumeMounts, corev1.VolumeMount{Name: "data", MountPath: "/data"})
+	return d
+}
+
+func workloadMeta(name string, deployType policy.DeployType) metav1.ObjectMeta {
+	meta := metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": name}}
+	if deployType != "" {
+		meta.Labels[policy.LabelDeployType] = string(deployType)
+	}
+	return meta
+}
+
+func podTemplate(app string, mounts ...corev1.VolumeMount) corev1.PodTemplateSpec {
+	return corev1.PodTemplateSpec{
+		ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": app}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{
+			Name: "main", Image: image, VolumeMounts: mounts,
+		}}},
+	}
+}
+
+func claim(name string, mode corev1.PersistentVolumeAccessMode) *corev1.PersistentVolumeClaim {
+	return &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes: []corev1.PersistentVolumeAccessMode{mode},
+			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
+		},
+	}
+}
+
+// storedClaimTemplate is an injected claim template as the API server stores
+// it: statekeeper's fields plus the API server's defaults for claim templates.
+func storedClaimTemplate(name, size, class string) corev1.PersistentVolumeClaim {
+	pvc := corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse(size)}},
+			VolumeMode:  ptr.To(corev1.PersistentVolumeFilesystem),
+		},
+		Status: corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimPending},
+	}
+	if class != "" {
+		pvc.Spec.StorageClassName = ptr.To(class)
+	}
+	return pvc
+}
+
+// withDeployTypeLabel is labels plus the deploy-type label the StatefulSet
+// mutation adds to the pod template.
+func withDeployTypeLabel(labels map[string]string, deployType policy.DeployType) map[string]string {
+	out := map[string]string{policy.LabelDeployType: string(deployType)}
+	for k, v := range labels {
+		out[k] = v
+	}
+	return out
+}
+
+// --- calls as kubectl makes them ----------------------------------------------
+
+// create creates obj in the tenant's namespace; with dryRun it is
+// `kubectl create --dry-run=server`, and obj receives the answer either way.
+func (tn *tenant) create(obj client.Object, dryRun bool) error {
+	obj.SetNamespace(tn.ns)
+	if dryRun {
+		return tn.c.Create(tn.ctx, obj, client.DryRunAll)
+	}
+	return tn.c.Create(tn.ctx, obj)
+}
+
+// update is `kubectl replace` / `kubectl edit`: a PUT of the whole object.
+func (tn *tenant) update(obj client.Object, dryRun bool) error {
+	if dryRun {
+		return tn.c.Update(tn.ctx, obj, client.DryRunAll)
+	}
+	return tn.c.Update(tn.ctx, obj)
+}
+
+// scale is `kubectl scale --replicas=n`: a JSON merge patch of the /scale
+// subresource (kubectl's ScaleSimple without preconditions).
+func (tn *tenant) scale(obj client.Object, replicas int32, dryRun bool) error {
+	patch := client.RawPatch(types.MergePatchType, fmt.Appendf(nil, `{"spec":{"replicas":%d}}`, replicas))
+	opts := []client.SubResourcePatchOption{client.WithSubResourceBody(&autoscalingv1.Scale{})}
+	if dryRun {
+		opts = append(opts, client.DryRunAll)
+	}
+	return tn.c.SubResource("scale").Patch(tn.ctx, obj, patch, opts...)
+}
+
+// scaleByUpdate is what the HPA controller does: read the Scale, PUT it back
+// with new replicas.
+func (tn *tenant) scaleByUpdate(obj client.Object, replicas int32, dryRun bool) error {
+	scale := &autoscalingv1.Scale{}
+	if err := tn.c.SubResource("scale").Get(tn.ctx, obj, scale); err != nil {
+		return err
+	}
+	scale.Spec.Replicas = replicas
+	opts := []client.SubResourceUpdateOption{client.WithSubResourceBody(scale)}
+	if dryRun {
+		opts = append(opts, client.DryRunAll)
+	}
+	return tn.c.SubResource("scale").Update(tn.ctx, obj, opts...)
+}
+
+// setStatusReplicas writes status.replicas as a workload controller would
+// (envtest runs none, so status stays what the test sets).
+func (tn *tenant) setStatusReplicas(obj client.Object, replicas int32) {
+	tn.t.Helper()
+	require.NoError(tn.t, tn.c.Get(tn.ctx, client.ObjectKeyFromObject(obj), obj))
+	switch o := obj.(type) {
+	case *appsv1.Deployment:
+		o.Status.Replicas = replicas
+	case *appsv1.StatefulSet:
+		o.Status.Replicas = replicas
+	default:
+		tn.t.Fatalf("setStatusReplicas: unsupported %T", obj)
+	}
+	require.NoError(tn.t, tn.c.Status().Update(tn.ctx, obj))
+}
+
+// get reads the stored object of obj's name in the tenant's namespace into obj.
+func (tn *tenant) get(obj client.Object) {
+	tn.t.Helper()
+	obj.SetNamespace(tn.ns)
+	require.NoError(tn.t, tn.c.Get(tn.ctx, client.ObjectKeyFromObject(obj), obj))
+}
+
+// mustCreate creates obj and fails the test on any error.
+func (tn *tenant) mustCreate(obj client.Object) {
+	tn.t.Helper()
+	require.NoError(tn.t, tn.create(obj, false))
+}
+
+// assertNotStored checks that no object of obj's kind and name exists in the
+// tenant's namespace.
+func (tn *tenant) assertNotStored(obj client.Object) {
+	tn.t.Helper()
+	fresh := obj.DeepCopyObject().(client.Object)
+	err := tn.c.Get(tn.ctx, client.ObjectKey{Namespace: tn.ns, Name: obj.GetName()}, fresh)
+	assert.True(tn.t, apierrors.IsNotFound(err), "want %T %q not stored, got err=%v", obj, obj.GetName(), err)
+}
+
+// --- decisions that depend on statekeeper's caches ----------------------------
+
+// A write is one API call, run as a server-side dry run or for real.
+type write func(dryRun bool) error
+
+// denied runs op for real once statekeeper denies its dry run, and returns
+// the real call's error. Rules that read the cluster (kind-switch, /scale,
+// HPA, headless-conflict) see it through informer caches that lag the test's
+// own writes by a few milliseconds; dry runs have no side effects, so
+// retrying them until the caches caught up makes the real call deterministic.
+func (tn *tenant) denied(op write) error {
+	tn.t.Helper()
+	tn.settle(op, func(err error) bool { return err != nil })
+	tn.warnings.take()
+	err := op(false)
+	require.Error(tn.t, err, "the dry run was denied but the real call was admitted")
+	return err
+}
+
+// admitted runs op for real once statekeeper admits its dry run, requires
+// success and returns the warnings of the real call.
+func (tn *tenant) admitted(op write) []string {
+	tn.t.Helper()
+	tn.settle(op, func(err error) bool { return err == nil })
+	tn.warnings.take()
+	require.NoError(tn.t, op(false))
+	return tn.warnings.take()
+}
+
+func (tn *tenant) settle(op write, done func(error) bool) {
+	tn.t.Helper()
+	var last error
+	ok := assert.Eventually(tn.t, func() bool {
+		last = op(true)
+		return done(last)
+	}, settleTimeout, settlePoll)
+	require.True(tn.t, ok, "the dry run never reached the expected decision; last error: %v", last)
+}
+
+// warned runs op for real once its dry run carries a warning of rule (in warn
+// mode a rule that reads a stale cache admits silently), and returns the real
+// call's warnings.
+func (tn *tenant) warned(op write, rule policy.Rule) []string {
+	tn.t.Helper()
+	tn.settle(func(bool) error {
+		tn.warnings.take()
+		if err := op(true); err != nil {
+			return err
+		}
+		for _, w := range tn.warnings.take() {
+			if strings.Contains(w, fmt.Sprintf("[%s]", rule)) {
+				return nil
+			}
+		}
+		return fmt.Errorf("no [%s] warning yet", rule)
+	}, func(err error) bool { return err == nil })
+	require.NoError(tn.t, op(false))
+	return tn.warnings.take()
+}
+
+// awaitClaimInCache waits until statekeeper's cache holds the ReadWriteOnce
+// claim, seen through the one mutation that reads claims: Recreate for a
+// stateless-single Deployment that mounts it.
+func (tn *tenant) awaitClaimInCache(claimName string) {
+	tn.t.Helper()
+	probe := withClaimVolume(deployment("claim-probe", policy.StatelessSingle, 1), claimName)
+	tn.settle(func(bool) error {
+		d := probe.DeepCopy()
+		if err := tn.create(d, true); err != nil {
+			return err
+		}
+		if d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
+			return fmt.Errorf("claim %q is not in statekeeper's cache yet", claimName)
+		}
+		return nil
+	}, func(err error) bool { return err == nil })
+}
+
+// requireDenial checks a denial's rule ID and its key message, as kubectl shows it.
+func requireDenial(t *testing.T, err error, rule policy.Rule, message string) {
+	t.Helper()
+	require.Error(t, err)
+	assert.ErrorContains(t, err, fmt.Sprintf("[%s]", rule))
+	if message != "" {
+		assert.ErrorContains(t, err, message)
+	}
+}
+
+// singleInstanceMessage is SPEC §4's denial of a replica count on a *-single workload.
+func singleInstanceMessage(kind policy.Kind, name string, deployType policy.DeployType, replicas int32) string {
+	return fmt.Sprintf("%s %q is %s: replicas must be 0 or 1, got %d [%s]", kind.Lower(), name, deployType, replicas, policy.RuleSingleInstance)
+}
+
+// kindSwitchMessage is SPEC §4's kind-switch denial; refs are as kubectl
+// names objects (`deployment "db"`).
+func kindSwitchMessage(runningRef, component, creatingRef string) string {
+	return fmt.Sprintf("%s (component %q) is running with persistent volumes; scale it to 0 and back up its data before creating %s [%s]",
+		runningRef, component, creatingRef, policy.RuleKindSwitch)
+}
+
+// assertWarning checks that one of warnings names the rule and contains message.
+func assertWarning(t *testing.T, warnings []string, rule policy.Rule, message string) {
+	t.Helper()
+	for _, w := range warnings {
+		if containsAll(w, fmt.Sprintf("[%s]", rule), message) {
+			return
+		}
+	}
+	t.Errorf("no warning with [%s] and %q among %q", rule, message, warnings)
+}
+
+func containsAll(s string, parts ...string) bool {
+	for _, p := range parts {
+		if !strings.Contains(s, p) {
+			return false
+		}
+	}
+	return true
+}

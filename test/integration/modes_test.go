@@ -1,0 +1,98 @@
+package integration
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/statekeeper/statekeeper/internal/policy"
+)
+
+func TestWarnNamespaceAdmitsWithTheDenialAsWarning(t *testing.T) {
+	t.Parallel()
+	tn := newTenant(t, policy.ModeWarn)
+
+	sts := statefulSet("db", policy.StatefulSingle, 3)
+	require.NoError(t, tn.create(sts, false))
+	assert.Equal(t, []string{singleInstanceMessage(policy.KindStatefulSet, "db", policy.StatefulSingle, 3)}, tn.warnings.take())
+	// Mutations apply in warn mode as in enforce mode.
+	tn.get(sts)
+	assert.Equal(t, "db-headless", sts.Spec.ServiceName)
+	assert.Equal(t, []corev1.PersistentVolumeClaim{storedClaimTemplate("data", "1Gi", "")}, sts.Spec.VolumeClaimTemplates)
+
+	warnings := tn.warned(func(dryRun bool) error { return tn.scale(sts, 5, dryRun) }, policy.RuleSingleInstance)
+	assert.Equal(t, []string{singleInstanceMessage(policy.KindStatefulSet, "db", policy.StatefulSingle, 5)}, warnings)
+	assert.Equal(t, int32(5), tn.specReplicas(sts))
+}
+
+func TestOffNamespaceIsNotTouched(t *testing.T) {
+	t.Parallel()
+	tn := newTenant(t, policy.ModeOff)
+
+	// No volume mount: without statekeeper's claim template the API server
+	// would reject an unmatched mount.
+	sent := statefulSet("db", policy.StatefulSingle, 3)
+	sent.Spec.Template.Spec.Containers[0].VolumeMounts = nil
+	sts := sent.DeepCopy()
+	require.NoError(t, tn.create(sts, false))
+	assert.Empty(t, tn.warnings.take())
+	tn.get(sts)
+	assert.Empty(t, sts.Spec.ServiceName)
+	assert.Empty(t, sts.Spec.VolumeClaimTemplates)
+	assert.Equal(t, sent.Spec.Template.Labels, sts.Spec.Template.Labels)
+
+	require.NoError(t, tn.scale(sts, 5, false))
+	assert.Empty(t, tn.warnings.take())
+	assert.Equal(t, int32(5), tn.specReplicas(sts))
+
+	require.NoError(t, tn.create(deployment("web", policy.StatelessSingle, 2), false))
+	assert.Empty(t, tn.warnings.take())
+}
+
+func TestUnlabelledWorkloadsAreUntouched(t *testing.T) {
+	t.Parallel()
+	tn := newTenant(t, "")
+
+	sent := statefulSet("plain", "", 3)
+	sent.Spec.Template.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+	sts := sent.DeepCopy()
+	require.NoError(t, tn.create(sts, false))
+	tn.get(sts)
+	assert.Empty(t, sts.Spec.ServiceName)
+	assert.Empty(t, sts.Spec.VolumeClaimTemplates)
+	assert.Equal(t, sent.Spec.Template.Labels, sts.Spec.Template.Labels)
+	assert.Equal(t, sent.Labels, sts.Labels)
+
+	// A single-replica Deployment mounting a ReadWriteOnce claim would get
+	// Recreate if it were stateless-single; unlabelled it keeps its strategy.
+	tn.mustCreate(claim("plain-data", corev1.ReadWriteOnce))
+	tn.awaitClaimInCache("plain-data")
+	dep := withClaimVolume(deployment("plain", "", 1), "plain-data")
+	require.NoError(t, tn.create(dep, false))
+	tn.get(dep)
+	assert.Equal(t, defaultStrategy, dep.Spec.Strategy)
+	assert.Equal(t, map[string]string{"app": "plain"}, dep.Spec.Template.Labels)
+
+	require.NoError(t, tn.scale(sts, 5, false))
+	assert.Equal(t, int32(5), tn.specReplicas(sts))
+	assert.Empty(t, tn.warnings.take())
+}
+
+func TestServerSideDryRunReturnsTheMutatedObjectAndCreatesNothing(t *testing.T) {
+	t.Parallel()
+	tn := newTenant(t, "")
+
+	sts := statefulSet("db", policy.StatefulSingle, 1)
+	require.NoError(t, tn.create(sts, true))
+	assert.Equal(t, "db-headless", sts.Spec.ServiceName)
+	assert.Equal(t, []corev1.PersistentVolumeClaim{storedClaimTemplate("data", "1Gi", "")}, sts.Spec.VolumeClaimTemplates)
+	assert.Equal(t, withDeployTypeLabel(map[string]string{"app": "db"}, policy.StatefulSingle), sts.Spec.Template.Labels)
+	tn.assertNotStored(sts)
+
+	denied := statefulSet("db", policy.StatefulSingle, 3)
+	requireDenial(t, tn.create(denied, true), policy.RuleSingleInstance,
+		singleInstanceMessage(policy.KindStatefulSet, "db", policy.StatefulSingle, 3))
+	tn.assertNotStored(denied)
+}

@@ -1,0 +1,215 @@
+package integration
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/statekeeper/statekeeper/internal/policy"
+)
+
+func TestKindSwitch(t *testing.T) {
+	t.Parallel()
+	withComponent := func(o client.Object, component string) client.Object {
+		o.GetLabels()[policy.LabelComponent] = component
+		return o
+	}
+	tests := []struct {
+		name     string
+		existing client.Object
+		created  client.Object
+		// wantDenial is the denial while existing runs; wantWarning the
+		// warning once it is scaled to 0 (without the rule suffix).
+		wantDenial  string
+		wantWarning string
+	}{
+		{
+			name:        "unlabelled Deployment with a claim, then a stateful-single StatefulSet",
+			existing:    withClaimVolume(deployment("db", "", 1), "db-data"),
+			created:     statefulSet("db", policy.StatefulSingle, 1),
+			wantDenial:  kindSwitchMessage(`deployment "db"`, "db", `statefulset "db"`),
+			wantWarning: `deployment "db" (component "db") is scaled to 0 but keeps its data in claims "db-data"; statefulset "db" mounts storage differently and will not reuse them: back up the data first`,
+		},
+		{
+			name:        "stateless-single Deployment with a claim, then a stateful-single StatefulSet",
+			existing:    withClaimVolume(deployment("db", policy.StatelessSingle, 1), "db-data"),
+			created:     statefulSet("db", policy.StatefulSingle, 1),
+			wantDenial:  kindSwitchMessage(`deployment "db"`, "db", `statefulset "db"`),
+			wantWarning: `deployment "db" (component "db") is scaled to 0 but keeps its data in claims "db-data"`,
+		},
+		{
+			name:        "stateful-single StatefulSet with claim templates, then a stateless-single Deployment",
+			existing:    statefulSet("db", policy.StatefulSingle, 1),
+			created:     deployment("db", policy.StatelessSingle, 1),
+			wantDenial:  kindSwitchMessage(`statefulset "db"`, "db", `deployment "db"`),
+			wantWarning: `statefulset "db" (component "db") is scaled to 0 but keeps its data in claims "data-db-*"`,
+		},
+		{
+			name:        "the component label links workloads of different names",
+			existing:    withComponent(withClaimVolume(deployment("db-v1", policy.StatelessSingle, 1), "db-data"), "db"),
+			created:     withComponent(statefulSet("db-v2", policy.StatefulSingle, 1), "db"),
+			wantDenial:  kindSwitchMessage(`deployment "db-v1"`, "db", `statefulset "db-v2"`),
+			wantWarning: `deployment "db-v1" (component "db") is scaled to 0 but keeps its data in claims "db-data"`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tn := newTenant(t, "")
+			tn.mustCreate(tt.existing)
+			create := func(dryRun bool) error {
+				return tn.create(tt.created.DeepCopyObject().(client.Object), dryRun)
+			}
+
+			requireDenial(t, tn.denied(create), policy.RuleKindSwitch, tt.wantDenial)
+			tn.assertNotStored(tt.created)
+
+			// kubectl scale --replicas=0; envtest runs no controller, so the
+			// status already says 0 replicas: the workload is closed.
+			tn.admitted(func(dryRun bool) error { return tn.scale(tt.existing, 0, dryRun) })
+			tn.settle(create, func(err error) bool { return err == nil })
+
+			// Pods still reported by the status keep it running.
+			tn.setStatusReplicas(tt.existing, 1)
+			requireDenial(t, tn.denied(create), policy.RuleKindSwitch, tt.wantDenial)
+			tn.assertNotStored(tt.created)
+
+			tn.setStatusReplicas(tt.existing, 0)
+			warnings := tn.admitted(create)
+			assertWarning(t, warnings, policy.RuleKindSwitch, tt.wantWarning)
+		})
+	}
+}
+
+func TestTypeChange(t *testing.T) {
+	t.Parallel()
+	const runningMessage = `statefulset "db" is running with persistent volumes: its deploy type cannot change from stateful-single to %s; scale it to 0 and back up its data first [type-change]`
+	tests := []struct {
+		name           string
+		specReplicas   int32
+		statusReplicas int32
+		// newType is the new label value; empty removes the label.
+		newType     policy.DeployType
+		wantMessage string // empty: admitted
+	}{
+		{
+			name:         "relabelling a running StatefulSet",
+			specReplicas: 1, newType: policy.StatefulMulti,
+			wantMessage: fmt.Sprintf(runningMessage, "stateful-multi"),
+		},
+		{
+			name:         "removing the label of a running StatefulSet",
+			specReplicas: 1,
+			wantMessage:  fmt.Sprintf(runningMessage, "unmanaged (statekeeper.io/deploy-type label removed)"),
+		},
+		{
+			name:         "relabelling a StatefulSet scaled to 0 whose status still counts a pod",
+			specReplicas: 0, statusReplicas: 1, newType: policy.StatefulMulti,
+			wantMessage: fmt.Sprintf(runningMessage, "stateful-multi"),
+		},
+		{
+			name:         "relabelling a StatefulSet scaled to 0",
+			specReplicas: 0, newType: policy.StatefulMulti,
+		},
+		{
+			name:         "removing the label of a StatefulSet scaled to 0",
+			specReplicas: 0,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tn := newTenant(t, "")
+			sts := statefulSet("db", policy.StatefulSingle, tt.specReplicas)
+			tn.mustCreate(sts)
+			require.NotEmpty(t, sts.Spec.VolumeClaimTemplates, "the StatefulSet must have persistent volumes")
+			if tt.statusReplicas > 0 {
+				tn.setStatusReplicas(sts, tt.statusReplicas)
+			}
+
+			tn.get(sts)
+			before := sts.ResourceVersion
+			if tt.newType == "" {
+				delete(sts.Labels, policy.LabelDeployType)
+			} else {
+				sts.Labels[policy.LabelDeployType] = string(tt.newType)
+			}
+			relabel := func(dryRun bool) error { return tn.update(sts.DeepCopy(), dryRun) }
+
+			if tt.wantMessage != "" {
+				requireDenial(t, tn.denied(relabel), policy.RuleTypeChange, tt.wantMessage)
+				tn.get(sts)
+				assert.Equal(t, before, sts.ResourceVersion, "the denied update must not be stored")
+				return
+			}
+			assert.Empty(t, tn.admitted(relabel))
+			tn.get(sts)
+			assert.Equal(t, string(tt.newType), sts.Labels[policy.LabelDeployType])
+		})
+	}
+}
+
+func TestHeadlessConflict(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name        string
+		service     *corev1.Service
+		statefulSet *appsv1.StatefulSet
+		wantMessage string // empty: admitted
+	}{
+		{
+			name:        "a foreign ClusterIP Service named <name>-headless",
+			service:     service("db-headless", ""),
+			statefulSet: statefulSet("db", policy.StatefulSingle, 1),
+			wantMessage: `service "db-headless" named by spec.serviceName of statefulset "db" is not headless`,
+		},
+		{
+			name:    "a foreign ClusterIP Service named by spec.serviceName",
+			service: service("db-peers", ""),
+			statefulSet: func() *appsv1.StatefulSet {
+				s := statefulSet("db", policy.StatefulMulti, 3)
+				s.Spec.ServiceName = "db-peers"
+				return s
+			}(),
+			wantMessage: `service "db-peers" named by spec.serviceName of statefulset "db" is not headless`,
+		},
+		{
+			name:        "a foreign headless Service is used as it is",
+			service:     service("db-headless", corev1.ClusterIPNone),
+			statefulSet: statefulSet("db", policy.StatefulSingle, 1),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tn := newTenant(t, "")
+			tn.mustCreate(tt.service)
+			create := func(dryRun bool) error { return tn.create(tt.statefulSet.DeepCopy(), dryRun) }
+			if tt.wantMessage != "" {
+				requireDenial(t, tn.denied(create), policy.RuleHeadlessConflict, tt.wantMessage)
+				tn.assertNotStored(tt.statefulSet)
+				return
+			}
+			assert.Empty(t, tn.admitted(create))
+		})
+	}
+}
+
+// service is a Service not managed by statekeeper; an empty clusterIP lets
+// the API server allocate one.
+func service(name, clusterIP string) *corev1.Service {
+	return &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: corev1.ServiceSpec{
+			ClusterIP: clusterIP,
+			Selector:  map[string]string{"app": "db"},
+			Ports:     []corev1.ServicePort{{Name: "sql", Port: 5432, Protocol: corev1.ProtocolTCP}},
+		},
+	}
+}

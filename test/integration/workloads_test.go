@@ -1,0 +1,278 @@
+package integration
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/statekeeper/statekeeper/internal/policy"
+)
+
+const updatedImage = "registry.k8s.io/pause:3.9"
+
+// defaultStrategy is what the API server defaults a Deployment's strategy to.
+var defaultStrategy = appsv1.DeploymentStrategy{
+	Type: appsv1.RollingUpdateDeploymentStrategyType,
+	RollingUpdate: &appsv1.RollingUpdateDeployment{
+		MaxUnavailable: ptr.To(intstr.FromString("25%")),
+		MaxSurge:       ptr.To(intstr.FromString("25%")),
+	},
+}
+
+var recreateStrategy = appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}
+
+func TestStatefulSetCreateStoresInjectedFieldsAndUpdateKeepsThem(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name          string
+		statefulSet   func() *appsv1.StatefulSet
+		wantService   string
+		wantTemplates []corev1.PersistentVolumeClaim
+	}{
+		{
+			name:          "stateful-single gets the headless Service name and a default claim",
+			statefulSet:   func() *appsv1.StatefulSet { return statefulSet("db", policy.StatefulSingle, 1) },
+			wantService:   "db-headless",
+			wantTemplates: []corev1.PersistentVolumeClaim{storedClaimTemplate("data", "1Gi", "")},
+		},
+		{
+			name: "stateful-multi takes size and class from its annotations",
+			statefulSet: func() *appsv1.StatefulSet {
+				s := statefulSet("cache", policy.StatefulMulti, 3)
+				s.Annotations = map[string]string{policy.AnnotationStorageSize: "5Gi", policy.AnnotationStorageClass: "fast"}
+				return s
+			},
+			wantService:   "cache-headless",
+			wantTemplates: []corev1.PersistentVolumeClaim{storedClaimTemplate("data", "5Gi", "fast")},
+		},
+		{
+			name: "the user's serviceName and claim template are kept, only the unmatched mount is added",
+			statefulSet: func() *appsv1.StatefulSet {
+				s := statefulSet("queue", policy.StatefulMulti, 2)
+				s.Spec.ServiceName = "queue-peers"
+				own := claim("data", corev1.ReadWriteMany)
+				s.Spec.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{*own}
+				main := &s.Spec.Template.Spec.Containers[0]
+				main.VolumeMounts = append(main.VolumeMounts, corev1.VolumeMount{Name: "logs", MountPath: "/logs"})
+				return s
+			},
+			wantService: "queue-peers",
+			wantTemplates: []corev1.PersistentVolumeClaim{
+				func() corev1.PersistentVolumeClaim {
+					own := storedClaimTemplate("data", "1Gi", "")
+					own.Spec.AccessModes = []corev1.PersistentVolumeAccessMode{corev1.ReadWriteMany}
+					return own
+				}(),
+				storedClaimTemplate("logs", "1Gi", ""),
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tn := newTenant(t, "")
+			sent := tt.statefulSet()
+			deployType := policy.DeployType(sent.Labels[policy.LabelDeployType])
+			wantLabels := withDeployTypeLabel(sent.Spec.Template.Labels, deployType)
+
+			created := sent.DeepCopy()
+			assert.Empty(t, tn.admitted(func(dryRun bool) error { return tn.create(created.DeepCopy(), dryRun) }))
+			stored := tn.storedStatefulSet(sent.Name)
+			assert.Equal(t, tt.wantService, stored.Spec.ServiceName)
+			assert.Equal(t, tt.wantTemplates, stored.Spec.VolumeClaimTemplates)
+			assert.Equal(t, wantLabels, stored.Spec.Template.Labels)
+
+			// An ordinary update (new image, other replicas) is admitted and
+			// changes nothing statekeeper owns.
+			stored.Spec.Template.Spec.Containers[0].Image = updatedImage
+			if !deployType.Single() {
+				stored.Spec.Replicas = ptr.To[int32](5)
+			}
+			require.NoError(t, tn.update(stored, false))
+			tn.get(stored)
+			assert.Equal(t, updatedImage, stored.Spec.Template.Spec.Containers[0].Image)
+			assert.Equal(t, tt.wantService, stored.Spec.ServiceName)
+			assert.Equal(t, tt.wantTemplates, stored.Spec.VolumeClaimTemplates)
+			assert.Equal(t, wantLabels, stored.Spec.Template.Labels)
+		})
+	}
+}
+
+func TestDeploymentCreateAndUpdateSetRecreateForSingleInstanceWithReadWriteOnceClaim(t *testing.T) {
+	t.Parallel()
+	tn := newTenant(t, "")
+	// The ReadWriteMany claim is written first: once statekeeper's cache holds
+	// the ReadWriteOnce claim (seen below as Recreate), it holds both, so the
+	// rows that expect no Recreate are not passing merely on a stale cache.
+	tn.mustCreate(claim("shared", corev1.ReadWriteMany))
+	tn.mustCreate(claim("exclusive", corev1.ReadWriteOnce))
+	tn.awaitClaimInCache("exclusive")
+
+	tests := []struct {
+		name         string
+		deployment   *appsv1.Deployment
+		wantStrategy appsv1.DeploymentStrategy
+		wantWarning  string // empty: none
+	}{
+		{
+			name:         "stateless-single with a ReadWriteOnce claim",
+			deployment:   withClaimVolume(deployment("single-rwo", policy.StatelessSingle, 1), "exclusive"),
+			wantStrategy: recreateStrategy,
+		},
+		{
+			name:         "stateless-single with a ReadWriteMany claim",
+			deployment:   withClaimVolume(deployment("single-rwx", policy.StatelessSingle, 1), "shared"),
+			wantStrategy: defaultStrategy,
+		},
+		{
+			name:         "stateless-single without a claim",
+			deployment:   deployment("single-none", policy.StatelessSingle, 1),
+			wantStrategy: defaultStrategy,
+		},
+		{
+			name:         "stateless-multi with a ReadWriteOnce claim is warned, not changed",
+			deployment:   withClaimVolume(deployment("multi-rwo", policy.StatelessMulti, 3), "exclusive"),
+			wantStrategy: defaultStrategy,
+			wantWarning: `deployment "multi-rwo" runs 3 replicas but mounts ReadWriteOnce claim "exclusive" (volume "data"), ` +
+				`which instances on other nodes cannot attach`,
+		},
+		{
+			name:         "stateless-multi without a claim",
+			deployment:   deployment("multi-none", policy.StatelessMulti, 3),
+			wantStrategy: defaultStrategy,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sent := tt.deployment
+			created := sent.DeepCopy()
+			tn.warnings.take()
+			require.NoError(t, tn.create(created, false))
+			warnings := tn.warnings.take()
+			if tt.wantWarning != "" {
+				assertWarning(t, warnings, policy.RuleSharedClaim, tt.wantWarning)
+			} else {
+				assert.Empty(t, warnings)
+			}
+			stored := &appsv1.Deployment{}
+			stored.SetNamespace(tn.ns)
+			stored.SetName(sent.Name)
+			tn.get(stored)
+			assert.Equal(t, tt.wantStrategy, stored.Spec.Strategy)
+			assert.Equal(t, sent.Spec.Template.Labels, stored.Spec.Template.Labels)
+
+			// `kubectl replace` of the original manifest with a new image:
+			// the API server defaults the strategy again, statekeeper decides again.
+			replaced := sent.DeepCopy()
+			replaced.Namespace = tn.ns
+			replaced.ResourceVersion = stored.ResourceVersion
+			replaced.Spec.Template.Spec.Containers[0].Image = updatedImage
+			require.NoError(t, tn.update(replaced, false))
+			tn.get(stored)
+			assert.Equal(t, updatedImage, stored.Spec.Template.Spec.Containers[0].Image)
+			assert.Equal(t, tt.wantStrategy, stored.Spec.Strategy)
+		})
+	}
+}
+
+func TestReplicaAndKindRulesDenyCreate(t *testing.T) {
+	t.Parallel()
+	// A StatefulSet that statekeeper will not mutate must not mount an
+	// undeclared volume, or the API server's own validation refuses it before
+	// the validating webhook is called.
+	withoutMounts := func(s *appsv1.StatefulSet) *appsv1.StatefulSet {
+		s.Spec.Template.Spec.Containers[0].VolumeMounts = nil
+		return s
+	}
+	tests := []struct {
+		name        string
+		workload    client.Object
+		wantRule    policy.Rule
+		wantMessage string
+	}{
+		{
+			name:        "stateful-single StatefulSet with 3 replicas",
+			workload:    statefulSet("db", policy.StatefulSingle, 3),
+			wantRule:    policy.RuleSingleInstance,
+			wantMessage: singleInstanceMessage(policy.KindStatefulSet, "db", policy.StatefulSingle, 3),
+		},
+		{
+			name:        "stateless-single Deployment with 2 replicas",
+			workload:    deployment("web", policy.StatelessSingle, 2),
+			wantRule:    policy.RuleSingleInstance,
+			wantMessage: singleInstanceMessage(policy.KindDeployment, "web", policy.StatelessSingle, 2),
+		},
+		{
+			name:        "stateful type on a Deployment",
+			workload:    deployment("web", policy.StatefulSingle, 1),
+			wantRule:    policy.RuleKindMismatch,
+			wantMessage: `deployment "web" is labelled stateful-single, which runs as a StatefulSet`,
+		},
+		{
+			name:        "stateless type on a StatefulSet",
+			workload:    withoutMounts(statefulSet("db", policy.StatelessMulti, 1)),
+			wantRule:    policy.RuleKindMismatch,
+			wantMessage: `statefulset "db" is labelled stateless-multi, which runs as a Deployment`,
+		},
+		{
+			name:        "unknown deploy type lists the valid ones",
+			workload:    withoutMounts(statefulSet("db", "database", 1)),
+			wantRule:    policy.RuleKindMismatch,
+			wantMessage: `unknown deploy type "database": must be one of "stateful-single", "stateful-multi", "stateless-single", "stateless-multi"`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tn := newTenant(t, "")
+			err := tn.create(tt.workload, false)
+			requireDenial(t, err, tt.wantRule, tt.wantMessage)
+			tn.assertNotStored(tt.workload)
+		})
+	}
+}
+
+func TestSingleInstanceDeniesUpdate(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name        string
+		workload    client.Object
+		setReplicas func(client.Object, int32)
+		wantMessage string
+	}{
+		{
+			name:        "stateful-single StatefulSet",
+			workload:    statefulSet("db", policy.StatefulSingle, 1),
+			setReplicas: func(o client.Object, n int32) { o.(*appsv1.StatefulSet).Spec.Replicas = &n },
+			wantMessage: singleInstanceMessage(policy.KindStatefulSet, "db", policy.StatefulSingle, 2),
+		},
+		{
+			name:        "stateless-single Deployment",
+			workload:    deployment("web", policy.StatelessSingle, 1),
+			setReplicas: func(o client.Object, n int32) { o.(*appsv1.Deployment).Spec.Replicas = &n },
+			wantMessage: singleInstanceMessage(policy.KindDeployment, "web", policy.StatelessSingle, 2),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tn := newTenant(t, "")
+			tn.mustCreate(tt.workload)
+			before := tt.workload.GetResourceVersion()
+
+			tt.setReplicas(tt.workload, 2)
+			requireDenial(t, tn.update(tt.workload, false), policy.RuleSingleInstance, tt.wantMessage)
+			tn.get(tt.workload)
+			assert.Equal(t, before, tt.workload.GetResourceVersion(), "the denied update must not be stored")
+
+			tt.setReplicas(tt.workload, 0)
+			require.NoError(t, tn.update(tt.workload, false), "scaling a single instance to 0 is allowed")
+		})
+	}
+}
