@@ -9,6 +9,7 @@ import (
 	"gomodules.xyz/jsonpatch/v2"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // Pod annotations statekeeper writes (SPEC §5).
@@ -55,6 +56,34 @@ type Identity struct {
 // environment variables too.
 func InjectEnvRequested(sts *appsv1.StatefulSet) bool {
 	return sts.Annotations[AnnotationInjectEnv] == "true"
+}
+
+// StatefulSetOwner returns the name of the StatefulSet that controls pod: the
+// controller owner reference of kind apps/v1 StatefulSet.
+func StatefulSetOwner(pod *corev1.Pod) (string, bool) {
+	ref := metav1.GetControllerOfNoCopy(pod)
+	if ref == nil || ref.APIVersion != appsv1.SchemeGroupVersion.String() || ref.Kind != string(KindStatefulSet) || ref.Name == "" {
+		return "", false
+	}
+	return ref.Name, true
+}
+
+// StampStatefulPod is the whole pod-stamping decision (SPEC §5) for a pod
+// controlled by owner: managed is false, and there is nothing to do, unless
+// owner is a stateful-* StatefulSet; otherwise the patch stamps the pod's
+// identity, with environment variables when owner asks for them.
+func StampStatefulPod(pod *corev1.Pod, owner *appsv1.StatefulSet, clusterDomain string) (ops []jsonpatch.Operation, managed bool, err error) {
+	if pod == nil || owner == nil {
+		return nil, false, nil
+	}
+	if t, ok, err := FromStatefulSet(owner).DeployType(); !ok || err != nil || !t.Stateful() {
+		return nil, false, nil
+	}
+	id, err := PodIdentity(pod, owner, clusterDomain)
+	if err != nil {
+		return nil, true, err
+	}
+	return StampPod(pod, id, InjectEnvRequested(owner)), true, nil
 }
 
 // PodIdentity computes the identity of pod, created by owner, whose DNS names

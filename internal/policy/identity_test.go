@@ -433,3 +433,82 @@ func TestInjectEnvRequested(t *testing.T) {
 	}
 	assert.False(t, InjectEnvRequested(&appsv1.StatefulSet{}), "no annotations")
 }
+
+func TestStatefulSetOwner(t *testing.T) {
+	ref := func(apiVersion, kind, name string, controller bool) metav1.OwnerReference {
+		return metav1.OwnerReference{APIVersion: apiVersion, Kind: kind, Name: name, UID: "u", Controller: ptr.To(controller)}
+	}
+	tests := []struct {
+		name     string
+		refs     []metav1.OwnerReference
+		want     string
+		wantOwns bool
+	}{
+		{name: "no owner"},
+		{name: "controlled by a StatefulSet", refs: []metav1.OwnerReference{ref("apps/v1", "StatefulSet", "db", true)}, want: "db", wantOwns: true},
+		{name: "a StatefulSet that is not the controller", refs: []metav1.OwnerReference{ref("apps/v1", "StatefulSet", "db", false)}},
+		{name: "controlled by a ReplicaSet", refs: []metav1.OwnerReference{ref("apps/v1", "ReplicaSet", "web-1", true)}},
+		{name: "a StatefulSet kind of another group", refs: []metav1.OwnerReference{ref("apps.kruise.io/v1beta1", "StatefulSet", "db", true)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "db-0", OwnerReferences: tt.refs}}
+			got, ok := StatefulSetOwner(pod)
+			assert.Equal(t, tt.want, got)
+			assert.Equal(t, tt.wantOwns, ok)
+		})
+	}
+}
+
+func TestStampStatefulPod(t *testing.T) {
+	owner := func(deployType string, annotations map[string]string) *appsv1.StatefulSet {
+		sts := identitySTS("db", ptr.To[int32](2), nil, "db-headless")
+		sts.Labels = map[string]string{LabelDeployType: deployType}
+		sts.Annotations = annotations
+		return sts
+	}
+	pod := func() *corev1.Pod {
+		p := identityPod("db-1", nil)
+		p.Spec.Containers = []corev1.Container{{Name: "db"}}
+		return p
+	}
+	annotations := jsonpatch.NewOperation("add", "/metadata/annotations", map[string]string{
+		AnnotationOrdinal:     "1",
+		AnnotationHostname:    "db-1",
+		AnnotationService:     "db-headless",
+		AnnotationFQDN:        "db-1.db-headless.shop.svc.cluster.local",
+		AnnotationPrimaryFQDN: "db-0.db-headless.shop.svc.cluster.local",
+		AnnotationPeers:       stampPeers,
+	})
+	tests := []struct {
+		name        string
+		pod         *corev1.Pod
+		owner       *appsv1.StatefulSet
+		want        []jsonpatch.Operation
+		wantManaged bool
+		wantErr     string
+	}{
+		{name: "stateful-multi", pod: pod(), owner: owner("stateful-multi", nil),
+			want: []jsonpatch.Operation{annotations}, wantManaged: true},
+		{name: "stateful-single with inject-env", pod: pod(), owner: owner("stateful-single", map[string]string{AnnotationInjectEnv: "true"}),
+			want: []jsonpatch.Operation{annotations, jsonpatch.NewOperation("add", "/spec/containers/0/env", stampEnv)}, wantManaged: true},
+		{name: "stateless owner is not managed", pod: pod(), owner: owner("stateless-multi", nil)},
+		{name: "unknown deploy type is not managed", pod: pod(), owner: owner("stateful", nil)},
+		{name: "owner without a deploy type", pod: pod(), owner: identitySTS("db", nil, nil, "")},
+		{name: "no owner", pod: pod()},
+		{name: "managed but without an ordinal", pod: identityPod("other-1", nil), owner: owner("stateful-multi", nil), wantManaged: true,
+			wantErr: `pod "other-1" has no ordinal: neither a valid apps.kubernetes.io/pod-index label nor a name of the form "db-<ordinal>"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, managed, err := StampStatefulPod(tt.pod, tt.owner, "cluster.local")
+			if tt.wantErr != "" {
+				assert.EqualError(t, err, tt.wantErr)
+			} else {
+				assert.NoError(t, err)
+			}
+			assert.Equal(t, tt.want, got)
+			assert.Equal(t, tt.wantManaged, managed)
+		})
+	}
+}
