@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# Local cluster for development and e2e, with no containers: etcd,
+# kube-apiserver, kube-controller-manager and kube-scheduler run as local
+# processes under kwokctl's binary runtime, and KWOK plays one node and the
+# pods on it. Called by the Makefile, which builds the binaries and passes
+# their locations in the environment.
+#
+#   hack/cluster.sh up     create or restart the cluster (a no-op when it runs)
+#   hack/cluster.sh down   delete it
+set -euo pipefail
+
+: "${LOCAL:?}" "${KUBECONFIG_LOCAL:?}" "${KUBE_VERSION:?}" "${KUBE_DIR:?}" "${KWOK_DIR:?}" "${ETCD:?}" "${KUBECTL:?}"
+
+CLUSTER_NAME=${CLUSTER_NAME:-statekeeper}
+PV_POOL_SIZE=${PV_POOL_SIZE:-20}
+
+# kwokctl keeps each cluster's state (pki, etcd data, logs, pids) in its
+# workdir; this checkout's cluster lives beside its kubeconfig.
+export KWOK_WORKDIR=${KWOK_WORKDIR:-$LOCAL/kwok}
+export KWOK_KUBE_VERSION=$KUBE_VERSION
+export KWOK_KUBECTL_BINARY=$KUBECTL
+# kwokctl picks etcd flags by version; tell it the one we run (Debian's).
+KWOK_ETCD_VERSION=$("$ETCD" --version | awk '/^etcd Version:/ {print $3}')
+export KWOK_ETCD_VERSION
+# With the WatchList gate on (the default since 1.34) the API server turns
+# every watch from resourceVersion "" or "0" into a streaming list, which
+# needs etcd's watch-progress requests; Debian's etcd 3.4 lacks them, so such
+# watches fail at once and KWOK, which watches that way, would see pods only
+# on its backed-off relists. Off, those watches work as they did before 1.34.
+KUBE_FEATURE_GATES=${KUBE_FEATURE_GATES:-WatchList=false}
+
+kwokctl() { "$KWOK_DIR/kwokctl" "$@"; }
+kubectl() { "$KUBECTL" --kubeconfig "$KUBECONFIG_LOCAL" "$@"; }
+log() { printf '%s\n' "$*" >&2; }
+
+cluster_exists() { kwokctl get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME"; }
+api_ready() { [[ -f $KUBECONFIG_LOCAL ]] && kubectl get --raw /readyz --request-timeout=5s >/dev/null 2>&1; }
+
+write_kubeconfig() {
+	mkdir -p "$(dirname "$KUBECONFIG_LOCAL")"
+	kwokctl get kubeconfig --name "$CLUSTER_NAME" >"$KUBECONFIG_LOCAL.tmp"
+	mv "$KUBECONFIG_LOCAL.tmp" "$KUBECONFIG_LOCAL"
+}
+
+create_cluster() {
+	# --kubeconfig "" keeps kwokctl away from ~/.kube/config.
+	kwokctl create cluster \
+		--name "$CLUSTER_NAME" \
+		--runtime binary \
+		--kube-apiserver-binary "$KUBE_DIR/kube-apiserver" \
+		--kube-controller-manager-binary "$KUBE_DIR/kube-controller-manager" \
+		--kube-scheduler-binary "$KUBE_DIR/kube-scheduler" \
+		--kwok-controller-binary "$KWOK_DIR/kwok" \
+		--etcd-binary "$ETCD" \
+		--kube-feature-gates "$KUBE_FEATURE_GATES" \
+		--kubeconfig "" \
+		--wait 3m
+}
+
+wait_until() {
+	local what=$1 timeout=$2
+	shift 2
+	local deadline=$((SECONDS + timeout))
+	until "$@" >/dev/null 2>&1; do
+		if ((SECONDS >= deadline)); then
+			log "timed out after ${timeout}s waiting for $what"
+			return 1
+		fi
+		sleep 1
+	done
+}
+
+# One fake node that takes every pod, marked for KWOK to manage; the
+# capacity is large so the examples and e2e never wait on scheduling.
+apply_node() {
+	kubectl apply -f - >/dev/null <<'EOF'
+apiVersion: v1
+kind: Node
+metadata:
+  name: kwok-node-0
+  annotations:
+    kwok.x-k8s.io/node: fake
+    node.alpha.kubernetes.io/ttl: "0"
+  labels:
+    kubernetes.io/arch: amd64
+    kubernetes.io/hostname: kwok-node-0
+    kubernetes.io/os: linux
+    kubernetes.io/role: agent
+    node-role.kubernetes.io/agent: ""
+    type: kwok
+status:
+  allocatable:
+    cpu: "32"
+    memory: 256Gi
+    pods: "110"
+  capacity:
+    cpu: "32"
+    memory: 256Gi
+    pods: "110"
+EOF
+}
+
+# No provisioner runs here, so claims bind to a pre-made pool of volumes. The
+# class binds immediately (not WaitForFirstConsumer) because no kubelet
+# would report the pod's node to a provisioner anyway.
+apply_storage_class() {
+	kubectl apply -f - >/dev/null <<'EOF'
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: standard
+  annotations:
+    storageclass.kubernetes.io/is-default-class: "true"
+provisioner: kubernetes.io/no-provisioner
+reclaimPolicy: Retain
+volumeBindingMode: Immediate
+EOF
+}
+
+# Keeps PV_POOL_SIZE volumes in the pool: released ones (their claim was
+# deleted; nothing real is stored on a KWOK node) are deleted and made anew,
+# so repeated e2e runs never drain the pool.
+refill_volume_pool() {
+	local released
+	released=$(kubectl get pv -l statekeeper.io/local-pool=true \
+		-o jsonpath='{range .items[?(@.status.phase!="Available")]}{.metadata.name}{" "}{.status.phase}{"\n"}{end}' |
+		awk '$2 == "Released" || $2 == "Failed" {print $1}')
+	if [[ -n $released ]]; then
+		# shellcheck disable=SC2086 # one name per word
+		kubectl delete pv $released --wait=true >/dev/null
+	fi
+	local i manifest=""
+	for ((i = 1; i <= PV_POOL_SIZE; i++)); do
+		manifest+=$(printf -- '---
+apiVersion: v1
+kind: PersistentVolume
+metadata:
+  name: local-pv-%03d
+  labels:
+    statekeeper.io/local-pool: "true"
+spec:
+  capacity:
+    storage: 10Gi
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  storageClassName: standard
+  hostPath:
+    path: /tmp/statekeeper-local-pv/%03d
+' "$i" "$i")$'\n'
+	done
+	kubectl apply -f - >/dev/null <<<"$manifest"
+}
+
+setup_cluster() {
+	wait_until "the API server" 120 api_ready
+	apply_node
+	apply_storage_class
+	refill_volume_pool
+	wait_until "node kwok-node-0 to be Ready" 120 kubectl wait --for=condition=Ready node/kwok-node-0 --timeout=5s
+	# Pods are refused until the controller-manager made the namespace's
+	# service account.
+	wait_until "the default service account" 120 kubectl get serviceaccount default -n default
+}
+
+up() {
+	if cluster_exists; then
+		[[ -f $KUBECONFIG_LOCAL ]] || write_kubeconfig
+		if api_ready; then
+			setup_cluster
+			log "cluster $CLUSTER_NAME is running (kubeconfig: $KUBECONFIG_LOCAL)"
+			return
+		fi
+		# The processes are gone (a reboot, a killed session): start them again,
+		# or start over when kwokctl cannot.
+		log "starting the stopped cluster $CLUSTER_NAME"
+		if ! kwokctl start cluster --name "$CLUSTER_NAME" --wait 3m; then
+			log "restart failed; recreating cluster $CLUSTER_NAME"
+			kwokctl delete cluster --name "$CLUSTER_NAME" || true
+			create_cluster
+		fi
+	else
+		create_cluster
+	fi
+	write_kubeconfig
+	setup_cluster
+	log "cluster $CLUSTER_NAME is ready (kubeconfig: $KUBECONFIG_LOCAL)"
+}
+
+down() {
+	if cluster_exists; then
+		kwokctl delete cluster --name "$CLUSTER_NAME"
+	fi
+	rm -f "$KUBECONFIG_LOCAL"
+}
+
+case ${1:-} in
+up) up ;;
+down) down ;;
+*)
+	log "usage: $0 up|down"
+	exit 2
+	;;
+esac

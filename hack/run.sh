@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Runs statekeeper as a local process against the local cluster, with the
+# webhook configurations rendered from the chart and pointed at it.
+#
+#   hack/run.sh start   start statekeeper (restarting a running one) and register the webhooks
+#   hack/run.sh stop    remove the webhook configurations and stop statekeeper
+#
+# The configurations are removed before the process stops: the workload
+# webhooks fail closed, so a registered but absent server would refuse every
+# managed Deployment and StatefulSet in the cluster.
+set -euo pipefail
+
+: "${LOCAL:?}" "${KUBECONFIG_LOCAL:?}" "${KUBECTL:?}" "${HELM:?}" "${STATEKEEPER:?}"
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+WEBHOOK_HOST=${WEBHOOK_HOST:-127.0.0.1}
+WEBHOOK_PORT=${WEBHOOK_PORT:-9443}
+HEALTH_ADDR=${HEALTH_ADDR:-127.0.0.1:8081}
+METRICS_ADDR=${METRICS_ADDR:-127.0.0.1:8080}
+CERT_DIR=$LOCAL/certs
+PID_FILE=$LOCAL/statekeeper.pid
+LOG_FILE=$LOCAL/statekeeper.log
+WEBHOOKS=$LOCAL/webhooks.yaml
+
+kubectl() { "$KUBECTL" --kubeconfig "$KUBECONFIG_LOCAL" "$@"; }
+log() { printf '%s\n' "$*" >&2; }
+
+running_pid() {
+	local pid
+	[[ -f $PID_FILE ]] || return 1
+	pid=$(<"$PID_FILE")
+	kill -0 "$pid" 2>/dev/null && echo "$pid"
+}
+
+unregister_webhooks() {
+	if [[ -f $WEBHOOKS && -f $KUBECONFIG_LOCAL ]]; then
+		kubectl delete -f "$WEBHOOKS" --ignore-not-found --request-timeout=10s >/dev/null 2>&1 || true
+	fi
+}
+
+stop_process() {
+	local pid
+	pid=$(running_pid) || { rm -f "$PID_FILE"; return 0; }
+	kill "$pid"
+	for _ in $(seq 1 30); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.5
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		log "statekeeper (pid $pid) did not stop in 15s; killing it"
+		kill -KILL "$pid"
+	fi
+	rm -f "$PID_FILE"
+}
+
+stop() {
+	unregister_webhooks
+	stop_process
+	log "statekeeper stopped; webhook configurations removed"
+}
+
+wait_ready() {
+	local pid=$1
+	for _ in $(seq 1 60); do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			log "statekeeper exited; the end of $LOG_FILE:"
+			tail -n 20 "$LOG_FILE" >&2
+			return 1
+		fi
+		if curl -fsS "http://$HEALTH_ADDR/readyz" >/dev/null 2>&1; then
+			return 0
+		fi
+		sleep 1
+	done
+	log "statekeeper was not ready in 60s; see $LOG_FILE"
+	return 1
+}
+
+start() {
+	# A restart picks up a rebuilt binary; the old registration is replaced below.
+	unregister_webhooks
+	stop_process
+	mkdir -p "$LOCAL"
+
+	# The CA survives restarts (dev-ca.sh keeps it); the serving pair is re-issued.
+	"$REPO/certs/dev-ca.sh" "$CERT_DIR" "$WEBHOOK_HOST" >/dev/null
+
+	"$HELM" template statekeeper "$REPO/charts/statekeeper" \
+		--set tls.mode=secret \
+		--set "webhook.url=https://$WEBHOOK_HOST:$WEBHOOK_PORT" \
+		--set "webhook.caBundle=$(base64 -w0 "$CERT_DIR/ca.crt")" \
+		--show-only templates/mutatingwebhookconfiguration.yaml \
+		--show-only templates/validatingwebhookconfiguration.yaml >"$WEBHOOKS"
+
+	"$STATEKEEPER" serve \
+		--kubeconfig "$KUBECONFIG_LOCAL" \
+		--cert-dir "$CERT_DIR" \
+		--webhook-host "$WEBHOOK_HOST" \
+		--webhook-port "$WEBHOOK_PORT" \
+		--health-probe-bind-address "$HEALTH_ADDR" \
+		--metrics-bind-address "$METRICS_ADDR" \
+		--log-format console >"$LOG_FILE" 2>&1 &
+	local pid=$!
+	echo "$pid" >"$PID_FILE"
+	if ! wait_ready "$pid"; then
+		stop_process
+		return 1
+	fi
+	kubectl apply -f "$WEBHOOKS" >/dev/null
+
+	local k="kubectl --kubeconfig .local/kubeconfig"
+	[[ $(command -v kubectl) == "$KUBECTL" ]] || k="$KUBECTL --kubeconfig .local/kubeconfig"
+	cat <<EOF
+
+statekeeper is running (pid $pid, log .local/statekeeper.log) and registered
+with the local cluster. Try:
+
+  # a mutation: serviceName redis-headless and a "data" claim template injected
+  $k apply -f examples/redis.yaml
+  $k get statefulset redis -o yaml
+
+  # a denial: mysql is stateful-single [single-instance]
+  $k apply -f examples/mysql.yaml
+  $k scale statefulset mysql --replicas=3
+
+Stop it with: make stop
+EOF
+}
+
+case ${1:-} in
+start) start ;;
+stop) stop ;;
+*)
+	log "usage: $0 start|stop"
+	exit 2
+	;;
+esac
