@@ -5,6 +5,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	jsonpatchv5 "github.com/evanphx/json-patch/v5"
 	"github.com/stretchr/testify/assert"
@@ -511,4 +512,44 @@ func TestStampStatefulPod(t *testing.T) {
 			assert.Equal(t, tt.wantManaged, managed)
 		})
 	}
+}
+
+// FuzzStampStatefulPod feeds crafted names, labels and counts: no panic, and
+// whenever a patch comes out it applies to the raw pod and is idempotent.
+func FuzzStampStatefulPod(f *testing.F) {
+	f.Add("db-1", "db", "", int32(0), int32(2), "cluster.local", true)
+	f.Add("db-2147483647", "db", "7", int32(2147483647), int32(2147483647), "", false)
+	f.Add("", "", "-1", int32(-5), int32(-1), ".", true)
+	f.Fuzz(func(t *testing.T, podName, owner, index string, start, replicas int32, domain string, injectEnv bool) {
+		// Objects reach statekeeper as JSON, whose strings are valid UTF-8.
+		for _, s := range []string{podName, owner, index, domain} {
+			if !utf8.ValidString(s) {
+				t.Skip("not valid UTF-8")
+			}
+		}
+		sts := identitySTS(owner, ptr.To(replicas), ptr.To(start), "")
+		sts.Labels = map[string]string{LabelDeployType: string(StatefulMulti)}
+		if injectEnv {
+			sts.Annotations = map[string]string{AnnotationInjectEnv: "true"}
+		}
+		pod := identityPod(podName, map[string]string{appsv1.PodIndexLabel: index})
+		pod.Spec.Containers = []corev1.Container{{Name: "c"}}
+		ops, _, err := StampStatefulPod(pod, sts, domain)
+		if err != nil {
+			return
+		}
+		raw, err := json.Marshal(pod)
+		require.NoError(t, err)
+		encoded, err := json.Marshal(ops)
+		require.NoError(t, err)
+		patch, err := jsonpatchv5.DecodePatch(encoded)
+		require.NoError(t, err)
+		patched, err := patch.Apply(raw)
+		require.NoError(t, err)
+		var again corev1.Pod
+		require.NoError(t, json.Unmarshal(patched, &again))
+		again2, _, err := StampStatefulPod(&again, sts, domain)
+		require.NoError(t, err)
+		assert.Empty(t, again2)
+	})
 }
