@@ -64,6 +64,14 @@ func newTenant(t *testing.T, mode policy.Mode) *tenant {
 	return &tenant{t: t, ctx: ctx, ns: ns.Name, c: c, warnings: warnings}
 }
 
+// in is the tenant as seen from subtest t, which shares its namespace: its
+// failures must stop t, not the parent test.
+func (tn *tenant) in(t *testing.T) *tenant {
+	sub := *tn
+	sub.t, sub.ctx = t, t.Context()
+	return &sub
+}
+
 // warningRecorder collects the Warning headers of the API server's answers,
 // which carry the warnings of admission webhooks (what kubectl prints).
 type warningRecorder struct {

@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -150,6 +151,7 @@ func TestDeploymentCreateAndUpdateSetRecreateForSingleInstanceWithReadWriteOnceC
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			tn := tn.in(t)
 			sent := tt.deployment
 			created := sent.DeepCopy()
 			tn.warnings.take()
@@ -160,9 +162,7 @@ func TestDeploymentCreateAndUpdateSetRecreateForSingleInstanceWithReadWriteOnceC
 			} else {
 				assert.Empty(t, warnings)
 			}
-			stored := &appsv1.Deployment{}
-			stored.SetNamespace(tn.ns)
-			stored.SetName(sent.Name)
+			stored := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: sent.Name}}
 			tn.get(stored)
 			assert.Equal(t, tt.wantStrategy, stored.Spec.Strategy)
 			assert.Equal(t, sent.Spec.Template.Labels, stored.Spec.Template.Labels)
