@@ -66,11 +66,11 @@ help: ## Show this help.
 
 .PHONY: run
 run: cluster-up build $(HELM) ## Start statekeeper against the local cluster and register its webhooks.
-	$(TOOL_ENV) hack/run.sh start
+	@$(TOOL_ENV) hack/run.sh start
 
 .PHONY: stop
 stop: ## Stop statekeeper and remove its webhook configurations from the local cluster.
-	$(TOOL_ENV) hack/run.sh stop
+	@$(TOOL_ENV) hack/run.sh stop
 
 .PHONY: lint
 lint: ## Check formatting (gofmt) and run go vet.
@@ -100,11 +100,11 @@ docker-build: ## Build the container image (IMG=statekeeper:dev; needs a Docker 
 
 .PHONY: cluster-up
 cluster-up: $(KUBE_APISERVER) $(KWOKCTL) $(ETCD) $(KUBECTL) ## Start the local cluster (idempotent); kubeconfig in .local/kubeconfig.
-	$(TOOL_ENV) hack/cluster.sh up
+	@$(TOOL_ENV) hack/cluster.sh up
 
 .PHONY: cluster-down
 cluster-down: ## Delete the local cluster.
-	$(TOOL_ENV) hack/cluster.sh down
+	@$(TOOL_ENV) hack/cluster.sh down
 
 .PHONY: e2e
 e2e: cluster-up $(HELM) ## Run the end-to-end suite against the local cluster.

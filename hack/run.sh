@@ -17,6 +17,7 @@ WEBHOOK_HOST=${WEBHOOK_HOST:-127.0.0.1}
 WEBHOOK_PORT=${WEBHOOK_PORT:-9443}
 HEALTH_ADDR=${HEALTH_ADDR:-127.0.0.1:8081}
 METRICS_ADDR=${METRICS_ADDR:-127.0.0.1:8080}
+NAMESPACE=${NAMESPACE:-statekeeper}
 CERT_DIR=$LOCAL/certs
 PID_FILE=$LOCAL/statekeeper.pid
 LOG_FILE=$LOCAL/statekeeper.log
@@ -76,6 +77,32 @@ wait_ready() {
 	return 1
 }
 
+# The API server loads webhook configurations through a watch, a moment after
+# they are stored. A server-side dry run of a managed StatefulSet without a
+# serviceName (safe: the webhooks have no side effects) shows when the mutation
+# is live, so the lines printed below work at once.
+wait_registered() {
+	local probe
+	probe=$(
+		cat <<'EOF'
+{"apiVersion": "apps/v1", "kind": "StatefulSet",
+ "metadata": {"name": "statekeeper-probe", "namespace": "default",
+              "labels": {"statekeeper.io/deploy-type": "stateful-multi"}},
+ "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "statekeeper-probe"}},
+          "template": {"metadata": {"labels": {"app": "statekeeper-probe"}},
+                       "spec": {"containers": [{"name": "probe", "image": "probe"}]}}}}
+EOF
+	)
+	for _ in $(seq 1 30); do
+		if [[ -n $(kubectl create --dry-run=server -o 'jsonpath={.spec.serviceName}' -f - <<<"$probe" 2>/dev/null) ]]; then
+			return 0
+		fi
+		sleep 1
+	done
+	log "the API server did not call statekeeper within 30s; see $LOG_FILE"
+	return 1
+}
+
 start() {
 	# A restart picks up a rebuilt binary; the old registration is replaced below.
 	unregister_webhooks
@@ -85,7 +112,10 @@ start() {
 	# The CA survives restarts (dev-ca.sh keeps it); the serving pair is re-issued.
 	"$REPO/certs/dev-ca.sh" "$CERT_DIR" "$WEBHOOK_HOST" >/dev/null
 
+	# The chart excludes its release namespace from review; name one that is
+	# not the examples' "default".
 	"$HELM" template statekeeper "$REPO/charts/statekeeper" \
+		--namespace "$NAMESPACE" \
 		--set tls.mode=secret \
 		--set "webhook.url=https://$WEBHOOK_HOST:$WEBHOOK_PORT" \
 		--set "webhook.caBundle=$(base64 -w0 "$CERT_DIR/ca.crt")" \
@@ -99,6 +129,7 @@ start() {
 		--webhook-port "$WEBHOOK_PORT" \
 		--health-probe-bind-address "$HEALTH_ADDR" \
 		--metrics-bind-address "$METRICS_ADDR" \
+		--namespace "$NAMESPACE" \
 		--log-format console >"$LOG_FILE" 2>&1 &
 	local pid=$!
 	echo "$pid" >"$PID_FILE"
@@ -107,9 +138,13 @@ start() {
 		return 1
 	fi
 	kubectl apply -f "$WEBHOOKS" >/dev/null
+	if ! wait_registered; then
+		stop
+		return 1
+	fi
 
 	local k="kubectl --kubeconfig .local/kubeconfig"
-	[[ $(command -v kubectl) == "$KUBECTL" ]] || k="$KUBECTL --kubeconfig .local/kubeconfig"
+	[[ $(type -P kubectl) == "$KUBECTL" ]] || k="$KUBECTL --kubeconfig .local/kubeconfig"
 	cat <<EOF
 
 statekeeper is running (pid $pid, log .local/statekeeper.log) and registered
