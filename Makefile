@@ -106,16 +106,22 @@ cluster-up: $(KUBE_APISERVER) $(KWOKCTL) $(ETCD) $(KUBECTL) ## Start the local c
 cluster-down: ## Delete the local cluster.
 	@$(TOOL_ENV) hack/cluster.sh down
 
+# The e2e suite finds its cluster in KUBECONFIG, helm in HELM and, on the local
+# cluster where KWOK runs no containers, the statekeeper binary it runs as a
+# local process in STATEKEEPER; on kind it installs the image E2E_IMAGE.
 .PHONY: e2e
-e2e: cluster-up $(HELM) ## Run the end-to-end suite against the local cluster.
-	KUBECONFIG=$(KUBECONFIG_LOCAL) HELM=$(HELM) go test -tags e2e -count=1 -timeout 30m ./e2e/...
+e2e: cluster-up build $(HELM) ## Run the end-to-end suite against the local cluster.
+	KUBECONFIG=$(KUBECONFIG_LOCAL) HELM=$(HELM) STATEKEEPER=$(STATEKEEPER) \
+		go test -tags e2e -count=1 -timeout 30m ./e2e/...
 
 .PHONY: e2e-kind
-e2e-kind: $(KIND) $(HELM) $(KUBECTL) ## Run the end-to-end suite on a kind cluster (needs Docker).
+e2e-kind: $(KIND) $(HELM) docker-build ## Run the end-to-end suite on a kind cluster (needs Docker).
 	$(KIND) get clusters | grep -qx statekeeper || $(KIND) create cluster --name statekeeper --kubeconfig $(LOCAL)/kind-kubeconfig
-	KUBECONFIG=$(LOCAL)/kind-kubeconfig HELM=$(HELM) E2E_CLUSTER=kind go test -tags e2e -count=1 -timeout 30m ./e2e/...
+	$(KIND) load docker-image $(IMG) --name statekeeper
+	KUBECONFIG=$(LOCAL)/kind-kubeconfig HELM=$(HELM) E2E_IMAGE=$(IMG) \
+		go test -tags e2e -count=1 -timeout 30m ./e2e/...
 
-##@ Tools (cached in ~/.cache/statekeeper or $$XDG_CACHE_HOME/statekeeper)
+##@ Tools (cached in ~/.cache/statekeeper or $XDG_CACHE_HOME/statekeeper)
 
 .PHONY: tools
 tools: $(KUBE_APISERVER) $(KWOKCTL) $(HELM) $(ETCD) $(KUBECTL) envtest-assets ## Build or install every tool.
