@@ -4,6 +4,7 @@
 package check
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -179,9 +180,12 @@ func (c *checker) check(ctx context.Context, doc document) (outcome, error) {
 	out.ref = fmt.Sprintf("%s/%s/%s", doc.gvk.Kind, namespace, name)
 
 	// The object as the API server would store it: with its namespace.
-	stored, err := withNamespace(doc.json, namespace)
-	if err != nil {
-		return out, err
+	stored := doc.json
+	var err error
+	if namespace != doc.meta.Namespace {
+		if stored, err = withNamespace(doc.json, namespace); err != nil {
+			return out, err
+		}
 	}
 	if how, ok := reviewed[doc.gvk.GroupKind()]; ok {
 		req := review.Request{
@@ -240,19 +244,25 @@ func (c *checker) remember(js []byte) error {
 	return nil
 }
 
-// withNamespace sets metadata.namespace when namespace is not empty.
+// withNamespace sets metadata.namespace when namespace is not empty. Numbers
+// are kept as written (json.Number), not rounded through float64.
 func withNamespace(js []byte, namespace string) ([]byte, error) {
 	if namespace == "" {
 		return js, nil
 	}
 	var obj map[string]any
-	if err := json.Unmarshal(js, &obj); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.UseNumber()
+	if err := dec.Decode(&obj); err != nil {
 		return nil, err
 	}
-	meta, _ := obj["metadata"].(map[string]any)
-	if meta == nil {
+	meta, ok := obj["metadata"].(map[string]any)
+	switch {
+	case obj["metadata"] == nil:
 		meta = map[string]any{}
 		obj["metadata"] = meta
+	case !ok:
+		return nil, errors.New("metadata is not an object")
 	}
 	meta["namespace"] = namespace
 	return json.Marshal(obj)

@@ -72,11 +72,28 @@ allowed Deployment/default/api
 `,
 		},
 		{
+			name:     "two warnings, two lines",
+			paths:    []string{"testdata/two-warnings.yaml"},
+			wantCode: ExitAllowed,
+			wantStdout: `warning StatefulSet/staging/etcd: statefulset "etcd" is stateful-single: replicas must be 0 or 1, got 2 [single-instance]
+warning StatefulSet/staging/etcd: statefulset "etcd" requires an odd number of replicas (statekeeper.io/quorum: "true") so that a quorum cannot split, got 2: use 1 or 3 [quorum]
+`,
+		},
+		{
 			name:      "the default namespace comes from --namespace",
 			paths:     []string{"testdata/unknown-deploy-type.yaml"},
 			namespace: "web",
 			wantCode:  ExitDenied,
 			wantStdout: `denied Deployment/web/web: deployment "web" has an invalid statekeeper.io/deploy-type label: unknown deploy type "stateless-many": must be one of "stateful-single", "stateful-multi", "stateless-single", "stateless-multi" [kind-mismatch]
+`,
+		},
+		{
+			name:     "HPAs of either version judged by their target",
+			paths:    []string{"testdata/hpa.yaml"},
+			wantCode: ExitDenied,
+			wantStdout: `allowed Deployment/default/api
+denied HorizontalPodAutoscaler/default/api: horizontalpodautoscaler "api" targets deployment "api", which is stateless-single: maxReplicas must be 1, got 3 [single-instance]
+allowed HorizontalPodAutoscaler/default/api-v1
 `,
 		},
 		{
