@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -31,6 +32,7 @@ import (
 
 	"github.com/statekeeper/statekeeper/internal/config"
 	"github.com/statekeeper/statekeeper/internal/lookup"
+	"github.com/statekeeper/statekeeper/internal/reconciler"
 	"github.com/statekeeper/statekeeper/internal/review"
 	skwebhook "github.com/statekeeper/statekeeper/internal/webhook"
 )
@@ -87,7 +89,7 @@ func managerOptions(cfg config.Config, scheme *runtime.Scheme) manager.Options {
 	}
 	return manager.Options{
 		Scheme: scheme,
-		Cache:  lookup.CacheOptions(),
+		Cache:  cacheOptions(),
 		// The webhook server does not need leader election: every replica
 		// answers admission requests. Only the reconciler is elected.
 		WebhookServer: webhook.NewServer(webhook.Options{
@@ -115,6 +117,17 @@ func managerOptions(cfg config.Config, scheme *runtime.Scheme) manager.Options {
 	}
 }
 
+// cacheOptions are the lookups' cache settings with the reconciler's
+// (managed Services only) merged in.
+func cacheOptions() cache.Options {
+	opts := lookup.CacheOptions()
+	if opts.ByObject == nil {
+		opts.ByObject = map[client.Object]cache.ByObject{}
+	}
+	maps.Copy(opts.ByObject, reconciler.CacheByObject())
+	return opts
+}
+
 // setup registers everything statekeeper runs on mgr.
 func setup(mgr manager.Manager, cfg config.Config) error {
 	ctx := context.Background() // IndexField only records the index before the cache starts
@@ -138,7 +151,10 @@ func setup(mgr manager.Manager, cfg config.Config) error {
 	engine := review.New(lookup.NewCache(mgr.GetCache(), mgr.GetAPIReader()), cfg.ReviewSettings())
 	skwebhook.Register(mgr.GetWebhookServer(), engine, mgr.GetLogger().WithName("admission"), metrics)
 
-	// The headless-Service reconciler (leader-elected) is set up here.
+	// The headless-Service reconciler runs on the elected leader only.
+	if err := reconciler.SetupWithManager(mgr, reconciler.Options{}); err != nil {
+		return fmt.Errorf("setting up the headless-Service reconciler: %w", err)
+	}
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return fmt.Errorf("adding the health check: %w", err)

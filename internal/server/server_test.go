@@ -2,6 +2,7 @@ package server
 
 import (
 	"crypto/tls"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -104,4 +105,21 @@ func TestNewRegistersTheWebhookPaths(t *testing.T) {
 	rec := httptest.NewRecorder()
 	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/nothing", strings.NewReader("")))
 	assert.Equal(t, http.StatusNotFound, rec.Code)
+}
+
+// TestCacheOptionsMergeLookupsAndReconciler: pods are cached as metadata for
+// the lookups, Services only when statekeeper manages them.
+func TestCacheOptionsMergeLookupsAndReconciler(t *testing.T) {
+	byKind := map[string]string{}
+	for obj, by := range cacheOptions().ByObject {
+		selector := "<all>"
+		if by.Label != nil {
+			selector = by.Label.String()
+		}
+		byKind[fmt.Sprintf("%T", obj)] = selector
+	}
+	assert.Equal(t, map[string]string{
+		"*v1.PartialObjectMetadata": "<all>",
+		"*v1.Service":               "app.kubernetes.io/managed-by=statekeeper",
+	}, byKind)
 }
