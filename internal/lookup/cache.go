@@ -56,6 +56,26 @@ func CacheOptions() cache.Options {
 	}
 }
 
+// cachedObjects are the kinds the Cache reads from the informer cache.
+func cachedObjects() []client.Object {
+	return []client.Object{
+		&appsv1.Deployment{}, &appsv1.StatefulSet{}, &corev1.PersistentVolumeClaim{}, &corev1.Namespace{}, podMetadata(),
+	}
+}
+
+// StartInformers creates the informers the Cache reads, so that the manager
+// starts and syncs them at start-up (readiness can wait on the sync) instead
+// of the first admission request that needs one blocking until it synced.
+// Call it with mgr.GetCache() before the manager starts.
+func StartInformers(ctx context.Context, informers cache.Informers) error {
+	for _, obj := range cachedObjects() {
+		if _, err := informers.GetInformer(ctx, obj, cache.BlockUntilSynced(false)); err != nil {
+			return fmt.Errorf("creating the informer for %T: %w", obj, err)
+		}
+	}
+	return nil
+}
+
 // podMetadata is the metadata-only view of pods: the cache then runs a
 // metadata informer and keeps no pod specs.
 func podMetadata() *metav1.PartialObjectMetadata {

@@ -42,17 +42,22 @@ var (
 // expectedKinds maps each resource (and subresource) a path serves to the
 // kind its body must carry: a request whose kind does not match is refused
 // before anything decodes it.
-type expectedKinds = map[schema.GroupResource]map[string]string
+type expectedKinds = map[schema.GroupResource]map[string]schema.GroupKind
 
 var (
+	deploymentKind  = schema.GroupKind{Group: "apps", Kind: "Deployment"}
+	statefulSetKind = schema.GroupKind{Group: "apps", Kind: "StatefulSet"}
+	scaleKind       = schema.GroupKind{Group: "autoscaling", Kind: "Scale"}
+	hpaKind         = schema.GroupKind{Group: "autoscaling", Kind: "HorizontalPodAutoscaler"}
+
 	mutateKinds = expectedKinds{
-		{Group: "apps", Resource: "deployments"}:  {"": "Deployment"},
-		{Group: "apps", Resource: "statefulsets"}: {"": "StatefulSet"},
+		{Group: "apps", Resource: "deployments"}:  {"": deploymentKind},
+		{Group: "apps", Resource: "statefulsets"}: {"": statefulSetKind},
 	}
 	validateKinds = expectedKinds{
-		{Group: "apps", Resource: "deployments"}:                     {"": "Deployment", "scale": "Scale"},
-		{Group: "apps", Resource: "statefulsets"}:                    {"": "StatefulSet", "scale": "Scale"},
-		{Group: "autoscaling", Resource: "horizontalpodautoscalers"}: {"": "HorizontalPodAutoscaler"},
+		{Group: "apps", Resource: "deployments"}:                     {"": deploymentKind, "scale": scaleKind},
+		{Group: "apps", Resource: "statefulsets"}:                    {"": statefulSetKind, "scale": scaleKind},
+		{Group: "autoscaling", Resource: "horizontalpodautoscalers"}: {"": hpaKind},
 	}
 )
 
@@ -131,8 +136,8 @@ func (h *Handler) checkKind(req admission.Request) error {
 	if !ok {
 		return fmt.Errorf("statekeeper does not handle %s on this path", resourceLabel(gr.String(), req.SubResource))
 	}
-	if req.Kind.Kind != want {
-		return fmt.Errorf("%s requests must carry a %s, got kind %q", resourceLabel(gr.String(), req.SubResource), want, req.Kind.Kind)
+	if got := (schema.GroupKind{Group: req.Kind.Group, Kind: req.Kind.Kind}); got != want {
+		return fmt.Errorf("%s requests must carry a %s, got kind %q", resourceLabel(gr.String(), req.SubResource), want, got)
 	}
 	return nil
 }

@@ -91,7 +91,7 @@ func TestValidate(t *testing.T) {
 		{fixture: "malformed-replicas", want: badRequest("invalid admission request: decoding the StatefulSet object: " +
 			"json: cannot unmarshal string into Go struct field StatefulSetSpec.spec.replicas of type int32")},
 		{fixture: "empty-object", want: badRequest("invalid admission request: the request carries no StatefulSet object")},
-		{fixture: "wrong-kind", want: badRequest(`statefulsets.apps requests must carry a StatefulSet, got kind "ConfigMap"`)},
+		{fixture: "wrong-kind", want: badRequest(`statefulsets.apps requests must carry a StatefulSet.apps, got kind "ConfigMap"`)},
 		{fixture: "wrong-object-kind", want: badRequest(`invalid admission request: expected a StatefulSet object, got kind "Deployment"`)},
 	}
 	validator := NewValidator(testEngine(cluster()), logr.Discard(), nil)

@@ -127,10 +127,10 @@ func readReview(r *http.Request) (incoming, error) {
 // writes before the objects). The handler checks that this kind is the
 // resource's, and the engine that the object's own kind agrees.
 var typedObjects = map[schema.GroupKind]func() runtime.Object{
-	{Group: "apps", Kind: "Deployment"}:                     func() runtime.Object { return &appsv1.Deployment{} },
-	{Group: "apps", Kind: "StatefulSet"}:                    func() runtime.Object { return &appsv1.StatefulSet{} },
-	{Group: "autoscaling", Kind: "Scale"}:                   func() runtime.Object { return &autoscalingv1.Scale{} },
-	{Group: "autoscaling", Kind: "HorizontalPodAutoscaler"}: func() runtime.Object { return &autoscalingv2.HorizontalPodAutoscaler{} },
+	deploymentKind:  func() runtime.Object { return &appsv1.Deployment{} },
+	statefulSetKind: func() runtime.Object { return &appsv1.StatefulSet{} },
+	scaleKind:       func() runtime.Object { return &autoscalingv1.Scale{} },
+	hpaKind:         func() runtime.Object { return &autoscalingv2.HorizontalPodAutoscaler{} },
 }
 
 // readOnePass decodes a well-formed AdmissionReview in a single pass over

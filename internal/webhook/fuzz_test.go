@@ -1,0 +1,94 @@
+package webhook
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+)
+
+// fuzzResources are the (resource, subresource, kind group, kind) a fuzzed
+// request claims to be; index i%len picks one.
+var fuzzResources = []struct{ group, resource, sub, kindGroup, kind string }{
+	{"apps", "deployments", "", "apps", "Deployment"},
+	{"apps", "statefulsets", "", "apps", "StatefulSet"},
+	{"apps", "deployments", "scale", "autoscaling", "Scale"},
+	{"apps", "statefulsets", "scale", "autoscaling", "Scale"},
+	{"autoscaling", "horizontalpodautoscalers", "", "autoscaling", "HorizontalPodAutoscaler"},
+	{"apps", "statefulsets", "", "autoscaling", "Scale"},
+}
+
+// FuzzHandler feeds arbitrary bytes as the object (and old object) of an
+// AdmissionReview to both handlers on both serving paths: they must never
+// panic (panics are not recovered here) and must always answer a
+// well-formed AdmissionReview.
+func FuzzHandler(f *testing.F) {
+	entries, err := os.ReadDir("testdata")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for i, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".json") || strings.HasSuffix(e.Name(), ".patched.json") {
+			continue
+		}
+		object := objectOf(f, readFixture(f, strings.TrimSuffix(e.Name(), ".json")))
+		f.Add(uint8(i), "CREATE", []byte(object))
+		f.Add(uint8(i), "UPDATE", []byte(object))
+	}
+	f.Add(uint8(1), "UPDATE", []byte(`{"kind":"StatefulSet","metadata":{"labels":{"statekeeper.io/deploy-type":"stateful-single"}},"spec":{"replicas":-1,"template":{"spec":{"volumes":[{"name":"a","persistentVolumeClaim":{}}]}}}}`))
+	f.Add(uint8(4), "CREATE", []byte(`{"kind":"HorizontalPodAutoscaler","spec":{"scaleTargetRef":{"apiVersion":"apps/v1","kind":"StatefulSet","name":"single-db"},"maxReplicas":99}}`))
+	f.Add(uint8(0), "CREATE", []byte(`[`))
+	f.Add(uint8(0), "DELETE", []byte(`null`))
+
+	engine := testEngine(cluster())
+	handlers := []*Handler{NewMutator(engine, discard, nil), NewValidator(engine, discard, nil)}
+	f.Fuzz(func(t *testing.T, pick uint8, operation string, object []byte) {
+		r := fuzzResources[int(pick)%len(fuzzResources)]
+		body := []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{` +
+			`"uid":"fuzz","kind":{"group":"` + r.kindGroup + `","version":"v1","kind":"` + r.kind + `"},` +
+			`"resource":{"group":"` + r.group + `","version":"v1","resource":"` + r.resource + `"},` +
+			`"subResource":"` + r.sub + `","name":"single-db","namespace":"shop","operation":` + quote(operation) + `,` +
+			`"object":`)
+		body = append(body, object...)
+		body = append(body, `,"oldObject":`...)
+		body = append(body, object...)
+		body = append(body, `}}`...)
+		for _, h := range handlers {
+			for name, served := range map[string]http.Handler{
+				"ServeHTTP":         h,
+				"admission.Webhook": (&admission.Webhook{Handler: h, LogConstructor: discardLogs}).WithRecoverPanic(false),
+			} {
+				rec := httptest.NewRecorder()
+				req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				served.ServeHTTP(rec, req)
+				var out admissionv1.AdmissionReview
+				if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+					t.Fatalf("%s %s: the answer is not an AdmissionReview: %v\n%s", h.name, name, err, rec.Body.Bytes())
+				}
+				resp := out.Response
+				if resp == nil || resp.Result == nil {
+					t.Fatalf("%s %s: no response or status: %s", h.name, name, rec.Body.Bytes())
+				}
+				if resp.Result.Code == http.StatusInternalServerError {
+					// Memory lookups cannot fail: a 500 here is a recovered panic.
+					t.Fatalf("%s %s: internal error: %s", h.name, name, resp.Result.Message)
+				}
+				if !resp.Allowed && resp.Result.Message == "" {
+					t.Fatalf("%s %s: refused without a message: %s", h.name, name, rec.Body.Bytes())
+				}
+			}
+		}
+	})
+}
+
+func quote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
