@@ -121,10 +121,13 @@ EOF
 # deleted; nothing real is stored on a KWOK node) are deleted and made anew,
 # so repeated e2e runs never drain the pool.
 refill_volume_pool() {
-	local released
-	released=$(kubectl get pv -l statekeeper.io/local-pool=true \
-		-o jsonpath='{range .items[?(@.status.phase!="Available")]}{.metadata.name}{" "}{.status.phase}{"\n"}{end}' |
-		awk '$2 == "Released" || $2 == "Failed" {print $1}')
+	local pool released
+	pool=$(kubectl get pv -l statekeeper.io/local-pool=true \
+		-o jsonpath='{range .items[*]}{.metadata.name}{" "}{.status.phase}{"\n"}{end}')
+	released=$(awk '$2 == "Released" || $2 == "Failed" {print $1}' <<<"$pool")
+	if [[ -z $released ]] && (($(grep -c . <<<"$pool") == PV_POOL_SIZE)); then
+		return
+	fi
 	if [[ -n $released ]]; then
 		# shellcheck disable=SC2086 # one name per word
 		kubectl delete pv $released --wait=true >/dev/null
