@@ -33,8 +33,10 @@ KIND := $(TOOLS_DIR)/kind-$(KIND_VERSION)/kind
 ETCD ?= /usr/bin/etcd
 KUBECTL ?= $(or $(shell command -v kubectl 2>/dev/null),$(KUBE_DIR)/kubectl)
 
-# The version stamps kubeadm's release scripts set; without them the binaries
-# report v0.0.0 and clients warn about the version skew.
+# The version stamps Kubernetes' own build scripts set (hack/lib/version.sh);
+# without them the binaries report v0.0.0 and clients warn about the skew.
+# Keep this recipe's flags stable: the Go build cache then makes a rebuild a
+# relink only.
 KUBE_LDFLAGS := -s -w \
 	-X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
 	-X k8s.io/component-base/version.gitMajor=1 \
