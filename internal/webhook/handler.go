@@ -62,7 +62,9 @@ var (
 )
 
 // NewMutator returns the handler of /mutate: workload mutations (SPEC §2).
-// log is used when the request context carries no logger; metrics may be nil.
+// log is the base logger: ServeHTTP logs through it, Handle through the
+// request logger admission.Webhook puts in the context when there is one.
+// metrics may be nil (nothing is counted).
 func NewMutator(engine *review.Engine, log logr.Logger, metrics *Metrics) *Handler {
 	return &Handler{name: PathMutate, review: engine.Mutate, kinds: mutateKinds, log: log, metrics: metrics}
 }
