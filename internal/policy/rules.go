@@ -118,6 +118,20 @@ func ValidateHPA(hpaName string, target Workload, maxReplicas int32) Result {
 	return denied(RuleSingleInstance, pathMaxReplicas, msgSingleInstanceHPA(hpaName, target, t, maxReplicas))
 }
 
+// ValidateKind is the kind-mismatch rule alone, for the mutating webhook. The
+// API server validates an object between the mutating and the validating
+// webhooks, so a StatefulSet of a stateless or unknown type that mounts a
+// volume only statekeeper would have declared is refused there ("volumeMounts
+// not found") before validation could say why; denying it while mutating
+// gives the user the reason, in the same words as ValidateWorkload.
+func ValidateKind(w Workload) Result {
+	if !w.Managed() {
+		return Result{}
+	}
+	t, _, err := w.DeployType()
+	return checkKindMismatch(w, t, err)
+}
+
 func checkSingleInstance(w Workload, t DeployType, replicas int32) Result {
 	if !t.Single() || replicas <= 1 {
 		return Result{}

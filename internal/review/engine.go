@@ -88,8 +88,8 @@ func (e *Engine) Mutate(ctx context.Context, req Request) (Decision, error) {
 		return e.workload(ctx, req, policy.KindDeployment, e.mutateWorkload, false)
 	case req.Resource.matches(statefulSets):
 		return e.workload(ctx, req, policy.KindStatefulSet, e.mutateWorkload, false)
-	// Pod identity stamping (SPEC §5, /mutate-pods) gets its own entry point
-	// beside this one: a pod CREATE is judged by its owner, not by these rules.
+	// Pod identity stamping (SPEC §5, /mutate-pods) has its own entry point,
+	// StampPod: a pod CREATE is judged by its owner, not by these rules.
 	default:
 		return Decision{}, fmt.Errorf("%w: %s is not mutated by statekeeper", ErrInvalidRequest, req.Resource)
 	}
@@ -177,14 +177,23 @@ func (e *Engine) workload(ctx context.Context, req Request, kind policy.Kind, st
 	return d, nil
 }
 
+// mutateWorkload patches a workload, and denies one whose type cannot run as
+// its kind: the API server's own validation, which runs before the
+// validating webhook, would otherwise refuse it for a consequence (a volume
+// mount statekeeper did not declare) and never show the kind-mismatch.
+// MutateWorkload gives such a workload no patch.
 func (e *Engine) mutateWorkload(ctx context.Context, _ Request, facts *workloadFacts, d *Decision) error {
 	claims, err := e.claims(ctx, facts.object)
 	if err != nil {
 		return err
 	}
-	d.Patch, d.Result = policy.MutateWorkload(policy.WorkloadRequest{
+	patch, mutated := policy.MutateWorkload(policy.WorkloadRequest{
 		Operation: facts.op, Object: facts.object, Old: facts.old, Claims: claims,
 	}, e.settings.Defaults)
+	// In the order validation reports them: kind-mismatch first.
+	d.Result = policy.ValidateKind(facts.object)
+	d.Result.Add(mutated)
+	d.Patch = patch
 	return nil
 }
 

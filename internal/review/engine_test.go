@@ -344,3 +344,35 @@ func hpa(name, apiVersion, kind, target string, maxReplicas int32) *autoscalingv
 		},
 	}
 }
+
+// TestMutateDeniesKindMismatch: the API server's own validation runs between
+// the mutating and the validating webhook and refuses a StatefulSet of a
+// stateless type for the mount statekeeper did not declare, so the mutating
+// half denies a kind mismatch itself, exactly as validation would.
+func TestMutateDeniesKindMismatch(t *testing.T) {
+	engine := newEngine(testCluster(), "")
+	ctx := context.Background()
+	for _, tt := range []struct {
+		name, namespace, deployType string
+		want                        outcome
+	}{
+		{"a stateless type on a StatefulSet", "shop", "stateless-multi",
+			outcome{Mode: policy.ModeEnforce, Kind: "StatefulSet", Name: "cache", Denied: []policy.Rule{policy.RuleKindMismatch}}},
+		{"an unknown type", "shop", "database",
+			outcome{Mode: policy.ModeEnforce, Kind: "StatefulSet", Name: "cache", Denied: []policy.Rule{policy.RuleKindMismatch}}},
+		{"warn mode warns", "relaxed", "stateless-multi",
+			outcome{Mode: policy.ModeWarn, Kind: "StatefulSet", Name: "cache", Warned: []policy.Rule{policy.RuleKindMismatch}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			sts := inNamespace(statefulSet("cache", tt.deployType, 1), tt.namespace)
+			sts.Spec.ServiceName, sts.Spec.VolumeClaimTemplates = "", nil
+			req := Request{Operation: Create, Resource: statefulSetsResource, Namespace: tt.namespace, Name: "cache", Object: raw(t, sts)}
+			mutated, err := engine.Mutate(ctx, req)
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, outcomeOf(mutated))
+			validated, err := engine.Validate(ctx, req)
+			require.NoError(t, err)
+			assert.Equal(t, validated.Result, mutated.Result, "the same words as validation")
+		})
+	}
+}

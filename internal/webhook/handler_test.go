@@ -137,51 +137,90 @@ func TestMutate(t *testing.T) {
 		{fixture: "deployment-create-stateless-single-rwo", patch: `[
 			{"op":"replace","path":"/spec/strategy","value":{"type":"Recreate"}}]`},
 		{fixture: "deployment-create-stateless-multi"},
-		{fixture: "deployment-create-kind-mismatch"},
 		{fixture: "deployment-update-stateless-multi"},
 		{fixture: "delete"},
 	}
 	mutator := NewMutator(testEngine(cluster()), logr.Discard(), nil)
 	for _, tt := range tests {
 		t.Run(tt.fixture, func(t *testing.T) {
+			assertMutation(t, mutator, tt.fixture, tt.patch, tt.warnings)
+		})
+	}
+}
+
+// assertMutation serves fixture through h and checks that it is allowed with
+// exactly patch (none when empty) and warnings. A patch must apply to the raw
+// object, give testdata/<fixture>.patched.json (whatever the Go types do not
+// know, such as someFutureField and someFutureTopLevel, survives), and be
+// idempotent: the patched object gets no patch.
+func assertMutation(t *testing.T, h *Handler, fixture, wantPatch string, warnings []string) {
+	t.Helper()
+	body := readFixture(t, fixture)
+	resp := serve(t, h, body)
+	assert.True(t, resp.Allowed)
+	assert.Equal(t, ok(), resp.Result)
+	assert.Equal(t, warnings, resp.Warnings)
+	if wantPatch == "" {
+		assert.Nil(t, resp.Patch)
+		assert.Nil(t, resp.PatchType)
+		return
+	}
+	require.NotNil(t, resp.PatchType)
+	assert.Equal(t, admissionv1.PatchTypeJSONPatch, *resp.PatchType)
+	assert.JSONEq(t, wantPatch, string(resp.Patch))
+
+	patch, err := jsonpatch.DecodePatch(resp.Patch)
+	require.NoError(t, err)
+	patched, err := patch.Apply(objectOf(t, body))
+	require.NoError(t, err)
+	expectedFile := filepath.Join("testdata", fixture+".patched.json")
+	if *update {
+		var pretty any
+		require.NoError(t, json.Unmarshal(patched, &pretty))
+		out, err := json.MarshalIndent(pretty, "", "  ")
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(expectedFile, append(out, '\n'), 0o644))
+	}
+	expected, err := os.ReadFile(expectedFile)
+	require.NoError(t, err)
+	assert.JSONEq(t, string(expected), string(patched))
+
+	again := serve(t, h, withObject(t, body, patched))
+	assert.Nil(t, again.Patch)
+	assert.True(t, again.Allowed)
+}
+
+// TestMutateDeniesKindMismatch: the API server validates a workload between
+// the two webhooks, and refuses a StatefulSet of a stateless type for the
+// volume mount statekeeper did not declare, so the mutating webhook denies a
+// kind mismatch itself, with the validating webhook's very answer.
+func TestMutateDeniesKindMismatch(t *testing.T) {
+	tests := []struct {
+		fixture  string
+		want     *metav1.Status
+		allowed  bool
+		warnings []string
+	}{
+		{fixture: "statefulset-create-kind-mismatch", want: invalid("apps", "StatefulSet", "cache",
+			forbidden("metadata.labels[statekeeper.io/deploy-type]", `statefulset "cache" is labelled stateless-multi, which runs as a Deployment: `+
+				`use stateful-single or stateful-multi, or create a deployment [kind-mismatch]`))},
+		{fixture: "statefulset-create-kind-mismatch-warn", want: ok(), allowed: true, warnings: []string{
+			`statefulset "cache" is labelled stateless-multi, which runs as a Deployment: ` +
+				`use stateful-single or stateful-multi, or create a deployment [kind-mismatch]`}},
+		{fixture: "deployment-create-kind-mismatch", want: invalid("apps", "Deployment", "db",
+			forbidden("metadata.labels[statekeeper.io/deploy-type]", `deployment "db" is labelled stateful-single, which runs as a StatefulSet: `+
+				`use stateless-single or stateless-multi, or create a statefulset [kind-mismatch]`))},
+	}
+	engine := testEngine(cluster())
+	mutator, validator := NewMutator(engine, logr.Discard(), nil), NewValidator(engine, logr.Discard(), nil)
+	for _, tt := range tests {
+		t.Run(tt.fixture, func(t *testing.T) {
 			body := readFixture(t, tt.fixture)
-			resp := serve(t, mutator, body)
-			assert.True(t, resp.Allowed)
-			assert.Equal(t, ok(), resp.Result)
-			assert.Equal(t, tt.warnings, resp.Warnings)
-			if tt.patch == "" {
-				assert.Nil(t, resp.Patch)
-				assert.Nil(t, resp.PatchType)
-				return
+			want := admissionv1.AdmissionResponse{
+				UID: uidOf(t, body), Allowed: tt.allowed, Result: tt.want, Warnings: tt.warnings,
 			}
-			require.NotNil(t, resp.PatchType)
-			assert.Equal(t, admissionv1.PatchTypeJSONPatch, *resp.PatchType)
-			assert.JSONEq(t, tt.patch, string(resp.Patch))
-
-			// The patch applies to the raw object, and whatever the Go types
-			// do not know (spec.template.spec.someFutureField,
-			// someFutureTopLevel) survives.
-			object := objectOf(t, body)
-			patch, err := jsonpatch.DecodePatch(resp.Patch)
-			require.NoError(t, err)
-			patched, err := patch.Apply(object)
-			require.NoError(t, err)
-			expectedFile := filepath.Join("testdata", tt.fixture+".patched.json")
-			if *update {
-				var pretty any
-				require.NoError(t, json.Unmarshal(patched, &pretty))
-				out, err := json.MarshalIndent(pretty, "", "  ")
-				require.NoError(t, err)
-				require.NoError(t, os.WriteFile(expectedFile, append(out, '\n'), 0o644))
-			}
-			expected, err := os.ReadFile(expectedFile)
-			require.NoError(t, err)
-			assert.JSONEq(t, string(expected), string(patched))
-
-			// Idempotence: the mutated object gets no patch.
-			again := serve(t, mutator, withObject(t, body, patched))
-			assert.Nil(t, again.Patch)
-			assert.True(t, again.Allowed)
+			assert.Equal(t, want, *serve(t, mutator, body))
+			assert.Equal(t, want, *serve(t, validator, body))
 		})
 	}
 }
