@@ -35,7 +35,7 @@ type Request struct {
 	// DecodedObject and DecodedOldObject, when set, replace Object and
 	// OldObject: the caller already decoded them into the resource's Go type
 	// (*appsv1.Deployment, *appsv1.StatefulSet, *autoscalingv1.Scale,
-	// *autoscalingv2.HorizontalPodAutoscaler). The webhook does so while it
+	// *autoscalingv2.HorizontalPodAutoscaler, *corev1.Pod). The webhook does so while it
 	// reads the AdmissionReview, so that each object is decoded exactly once.
 	DecodedObject    runtime.Object
 	DecodedOldObject runtime.Object
@@ -46,7 +46,11 @@ type Decision struct {
 	// Skipped is true when statekeeper does not manage the request (excluded or
 	// `off` namespace, unlabelled workload, pod of an unmanaged owner).
 	Skipped bool
-	Mode    policy.Mode
+	// Reason says why a managed-looking request was skipped when the kind of
+	// request does not say it (a pod whose owner is unmanaged or unknown), for
+	// the decision's log line.
+	Reason string
+	Mode   policy.Mode
 	// Patch is the JSON patch against Request.Object (mutations only).
 	Patch []jsonpatch.Operation
 	// Result holds denials and warnings. In warn mode the engine has already

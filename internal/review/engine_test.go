@@ -24,6 +24,7 @@ import (
 // says (the policy package's tests cover the messages).
 type outcome struct {
 	Skipped bool
+	Reason  string
 	Mode    policy.Mode
 	Kind    string
 	Name    string
@@ -33,7 +34,7 @@ type outcome struct {
 }
 
 func outcomeOf(d Decision) outcome {
-	o := outcome{Skipped: d.Skipped, Mode: d.Mode, Kind: d.Kind, Name: d.Name, Patched: len(d.Patch) > 0}
+	o := outcome{Skipped: d.Skipped, Reason: d.Reason, Mode: d.Mode, Kind: d.Kind, Name: d.Name, Patched: len(d.Patch) > 0}
 	for _, v := range d.Result.Denials {
 		o.Denied = append(o.Denied, v.Rule)
 	}

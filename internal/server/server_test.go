@@ -97,7 +97,7 @@ func TestNewRegistersTheWebhookPaths(t *testing.T) {
 	require.NoError(t, err)
 
 	mux := mgr.GetWebhookServer().WebhookMux()
-	for _, path := range []string{"/mutate", "/validate"} {
+	for _, path := range []string{"/mutate", "/mutate-pods", "/validate"} {
 		rec := httptest.NewRecorder()
 		mux.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, path, strings.NewReader("")))
 		assert.NotEqual(t, http.StatusNotFound, rec.Code, path)

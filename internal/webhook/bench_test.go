@@ -15,7 +15,8 @@ import (
 )
 
 // Each benchmark serves one realistic AdmissionReview body, in the same loop,
-// through statekeeper's handlers as Register serves them (mutate, validate)
+// through statekeeper's handlers as Register serves them (mutate, validate;
+// statekeeper for the pod path)
 // and through a stock controller-runtime admission.Webhook whose handler
 // allows everything (noop): the no-op pays for decoding the review and
 // nothing more, statekeeper for decoding it and doing its work.
@@ -48,23 +49,37 @@ func BenchmarkStatefulSetCreateLarge(b *testing.B) {
 	benchmarkBody(b, withEnv(b, readFixture(b, "statefulset-create-stateful-multi"), 500), true)
 }
 
+// BenchmarkPodCreate is a StatefulSet controller's pod CREATE on
+// /mutate-pods: its owner looked up, its identity stamped.
+func BenchmarkPodCreate(b *testing.B) {
+	engine := testEngine(cluster())
+	benchmarkHandlers(b, readFixture(b, "pod-create-stateful-multi"), served{"statekeeper", NewPodMutator(engine, logr.Discard(), nil)})
+}
+
+// served is one handler a benchmark serves the body through.
+type served struct {
+	name    string
+	handler http.Handler
+}
+
 func benchmarkBody(b *testing.B, body []byte, mutating bool) {
 	engine := testEngine(cluster())
+	handlers := []served{{"validate", NewValidator(engine, logr.Discard(), nil)}}
+	if mutating {
+		handlers = append([]served{{"mutate", NewMutator(engine, logr.Discard(), nil)}}, handlers...)
+	}
+	benchmarkHandlers(b, body, handlers...)
+}
+
+// benchmarkHandlers serves body through each handler, then through the no-op.
+func benchmarkHandlers(b *testing.B, body []byte, handlers ...served) {
 	noop := &admission.Webhook{
 		Handler: admission.HandlerFunc(func(context.Context, admission.Request) admission.Response {
 			return admission.Allowed("")
 		}),
 		LogConstructor: discardLogs,
 	}
-	type served struct {
-		name    string
-		handler http.Handler
-	}
-	handlers := []served{{"validate", NewValidator(engine, logr.Discard(), nil)}, {"noop", noop}}
-	if mutating {
-		handlers = append([]served{{"mutate", NewMutator(engine, logr.Discard(), nil)}}, handlers...)
-	}
-	for _, h := range handlers {
+	for _, h := range append(handlers, served{"noop", noop}) {
 		b.Run(h.name, func(b *testing.B) {
 			b.SetBytes(int64(len(body)))
 			b.ReportAllocs()

@@ -22,10 +22,11 @@ var fuzzResources = []struct{ group, resource, sub, kindGroup, kind string }{
 	{"apps", "statefulsets", "scale", "autoscaling", "Scale"},
 	{"autoscaling", "horizontalpodautoscalers", "", "autoscaling", "HorizontalPodAutoscaler"},
 	{"apps", "statefulsets", "", "autoscaling", "Scale"},
+	{"", "pods", "", "", "Pod"},
 }
 
 // FuzzHandler feeds arbitrary bytes as the object (and old object) of an
-// AdmissionReview to both handlers on both serving paths: they must never
+// AdmissionReview to every handler on both serving paths: they must never
 // panic (panics are not recovered here) and must always answer a
 // well-formed AdmissionReview.
 func FuzzHandler(f *testing.F) {
@@ -45,9 +46,10 @@ func FuzzHandler(f *testing.F) {
 	f.Add(uint8(4), "CREATE", []byte(`{"kind":"HorizontalPodAutoscaler","spec":{"scaleTargetRef":{"apiVersion":"apps/v1","kind":"StatefulSet","name":"single-db"},"maxReplicas":99}}`))
 	f.Add(uint8(0), "CREATE", []byte(`[`))
 	f.Add(uint8(0), "DELETE", []byte(`null`))
+	f.Add(uint8(6), "CREATE", []byte(`{"kind":"Pod","metadata":{"name":"zk-x","ownerReferences":[{"apiVersion":"apps/v1","kind":"StatefulSet","name":"zk","controller":true}]}}`))
 
 	engine := testEngine(cluster())
-	handlers := []*Handler{NewMutator(engine, discard, nil), NewValidator(engine, discard, nil)}
+	handlers := []*Handler{NewMutator(engine, discard, nil), NewPodMutator(engine, discard, nil), NewValidator(engine, discard, nil)}
 	f.Fuzz(func(t *testing.T, pick uint8, operation string, object []byte) {
 		r := fuzzResources[int(pick)%len(fuzzResources)]
 		body := []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{` +

@@ -49,10 +49,14 @@ var (
 	statefulSetKind = schema.GroupKind{Group: "apps", Kind: "StatefulSet"}
 	scaleKind       = schema.GroupKind{Group: "autoscaling", Kind: "Scale"}
 	hpaKind         = schema.GroupKind{Group: "autoscaling", Kind: "HorizontalPodAutoscaler"}
+	podKind         = schema.GroupKind{Group: "", Kind: "Pod"}
 
 	mutateKinds = expectedKinds{
 		{Group: "apps", Resource: "deployments"}:  {"": deploymentKind},
 		{Group: "apps", Resource: "statefulsets"}: {"": statefulSetKind},
+	}
+	mutatePodKinds = expectedKinds{
+		{Group: "", Resource: "pods"}: {"": podKind},
 	}
 	validateKinds = expectedKinds{
 		{Group: "apps", Resource: "deployments"}:                     {"": deploymentKind, "scale": scaleKind},
@@ -67,6 +71,12 @@ var (
 // metrics may be nil (nothing is counted).
 func NewMutator(engine *review.Engine, log logr.Logger, metrics *Metrics) *Handler {
 	return &Handler{name: PathMutate, review: engine.Mutate, kinds: mutateKinds, log: log, metrics: metrics}
+}
+
+// NewPodMutator returns the handler of /mutate-pods: identity stamping of
+// the pods of stateful-* StatefulSets (SPEC §5).
+func NewPodMutator(engine *review.Engine, log logr.Logger, metrics *Metrics) *Handler {
+	return &Handler{name: PathMutatePods, review: engine.StampPod, kinds: mutatePodKinds, log: log, metrics: metrics}
 }
 
 // NewValidator returns the handler of /validate: workload rules, /scale and
@@ -185,7 +195,8 @@ func denial(req admission.Request, d review.Decision) admission.Response {
 
 // observe counts a decision (once per rule that denied or warned, once as
 // mutated when patched, once with rule "none" otherwise) and writes its one
-// log line.
+// log line. Skipped decisions are logged at debug level: every pod of every
+// StatefulSet reaches /mutate-pods, and most of them are not statekeeper's.
 func (h *Handler) observe(log logr.Logger, resource string, d review.Decision, outcome string) {
 	for _, v := range d.Result.Denials {
 		h.metrics.count(string(v.Rule), resource, OutcomeDenied)
@@ -199,7 +210,14 @@ func (h *Handler) observe(log logr.Logger, resource string, d review.Decision, o
 	case len(d.Result.Denials)+len(d.Result.Warnings) == 0:
 		h.metrics.count(noRule, resource, outcome)
 	}
-	log.Info("admission decision", "rule", ruleList(d.Result), "outcome", outcome, "mode", string(d.Mode))
+	keysAndValues := []any{"rule", ruleList(d.Result), "outcome", outcome, "mode", string(d.Mode)}
+	if d.Reason != "" {
+		keysAndValues = append(keysAndValues, "reason", d.Reason)
+	}
+	if outcome == OutcomeSkipped {
+		log = log.V(1)
+	}
+	log.Info("admission decision", keysAndValues...)
 }
 
 func (h *Handler) observeError(log logr.Logger, resource string, err error) {

@@ -25,7 +25,7 @@ import (
 
 // cluster is the state every fixture is judged against: namespace "shop" in
 // the default (enforce) mode, "relaxed" in warn mode, "quiet" off, and the
-// workloads and claims the fixtures refer to.
+// workloads and claims the fixtures refer to (the pod fixtures' owners too).
 func cluster() *lookup.Memory {
 	m := lookup.NewMemory()
 	m.Add(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}})
@@ -38,7 +38,20 @@ func cluster() *lookup.Memory {
 	m.Add(workload[appsv1.Deployment]("legacy-wiki", policy.StatelessSingle, 1, nil))
 	m.Add(workload[appsv1.StatefulSet]("etcd", policy.StatefulMulti, 3, map[string]string{policy.AnnotationQuorum: "true"}))
 	m.Add(workload[appsv1.StatefulSet]("single-db", policy.StatefulSingle, 1, nil))
-	m.Add(workload[appsv1.StatefulSet]("redis", policy.StatefulMulti, 2, nil))
+	redis := workload[appsv1.StatefulSet]("redis", policy.StatefulMulti, 2, nil)
+	redis.UID = "5f0c8d2e-7a41-4b9e-8c3d-1e2f3a4b5c6d"
+	m.Add(redis)
+	// The pods' owners: zk asks for the identity as environment variables,
+	// names its own Service and numbers its pods from 1; plain is not managed.
+	zk := workload[appsv1.StatefulSet]("zk", policy.StatefulMulti, 3, map[string]string{policy.AnnotationInjectEnv: "true"})
+	zk.UID = "6a1d9e3f-8b52-4caf-9d4e-2f3a4b5c6d7e"
+	zk.Spec.ServiceName = "zk-peers"
+	zk.Spec.Ordinals = &appsv1.StatefulSetOrdinals{Start: 1}
+	m.Add(zk)
+	plain := workload[appsv1.StatefulSet]("plain", policy.StatefulMulti, 1, nil)
+	plain.UID = "7b2e0f4a-9c63-4db0-ae5f-3a4b5c6d7e8f"
+	delete(plain.Labels, policy.LabelDeployType)
+	m.Add(plain)
 	return m
 }
 

@@ -15,11 +15,12 @@ const (
 	PathValidate   = "/validate"
 )
 
-// Register serves the workload paths on server: /mutate and /validate. The
-// handlers read the AdmissionReview themselves (see Handler.ServeHTTP); the
-// server still wraps them in controller-runtime's webhook latency and
-// in-flight metrics. Pod identity stamping registers PathMutatePods beside them.
+// Register serves statekeeper's paths on server: /mutate and /validate for
+// workloads, /mutate-pods for pod identity stamping. The handlers read the
+// AdmissionReview themselves (see Handler.ServeHTTP); the server still wraps
+// them in controller-runtime's webhook latency and in-flight metrics.
 func Register(server webhook.Server, engine *review.Engine, log logr.Logger, metrics *Metrics) {
 	server.Register(PathMutate, NewMutator(engine, log, metrics))
+	server.Register(PathMutatePods, NewPodMutator(engine, log, metrics))
 	server.Register(PathValidate, NewValidator(engine, log, metrics))
 }

@@ -13,6 +13,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -131,6 +132,7 @@ var typedObjects = map[schema.GroupKind]func() runtime.Object{
 	statefulSetKind: func() runtime.Object { return &appsv1.StatefulSet{} },
 	scaleKind:       func() runtime.Object { return &autoscalingv1.Scale{} },
 	hpaKind:         func() runtime.Object { return &autoscalingv2.HorizontalPodAutoscaler{} },
+	podKind:         func() runtime.Object { return &corev1.Pod{} },
 }
 
 // readOnePass decodes a well-formed AdmissionReview in a single pass over
