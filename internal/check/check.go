@@ -1,6 +1,29 @@
 // Package check evaluates manifests offline, as `statekeeper check` does:
 // every object is reviewed as a CREATE by the same review.Engine as the
 // server, against a cluster made of the objects that precede it in the input.
+//
+// Deployments and StatefulSets are mutated and validated, HPAs validated, and
+// pods stamped with their identity (SPEC §5) when their controller reference
+// (controller: true; the uid may be left out) names a stateful-* StatefulSet
+// that precedes them in the input. Each reviewed object prints one line per
+// denial or warning, or one line saying that it is allowed:
+//
+//	denied <Kind>/<namespace>/<name>: <message> [<rule>]
+//	warning <Kind>/<namespace>/<name>: <message> [<rule>]
+//	allowed <Kind>/<namespace>/<name>
+//	allowed <Kind>/<namespace>/<name>: mutated (<n> changes)
+//	allowed Pod/<namespace>/<name>: stamped <fqdn>
+//
+// Objects statekeeper does not review print nothing: other kinds, unlabelled
+// workloads, pods of other owners or of a StatefulSet the input does not
+// hold before them.
+//
+// With -o yaml the objects are printed as statekeeper would have them stored,
+// and each admitted stateful-* StatefulSet is followed by the headless
+// Service the reconciler creates for it (SPEC §3), unless a Service of that
+// name precedes it. That Service carries no owner reference when the
+// StatefulSet has no uid (a manifest rather than a stored object): the
+// reference needs the uid, and the reconciler adds it once both exist.
 package check
 
 import (
@@ -12,6 +35,8 @@ import (
 	"io"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -84,11 +109,23 @@ func Run(ctx context.Context, opts Options, stdin io.Reader, stdout, stderr io.W
 			code = ExitInvalid
 			continue
 		}
-		if printed > 0 {
-			fmt.Fprintln(yamlOut, "---")
+		objects := [][]byte{y}
+		if out.service != nil {
+			svc, err := yaml.JSONToYAML(out.service)
+			if err != nil {
+				writeErrors(stderr, &inputError{source: doc.source, index: doc.index, err: err})
+				code = ExitInvalid
+				continue
+			}
+			objects = append(objects, svc)
 		}
-		_, _ = yamlOut.Write(y)
-		printed++
+		for _, obj := range objects {
+			if printed > 0 {
+				fmt.Fprintln(yamlOut, "---")
+			}
+			_, _ = yamlOut.Write(obj)
+			printed++
+		}
 	}
 	return code
 }
@@ -122,6 +159,11 @@ type outcome struct {
 	result   policy.Result
 	// object is the mutated object as written, without the defaulted namespace.
 	object []byte
+	// stamped is the FQDN a stamped pod was given.
+	stamped string
+	// service is the headless Service the reconciler creates for an admitted
+	// stateful StatefulSet, as JSON; nil for anything else.
+	service []byte
 }
 
 func (o outcome) denied() bool { return o.reported && !o.result.Allowed() }
@@ -141,29 +183,43 @@ func (o outcome) lines() []string {
 	if len(lines) > 0 {
 		return lines
 	}
-	switch o.changes {
-	case 0:
+	switch {
+	case o.stamped != "":
+		return []string{fmt.Sprintf("allowed %s: stamped %s", o.ref, o.stamped)}
+	case o.changes == 0:
 		return []string{"allowed " + o.ref}
-	case 1:
+	case o.changes == 1:
 		return []string{fmt.Sprintf("allowed %s: mutated (1 change)", o.ref)}
 	default:
 		return []string{fmt.Sprintf("allowed %s: mutated (%d changes)", o.ref, o.changes)}
 	}
 }
 
+// handling is which of the server's webhooks a kind goes through.
+type handling int
+
+const (
+	mutateAndValidate handling = iota // /mutate, then /validate
+	validateOnly                      // /validate
+	stampOnly                         // /mutate-pods
+)
+
 // reviewed are the kinds the engine decides on, by group and kind (the
-// engine reads every served version alike), with what it does for each:
-// workloads are mutated and validated, HPAs validated.
+// engine reads every served version alike), with what it does for each.
 var reviewed = map[schema.GroupKind]struct {
 	resource string
-	mutate   bool
+	handling handling
 }{
-	{Group: "apps", Kind: "Deployment"}:                     {resource: "deployments", mutate: true},
-	{Group: "apps", Kind: "StatefulSet"}:                    {resource: "statefulsets", mutate: true},
-	{Group: "autoscaling", Kind: "HorizontalPodAutoscaler"}: {resource: "horizontalpodautoscalers"},
+	{Group: "apps", Kind: "Deployment"}:                     {resource: "deployments", handling: mutateAndValidate},
+	{Group: "apps", Kind: "StatefulSet"}:                    {resource: "statefulsets", handling: mutateAndValidate},
+	{Group: "autoscaling", Kind: "HorizontalPodAutoscaler"}: {resource: "horizontalpodautoscalers", handling: validateOnly},
+	{Group: "", Kind: "Pod"}:                                {resource: "pods", handling: stampOnly},
 }
 
-var namespaceGVK = schema.GroupVersionKind{Version: "v1", Kind: "Namespace"}
+var (
+	namespaceGVK    = schema.GroupVersionKind{Version: "v1", Kind: "Namespace"}
+	statefulSetKind = schema.GroupKind{Group: "apps", Kind: "StatefulSet"}
+)
 
 // check reviews one object and, unless it is denied, adds it to the state.
 // An error means the object cannot be read.
@@ -193,32 +249,15 @@ func (c *checker) check(ctx context.Context, doc document) (outcome, error) {
 			Resource:  review.Resource{Group: doc.gvk.Group, Version: doc.gvk.Version, Resource: how.resource},
 			Namespace: namespace, Name: doc.meta.Name, Object: stored,
 		}
-		skipped := true
-		if how.mutate {
-			d, err := c.engine.Mutate(ctx, req)
-			if err != nil {
-				return out, err
-			}
-			skipped = d.Skipped
-			out.result.Add(d.Result)
-			if len(d.Patch) > 0 {
-				out.changes = len(d.Patch)
-				if stored, err = applyPatch(d, stored); err != nil {
-					return out, err
-				}
-				if out.object, err = applyPatch(d, doc.json); err != nil {
-					return out, err
-				}
-				req.Object = stored
-			}
+		switch how.handling {
+		case stampOnly:
+			stored, err = c.stamp(ctx, req, doc, &out)
+		default:
+			stored, err = c.judge(ctx, req, how.handling, doc, &out)
 		}
-		d, err := c.engine.Validate(ctx, req)
 		if err != nil {
 			return out, err
 		}
-		out.reported = !(skipped && d.Skipped)
-		out.result.Add(d.Result)
-		out.result = dedupe(out.result)
 	}
 
 	if !out.denied() {
@@ -227,6 +266,110 @@ func (c *checker) check(ctx context.Context, doc document) (outcome, error) {
 		}
 	}
 	return out, nil
+}
+
+// judge runs a workload or an HPA through the mutating (unless
+// validateOnly) and the validating webhook, and returns the object as stored.
+func (c *checker) judge(ctx context.Context, req review.Request, how handling, doc document, out *outcome) ([]byte, error) {
+	stored := req.Object
+	skipped := true
+	if how == mutateAndValidate {
+		d, err := c.engine.Mutate(ctx, req)
+		if err != nil {
+			return stored, err
+		}
+		skipped = d.Skipped
+		out.result.Add(d.Result)
+		if len(d.Patch) > 0 {
+			out.changes = len(d.Patch)
+			if stored, err = applyPatch(d, stored); err != nil {
+				return stored, err
+			}
+			if out.object, err = applyPatch(d, doc.json); err != nil {
+				return stored, err
+			}
+			req.Object = stored
+		}
+	}
+	d, err := c.engine.Validate(ctx, req)
+	if err != nil {
+		return stored, err
+	}
+	out.reported = !(skipped && d.Skipped)
+	out.result.Add(d.Result)
+	out.result = dedupe(out.result)
+	if out.reported && !out.denied() && doc.gvk.GroupKind() == statefulSetKind {
+		if out.service, err = c.headlessService(ctx, stored, doc.meta.Namespace == ""); err != nil {
+			return stored, err
+		}
+	}
+	return stored, nil
+}
+
+// stamp runs a pod through the pod webhook and returns it as stored.
+func (c *checker) stamp(ctx context.Context, req review.Request, doc document, out *outcome) ([]byte, error) {
+	stored := req.Object
+	d, err := c.engine.StampPod(ctx, req)
+	if err != nil {
+		return stored, err
+	}
+	out.reported = !d.Skipped
+	if len(d.Patch) == 0 {
+		return stored, nil
+	}
+	out.changes = len(d.Patch)
+	if stored, err = applyPatch(d, stored); err != nil {
+		return stored, err
+	}
+	if out.object, err = applyPatch(d, doc.json); err != nil {
+		return stored, err
+	}
+	var pod corev1.Pod
+	if err := json.Unmarshal(stored, &pod); err != nil {
+		return stored, err
+	}
+	out.stamped = pod.Annotations[policy.AnnotationFQDN]
+	return stored, nil
+}
+
+// headlessService is, as JSON, the Service the reconciler creates for the
+// stored StatefulSet: nil unless it is stateful-* and no Service of that name
+// precedes it. The namespace is left out when the manifest named none, as
+// it is from the StatefulSet printed before it.
+func (c *checker) headlessService(ctx context.Context, stored []byte, defaultedNamespace bool) ([]byte, error) {
+	var sts appsv1.StatefulSet
+	if err := json.Unmarshal(stored, &sts); err != nil {
+		return nil, err
+	}
+	if t, err := policy.ParseDeployType(sts.Labels[policy.LabelDeployType]); err != nil || !t.Stateful() {
+		return nil, nil
+	}
+	svc := policy.HeadlessService(&sts)
+	if existing, err := c.state.Service(ctx, svc.Namespace, svc.Name); err != nil || existing != nil {
+		return nil, err
+	}
+	if sts.UID == "" {
+		svc.OwnerReferences = nil
+	}
+	if defaultedNamespace {
+		svc.Namespace = ""
+	}
+	return withoutStatus(svc)
+}
+
+// withoutStatus is obj as JSON without its status, which the API server
+// owns and an empty struct would only clutter.
+func withoutStatus(obj any) ([]byte, error) {
+	js, err := json.Marshal(obj)
+	if err != nil {
+		return nil, err
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(js, &fields); err != nil {
+		return nil, err
+	}
+	delete(fields, "status")
+	return json.Marshal(fields)
 }
 
 // remember adds the object to the state when it is of a kind the lookups read.

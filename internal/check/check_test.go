@@ -114,6 +114,37 @@ denied StatefulSet/shop/mysql: statefulset "mysql" is stateful-single: replicas 
 `,
 		},
 		{
+			name:     "pods of a stateful StatefulSet are stamped, others print nothing",
+			paths:    []string{"testdata/pods.yaml"},
+			wantCode: ExitAllowed,
+			wantStdout: `allowed StatefulSet/default/redis: mutated (3 changes)
+allowed Pod/default/redis-0: stamped redis-0.redis-headless.default.svc.cluster.local
+allowed Pod/default/redis-1: stamped redis-1.redis-headless.default.svc.cluster.local
+allowed StatefulSet/shop/cache: mutated (2 changes)
+`,
+		},
+		{
+			name:         "-o yaml prints stamped pods, and the headless Service after a StatefulSet that has none",
+			paths:        []string{"testdata/pods.yaml"},
+			output:       OutputYAML,
+			wantCode:     ExitAllowed,
+			goldenStdout: "testdata/pods.out.yaml",
+			wantStderr: `allowed StatefulSet/default/redis: mutated (3 changes)
+allowed Pod/default/redis-0: stamped redis-0.redis-headless.default.svc.cluster.local
+allowed Pod/default/redis-1: stamped redis-1.redis-headless.default.svc.cluster.local
+allowed StatefulSet/shop/cache: mutated (2 changes)
+`,
+		},
+		{
+			name:         "-o yaml: the Service of a stored StatefulSet names it as its owner",
+			paths:        []string{"testdata/stored-statefulset.yaml"},
+			output:       OutputYAML,
+			wantCode:     ExitAllowed,
+			goldenStdout: "testdata/stored-statefulset.out.yaml",
+			wantStderr: `allowed StatefulSet/shop/db
+`,
+		},
+		{
 			name:     "unreadable documents are all named, and nothing is decided",
 			paths:    []string{"testdata/bad.yaml", "testdata/single-instance.yaml"},
 			wantCode: ExitInvalid,

@@ -16,10 +16,12 @@ against a cluster made of the objects that precede it in the input (so that a sw
 between Deployment and StatefulSet can be checked). Input is multi-document YAML or
 JSON: files, directories (their .yaml and .yml files in name order) or - for stdin.
 
-Prints one line per reviewed Deployment, StatefulSet and HorizontalPodAutoscaler:
+Prints one line per reviewed Deployment, StatefulSet and HorizontalPodAutoscaler, and
+per Pod stamped with its identity (its StatefulSet must precede it):
   allowed|denied|warning <Kind>/<namespace>/<name>[: <message> [<rule>]]
 one per violation; objects statekeeper does not manage print nothing. With -o yaml
-the mutated objects are printed instead and the lines go to stderr.
+the mutated objects are printed instead, each stateful StatefulSet followed by the
+headless Service statekeeper creates for it, and the lines go to stderr.
 
 Exit status: 0 when every object is allowed (warnings included), 1 when any is
 denied, 2 when the input cannot be read.`,
