@@ -96,3 +96,19 @@ func TestServerSideDryRunReturnsTheMutatedObjectAndCreatesNothing(t *testing.T) 
 		singleInstanceMessage(policy.KindStatefulSet, "db", policy.StatefulSingle, 3))
 	tn.assertNotStored(denied)
 }
+
+// TestWarnNamespaceWarnsOfAKindMismatchTheAPIServerRefuses: in warn mode
+// statekeeper admits a StatefulSet of a stateless type, which gets no claim
+// template, and the API server refuses its undeclared mount; the warning
+// says why.
+func TestWarnNamespaceWarnsOfAKindMismatchTheAPIServerRefuses(t *testing.T) {
+	t.Parallel()
+	tn := newTenant(t, policy.ModeWarn)
+	sts := statefulSet("db", policy.StatelessMulti, 1)
+	err := tn.create(sts, false)
+	require.Error(t, err)
+	assert.ErrorContains(t, err, `spec.template.spec.containers[0].volumeMounts[0].name: Not found: "data"`)
+	assert.Equal(t, []string{`statefulset "db" is labelled stateless-multi, which runs as a Deployment: ` +
+		`use stateful-single or stateful-multi, or create a deployment [kind-mismatch]`}, tn.warnings.take())
+	tn.assertNotStored(sts)
+}
