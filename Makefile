@@ -108,20 +108,45 @@ cluster-up: $(KUBE_APISERVER) $(KWOKCTL) $(ETCD) $(KUBECTL) ## Start the local c
 cluster-down: ## Delete the local cluster.
 	@$(TOOL_ENV) hack/cluster.sh down
 
-# The e2e suite finds its cluster in KUBECONFIG, helm in HELM and, on the local
-# cluster where KWOK runs no containers, the statekeeper binary it runs as a
-# local process in STATEKEEPER; on kind it installs the image E2E_IMAGE.
+# The e2e suite (e2e/, build tag e2e) installs charts/statekeeper with Helm
+# into the cluster KUBECONFIG names and drives it with kubectl. On the local
+# cluster KWOK runs no containers, so the suite runs STATEKEEPER as a local
+# process with the chart Deployment's flags, impersonating the chart's
+# ServiceAccount, and applies cert-manager's CRDs (from its Go module) so the
+# API server validates the chart's Issuers and Certificates. On kind
+# (hack/e2e-kind.sh) the chart's Deployment serves the image E2E_IMAGE and
+# cert-manager itself issues and injects the certificates.
+CERT_MANAGER_VERSION ?= v1.21.2
+CERT_MANAGER_CRDS := $(CACHE)/cert-manager-$(CERT_MANAGER_VERSION)/crds
+KIND_CLUSTER ?= statekeeper
+KIND_KUBECONFIG := $(LOCAL)/kind-kubeconfig
+E2E_ENV := HELM=$(HELM) KUBECTL=$(KUBECTL) E2E_WORKDIR=$(LOCAL)/e2e
+# The tests mostly wait on the cluster's controllers; run more of them at
+# once than there are cores.
+E2E_TEST := go test -race -tags e2e -count=1 -parallel 8 -timeout 30m ./e2e/
+
 .PHONY: e2e
-e2e: cluster-up build $(HELM) ## Run the end-to-end suite against the local cluster.
-	KUBECONFIG=$(KUBECONFIG_LOCAL) HELM=$(HELM) STATEKEEPER=$(STATEKEEPER) \
-		go test -tags e2e -count=1 -timeout 30m ./e2e/...
+e2e: cluster-up build $(HELM) $(CERT_MANAGER_CRDS) ## Run the end-to-end suite against the local cluster; leaves the cluster running.
+	@# A statekeeper of `make run` would answer beside the one under test.
+	@$(TOOL_ENV) hack/run.sh stop 2>/dev/null
+	KUBECONFIG=$(KUBECONFIG_LOCAL) STATEKEEPER=$(STATEKEEPER) CERT_MANAGER_CRDS=$(CERT_MANAGER_CRDS) $(E2E_ENV) \
+		$(E2E_TEST)
 
 .PHONY: e2e-kind
-e2e-kind: $(KIND) $(HELM) docker-build ## Run the end-to-end suite on a kind cluster (needs Docker).
-	$(KIND) get clusters | grep -qx statekeeper || $(KIND) create cluster --name statekeeper --kubeconfig $(LOCAL)/kind-kubeconfig
-	$(KIND) load docker-image $(IMG) --name statekeeper
-	KUBECONFIG=$(LOCAL)/kind-kubeconfig HELM=$(HELM) E2E_IMAGE=$(IMG) \
-		go test -tags e2e -count=1 -timeout 30m ./e2e/...
+e2e-kind: $(KIND) $(HELM) $(KUBECTL) docker-build ## Run the end-to-end suite on a kind cluster with cert-manager (needs Docker).
+	KIND=$(KIND) KIND_CLUSTER=$(KIND_CLUSTER) KIND_KUBECONFIG=$(KIND_KUBECONFIG) KUBECTL=$(KUBECTL) \
+		IMG=$(IMG) CERT_MANAGER_VERSION=$(CERT_MANAGER_VERSION) hack/e2e-kind.sh
+	KUBECONFIG=$(KIND_KUBECONFIG) E2E_IMAGE=$(IMG) $(E2E_ENV) $(E2E_TEST)
+
+# cert-manager's CRDs from its Go module (plain YAML in deploy/crds), cached
+# beside the other tools.
+$(CERT_MANAGER_CRDS):
+	mkdir -p $@.tmp
+	dir=$$(cd / && go mod download -json github.com/cert-manager/cert-manager@$(CERT_MANAGER_VERSION) | \
+		sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p'); \
+	test -n "$$dir" && cp "$$dir"/deploy/crds/*.yaml $@.tmp/
+	chmod -R u+w $@.tmp
+	mv $@.tmp $@
 
 ##@ Tools (cached in ~/.cache/statekeeper or $XDG_CACHE_HOME/statekeeper)
 

@@ -1,0 +1,363 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/statekeeper/statekeeper/internal/policy"
+)
+
+const (
+	// pauseImage never runs on KWOK; on kind it makes a pod Ready at once
+	// without pulling a real database.
+	pauseImage = "registry.k8s.io/pause:3.10"
+	// testNamespaceLabel marks the suite's namespaces.
+	testNamespaceLabel = "e2e.statekeeper.io/test"
+	// waitTimeout bounds every wait for the cluster's controllers (the
+	// StatefulSet and garbage collectors, the scheduler, KWOK, statekeeper's
+	// reconciler); pollInterval is how often a wait looks.
+	waitTimeout  = 2 * time.Minute
+	pollInterval = 250 * time.Millisecond
+)
+
+// --- kubectl -----------------------------------------------------------------
+
+// kubectlResult is one kubectl invocation as its user sees it.
+type kubectlResult struct {
+	args   []string
+	stdout string
+	stderr string
+	err    error
+}
+
+func (r kubectlResult) String() string {
+	status := "ok"
+	if r.err != nil {
+		status = r.err.Error()
+	}
+	return fmt.Sprintf("kubectl %s: %s\nstdout: %s\nstderr: %s", strings.Join(r.args, " "), status, r.stdout, r.stderr)
+}
+
+// runKubectl runs the kubectl binary against the suite's cluster, with
+// stdin as its standard input when not empty.
+func runKubectl(ctx context.Context, stdin string, args ...string) kubectlResult {
+	args = append([]string{"--kubeconfig", suite.settings.kubeconfig}, args...)
+	cmd := exec.CommandContext(ctx, suite.settings.kubectl, args...)
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	return kubectlResult{args: args[2:], stdout: stdout.String(), stderr: stderr.String(), err: err}
+}
+
+// admission is what kubectl told its user about statekeeper's decision: the
+// rule IDs of the denial and of each warning, in the order printed.
+type admission struct {
+	Denied []policy.Rule
+	Warned []policy.Rule
+}
+
+// allowed is the admission of a call statekeeper let through silently.
+var allowed = admission{}
+
+func denied(rules ...policy.Rule) admission { return admission{Denied: rules} }
+
+func warned(rules ...policy.Rule) admission { return admission{Warned: rules} }
+
+// ruleIDs are the rule IDs statekeeper appends to its messages in brackets.
+var ruleIDs = []policy.Rule{
+	policy.RuleSingleInstance, policy.RuleKindMismatch, policy.RuleKindSwitch, policy.RuleTypeChange,
+	policy.RuleQuorum, policy.RuleHeadlessConflict, policy.RuleSharedClaim, policy.RuleInvalidAnnotation,
+}
+
+var bracketed = regexp.MustCompile(`\[([a-z]+(?:-[a-z]+)*)\]`)
+
+// rulesIn returns the rule IDs a message names.
+func rulesIn(text string) []policy.Rule {
+	var rules []policy.Rule
+	for _, m := range bracketed.FindAllStringSubmatch(text, -1) {
+		if r := policy.Rule(m[1]); slices.Contains(ruleIDs, r) {
+			rules = append(rules, r)
+		}
+	}
+	return rules
+}
+
+// admission reads the decision from kubectl's stderr: "Warning: " lines are
+// the webhook's warnings, the other lines the error of a refused call.
+func (r kubectlResult) admission() admission {
+	var a admission
+	for line := range strings.Lines(r.stderr) {
+		if text, ok := strings.CutPrefix(line, "Warning: "); ok {
+			a.Warned = append(a.Warned, rulesIn(text)...)
+		} else {
+			a.Denied = append(a.Denied, rulesIn(line)...)
+		}
+	}
+	return a
+}
+
+// expect checks that the call failed exactly when want has a denial, and
+// that kubectl printed exactly want's rule IDs.
+func (r kubectlResult) expect(t *testing.T, want admission) {
+	t.Helper()
+	if len(want.Denied) > 0 {
+		require.Error(t, r.err, "want the call denied: %s", r)
+	} else {
+		require.NoError(t, r.err, "want the call admitted: %s", r)
+	}
+	require.Equal(t, want, r.admission(), "rule IDs kubectl printed: %s", r)
+}
+
+// --- namespaces ----------------------------------------------------------------
+
+// namespace is one test's namespace; every kubectl call and lookup of the
+// test goes through it.
+type namespace struct {
+	t    *testing.T
+	name string
+}
+
+// newNamespace creates a fresh namespace labelled with the statekeeper mode
+// unless mode is empty (the release's default mode applies then), and
+// deletes it when the test ends.
+func newNamespace(t *testing.T, mode policy.Mode) *namespace {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+		GenerateName: testNamespacePrefix,
+		Labels:       map[string]string{testNamespaceLabel: "true"},
+	}}
+	if mode != "" {
+		ns.Labels[policy.LabelMode] = string(mode)
+	}
+	require.NoError(t, suite.client.Create(t.Context(), ns))
+	t.Cleanup(func() {
+		// Not waited for: the namespace controller removes the rest.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := suite.client.Delete(ctx, ns); err != nil && !apierrors.IsNotFound(err) {
+			t.Errorf("deleting namespace %s: %v", ns.Name, err)
+		}
+	})
+	return &namespace{t: t, name: ns.Name}
+}
+
+// kubectl runs kubectl in the namespace, with objects (if any) as a
+// manifest on its standard input.
+func (n *namespace) kubectl(objects []client.Object, args ...string) kubectlResult {
+	n.t.Helper()
+	stdin := ""
+	if len(objects) > 0 {
+		stdin = manifest(n.t, objects...)
+	}
+	return runKubectl(n.t.Context(), stdin, append(args, "--namespace", n.name)...)
+}
+
+// create is `kubectl create -f -` of objects.
+func (n *namespace) create(objects ...client.Object) kubectlResult {
+	n.t.Helper()
+	return n.kubectl(objects, "create", "-f", "-")
+}
+
+// apply is `kubectl apply -f -` (client-side) of objects.
+func (n *namespace) apply(objects ...client.Object) kubectlResult {
+	n.t.Helper()
+	return n.kubectl(objects, "apply", "-f", "-")
+}
+
+// mustCreate creates objects and fails the test unless statekeeper admitted
+// them silently.
+func (n *namespace) mustCreate(objects ...client.Object) {
+	n.t.Helper()
+	n.create(objects...).expect(n.t, allowed)
+}
+
+// eventuallyAdmission repeats a server-side dry run of creating objects
+// (safe: statekeeper's webhooks have no side effects) until kubectl reports
+// want, and returns that result. statekeeper decides from its informer
+// caches, which see an object the test just wrote a moment later.
+func (n *namespace) eventuallyAdmission(want admission, objects ...client.Object) kubectlResult {
+	n.t.Helper()
+	return n.eventuallyDecision(want, objects, "create", "--dry-run=server", "-f", "-")
+}
+
+// eventuallyDecision repeats a kubectl call until kubectl reports want.
+func (n *namespace) eventuallyDecision(want admission, objects []client.Object, args ...string) kubectlResult {
+	n.t.Helper()
+	return n.eventuallyKubectl(fmt.Sprintf("admission %+v", want), objects, args, func(res kubectlResult) bool {
+		return (res.err != nil) == (len(want.Denied) > 0) && slices.Equal(res.admission().Denied, want.Denied) &&
+			slices.Equal(res.admission().Warned, want.Warned)
+	})
+}
+
+// eventuallyKubectl repeats a kubectl call until done accepts its result,
+// and returns that result.
+func (n *namespace) eventuallyKubectl(what string, objects []client.Object, args []string, done func(kubectlResult) bool) kubectlResult {
+	n.t.Helper()
+	var last kubectlResult
+	n.eventually(what, func(context.Context) (bool, string, error) {
+		last = n.kubectl(objects, args...)
+		return done(last), last.String(), nil
+	})
+	return last
+}
+
+// get reads the stored object named name into obj.
+func (n *namespace) get(name string, obj client.Object) {
+	n.t.Helper()
+	require.NoError(n.t, suite.client.Get(n.t.Context(), client.ObjectKey{Namespace: n.name, Name: name}, obj))
+}
+
+// eventually polls condition until it holds, failing the test with what
+// and condition's last explanation after waitTimeout.
+func (n *namespace) eventually(what string, condition func(ctx context.Context) (done bool, why string, err error)) {
+	n.t.Helper()
+	eventually(n.t, what, condition)
+}
+
+func eventually(t *testing.T, what string, condition func(ctx context.Context) (done bool, why string, err error)) {
+	t.Helper()
+	var why string
+	err := wait.PollUntilContextTimeout(t.Context(), pollInterval, waitTimeout, true, func(ctx context.Context) (bool, error) {
+		done, reason, err := condition(ctx)
+		why = reason
+		return done, err
+	})
+	require.NoError(t, err, "waiting for %s: %s", what, why)
+}
+
+// pollFor waits outside a test (setup, teardown) for condition.
+func pollFor(ctx context.Context, what string, timeout time.Duration, condition wait.ConditionWithContextFunc) error {
+	if err := wait.PollUntilContextTimeout(ctx, pollInterval, timeout, true, condition); err != nil {
+		return fmt.Errorf("waiting for %s: %w", what, err)
+	}
+	return nil
+}
+
+// manifest renders objects as the JSON list kubectl reads from stdin, with
+// apiVersion and kind filled in.
+func manifest(t *testing.T, objects ...client.Object) string {
+	t.Helper()
+	items := make([]client.Object, len(objects))
+	for i, obj := range objects {
+		gvk, err := suite.client.GroupVersionKindFor(obj)
+		require.NoError(t, err)
+		obj = obj.DeepCopyObject().(client.Object)
+		obj.GetObjectKind().SetGroupVersionKind(gvk)
+		items[i] = obj
+	}
+	list := map[string]any{"apiVersion": "v1", "kind": "List", "items": items}
+	out, err := json.Marshal(list)
+	require.NoError(t, err)
+	return string(out)
+}
+
+// --- objects -------------------------------------------------------------------
+
+// statefulSet is a StatefulSet of deployType (unmanaged when empty) with one
+// container mounting "data" at /data and no volume of that name, so that a
+// stateful-* type gets a "data" claim template injected.
+func statefulSet(name string, deployType policy.DeployType, replicas int32) *appsv1.StatefulSet {
+	return &appsv1.StatefulSet{
+		ObjectMeta: workloadMeta(name, deployType),
+		Spec: appsv1.StatefulSetSpec{
+			Replicas: ptr.To(replicas),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
+			Template: podTemplate(name, corev1.VolumeMount{Name: "data", MountPath: "/data"}),
+		},
+	}
+}
+
+// withoutMounts drops the containers' volume mounts: without statekeeper
+// injecting a claim template for it, a mount of no volume is invalid.
+func withoutMounts(sts *appsv1.StatefulSet) *appsv1.StatefulSet {
+	for i := range sts.Spec.Template.Spec.Containers {
+		sts.Spec.Template.Spec.Containers[i].VolumeMounts = nil
+	}
+	return sts
+}
+
+// deployment is a Deployment of deployType with one container and no volumes.
+func deployment(name string, deployType policy.DeployType, replicas int32) *appsv1.Deployment {
+	return &appsv1.Deployment{
+		ObjectMeta: workloadMeta(name, deployType),
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To(replicas),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
+			Template: podTemplate(name),
+		},
+	}
+}
+
+// claim is a ReadWriteOnce claim of 1Gi from the cluster's default class.
+func claim(name string) *corev1.PersistentVolumeClaim {
+	return &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources: corev1.VolumeResourceRequirements{
+				Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")},
+			},
+		},
+	}
+}
+
+// mountClaim mounts the claim claimName as volume "data" at /data in
+// spec's first container.
+func mountClaim(spec *corev1.PodSpec, claimName string) {
+	spec.Volumes = append(spec.Volumes, claimVolume("data", claimName))
+	spec.Containers[0].VolumeMounts = append(spec.Containers[0].VolumeMounts, corev1.VolumeMount{Name: "data", MountPath: "/data"})
+}
+
+func claimVolume(name, claimName string) corev1.Volume {
+	return corev1.Volume{
+		Name:         name,
+		VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claimName}},
+	}
+}
+
+func objectMeta(name string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Name: name}
+}
+
+func workloadMeta(name string, deployType policy.DeployType) metav1.ObjectMeta {
+	meta := metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": name}}
+	if deployType != "" {
+		meta.Labels[policy.LabelDeployType] = string(deployType)
+	}
+	return meta
+}
+
+func podTemplate(app string, mounts ...corev1.VolumeMount) corev1.PodTemplateSpec {
+	return corev1.PodTemplateSpec{
+		ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": app}},
+		Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{Name: app, Image: pauseImage, VolumeMounts: mounts}},
+			// KWOK and kind both stop pods at once; real grace periods
+			// would only slow the tests down.
+			TerminationGracePeriodSeconds: ptr.To[int64](0),
+		},
+	}
+}

@@ -1,0 +1,169 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/statekeeper/statekeeper/internal/policy"
+)
+
+// TestReleaseLifecycle takes the release through what a platform team does
+// to it: upgrade with changed values, an outage, uninstall and a fresh
+// install into a cluster that already runs stateful workloads. It is the
+// only test that is not parallel, so Go runs it before all the others and
+// alone; it leaves the release installed with the chart's defaults.
+func TestReleaseLifecycle(t *testing.T) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			restoreDefaultRelease(t)
+		}
+	})
+	steps := []struct {
+		name string
+		run  func(t *testing.T)
+	}{
+		{"helm upgrade with changed values changes the decisions", upgradeChangesDecisions},
+		{"the failure policies as shipped", failurePoliciesAsShipped},
+		{"helm uninstall leaves no webhook configuration behind", uninstallLeavesNothing},
+		{"a fresh install adopts a StatefulSet created without statekeeper", installAdoptsExistingStatefulSet},
+	}
+	for _, step := range steps {
+		if !t.Run(step.name, step.run) {
+			t.FailNow() // each step starts from where the previous one ended
+		}
+	}
+}
+
+func upgradeChangesDecisions(t *testing.T) {
+	ns := newNamespace(t, "") // the release's default mode applies
+	tooMany := deployment("web", policy.StatelessSingle, 2)
+
+	require.NoError(t, suite.release.upgrade(t.Context(), "config.defaultMode=warn"))
+	ns.eventuallyAdmission(warned(policy.RuleSingleInstance), tooMany)
+
+	require.NoError(t, suite.release.upgrade(t.Context()))
+	ns.eventuallyAdmission(denied(policy.RuleSingleInstance), tooMany)
+}
+
+func failurePoliciesAsShipped(t *testing.T) {
+	ns := newNamespace(t, "")
+	ns.create(statefulSet("db", policy.StatefulMulti, 1)).expect(t, allowed)
+	before := ns.eventuallyReadyPod("db-0", "")
+	require.Equal(t, "0", before.Annotations[policy.AnnotationOrdinal], "db-0 was created with statekeeper serving")
+
+	require.NoError(t, suite.release.stop(t.Context()))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		require.NoError(t, suite.release.start(ctx))
+	})
+
+	// Workloads fail closed: the API server refuses a managed StatefulSet
+	// with its own error about the unreachable webhook...
+	res := ns.create(statefulSet("other", policy.StatefulMulti, 1))
+	require.Error(t, res.err, "a managed StatefulSet was admitted with statekeeper down: %s", res)
+	assert.Contains(t, res.stderr, `failed calling webhook "workloads.mutate.statekeeper.io"`)
+	var missing appsv1.StatefulSet
+	err := suite.client.Get(t.Context(), client.ObjectKey{Namespace: ns.name, Name: "other"}, &missing)
+	assert.True(t, apierrors.IsNotFound(err), "statefulset other was stored: %v", err)
+	// ...while the objectSelector keeps every unmanaged workload out of it.
+	ns.create(withoutMounts(statefulSet("unmanaged", "", 0))).expect(t, allowed)
+
+	// Pod stamping fails open: the StatefulSet controller recreates a
+	// deleted pod, without the identity statekeeper would have stamped.
+	ns.kubectl(nil, "delete", "pod", "db-0", "--wait=false").expect(t, allowed)
+	after := ns.eventuallyReadyPod("db-0", before.UID)
+	assert.Empty(t, identityOf(after), "db-0 stamped with statekeeper down")
+}
+
+func uninstallLeavesNothing(t *testing.T) {
+	require.NoError(t, suite.release.uninstall(t.Context()))
+	left, err := webhookConfigurations(t.Context())
+	require.NoError(t, err)
+	assert.Empty(t, left, "webhook configurations left by helm uninstall")
+	certs, err := certManagerObjects(t.Context())
+	require.NoError(t, err)
+	assert.Empty(t, certs, "cert-manager objects left by helm uninstall")
+
+	// Nothing calls statekeeper any more: a managed StatefulSet is stored as written.
+	ns := newNamespace(t, "")
+	ns.create(withoutMounts(statefulSet("db", policy.StatefulMulti, 0))).expect(t, allowed)
+	var sts appsv1.StatefulSet
+	ns.get("db", &sts)
+	assert.Empty(t, sts.Spec.ServiceName)
+}
+
+// installAdoptsExistingStatefulSet: a stateful-single StatefulSet created
+// while statekeeper is not installed gets stamped pods and its Service once
+// it is, and no rollout: its template is not touched.
+func installAdoptsExistingStatefulSet(t *testing.T) {
+	ns := newNamespace(t, "")
+	legacy := statefulSet("legacy", policy.StatefulSingle, 1)
+	legacy.Spec.ServiceName = "legacy"
+	legacy.Spec.Template.Spec.Containers[0].Ports = []corev1.ContainerPort{{Name: "sql", ContainerPort: 5432}}
+	legacy.Spec.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{*claim("data")}
+	ns.create(legacy).expect(t, allowed)
+	first := ns.eventuallyReadyPod("legacy-0", "")
+	require.Empty(t, identityOf(first))
+	var before appsv1.StatefulSet
+	ns.eventually("statefulset legacy's status", func(ctx context.Context) (bool, string, error) {
+		err := suite.client.Get(ctx, client.ObjectKey{Namespace: ns.name, Name: "legacy"}, &before)
+		return err == nil && before.Status.ObservedGeneration == before.Generation && before.Status.UpdateRevision != "",
+			fmt.Sprintf("%+v", before.Status), err
+	})
+	require.NotContains(t, before.Spec.Template.Labels, policy.LabelDeployType)
+
+	require.NoError(t, suite.release.install(t.Context()))
+
+	ns.eventuallyHeadlessService("legacy", &before, []corev1.ServicePort{
+		{Name: "sql", Protocol: corev1.ProtocolTCP, Port: 5432, TargetPort: intstr.FromString("sql")},
+	})
+	ns.kubectl(nil, "delete", "pod", "legacy-0", "--wait=false").expect(t, allowed)
+	next := ns.eventuallyReadyPod("legacy-0", first.UID)
+	fqdn := fmt.Sprintf("legacy-0.legacy.%s.svc.%s", ns.name, clusterDomain)
+	assert.Equal(t, map[string]string{
+		policy.AnnotationOrdinal:     "0",
+		policy.AnnotationHostname:    "legacy-0",
+		policy.AnnotationService:     "legacy",
+		policy.AnnotationFQDN:        fqdn,
+		policy.AnnotationPrimaryFQDN: fqdn,
+		policy.AnnotationPeers:       fqdn,
+	}, identityOf(next))
+
+	var after appsv1.StatefulSet
+	ns.get("legacy", &after)
+	assert.Equal(t, before.Generation, after.Generation, "the StatefulSet's spec changed")
+	assert.Equal(t, before.Spec.Template, after.Spec.Template, "the pod template changed")
+	assert.Equal(t, before.Status.UpdateRevision, after.Status.UpdateRevision, "a new revision would roll the pods")
+	assert.Equal(t, before.Status.UpdateRevision, next.Labels[appsv1.ControllerRevisionHashLabelKey])
+}
+
+// restoreDefaultRelease leaves the release installed with the chart's
+// defaults and serving, whatever step failed, so the other tests can run.
+func restoreDefaultRelease(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	installed, err := suite.release.installed(ctx)
+	if err == nil {
+		if installed {
+			err = suite.release.upgrade(ctx)
+		} else {
+			err = suite.release.install(ctx)
+		}
+	}
+	if err != nil {
+		t.Errorf("restoring the default release after a failed lifecycle step: %v", err)
+	}
+}

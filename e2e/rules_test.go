@@ -1,0 +1,248 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/statekeeper/statekeeper/internal/policy"
+)
+
+// The rules of SPEC §4 as kubectl's users meet them. Each test asserts the
+// rule IDs kubectl printed (and, where SPEC quotes one, the whole message),
+// then that the cluster stored what was admitted and nothing else.
+
+func TestSingleInstance(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t, "")
+
+	res := ns.create(statefulSet("db", policy.StatefulSingle, 3))
+	res.expect(t, denied(policy.RuleSingleInstance))
+	assert.Contains(t, res.stderr, `statefulset "db" is stateful-single: replicas must be 0 or 1, got 3 [single-instance]`)
+
+	ns.apply(statefulSet("db", policy.StatefulSingle, 1)).expect(t, allowed)
+	// UPDATE through apply, the /scale subresource through kubectl scale,
+	// and an HPA through kubectl autoscale.
+	ns.apply(statefulSet("db", policy.StatefulSingle, 2)).expect(t, denied(policy.RuleSingleInstance))
+	ns.kubectl(nil, "scale", "statefulset", "db", "--replicas=3").expect(t, denied(policy.RuleSingleInstance))
+	ns.kubectl(nil, "autoscale", "statefulset", "db", "--min=1", "--max=3").expect(t, denied(policy.RuleSingleInstance))
+	ns.create(hpa("db-hpa", "StatefulSet", "db", 2)).expect(t, denied(policy.RuleSingleInstance))
+	ns.create(hpa("db-hpa", "StatefulSet", "db", 1)).expect(t, allowed)
+	var sts appsv1.StatefulSet
+	ns.get("db", &sts)
+	assert.Equal(t, int32(1), *sts.Spec.Replicas)
+
+	ns.create(deployment("web", policy.StatelessSingle, 2)).expect(t, denied(policy.RuleSingleInstance))
+	ns.apply(deployment("web", policy.StatelessSingle, 1)).expect(t, allowed)
+	ns.kubectl(nil, "scale", "deployment", "web", "--replicas=2").expect(t, denied(policy.RuleSingleInstance))
+	ns.kubectl(nil, "autoscale", "deployment", "web", "--max=4").expect(t, denied(policy.RuleSingleInstance))
+	var deploy appsv1.Deployment
+	ns.get("web", &deploy)
+	assert.Equal(t, int32(1), *deploy.Spec.Replicas)
+}
+
+func TestKindMismatch(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t, "")
+	tests := []struct {
+		name   string
+		object client.Object
+	}{
+		{"stateful type on a deployment", deployment("a", policy.StatefulMulti, 1)},
+		{"stateless type on a statefulset", statefulSet("b", policy.StatelessMulti, 0)},
+		{"unknown type", deployment("c", policy.DeployType("stateful"), 1)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ns.in(t).create(tt.object).expect(t, denied(policy.RuleKindMismatch))
+		})
+	}
+}
+
+func TestKindSwitch(t *testing.T) {
+	t.Parallel()
+
+	t.Run("from a running deployment with a claim to a statefulset", func(t *testing.T) {
+		t.Parallel()
+		ns := newNamespace(t, "")
+		db := deployment("shop-db", policy.StatelessSingle, 1)
+		mountClaim(&db.Spec.Template.Spec, "shop-db-data")
+		ns.mustCreate(claim("shop-db-data"))
+		ns.create(db).expect(t, allowed)
+
+		// statekeeper decides from its cache: poll with server-side dry
+		// runs (side-effect free) until it has seen the Deployment.
+		next := statefulSet("shop-db", policy.StatefulSingle, 1)
+		res := ns.eventuallyAdmission(denied(policy.RuleKindSwitch), next)
+		assert.Contains(t, res.stderr, `deployment "shop-db" (component "shop-db") is running with persistent volumes; scale it to 0 and back up its data before creating statefulset "shop-db" [kind-switch]`)
+
+		// How to proceed: scale to 0; once its pods are gone the switch is
+		// admitted with a warning that the old claim is not reused.
+		ns.kubectl(nil, "scale", "deployment", "shop-db", "--replicas=0").expect(t, allowed)
+		ns.eventuallyPodsGone(map[string]string{"app": "shop-db"})
+		ns.eventuallyAdmission(warned(policy.RuleKindSwitch), next)
+		ns.create(next).expect(t, warned(policy.RuleKindSwitch))
+	})
+
+	t.Run("from a running statefulset with claim templates to a deployment", func(t *testing.T) {
+		t.Parallel()
+		ns := newNamespace(t, "")
+		ns.create(statefulSet("cache", policy.StatefulSingle, 1)).expect(t, allowed)
+		ns.eventuallyAdmission(denied(policy.RuleKindSwitch), deployment("cache", policy.StatelessSingle, 1))
+	})
+}
+
+func TestTypeChange(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t, "")
+	ns.create(statefulSet("db", policy.StatefulMulti, 1)).expect(t, allowed)
+
+	change := []string{"label", "statefulset", "db", "--overwrite", policy.LabelDeployType + "=" + string(policy.StatefulSingle)}
+	ns.eventuallyDecision(denied(policy.RuleTypeChange), nil, append(change, "--dry-run=server")...)
+	ns.kubectl(nil, change...).expect(t, denied(policy.RuleTypeChange))
+	ns.kubectl(nil, "label", "statefulset", "db", policy.LabelDeployType+"-").expect(t, denied(policy.RuleTypeChange))
+
+	// Scaled to 0 with its pods gone, the type may change.
+	ns.kubectl(nil, "scale", "statefulset", "db", "--replicas=0").expect(t, allowed)
+	ns.eventuallyPodsGone(map[string]string{"app": "db"})
+	ns.eventuallyDecision(allowed, nil, append(change, "--dry-run=server")...)
+	ns.kubectl(nil, change...).expect(t, allowed)
+}
+
+func TestQuorum(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t, "")
+	quorum := func(replicas int32) *appsv1.Deployment {
+		d := deployment("etcd", policy.StatelessMulti, replicas)
+		d.Annotations = map[string]string{policy.AnnotationQuorum: "true"}
+		return d
+	}
+	ns.create(quorum(2)).expect(t, denied(policy.RuleQuorum))
+	ns.apply(quorum(3)).expect(t, allowed)
+	ns.apply(quorum(4)).expect(t, denied(policy.RuleQuorum))
+	ns.kubectl(nil, "scale", "deployment", "etcd", "--replicas=2").expect(t, denied(policy.RuleQuorum))
+	ns.kubectl(nil, "scale", "deployment", "etcd", "--replicas=5").expect(t, allowed)
+	ns.kubectl(nil, "scale", "deployment", "etcd", "--replicas=0").expect(t, allowed)
+}
+
+func TestHeadlessConflict(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t, "")
+	ns.mustCreate(&corev1.Service{
+		ObjectMeta: objectMeta("db-headless"),
+		Spec: corev1.ServiceSpec{
+			Selector: map[string]string{"app": "db"},
+			Ports:    []corev1.ServicePort{{Name: "sql", Port: 5432}},
+		},
+	})
+	res := ns.eventuallyAdmission(denied(policy.RuleHeadlessConflict), statefulSet("db", policy.StatefulMulti, 0))
+	assert.Contains(t, res.stderr, `service "db-headless" named by spec.serviceName of statefulset "db" is not headless`)
+}
+
+func TestSharedClaimWarnings(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t, "")
+	ns.mustCreate(claim("shared"))
+
+	// The "data" mount is the claim's volume: no claim template is injected.
+	multi := statefulSet("db", policy.StatefulMulti, 0)
+	multi.Spec.Template.Spec.Volumes = []corev1.Volume{claimVolume("data", "shared")}
+	ns.create(multi).expect(t, warned(policy.RuleSharedClaim))
+
+	web := deployment("web", policy.StatelessMulti, 2)
+	mountClaim(&web.Spec.Template.Spec, "shared")
+	ns.eventuallyAdmission(warned(policy.RuleSharedClaim), web)
+	ns.create(web).expect(t, warned(policy.RuleSharedClaim))
+}
+
+func TestMutationsThroughKubectl(t *testing.T) {
+	t.Parallel()
+
+	t.Run("stateless-single with a ReadWriteOnce claim is recreated, not rolled", func(t *testing.T) {
+		t.Parallel()
+		ns := newNamespace(t, "")
+		ns.mustCreate(claim("data"))
+		web := deployment("web", policy.StatelessSingle, 0)
+		mountClaim(&web.Spec.Template.Spec, "data")
+		// statekeeper reads the claim's access mode from its cache: dry-run
+		// until it has seen the claim, then create for real.
+		strategy := []string{"create", "-f", "-", "-o", "jsonpath={.spec.strategy.type}"}
+		ns.eventuallyKubectl("the Recreate strategy", []client.Object{web}, append(strategy, "--dry-run=server"), func(res kubectlResult) bool {
+			return res.err == nil && res.stdout == string(appsv1.RecreateDeploymentStrategyType)
+		})
+		ns.mustCreate(web)
+		var stored appsv1.Deployment
+		ns.get("web", &stored)
+		assert.Equal(t, appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}, stored.Spec.Strategy)
+	})
+
+	t.Run("re-applying the original manifest keeps what was injected", func(t *testing.T) {
+		t.Parallel()
+		ns := newNamespace(t, "")
+		original := statefulSet("db", policy.StatefulMulti, 0)
+		ns.kubectl([]client.Object{original}, "apply", "--server-side", "-f", "-").expect(t, allowed)
+		// The same manifest through every kind of write: each would fail on
+		// an immutable field if statekeeper did not carry its injections over.
+		ns.kubectl([]client.Object{original}, "apply", "--server-side", "-f", "-").expect(t, allowed)
+		ns.kubectl([]client.Object{original}, "replace", "-f", "-").expect(t, allowed)
+		ns.apply(original).expect(t, allowed)
+		var sts appsv1.StatefulSet
+		ns.get("db", &sts)
+		assert.Equal(t, "db-headless", sts.Spec.ServiceName)
+		assert.Equal(t, []string{"data"}, claimTemplateNames(&sts))
+	})
+}
+
+func TestNamespaceModes(t *testing.T) {
+	t.Parallel()
+
+	t.Run("warn admits with the denial as a warning and still mutates", func(t *testing.T) {
+		t.Parallel()
+		ns := newNamespace(t, policy.ModeWarn)
+		ns.create(deployment("web", policy.StatelessSingle, 3)).expect(t, warned(policy.RuleSingleInstance))
+		ns.kubectl(nil, "scale", "deployment", "web", "--replicas=4").expect(t, warned(policy.RuleSingleInstance))
+		ns.create(statefulSet("db", policy.StatefulSingle, 0)).expect(t, allowed)
+		var sts appsv1.StatefulSet
+		ns.get("db", &sts)
+		assert.Equal(t, "db-headless", sts.Spec.ServiceName)
+		assert.Equal(t, []string{"data"}, claimTemplateNames(&sts))
+	})
+
+	t.Run("off skips statekeeper entirely", func(t *testing.T) {
+		t.Parallel()
+		ns := newNamespace(t, policy.ModeOff)
+		ns.create(deployment("web", policy.StatelessSingle, 3)).expect(t, allowed)
+		ns.create(withoutMounts(statefulSet("db", policy.StatefulMulti, 0))).expect(t, allowed)
+		var sts appsv1.StatefulSet
+		ns.get("db", &sts)
+		assert.Empty(t, sts.Spec.ServiceName)
+		assert.NotContains(t, sts.Spec.Template.Labels, policy.LabelDeployType)
+	})
+}
+
+// hpa is an autoscaling/v2 HorizontalPodAutoscaler of target up to maxReplicas.
+func hpa(name, kind, target string, maxReplicas int32) *autoscalingv2.HorizontalPodAutoscaler {
+	return &autoscalingv2.HorizontalPodAutoscaler{
+		ObjectMeta: objectMeta(name),
+		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: kind, Name: target},
+			MinReplicas:    ptr.To[int32](1),
+			MaxReplicas:    maxReplicas,
+		},
+	}
+}
+
+func claimTemplateNames(sts *appsv1.StatefulSet) []string {
+	var names []string
+	for _, c := range sts.Spec.VolumeClaimTemplates {
+		names = append(names, c.Name)
+	}
+	return names
+}
