@@ -81,8 +81,9 @@ lint: ## Check formatting (gofmt) and run go vet.
 	go vet ./...
 
 .PHONY: test
-test: envtest-assets $(HELM) ## Run unit, adapter and integration tests with the race detector.
+test: envtest-assets $(HELM) ## Run every test: unit, adapter, chart and integration tests with the race detector, then the local e2e suite.
 	KUBEBUILDER_ASSETS=$(ENVTEST_DIR) HELM=$(HELM) go test -race -count=1 -timeout 30m ./...
+	@$(MAKE) --no-print-directory e2e
 
 .PHONY: bench
 bench: ## Run the admission handler benchmarks.
