@@ -9,6 +9,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -93,7 +94,8 @@ func stripPodMetadata(in any) (any, error) {
 	return in, nil
 }
 
-// Cache answers lookups from the manager's informer cache, except Services.
+// Cache answers lookups from the manager's informer cache, except Services
+// (always live) and the misses that StatefulSet and NamespaceMode read live.
 type Cache struct {
 	cached   client.Reader
 	uncached client.Reader
@@ -218,19 +220,38 @@ func (c *Cache) Service(ctx context.Context, namespace, name string) (*corev1.Se
 	return svc, nil
 }
 
-// StatefulSet implements Lookup.
-func (c *Cache) StatefulSet(ctx context.Context, namespace, name string) (*appsv1.StatefulSet, error) {
+// StatefulSet implements Lookup. The StatefulSet controller creates the first
+// pod moments after the StatefulSet itself, often before the informer has
+// delivered it: a miss (or an older incarnation) is read from the API server
+// rather than leaving that pod without its identity. Hits, the common case,
+// stay in the cache.
+func (c *Cache) StatefulSet(ctx context.Context, namespace, name string, uid types.UID) (*appsv1.StatefulSet, error) {
+	key := client.ObjectKey{Namespace: namespace, Name: name}
 	s := &appsv1.StatefulSet{}
-	if err := c.cached.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, s); err != nil {
+	err := c.cached.Get(ctx, key, s)
+	if err == nil && (uid == "" || s.UID == uid) {
+		return s, nil
+	}
+	if err != nil && !apierrors.IsNotFound(err) {
+		return nil, err
+	}
+	if err := c.uncached.Get(ctx, key, s); err != nil {
 		return nil, client.IgnoreNotFound(err)
 	}
 	return s, nil
 }
 
-// NamespaceMode implements Lookup.
+// NamespaceMode implements Lookup. A namespace is often created in the same
+// apply as its workloads, before the informer has seen it; a miss is read
+// from the API server so its mode label is not ignored.
 func (c *Cache) NamespaceMode(ctx context.Context, namespace string) (string, bool, error) {
+	key := client.ObjectKey{Name: namespace}
 	ns := &corev1.Namespace{}
-	if err := c.cached.Get(ctx, client.ObjectKey{Name: namespace}, ns); err != nil {
+	err := c.cached.Get(ctx, key, ns)
+	if apierrors.IsNotFound(err) {
+		err = c.uncached.Get(ctx, key, ns)
+	}
+	if err != nil {
 		return "", false, client.IgnoreNotFound(err)
 	}
 	mode, ok := ns.Labels[policy.LabelMode]

@@ -8,6 +8,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/statekeeper/statekeeper/internal/policy"
 )
@@ -25,8 +26,10 @@ type Lookup interface {
 	Claims(ctx context.Context, namespace string, names []string) (map[string]*corev1.PersistentVolumeClaim, error)
 	// Service returns the Service of that name.
 	Service(ctx context.Context, namespace, name string) (*corev1.Service, error)
-	// StatefulSet returns the StatefulSet of that name (a pod's owner).
-	StatefulSet(ctx context.Context, namespace, name string) (*appsv1.StatefulSet, error)
+	// StatefulSet returns the StatefulSet of that name (a pod's owner). When
+	// uid is set, the incarnation with that uid is wanted: an implementation
+	// whose copy is missing or older reads the source of truth.
+	StatefulSet(ctx context.Context, namespace, name string, uid types.UID) (*appsv1.StatefulSet, error)
 	// NamespaceMode returns the namespace's statekeeper.io/mode label; ok is
 	// false when the label is absent (the default mode applies).
 	NamespaceMode(ctx context.Context, namespace string) (mode string, ok bool, err error)

@@ -126,7 +126,7 @@ func TestLookups(t *testing.T) {
 			require.NoError(t, err)
 			assert.Nil(t, noSvc)
 
-			sts, err := l.StatefulSet(ctx, "shop", "db")
+			sts, err := l.StatefulSet(ctx, "shop", "db", "")
 			require.NoError(t, err)
 			require.NotNil(t, sts)
 			assert.Equal(t, "db-headless", sts.Spec.ServiceName)
@@ -149,7 +149,7 @@ func TestMemoryAddReplaces(t *testing.T) {
 	sts := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "db"}, Spec: appsv1.StatefulSetSpec{ServiceName: "a"}}
 	m.Add(sts)
 	m.Add(&appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "db"}, Spec: appsv1.StatefulSetSpec{ServiceName: "b"}})
-	got, err := m.StatefulSet(context.Background(), "shop", "db")
+	got, err := m.StatefulSet(context.Background(), "shop", "db", "")
 	require.NoError(t, err)
 	assert.Equal(t, "b", got.Spec.ServiceName)
 }
@@ -192,4 +192,47 @@ func keys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// TestCacheReadsMissesLive covers the two lookups that fall back to the API
+// server: the first pod of a new StatefulSet, and a namespace created in the
+// same apply as its workloads, both usually reach the webhook before the
+// informer has delivered their object.
+func TestCacheReadsMissesLive(t *testing.T) {
+	ctx := context.Background()
+	live := []client.Object{
+		&appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "new", UID: "uid-2"}},
+		&appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "recreated", UID: "uid-new"}},
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "fresh", Labels: map[string]string{policy.LabelMode: "warn"}}},
+	}
+	cached := []client.Object{
+		&appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "recreated", UID: "uid-old"}},
+	}
+	l := NewCache(
+		fake.NewClientBuilder().WithScheme(clientgoscheme.Scheme).WithObjects(cached...).Build(),
+		fake.NewClientBuilder().WithScheme(clientgoscheme.Scheme).WithObjects(live...).Build(),
+	)
+
+	sts, err := l.StatefulSet(ctx, "shop", "new", "uid-2")
+	require.NoError(t, err)
+	require.NotNil(t, sts, "a cache miss is read live")
+	assert.Equal(t, "uid-2", string(sts.UID))
+
+	sts, err = l.StatefulSet(ctx, "shop", "recreated", "uid-new")
+	require.NoError(t, err)
+	require.NotNil(t, sts)
+	assert.Equal(t, "uid-new", string(sts.UID), "an older incarnation in the cache is read live")
+
+	sts, err = l.StatefulSet(ctx, "shop", "recreated", "")
+	require.NoError(t, err)
+	require.NotNil(t, sts)
+	assert.Equal(t, "uid-old", string(sts.UID), "without a uid the cached copy is used")
+
+	sts, err = l.StatefulSet(ctx, "shop", "absent", "uid-3")
+	require.NoError(t, err)
+	assert.Nil(t, sts)
+
+	mode, ok, err := l.NamespaceMode(ctx, "fresh")
+	require.NoError(t, err)
+	assert.Equal(t, []any{"warn", true}, []any{mode, ok}, "a namespace missing from the cache is read live")
 }

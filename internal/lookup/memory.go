@@ -8,6 +8,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/statekeeper/statekeeper/internal/policy"
@@ -135,7 +136,7 @@ func (m *Memory) Service(_ context.Context, namespace, name string) (*corev1.Ser
 }
 
 // StatefulSet implements Lookup.
-func (m *Memory) StatefulSet(_ context.Context, namespace, name string) (*appsv1.StatefulSet, error) {
+func (m *Memory) StatefulSet(_ context.Context, namespace, name string, _ types.UID) (*appsv1.StatefulSet, error) {
 	return m.statefulSets[client.ObjectKey{Namespace: namespace, Name: name}], nil
 }
 

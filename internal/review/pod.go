@@ -7,6 +7,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/statekeeper/statekeeper/internal/policy"
 )
@@ -17,9 +18,9 @@ var pods = Resource{Group: corev1.GroupName, Version: "v1", Resource: "pods"}
 const (
 	reasonNotCreate       = "only pod creations are stamped"
 	reasonNoOwner         = "the pod has no statefulset controller"
-	reasonOwnerNotFound   = "its statefulset is not known (yet): the pod is admitted unstamped"
+	reasonOwnerNotFound   = "its statefulset does not exist: the pod is admitted unstamped"
 	reasonOwnerUnmanaged  = "its statefulset is not stateful-*"
-	reasonOwnerIncarnated = "its statefulset is known only as an earlier incarnation (another uid): the pod is admitted unstamped"
+	reasonOwnerIncarnated = "its statefulset has another uid than the pod's controller reference: the pod is admitted unstamped"
 )
 
 // StampPod stamps the stable identity of SPEC §5 on a pod CREATE (the
@@ -58,6 +59,10 @@ func (e *Engine) StampPod(ctx context.Context, req Request) (Decision, error) {
 	d.Namespace, d.Name = pod.Namespace, pod.Name
 
 	ownerName, ok := policy.StatefulSetOwner(pod)
+	var ownerUID types.UID
+	if ref := metav1.GetControllerOfNoCopy(pod); ref != nil {
+		ownerUID = ref.UID
+	}
 	if !ok {
 		return skip(reasonNoOwner)
 	}
@@ -70,7 +75,7 @@ func (e *Engine) StampPod(ctx context.Context, req Request) (Decision, error) {
 		d.Skipped = true
 		return d, nil
 	}
-	owner, err := e.lookup.StatefulSet(ctx, pod.Namespace, ownerName)
+	owner, err := e.lookup.StatefulSet(ctx, pod.Namespace, ownerName, ownerUID)
 	if err != nil {
 		return d, fmt.Errorf("looking up statefulset %q, the owner of pod %q: %w", ownerName, pod.Name, err)
 	}

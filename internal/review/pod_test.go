@@ -217,7 +217,7 @@ func TestStampPodErrors(t *testing.T) {
 // ownerLookupDown reads namespaces but not StatefulSets.
 type ownerLookupDown struct{ *lookup.Memory }
 
-func (ownerLookupDown) StatefulSet(context.Context, string, string) (*appsv1.StatefulSet, error) {
+func (ownerLookupDown) StatefulSet(context.Context, string, string, types.UID) (*appsv1.StatefulSet, error) {
 	return nil, errCacheDown
 }
 
