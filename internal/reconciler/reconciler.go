@@ -58,6 +58,9 @@ type Options struct {
 	// MaxConcurrentReconciles is the number of StatefulSets reconciled at
 	// once; 0 means controller-runtime's default of 1.
 	MaxConcurrentReconciles int
+	// InScope tells whether statekeeper acts in a namespace (not excluded,
+	// mode not off); nil means every namespace.
+	InScope func(ctx context.Context, namespace string) (bool, error)
 }
 
 // CacheByObject is the reconciler's part of the manager's cache options:
@@ -85,6 +88,8 @@ type Reconciler struct {
 	// may exist unmanaged, and must then be left alone.
 	APIReader client.Reader
 	Recorder  events.EventRecorder
+	// InScope is Options.InScope.
+	InScope func(ctx context.Context, namespace string) (bool, error)
 }
 
 // SetupWithManager registers the controller with mgr. It needs RBAC to get,
@@ -96,6 +101,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder(EventSource),
+		InScope:   opts.InScope,
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(ControllerName).
@@ -150,6 +156,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	// would delete a Service recreated now.
 	if !isStateful(&sts) || sts.DeletionTimestamp != nil {
 		return reconcile.Result{}, nil
+	}
+	// An excluded or off namespace is not statekeeper's: nothing is created
+	// there, and a Service made earlier is left as it is.
+	if r.InScope != nil {
+		in, err := r.InScope(ctx, sts.Namespace)
+		if err != nil || !in {
+			return reconcile.Result{}, err
+		}
 	}
 
 	key := client.ObjectKey{Namespace: sts.Namespace, Name: policy.ServiceNameOf(&sts)}

@@ -350,3 +350,21 @@ func TestSetupWithManager(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, SetupWithManager(mgr, Options{MaxConcurrentReconciles: 2}))
 }
+
+func TestReconcileLeavesOutOfScopeNamespacesAlone(t *testing.T) {
+	h := newHarness(t, nil, redis("stateful-multi"))
+	var asked []string
+	h.r.InScope = func(_ context.Context, namespace string) (bool, error) {
+		asked = append(asked, namespace)
+		return false, nil
+	}
+	_, err := h.reconcile(t)
+	require.NoError(t, err)
+	assert.Nil(t, service(t, h.apiServer), "no Service in an off or excluded namespace")
+	assert.Empty(t, h.recorded())
+	assert.Equal(t, []string{"shop"}, asked)
+
+	h.r.InScope = func(context.Context, string) (bool, error) { return false, assert.AnError }
+	_, err = h.reconcile(t)
+	assert.ErrorIs(t, err, assert.AnError, "a namespace that cannot be read is retried")
+}

@@ -345,6 +345,17 @@ func (e *Engine) judgeParent(ctx context.Context, d *Decision, kind policy.Kind,
 	return *d, nil
 }
 
+// InScope reports whether statekeeper acts in the namespace at all: it is not
+// excluded and its mode is not off (SPEC §6). The headless-Service reconciler
+// asks it, so that an off namespace gets no Services either.
+func (e *Engine) InScope(ctx context.Context, namespace string) (bool, error) {
+	if e.excluded[namespace] {
+		return false, nil
+	}
+	mode, _, err := e.mode(ctx, namespace)
+	return mode != policy.ModeOff, err
+}
+
 // mode resolves the namespace's mode: its label, else the default. An
 // invalid label enforces (failing safe) and says so in a warning.
 func (e *Engine) mode(ctx context.Context, namespace string) (policy.Mode, []policy.Violation, error) {

@@ -377,3 +377,28 @@ func TestMutateDeniesKindMismatch(t *testing.T) {
 		})
 	}
 }
+
+func TestInScope(t *testing.T) {
+	m := lookup.NewMemory()
+	for name, mode := range map[string]string{"quiet": "off", "loud": "warn", "typo": "of"} {
+		m.Add(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{policy.LabelMode: mode}}})
+	}
+	for _, tc := range []struct {
+		defaultMode policy.Mode
+		namespace   string
+		want        bool
+	}{
+		{policy.ModeEnforce, "quiet", false},
+		{policy.ModeEnforce, "loud", true},
+		{policy.ModeEnforce, "typo", true},
+		{policy.ModeEnforce, "unlabelled", true},
+		{policy.ModeOff, "unlabelled", false},
+		{policy.ModeOff, "loud", true},
+		{policy.ModeEnforce, "kube-system", false},
+	} {
+		e := New(m, Settings{DefaultMode: tc.defaultMode, ExcludedNamespaces: []string{"kube-system"}})
+		got, err := e.InScope(context.Background(), tc.namespace)
+		require.NoError(t, err)
+		assert.Equal(t, tc.want, got, "namespace %q, default mode %s", tc.namespace, tc.defaultMode)
+	}
+}

@@ -152,7 +152,7 @@ func setup(mgr manager.Manager, cfg config.Config) error {
 	skwebhook.Register(mgr.GetWebhookServer(), engine, mgr.GetLogger().WithName("admission"), metrics)
 
 	// The headless-Service reconciler runs on the elected leader only.
-	if err := reconciler.SetupWithManager(mgr, reconciler.Options{}); err != nil {
+	if err := reconciler.SetupWithManager(mgr, reconciler.Options{InScope: engine.InScope}); err != nil {
 		return fmt.Errorf("setting up the headless-Service reconciler: %w", err)
 	}
 
