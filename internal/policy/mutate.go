@@ -214,8 +214,8 @@ func (m *mutation) storage() (resource.Quantity, string) {
 	return size, class
 }
 
-func newClaimTemplate(name string, size resource.Quantity, class string) corev1.PersistentVolumeClaim {
-	t := corev1.PersistentVolumeClaim{
+func newClaimTemplate(name string, size resource.Quantity, class string) injectedClaimTemplate {
+	t := injectedClaimTemplate{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: corev1.PersistentVolumeClaimSpec{
 			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
@@ -228,6 +228,14 @@ func newClaimTemplate(name string, size resource.Quantity, class string) corev1.
 		t.Spec.StorageClassName = &class
 	}
 	return t
+}
+
+// injectedClaimTemplate is a volume claim template as statekeeper injects it. The
+// typed PersistentVolumeClaim would also write an empty "status: {}", which
+// nobody asked for and every `check -o yaml` would show.
+type injectedClaimTemplate struct {
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              corev1.PersistentVolumeClaimSpec `json:"spec"`
 }
 
 // setTemplateLabel adds one label to the pod template, creating the template,
