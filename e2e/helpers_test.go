@@ -290,6 +290,16 @@ func statefulSet(name string, deployType policy.DeployType, replicas int32) *app
 	}
 }
 
+// unboundClaims makes the claims statekeeper injects into sts never bound
+// (neverBound), for tests that need claims but not running pods.
+func unboundClaims(sts *appsv1.StatefulSet) *appsv1.StatefulSet {
+	if sts.Annotations == nil {
+		sts.Annotations = map[string]string{}
+	}
+	sts.Annotations[policy.AnnotationStorageClass] = neverBound
+	return sts
+}
+
 // withoutMounts drops the containers' volume mounts: without statekeeper
 // injecting a claim template for it, a mount of no volume is invalid.
 func withoutMounts(sts *appsv1.StatefulSet) *appsv1.StatefulSet {
@@ -311,12 +321,18 @@ func deployment(name string, deployType policy.DeployType, replicas int32) *apps
 	}
 }
 
-// claim is a ReadWriteOnce claim of 1Gi from the cluster's default class.
+// neverBound is a storage class no cluster has: the rules only read a
+// claim's access modes, and a claim of this class never takes one of the
+// local cluster's few pre-made volumes.
+const neverBound = "e2e-never-bound"
+
+// claim is a ReadWriteOnce claim of 1Gi that is never bound (neverBound).
 func claim(name string) *corev1.PersistentVolumeClaim {
 	return &corev1.PersistentVolumeClaim{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: corev1.PersistentVolumeClaimSpec{
-			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			StorageClassName: ptr.To(neverBound),
+			AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
 			Resources: corev1.VolumeResourceRequirements{
 				Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")},
 			},

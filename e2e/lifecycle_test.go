@@ -113,7 +113,9 @@ func installAdoptsExistingStatefulSet(t *testing.T) {
 	legacy := statefulSet("legacy", policy.StatefulSingle, 1)
 	legacy.Spec.ServiceName = "legacy"
 	legacy.Spec.Template.Spec.Containers[0].Ports = []corev1.ContainerPort{{Name: "sql", ContainerPort: 5432}}
-	legacy.Spec.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{*claim("data")}
+	data := claim("data")
+	data.Spec.StorageClassName = nil // the default class: the pod must run
+	legacy.Spec.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{*data}
 	ns.create(legacy).expect(t, allowed)
 	first := ns.eventuallyReadyPod("legacy-0", "")
 	require.Empty(t, identityOf(first))

@@ -27,10 +27,10 @@ func TestSingleInstance(t *testing.T) {
 	res.expect(t, denied(policy.RuleSingleInstance))
 	assert.Contains(t, res.stderr, `statefulset "db" is stateful-single: replicas must be 0 or 1, got 3 [single-instance]`)
 
-	ns.apply(statefulSet("db", policy.StatefulSingle, 1)).expect(t, allowed)
+	ns.apply(unboundClaims(statefulSet("db", policy.StatefulSingle, 1))).expect(t, allowed)
 	// UPDATE through apply, the /scale subresource through kubectl scale,
 	// and an HPA through kubectl autoscale.
-	ns.apply(statefulSet("db", policy.StatefulSingle, 2)).expect(t, denied(policy.RuleSingleInstance))
+	ns.apply(unboundClaims(statefulSet("db", policy.StatefulSingle, 2))).expect(t, denied(policy.RuleSingleInstance))
 	ns.kubectl(nil, "scale", "statefulset", "db", "--replicas=3").expect(t, denied(policy.RuleSingleInstance))
 	ns.kubectl(nil, "autoscale", "statefulset", "db", "--min=1", "--max=3").expect(t, denied(policy.RuleSingleInstance))
 	ns.create(hpa("db-hpa", "StatefulSet", "db", 2)).expect(t, denied(policy.RuleSingleInstance))
@@ -94,7 +94,7 @@ func TestKindSwitch(t *testing.T) {
 	t.Run("from a running statefulset with claim templates to a deployment", func(t *testing.T) {
 		t.Parallel()
 		ns := newNamespace(t, "")
-		ns.create(statefulSet("cache", policy.StatefulSingle, 1)).expect(t, allowed)
+		ns.create(unboundClaims(statefulSet("cache", policy.StatefulSingle, 1))).expect(t, allowed)
 		ns.eventuallyAdmission(denied(policy.RuleKindSwitch), deployment("cache", policy.StatelessSingle, 1))
 	})
 }
@@ -102,7 +102,7 @@ func TestKindSwitch(t *testing.T) {
 func TestTypeChange(t *testing.T) {
 	t.Parallel()
 	ns := newNamespace(t, "")
-	ns.create(statefulSet("db", policy.StatefulMulti, 1)).expect(t, allowed)
+	ns.create(unboundClaims(statefulSet("db", policy.StatefulMulti, 1))).expect(t, allowed)
 
 	change := []string{"label", "statefulset", "db", "--overwrite", policy.LabelDeployType + "=" + string(policy.StatefulSingle)}
 	ns.eventuallyDecision(denied(policy.RuleTypeChange), nil, append(change, "--dry-run=server")...)
