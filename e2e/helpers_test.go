@@ -164,6 +164,11 @@ func newNamespace(t *testing.T, mode policy.Mode) *namespace {
 	return &namespace{t: t, name: ns.Name}
 }
 
+// in is the namespace as seen from subtest t, so that its failures stop t.
+func (n *namespace) in(t *testing.T) *namespace {
+	return &namespace{t: t, name: n.name}
+}
+
 // kubectl runs kubectl in the namespace, with objects (if any) as a
 // manifest on its standard input.
 func (n *namespace) kubectl(objects []client.Object, args ...string) kubectlResult {

@@ -127,11 +127,6 @@ func TestStableIdentity(t *testing.T) {
 	})
 }
 
-// in is the namespace as seen from subtest t, so that its failures stop t.
-func (n *namespace) in(t *testing.T) *namespace {
-	return &namespace{t: t, name: n.name}
-}
-
 // eventuallyHeadlessService waits for the Service statekeeper's reconciler
 // keeps for sts (SPEC §3) and checks all of it that the contract names.
 func (n *namespace) eventuallyHeadlessService(name string, sts *appsv1.StatefulSet, wantPorts []corev1.ServicePort) *corev1.Service {
@@ -214,7 +209,7 @@ func (n *namespace) eventuallyBoundClaim(name string) *corev1.PersistentVolumeCl
 	return &pvc
 }
 
-// eventuallyPodGone waits until no pod of name exists any more.
+// eventuallyPodsGone waits until no pod matching selector exists any more.
 func (n *namespace) eventuallyPodsGone(selector map[string]string) {
 	n.t.Helper()
 	n.eventually(fmt.Sprintf("pods %v to be gone", selector), func(ctx context.Context) (bool, string, error) {

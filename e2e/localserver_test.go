@@ -100,6 +100,7 @@ func (s *localServer) start(ctx context.Context, deploy *appsv1.Deployment) erro
 	cmd := exec.Command(s.binary, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	endWithSuite(cmd)
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
 		return fmt.Errorf("starting %s: %w", s.binary, err)
@@ -113,11 +114,15 @@ func (s *localServer) start(ctx context.Context, deploy *appsv1.Deployment) erro
 	return s.waitReady(ctx)
 }
 
-// prepare makes, once, the serving certificate for localHost (signed by the
+// prepare starts a fresh log and makes, once, the serving certificate for localHost (signed by the
 // development CA, whose bundle the webhooks get) and picks the ports.
 func (s *localServer) prepare(ctx context.Context) error {
 	if s.caBundle != nil {
 		return nil
+	}
+	// The log holds this run only; restarts within it append.
+	if err := os.Remove(s.logPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
 	}
 	out, err := exec.CommandContext(ctx, devCAScript, s.certDir, localHost).CombinedOutput()
 	if err != nil {

@@ -86,11 +86,16 @@ func (r *release) upgrade(ctx context.Context, values ...string) error {
 	return r.serve(ctx)
 }
 
-// uninstall runs `helm uninstall` and stops the local server.
+// uninstall stops the local server, as deleting the Deployment would, and
+// runs `helm uninstall`; stopped first, the server never runs without the
+// RBAC the uninstall removes.
 func (r *release) uninstall(ctx context.Context) error {
-	_, err := r.helm(ctx, "uninstall", releaseName, "--namespace", releaseNamespace, "--wait", "--timeout", "2m")
+	var err error
 	if r.local != nil {
-		err = errors.Join(err, r.local.stop())
+		err = r.local.stop()
+	}
+	if _, helmErr := r.helm(ctx, "uninstall", releaseName, "--namespace", releaseNamespace, "--wait", "--timeout", "2m"); helmErr != nil {
+		err = errors.Join(err, helmErr)
 	}
 	r.chartClientConfigs = nil
 	return err
