@@ -119,11 +119,11 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		return err
 	}
 
-	// A run stopped half-way leaves its namespace to a later run's cleanup.
-	if err := deleteNamespace(ctx, kube, o.namespace, o.timeout); err != nil {
-		return fmt.Errorf("removing the namespace of an earlier run: %w", err)
-	}
+	// A run stopped half-way leaves its namespaces to a later run's cleanup.
 	for _, ns := range []string{o.server.Namespace, o.namespace} {
+		if err := deleteNamespace(ctx, kube, ns, o.timeout); err != nil {
+			return fmt.Errorf("removing a namespace of an earlier run: %w", err)
+		}
 		if err := createNamespace(ctx, kube, ns); err != nil {
 			return err
 		}
