@@ -40,21 +40,37 @@ func componentOf(obj client.Object) []string {
 	return []string{obj.GetName()}
 }
 
-// CacheOptions returns the cache settings the lookups need: managedFields are
-// dropped from every object (statekeeper never reads them and they are often
-// the bulk of an object), and pods, which are cached as metadata only to
-// answer "do pods still exist", also lose their annotations.
+// CacheOptions returns the cache settings the lookups need. Every object
+// loses its managedFields and kubectl's last-applied-configuration
+// annotation: statekeeper reads neither, and they are often the bulk of an
+// object (docs/performance.md measures them). Pods, which are cached as
+// metadata only to answer "do pods still exist", lose all their annotations.
 //
 // Deployments and StatefulSets must be cached without a label selector: a
 // kind switch is judged against the other kind's workload even when that one
 // predates statekeeper and carries no deploy-type label.
 func CacheOptions() cache.Options {
 	return cache.Options{
-		DefaultTransform: cache.TransformStripManagedFields(),
+		DefaultTransform: stripUnread,
 		ByObject: map[client.Object]cache.ByObject{
 			podMetadata(): {Transform: stripPodMetadata},
 		},
 	}
+}
+
+// lastApplied is the annotation client-side `kubectl apply` keeps a whole
+// copy of the object in.
+const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
+
+// stripUnread drops what no lookup reads from a cached object.
+func stripUnread(in any) (any, error) {
+	if obj, ok := in.(metav1.Object); ok {
+		obj.SetManagedFields(nil)
+		if annotations := obj.GetAnnotations(); annotations[lastApplied] != "" {
+			delete(annotations, lastApplied)
+		}
+	}
+	return in, nil
 }
 
 // cachedObjects are the kinds the Cache reads from the informer cache.

@@ -236,3 +236,34 @@ func TestCacheReadsMissesLive(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []any{"warn", true}, []any{mode, ok}, "a namespace missing from the cache is read live")
 }
+
+func TestCacheTransformsDropWhatNoLookupReads(t *testing.T) {
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{
+		Name:          "db",
+		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
+		Annotations:   map[string]string{lastApplied: `{"kind":"Deployment"}`, policy.AnnotationQuorum: "true"},
+	}}
+	out, err := CacheOptions().DefaultTransform(d)
+	require.NoError(t, err)
+	assert.Equal(t, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{
+		Name:        "db",
+		Annotations: map[string]string{policy.AnnotationQuorum: "true"},
+	}}, out, "statekeeper's own annotations stay")
+
+	pod := podMetadata()
+	pod.Name, pod.Labels = "db-0", map[string]string{"app": "db"}
+	pod.Annotations = map[string]string{"a": "b"}
+	pod.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubelet"}}
+	var podTransform func(any) (any, error)
+	for obj, by := range CacheOptions().ByObject {
+		if obj.GetObjectKind().GroupVersionKind().Kind == "Pod" {
+			podTransform = by.Transform
+		}
+	}
+	require.NotNil(t, podTransform, "pods have their own transform")
+	out, err = podTransform(pod)
+	require.NoError(t, err)
+	want := podMetadata()
+	want.Name, want.Labels = "db-0", map[string]string{"app": "db"}
+	assert.Equal(t, want, out, "pods keep what selector matching needs")
+}

@@ -16,9 +16,6 @@ import (
 	"path/filepath"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -136,10 +133,8 @@ func setup(mgr manager.Manager, cfg config.Config) error {
 	}
 	// Start the informers with the manager rather than on the first
 	// admission request, so that readiness (below) means warm caches.
-	for _, obj := range cachedObjects() {
-		if _, err := mgr.GetCache().GetInformer(ctx, obj); err != nil {
-			return fmt.Errorf("watching %T: %w", obj, err)
-		}
+	if err := lookup.StartInformers(ctx, mgr.GetCache()); err != nil {
+		return err
 	}
 
 	// The decisions counter is served beside controller-runtime's webhook
@@ -166,16 +161,6 @@ func setup(mgr manager.Manager, cfg config.Config) error {
 		return fmt.Errorf("adding the cache readiness check: %w", err)
 	}
 	return nil
-}
-
-// cachedObjects are the kinds the lookups read from the cache.
-func cachedObjects() []client.Object {
-	pods := &metav1.PartialObjectMetadata{}
-	pods.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Pod"))
-	return []client.Object{
-		&appsv1.Deployment{}, &appsv1.StatefulSet{},
-		&corev1.PersistentVolumeClaim{}, &corev1.Namespace{}, pods,
-	}
 }
 
 // cacheSynced is ready once every informer has synced: before that an
