@@ -28,9 +28,6 @@ import (
 )
 
 const (
-	// pauseImage never runs on KWOK; on kind it makes a pod Ready at once
-	// without pulling a real database.
-	pauseImage = "registry.k8s.io/pause:3.10"
 	// testNamespaceLabel marks the suite's namespaces.
 	testNamespaceLabel = "e2e.statekeeper.io/test"
 	// waitTimeout bounds every wait for the cluster's controllers (the
@@ -281,20 +278,6 @@ func manifest(t *testing.T, objects ...client.Object) string {
 
 // --- objects -------------------------------------------------------------------
 
-// statefulSet is a StatefulSet of deployType (unmanaged when empty) with one
-// container mounting "data" at /data and no volume of that name, so that a
-// stateful-* type gets a "data" claim template injected.
-func statefulSet(name string, deployType policy.DeployType, replicas int32) *appsv1.StatefulSet {
-	return &appsv1.StatefulSet{
-		ObjectMeta: workloadMeta(name, deployType),
-		Spec: appsv1.StatefulSetSpec{
-			Replicas: ptr.To(replicas),
-			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
-			Template: podTemplate(name, corev1.VolumeMount{Name: "data", MountPath: "/data"}),
-		},
-	}
-}
-
 // unboundClaims makes the claims statekeeper injects into sts never bound
 // (neverBound), for tests that need claims but not running pods.
 func unboundClaims(sts *appsv1.StatefulSet) *appsv1.StatefulSet {
@@ -312,18 +295,6 @@ func withoutMounts(sts *appsv1.StatefulSet) *appsv1.StatefulSet {
 		sts.Spec.Template.Spec.Containers[i].VolumeMounts = nil
 	}
 	return sts
-}
-
-// deployment is a Deployment of deployType with one container and no volumes.
-func deployment(name string, deployType policy.DeployType, replicas int32) *appsv1.Deployment {
-	return &appsv1.Deployment{
-		ObjectMeta: workloadMeta(name, deployType),
-		Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To(replicas),
-			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
-			Template: podTemplate(name),
-		},
-	}
 }
 
 // neverBound is a storage class no cluster has: the rules only read a
@@ -361,24 +332,4 @@ func claimVolume(name, claimName string) corev1.Volume {
 
 func objectMeta(name string) metav1.ObjectMeta {
 	return metav1.ObjectMeta{Name: name}
-}
-
-func workloadMeta(name string, deployType policy.DeployType) metav1.ObjectMeta {
-	meta := metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": name}}
-	if deployType != "" {
-		meta.Labels[policy.LabelDeployType] = string(deployType)
-	}
-	return meta
-}
-
-func podTemplate(app string, mounts ...corev1.VolumeMount) corev1.PodTemplateSpec {
-	return corev1.PodTemplateSpec{
-		ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": app}},
-		Spec: corev1.PodSpec{
-			Containers: []corev1.Container{{Name: app, Image: pauseImage, VolumeMounts: mounts}},
-			// KWOK and kind both stop pods at once; real grace periods
-			// would only slow the tests down.
-			TerminationGracePeriodSeconds: ptr.To[int64](0),
-		},
-	}
 }

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/statekeeper/statekeeper/internal/policy"
+	"github.com/statekeeper/statekeeper/test/workloads"
 )
 
 // clusterDomain is the chart's default config.clusterDomain.
@@ -29,7 +30,7 @@ const clusterDomain = "cluster.local"
 // redis is the seed: a stateful-multi StatefulSet with two replicas
 // and a "data" mount, no serviceName and no claim template.
 func redis() *appsv1.StatefulSet {
-	sts := statefulSet("redis", policy.StatefulMulti, 2)
+	sts := workloads.StatefulSet("redis", policy.StatefulMulti, 2)
 	sts.Annotations = map[string]string{policy.AnnotationStorageSize: "1Gi"}
 	sts.Spec.Template.Spec.Containers[0].Ports = []corev1.ContainerPort{{Name: "redis", ContainerPort: 6379}}
 	return sts

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/statekeeper/statekeeper/internal/policy"
+	"github.com/statekeeper/statekeeper/test/workloads"
 )
 
 // TestReleaseLifecycle takes the release through what a platform team does
@@ -48,7 +49,7 @@ func TestReleaseLifecycle(t *testing.T) {
 
 func upgradeChangesDecisions(t *testing.T) {
 	ns := newNamespace(t, "") // the release's default mode applies
-	tooMany := deployment("web", policy.StatelessSingle, 2)
+	tooMany := workloads.Deployment("web", policy.StatelessSingle, 2)
 
 	require.NoError(t, suite.release.upgrade(t.Context(), "config.defaultMode=warn"))
 	ns.eventuallyAdmission(warned(policy.RuleSingleInstance), tooMany)
@@ -59,7 +60,7 @@ func upgradeChangesDecisions(t *testing.T) {
 
 func failurePoliciesAsShipped(t *testing.T) {
 	ns := newNamespace(t, "")
-	ns.create(statefulSet("db", policy.StatefulMulti, 1)).expect(t, allowed)
+	ns.create(workloads.StatefulSet("db", policy.StatefulMulti, 1)).expect(t, allowed)
 	before := ns.eventuallyReadyPod("db-0", "")
 	require.Equal(t, "0", before.Annotations[policy.AnnotationOrdinal], "db-0 was created with statekeeper serving")
 
@@ -72,14 +73,14 @@ func failurePoliciesAsShipped(t *testing.T) {
 
 	// Workloads fail closed: the API server refuses a managed StatefulSet
 	// with its own error about the unreachable webhook...
-	res := ns.create(statefulSet("other", policy.StatefulMulti, 1))
+	res := ns.create(workloads.StatefulSet("other", policy.StatefulMulti, 1))
 	require.Error(t, res.err, "a managed StatefulSet was admitted with statekeeper down: %s", res)
 	assert.Contains(t, res.stderr, `failed calling webhook "workloads.mutate.statekeeper.io"`)
 	var missing appsv1.StatefulSet
 	err := suite.client.Get(t.Context(), client.ObjectKey{Namespace: ns.name, Name: "other"}, &missing)
 	assert.True(t, apierrors.IsNotFound(err), "statefulset other was stored: %v", err)
 	// ...while the objectSelector keeps every unmanaged workload out of it.
-	ns.create(withoutMounts(statefulSet("unmanaged", "", 0))).expect(t, allowed)
+	ns.create(withoutMounts(workloads.StatefulSet("unmanaged", "", 0))).expect(t, allowed)
 
 	// Pod stamping fails open: the StatefulSet controller recreates a
 	// deleted pod, without the identity statekeeper would have stamped.
@@ -99,7 +100,7 @@ func uninstallLeavesNothing(t *testing.T) {
 
 	// Nothing calls statekeeper any more: a managed StatefulSet is stored as written.
 	ns := newNamespace(t, "")
-	ns.create(withoutMounts(statefulSet("db", policy.StatefulMulti, 0))).expect(t, allowed)
+	ns.create(withoutMounts(workloads.StatefulSet("db", policy.StatefulMulti, 0))).expect(t, allowed)
 	var sts appsv1.StatefulSet
 	ns.get("db", &sts)
 	assert.Empty(t, sts.Spec.ServiceName)
@@ -110,7 +111,7 @@ func uninstallLeavesNothing(t *testing.T) {
 // it is, and no rollout: its template is not touched.
 func installAdoptsExistingStatefulSet(t *testing.T) {
 	ns := newNamespace(t, "")
-	legacy := statefulSet("legacy", policy.StatefulSingle, 1)
+	legacy := workloads.StatefulSet("legacy", policy.StatefulSingle, 1)
 	legacy.Spec.ServiceName = "legacy"
 	legacy.Spec.Template.Spec.Containers[0].Ports = []corev1.ContainerPort{{Name: "sql", ContainerPort: 5432}}
 	data := claim("data")

@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/statekeeper/statekeeper/internal/policy"
+	"github.com/statekeeper/statekeeper/test/workloads"
 )
 
 // instanceSelector selects what the chart made for the release under test.
@@ -413,7 +414,7 @@ func mutationProbe() *appsv1.StatefulSet {
 			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "probe"}},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "probe"}},
-				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "probe", Image: pauseImage}}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "probe", Image: workloads.Image}}},
 			},
 		},
 	}

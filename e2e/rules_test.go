@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/statekeeper/statekeeper/internal/policy"
+	"github.com/statekeeper/statekeeper/test/workloads"
 )
 
 // The rules of SPEC §4 as kubectl's users meet them. Each test asserts the
@@ -23,14 +24,14 @@ func TestSingleInstance(t *testing.T) {
 	t.Parallel()
 	ns := newNamespace(t, "")
 
-	res := ns.create(statefulSet("db", policy.StatefulSingle, 3))
+	res := ns.create(workloads.StatefulSet("db", policy.StatefulSingle, 3))
 	res.expect(t, denied(policy.RuleSingleInstance))
 	assert.Contains(t, res.stderr, `statefulset "db" is stateful-single: replicas must be 0 or 1, got 3 [single-instance]`)
 
-	ns.apply(unboundClaims(statefulSet("db", policy.StatefulSingle, 1))).expect(t, allowed)
+	ns.apply(unboundClaims(workloads.StatefulSet("db", policy.StatefulSingle, 1))).expect(t, allowed)
 	// UPDATE through apply, the /scale subresource through kubectl scale,
 	// and an HPA through kubectl autoscale.
-	ns.apply(unboundClaims(statefulSet("db", policy.StatefulSingle, 2))).expect(t, denied(policy.RuleSingleInstance))
+	ns.apply(unboundClaims(workloads.StatefulSet("db", policy.StatefulSingle, 2))).expect(t, denied(policy.RuleSingleInstance))
 	ns.kubectl(nil, "scale", "statefulset", "db", "--replicas=3").expect(t, denied(policy.RuleSingleInstance))
 	ns.kubectl(nil, "autoscale", "statefulset", "db", "--min=1", "--max=3").expect(t, denied(policy.RuleSingleInstance))
 	ns.create(hpa("db-hpa", "StatefulSet", "db", 2)).expect(t, denied(policy.RuleSingleInstance))
@@ -39,8 +40,8 @@ func TestSingleInstance(t *testing.T) {
 	ns.get("db", &sts)
 	assert.Equal(t, int32(1), *sts.Spec.Replicas)
 
-	ns.create(deployment("web", policy.StatelessSingle, 2)).expect(t, denied(policy.RuleSingleInstance))
-	ns.apply(deployment("web", policy.StatelessSingle, 1)).expect(t, allowed)
+	ns.create(workloads.Deployment("web", policy.StatelessSingle, 2)).expect(t, denied(policy.RuleSingleInstance))
+	ns.apply(workloads.Deployment("web", policy.StatelessSingle, 1)).expect(t, allowed)
 	ns.kubectl(nil, "scale", "deployment", "web", "--replicas=2").expect(t, denied(policy.RuleSingleInstance))
 	ns.kubectl(nil, "autoscale", "deployment", "web", "--max=4").expect(t, denied(policy.RuleSingleInstance))
 	var deploy appsv1.Deployment
@@ -55,9 +56,9 @@ func TestKindMismatch(t *testing.T) {
 		name   string
 		object client.Object
 	}{
-		{"stateful type on a deployment", deployment("a", policy.StatefulMulti, 1)},
-		{"stateless type on a statefulset", statefulSet("b", policy.StatelessMulti, 0)},
-		{"unknown type", deployment("c", policy.DeployType("stateful"), 1)},
+		{"stateful type on a deployment", workloads.Deployment("a", policy.StatefulMulti, 1)},
+		{"stateless type on a statefulset", workloads.StatefulSet("b", policy.StatelessMulti, 0)},
+		{"unknown type", workloads.Deployment("c", policy.DeployType("stateful"), 1)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -72,14 +73,14 @@ func TestKindSwitch(t *testing.T) {
 	t.Run("from a running deployment with a claim to a statefulset", func(t *testing.T) {
 		t.Parallel()
 		ns := newNamespace(t, "")
-		db := deployment("shop-db", policy.StatelessSingle, 1)
+		db := workloads.Deployment("shop-db", policy.StatelessSingle, 1)
 		mountClaim(&db.Spec.Template.Spec, "shop-db-data")
 		ns.mustCreate(claim("shop-db-data"))
 		ns.create(db).expect(t, allowed)
 
 		// statekeeper decides from its cache: poll with server-side dry
 		// runs (side-effect free) until it has seen the Deployment.
-		next := statefulSet("shop-db", policy.StatefulSingle, 1)
+		next := workloads.StatefulSet("shop-db", policy.StatefulSingle, 1)
 		res := ns.eventuallyAdmission(denied(policy.RuleKindSwitch), next)
 		assert.Contains(t, res.stderr, `deployment "shop-db" (component "shop-db") is running with persistent volumes; scale it to 0 and back up its data before creating statefulset "shop-db" [kind-switch]`)
 
@@ -94,15 +95,15 @@ func TestKindSwitch(t *testing.T) {
 	t.Run("from a running statefulset with claim templates to a deployment", func(t *testing.T) {
 		t.Parallel()
 		ns := newNamespace(t, "")
-		ns.create(unboundClaims(statefulSet("cache", policy.StatefulSingle, 1))).expect(t, allowed)
-		ns.eventuallyAdmission(denied(policy.RuleKindSwitch), deployment("cache", policy.StatelessSingle, 1))
+		ns.create(unboundClaims(workloads.StatefulSet("cache", policy.StatefulSingle, 1))).expect(t, allowed)
+		ns.eventuallyAdmission(denied(policy.RuleKindSwitch), workloads.Deployment("cache", policy.StatelessSingle, 1))
 	})
 }
 
 func TestTypeChange(t *testing.T) {
 	t.Parallel()
 	ns := newNamespace(t, "")
-	ns.create(unboundClaims(statefulSet("db", policy.StatefulMulti, 1))).expect(t, allowed)
+	ns.create(unboundClaims(workloads.StatefulSet("db", policy.StatefulMulti, 1))).expect(t, allowed)
 
 	change := []string{"label", "statefulset", "db", "--overwrite", policy.LabelDeployType + "=" + string(policy.StatefulSingle)}
 	ns.eventuallyDecision(denied(policy.RuleTypeChange), nil, append(change, "--dry-run=server")...)
@@ -120,7 +121,7 @@ func TestQuorum(t *testing.T) {
 	t.Parallel()
 	ns := newNamespace(t, "")
 	quorum := func(replicas int32) *appsv1.Deployment {
-		d := deployment("etcd", policy.StatelessMulti, replicas)
+		d := workloads.Deployment("etcd", policy.StatelessMulti, replicas)
 		d.Annotations = map[string]string{policy.AnnotationQuorum: "true"}
 		return d
 	}
@@ -142,7 +143,7 @@ func TestHeadlessConflict(t *testing.T) {
 			Ports:    []corev1.ServicePort{{Name: "sql", Port: 5432}},
 		},
 	})
-	res := ns.eventuallyAdmission(denied(policy.RuleHeadlessConflict), statefulSet("db", policy.StatefulMulti, 0))
+	res := ns.eventuallyAdmission(denied(policy.RuleHeadlessConflict), workloads.StatefulSet("db", policy.StatefulMulti, 0))
 	assert.Contains(t, res.stderr, `service "db-headless" named by spec.serviceName of statefulset "db" is not headless`)
 }
 
@@ -152,11 +153,11 @@ func TestSharedClaimWarnings(t *testing.T) {
 	ns.mustCreate(claim("shared"))
 
 	// The "data" mount is the claim's volume: no claim template is injected.
-	multi := statefulSet("db", policy.StatefulMulti, 0)
+	multi := workloads.StatefulSet("db", policy.StatefulMulti, 0)
 	multi.Spec.Template.Spec.Volumes = []corev1.Volume{claimVolume("data", "shared")}
 	ns.create(multi).expect(t, warned(policy.RuleSharedClaim))
 
-	web := deployment("web", policy.StatelessMulti, 2)
+	web := workloads.Deployment("web", policy.StatelessMulti, 2)
 	mountClaim(&web.Spec.Template.Spec, "shared")
 	ns.eventuallyAdmission(warned(policy.RuleSharedClaim), web)
 	ns.create(web).expect(t, warned(policy.RuleSharedClaim))
@@ -169,7 +170,7 @@ func TestMutationsThroughKubectl(t *testing.T) {
 		t.Parallel()
 		ns := newNamespace(t, "")
 		ns.mustCreate(claim("data"))
-		web := deployment("web", policy.StatelessSingle, 0)
+		web := workloads.Deployment("web", policy.StatelessSingle, 0)
 		mountClaim(&web.Spec.Template.Spec, "data")
 		// statekeeper reads the claim's access mode from its cache: dry-run
 		// until it has seen the claim, then create for real.
@@ -186,7 +187,7 @@ func TestMutationsThroughKubectl(t *testing.T) {
 	t.Run("re-applying the original manifest keeps what was injected", func(t *testing.T) {
 		t.Parallel()
 		ns := newNamespace(t, "")
-		original := statefulSet("db", policy.StatefulMulti, 0)
+		original := workloads.StatefulSet("db", policy.StatefulMulti, 0)
 		ns.kubectl([]client.Object{original}, "apply", "--server-side", "-f", "-").expect(t, allowed)
 		// The same manifest through every kind of write: each would fail on
 		// an immutable field if statekeeper did not carry its injections over.
@@ -206,9 +207,9 @@ func TestNamespaceModes(t *testing.T) {
 	t.Run("warn admits with the denial as a warning and still mutates", func(t *testing.T) {
 		t.Parallel()
 		ns := newNamespace(t, policy.ModeWarn)
-		ns.create(deployment("web", policy.StatelessSingle, 3)).expect(t, warned(policy.RuleSingleInstance))
+		ns.create(workloads.Deployment("web", policy.StatelessSingle, 3)).expect(t, warned(policy.RuleSingleInstance))
 		ns.kubectl(nil, "scale", "deployment", "web", "--replicas=4").expect(t, warned(policy.RuleSingleInstance))
-		ns.create(statefulSet("db", policy.StatefulSingle, 0)).expect(t, allowed)
+		ns.create(workloads.StatefulSet("db", policy.StatefulSingle, 0)).expect(t, allowed)
 		var sts appsv1.StatefulSet
 		ns.get("db", &sts)
 		assert.Equal(t, "db-headless", sts.Spec.ServiceName)
@@ -218,8 +219,8 @@ func TestNamespaceModes(t *testing.T) {
 	t.Run("off skips statekeeper entirely", func(t *testing.T) {
 		t.Parallel()
 		ns := newNamespace(t, policy.ModeOff)
-		ns.create(deployment("web", policy.StatelessSingle, 3)).expect(t, allowed)
-		ns.create(withoutMounts(statefulSet("db", policy.StatefulMulti, 0))).expect(t, allowed)
+		ns.create(workloads.Deployment("web", policy.StatelessSingle, 3)).expect(t, allowed)
+		ns.create(withoutMounts(workloads.StatefulSet("db", policy.StatefulMulti, 0))).expect(t, allowed)
 		var sts appsv1.StatefulSet
 		ns.get("db", &sts)
 		assert.Empty(t, sts.Spec.ServiceName)

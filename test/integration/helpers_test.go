@@ -22,11 +22,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/statekeeper/statekeeper/internal/policy"
+	"github.com/statekeeper/statekeeper/test/workloads"
 )
 
 const (
-	// image is never pulled: envtest runs no kubelet.
-	image = "registry.k8s.io/pause:3.10"
 	// settleTimeout bounds how long a test waits for statekeeper's informer
 	// caches to see an object the test just wrote.
 	settleTimeout = 15 * time.Second
@@ -96,32 +95,6 @@ func (w *warningRecorder) take() []string {
 
 // --- objects -----------------------------------------------------------------
 
-// statefulSet is a StatefulSet with one container mounting "data" at /data and
-// no volume of that name, so a stateful-* type gets a claim template for it.
-// An empty deploy type leaves the workload unlabelled.
-func statefulSet(name string, deployType policy.DeployType, replicas int32) *appsv1.StatefulSet {
-	return &appsv1.StatefulSet{
-		ObjectMeta: workloadMeta(name, deployType),
-		Spec: appsv1.StatefulSetSpec{
-			Replicas: ptr.To(replicas),
-			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
-			Template: podTemplate(name, corev1.VolumeMount{Name: "data", MountPath: "/data"}),
-		},
-	}
-}
-
-// deployment is a Deployment with one container and no volumes.
-func deployment(name string, deployType policy.DeployType, replicas int32) *appsv1.Deployment {
-	return &appsv1.Deployment{
-		ObjectMeta: workloadMeta(name, deployType),
-		Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To(replicas),
-			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
-			Template: podTemplate(name),
-		},
-	}
-}
-
 // withClaimVolume mounts the existing claim claimName as volume "data".
 func withClaimVolume(d *appsv1.Deployment, claimName string) *appsv1.Deployment {
 	spec := &d.Spec.Template.Spec
@@ -131,23 +104,6 @@ func withClaimVolume(d *appsv1.Deployment, claimName string) *appsv1.Deployment 
 	})
 	spec.Containers[0].VolumeMounts = append(spec.Containers[0].VolumeMounts, corev1.VolumeMount{Name: "data", MountPath: "/data"})
 	return d
-}
-
-func workloadMeta(name string, deployType policy.DeployType) metav1.ObjectMeta {
-	meta := metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": name}}
-	if deployType != "" {
-		meta.Labels[policy.LabelDeployType] = string(deployType)
-	}
-	return meta
-}
-
-func podTemplate(app string, mounts ...corev1.VolumeMount) corev1.PodTemplateSpec {
-	return corev1.PodTemplateSpec{
-		ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": app}},
-		Spec: corev1.PodSpec{Containers: []corev1.Container{{
-			Name: "main", Image: image, VolumeMounts: mounts,
-		}}},
-	}
 }
 
 func claim(name string, mode corev1.PersistentVolumeAccessMode) *corev1.PersistentVolumeClaim {
@@ -337,7 +293,7 @@ func (tn *tenant) warned(op write, rule policy.Rule) []string {
 // stateless-single Deployment that mounts it.
 func (tn *tenant) awaitClaimInCache(claimName string) {
 	tn.t.Helper()
-	probe := withClaimVolume(deployment("claim-probe", policy.StatelessSingle, 1), claimName)
+	probe := withClaimVolume(workloads.Deployment("claim-probe", policy.StatelessSingle, 1), claimName)
 	tn.settle(func(bool) error {
 		d := probe.DeepCopy()
 		if err := tn.create(d, true); err != nil {

@@ -8,13 +8,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/statekeeper/statekeeper/internal/policy"
+	"github.com/statekeeper/statekeeper/test/workloads"
 )
 
 func TestWarnNamespaceAdmitsWithTheDenialAsWarning(t *testing.T) {
 	t.Parallel()
 	tn := newTenant(t, policy.ModeWarn)
 
-	sts := statefulSet("db", policy.StatefulSingle, 3)
+	sts := workloads.StatefulSet("db", policy.StatefulSingle, 3)
 	require.NoError(t, tn.create(sts, false))
 	assert.Equal(t, []string{singleInstanceMessage(policy.KindStatefulSet, "db", policy.StatefulSingle, 3)}, tn.warnings.take())
 	// Mutations apply in warn mode as in enforce mode.
@@ -33,7 +34,7 @@ func TestOffNamespaceIsNotTouched(t *testing.T) {
 
 	// No volume mount: without statekeeper's claim template the API server
 	// would reject an unmatched mount.
-	sent := statefulSet("db", policy.StatefulSingle, 3)
+	sent := workloads.StatefulSet("db", policy.StatefulSingle, 3)
 	sent.Spec.Template.Spec.Containers[0].VolumeMounts = nil
 	sts := sent.DeepCopy()
 	require.NoError(t, tn.create(sts, false))
@@ -47,7 +48,7 @@ func TestOffNamespaceIsNotTouched(t *testing.T) {
 	assert.Empty(t, tn.warnings.take())
 	assert.Equal(t, int32(5), tn.specReplicas(sts))
 
-	require.NoError(t, tn.create(deployment("web", policy.StatelessSingle, 2), false))
+	require.NoError(t, tn.create(workloads.Deployment("web", policy.StatelessSingle, 2), false))
 	assert.Empty(t, tn.warnings.take())
 }
 
@@ -55,7 +56,7 @@ func TestUnlabelledWorkloadsAreUntouched(t *testing.T) {
 	t.Parallel()
 	tn := newTenant(t, "")
 
-	sent := statefulSet("plain", "", 3)
+	sent := workloads.StatefulSet("plain", "", 3)
 	sent.Spec.Template.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
 	sts := sent.DeepCopy()
 	require.NoError(t, tn.create(sts, false))
@@ -69,7 +70,7 @@ func TestUnlabelledWorkloadsAreUntouched(t *testing.T) {
 	// Recreate if it were stateless-single; unlabelled it keeps its strategy.
 	tn.mustCreate(claim("plain-data", corev1.ReadWriteOnce))
 	tn.awaitClaimInCache("plain-data")
-	dep := withClaimVolume(deployment("plain", "", 1), "plain-data")
+	dep := withClaimVolume(workloads.Deployment("plain", "", 1), "plain-data")
 	require.NoError(t, tn.create(dep, false))
 	tn.get(dep)
 	assert.Equal(t, defaultStrategy, dep.Spec.Strategy)
@@ -84,14 +85,14 @@ func TestServerSideDryRunReturnsTheMutatedObjectAndCreatesNothing(t *testing.T) 
 	t.Parallel()
 	tn := newTenant(t, "")
 
-	sts := statefulSet("db", policy.StatefulSingle, 1)
+	sts := workloads.StatefulSet("db", policy.StatefulSingle, 1)
 	require.NoError(t, tn.create(sts, true))
 	assert.Equal(t, "db-headless", sts.Spec.ServiceName)
 	assert.Equal(t, []corev1.PersistentVolumeClaim{storedClaimTemplate("data", "1Gi", "")}, sts.Spec.VolumeClaimTemplates)
 	assert.Equal(t, withDeployTypeLabel(map[string]string{"app": "db"}, policy.StatefulSingle), sts.Spec.Template.Labels)
 	tn.assertNotStored(sts)
 
-	denied := statefulSet("db", policy.StatefulSingle, 3)
+	denied := workloads.StatefulSet("db", policy.StatefulSingle, 3)
 	requireDenial(t, tn.create(denied, true), policy.RuleSingleInstance,
 		singleInstanceMessage(policy.KindStatefulSet, "db", policy.StatefulSingle, 3))
 	tn.assertNotStored(denied)
@@ -104,7 +105,7 @@ func TestServerSideDryRunReturnsTheMutatedObjectAndCreatesNothing(t *testing.T) 
 func TestWarnNamespaceWarnsOfAKindMismatchTheAPIServerRefuses(t *testing.T) {
 	t.Parallel()
 	tn := newTenant(t, policy.ModeWarn)
-	sts := statefulSet("db", policy.StatelessMulti, 1)
+	sts := workloads.StatefulSet("db", policy.StatelessMulti, 1)
 	err := tn.create(sts, false)
 	require.Error(t, err)
 	assert.ErrorContains(t, err, `spec.template.spec.containers[0].volumeMounts[0].name: Not found: "data"`)

@@ -12,6 +12,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/statekeeper/statekeeper/internal/policy"
+	"github.com/statekeeper/statekeeper/test/workloads"
 )
 
 // envtest runs no StatefulSet controller: the tests create each pod as the
@@ -21,13 +22,13 @@ func TestPodsOfStatefulStatefulSetsAreStamped(t *testing.T) {
 	t.Parallel()
 	tn := newTenant(t, "")
 
-	redis := statefulSet("redis", policy.StatefulMulti, 2)
+	redis := workloads.StatefulSet("redis", policy.StatefulMulti, 2)
 	tn.mustCreate(redis)
-	zk := statefulSet("zk", policy.StatefulMulti, 3)
+	zk := workloads.StatefulSet("zk", policy.StatefulMulti, 3)
 	zk.Annotations = map[string]string{policy.AnnotationInjectEnv: "true"}
 	zk.Spec.ServiceName = "zk-peers"
 	zk.Spec.Ordinals = &appsv1.StatefulSetOrdinals{Start: 1}
-	zk.Spec.Template.Spec.InitContainers = []corev1.Container{{Name: "init", Image: image}}
+	zk.Spec.Template.Spec.InitContainers = []corev1.Container{{Name: "init", Image: workloads.Image}}
 	zk.Spec.Template.Spec.Containers[0].Env = []corev1.EnvVar{
 		{Name: policy.EnvService, Value: "zk-client"}, {Name: "ZOO_LOG_LEVEL", Value: "INFO"},
 	}
@@ -86,16 +87,16 @@ func TestPodsStatekeeperDoesNotManageAreStoredUnchanged(t *testing.T) {
 	// (one watch): once it stamps the pods of "marker", created last, it
 	// knows "plain", and leaving plain's pod alone is its decision, not a
 	// cache that lags.
-	plain := statefulSet("plain", "", 1)
+	plain := workloads.StatefulSet("plain", "", 1)
 	plain.Spec.Template.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
 	tn.mustCreate(plain)
-	marker := statefulSet("marker", policy.StatefulSingle, 1)
+	marker := workloads.StatefulSet("marker", policy.StatefulSingle, 1)
 	tn.mustCreate(marker)
 	tn.createStamped(podOf(marker, 0))
 
 	bare := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "debug", Labels: map[string]string{"app": "debug"}},
-		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "main", Image: image}}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "main", Image: workloads.Image}}},
 	}
 	for _, sent := range []*corev1.Pod{podOf(plain, 0), bare} {
 		t.Run(sent.Name, func(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/statekeeper/statekeeper/internal/policy"
+	"github.com/statekeeper/statekeeper/test/workloads"
 )
 
 func TestScaleSubresource(t *testing.T) {
@@ -29,36 +30,36 @@ func TestScaleSubresource(t *testing.T) {
 	}{
 		{
 			name:        "kubectl scale of a stateful-single StatefulSet to 3",
-			workload:    statefulSet("db", policy.StatefulSingle, 1),
+			workload:    workloads.StatefulSet("db", policy.StatefulSingle, 1),
 			replicas:    3,
 			wantMessage: singleInstanceMessage(policy.KindStatefulSet, "db", policy.StatefulSingle, 3),
 		},
 		{
 			name:        "kubectl scale of a stateless-single Deployment to 2",
-			workload:    deployment("web", policy.StatelessSingle, 1),
+			workload:    workloads.Deployment("web", policy.StatelessSingle, 1),
 			replicas:    2,
 			wantMessage: singleInstanceMessage(policy.KindDeployment, "web", policy.StatelessSingle, 2),
 		},
 		{
 			name:        "Scale update of a stateful-single StatefulSet to 2",
-			workload:    statefulSet("db", policy.StatefulSingle, 1),
+			workload:    workloads.StatefulSet("db", policy.StatefulSingle, 1),
 			replicas:    2,
 			byUpdate:    true,
 			wantMessage: singleInstanceMessage(policy.KindStatefulSet, "db", policy.StatefulSingle, 2),
 		},
 		{
 			name:     "kubectl scale of a stateful-single StatefulSet to 0",
-			workload: statefulSet("db", policy.StatefulSingle, 1),
+			workload: workloads.StatefulSet("db", policy.StatefulSingle, 1),
 			replicas: 0,
 		},
 		{
 			name:     "kubectl scale of a stateful-multi StatefulSet to 3",
-			workload: statefulSet("cache", policy.StatefulMulti, 2),
+			workload: workloads.StatefulSet("cache", policy.StatefulMulti, 2),
 			replicas: 3,
 		},
 		{
 			name:     "kubectl scale of a stateless-multi Deployment to 4",
-			workload: deployment("api", policy.StatelessMulti, 2),
+			workload: workloads.Deployment("api", policy.StatelessMulti, 2),
 			replicas: 4,
 		},
 	}
@@ -87,8 +88,8 @@ func TestScaleSubresource(t *testing.T) {
 func TestHorizontalPodAutoscalerOnSingleInstanceTarget(t *testing.T) {
 	t.Parallel()
 	tn := newTenant(t, "")
-	tn.mustCreate(statefulSet("db", policy.StatefulSingle, 1))
-	tn.mustCreate(statefulSet("cache", policy.StatefulMulti, 1))
+	tn.mustCreate(workloads.StatefulSet("db", policy.StatefulSingle, 1))
+	tn.mustCreate(workloads.StatefulSet("cache", policy.StatefulMulti, 1))
 
 	tooMany := hpa("db", "db", 3)
 	requireDenial(t, tn.denied(func(dryRun bool) error { return tn.create(tooMany.DeepCopy(), dryRun) }),
@@ -140,20 +141,20 @@ func TestQuorum(t *testing.T) {
 	t.Run("create", func(t *testing.T) {
 		t.Parallel()
 		tn := newTenant(t, "")
-		even := quorum(statefulSet("zk", policy.StatefulMulti, 2))
+		even := quorum(workloads.StatefulSet("zk", policy.StatefulMulti, 2))
 		requireDenial(t, tn.create(even, false), policy.RuleQuorum, quorumMessage(`statefulset "zk"`, 2, 1, 3))
 		tn.assertNotStored(even)
 
-		evenDeployment := quorum(deployment("etcd-proxy", policy.StatelessMulti, 4))
+		evenDeployment := quorum(workloads.Deployment("etcd-proxy", policy.StatelessMulti, 4))
 		requireDenial(t, tn.create(evenDeployment, false), policy.RuleQuorum, quorumMessage(`deployment "etcd-proxy"`, 4, 3, 5))
 
-		require.NoError(t, tn.create(quorum(statefulSet("zk", policy.StatefulMulti, 3)), false))
+		require.NoError(t, tn.create(quorum(workloads.StatefulSet("zk", policy.StatefulMulti, 3)), false))
 	})
 
 	t.Run("scale", func(t *testing.T) {
 		t.Parallel()
 		tn := newTenant(t, "")
-		zk := quorum(statefulSet("zk", policy.StatefulMulti, 3))
+		zk := quorum(workloads.StatefulSet("zk", policy.StatefulMulti, 3))
 		tn.mustCreate(zk)
 
 		requireDenial(t, tn.denied(func(dryRun bool) error { return tn.scale(zk, 4, dryRun) }),

@@ -35,6 +35,7 @@ import (
 	"github.com/statekeeper/statekeeper/internal/config"
 	"github.com/statekeeper/statekeeper/internal/policy"
 	"github.com/statekeeper/statekeeper/internal/server"
+	"github.com/statekeeper/statekeeper/test/workloads"
 )
 
 const (
@@ -232,7 +233,7 @@ func waitForWebhook(ctx context.Context) error {
 	}
 	var lastErr error
 	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, webhookReadyTimeout, true, func(ctx context.Context) (bool, error) {
-		sts := statefulSet("probe", policy.StatefulSingle, 1)
+		sts := workloads.StatefulSet("probe", policy.StatefulSingle, 1)
 		sts.Namespace = ns.Name
 		lastErr = c.Create(ctx, sts, client.DryRunAll)
 		return lastErr == nil && sts.Spec.ServiceName != "", nil

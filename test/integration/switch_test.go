@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/statekeeper/statekeeper/internal/policy"
+	"github.com/statekeeper/statekeeper/test/workloads"
 )
 
 func TestKindSwitch(t *testing.T) {
@@ -31,29 +32,29 @@ func TestKindSwitch(t *testing.T) {
 	}{
 		{
 			name:        "unlabelled Deployment with a claim, then a stateful-single StatefulSet",
-			existing:    withClaimVolume(deployment("db", "", 1), "db-data"),
-			created:     statefulSet("db", policy.StatefulSingle, 1),
+			existing:    withClaimVolume(workloads.Deployment("db", "", 1), "db-data"),
+			created:     workloads.StatefulSet("db", policy.StatefulSingle, 1),
 			wantDenial:  kindSwitchMessage(`deployment "db"`, "db", `statefulset "db"`),
 			wantWarning: `deployment "db" (component "db") is scaled to 0 but keeps its data in claims "db-data"; statefulset "db" mounts storage differently and will not reuse them: back up the data first`,
 		},
 		{
 			name:        "stateless-single Deployment with a claim, then a stateful-single StatefulSet",
-			existing:    withClaimVolume(deployment("db", policy.StatelessSingle, 1), "db-data"),
-			created:     statefulSet("db", policy.StatefulSingle, 1),
+			existing:    withClaimVolume(workloads.Deployment("db", policy.StatelessSingle, 1), "db-data"),
+			created:     workloads.StatefulSet("db", policy.StatefulSingle, 1),
 			wantDenial:  kindSwitchMessage(`deployment "db"`, "db", `statefulset "db"`),
 			wantWarning: `deployment "db" (component "db") is scaled to 0 but keeps its data in claims "db-data"`,
 		},
 		{
 			name:        "stateful-single StatefulSet with claim templates, then a stateless-single Deployment",
-			existing:    statefulSet("db", policy.StatefulSingle, 1),
-			created:     deployment("db", policy.StatelessSingle, 1),
+			existing:    workloads.StatefulSet("db", policy.StatefulSingle, 1),
+			created:     workloads.Deployment("db", policy.StatelessSingle, 1),
 			wantDenial:  kindSwitchMessage(`statefulset "db"`, "db", `deployment "db"`),
 			wantWarning: `statefulset "db" (component "db") is scaled to 0 but keeps its data in claims "data-db-*"`,
 		},
 		{
 			name:        "the component label links workloads of different names",
-			existing:    withComponent(withClaimVolume(deployment("db-v1", policy.StatelessSingle, 1), "db-data"), "db"),
-			created:     withComponent(statefulSet("db-v2", policy.StatefulSingle, 1), "db"),
+			existing:    withComponent(withClaimVolume(workloads.Deployment("db-v1", policy.StatelessSingle, 1), "db-data"), "db"),
+			created:     withComponent(workloads.StatefulSet("db-v2", policy.StatefulSingle, 1), "db"),
 			wantDenial:  kindSwitchMessage(`deployment "db-v1"`, "db", `statefulset "db-v2"`),
 			wantWarning: `deployment "db-v1" (component "db") is scaled to 0 but keeps its data in claims "db-data"`,
 		},
@@ -126,7 +127,7 @@ func TestTypeChange(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			tn := newTenant(t, "")
-			sts := statefulSet("db", policy.StatefulSingle, tt.specReplicas)
+			sts := workloads.StatefulSet("db", policy.StatefulSingle, tt.specReplicas)
 			tn.mustCreate(sts)
 			require.NotEmpty(t, sts.Spec.VolumeClaimTemplates, "the StatefulSet must have persistent volumes")
 			if tt.statusReplicas > 0 {
@@ -166,14 +167,14 @@ func TestHeadlessConflict(t *testing.T) {
 		{
 			name:        "a foreign ClusterIP Service named <name>-headless",
 			service:     service("db-headless", ""),
-			statefulSet: statefulSet("db", policy.StatefulSingle, 1),
+			statefulSet: workloads.StatefulSet("db", policy.StatefulSingle, 1),
 			wantMessage: `service "db-headless" named by spec.serviceName of statefulset "db" is not headless`,
 		},
 		{
 			name:    "a foreign ClusterIP Service named by spec.serviceName",
 			service: service("db-peers", ""),
 			statefulSet: func() *appsv1.StatefulSet {
-				s := statefulSet("db", policy.StatefulMulti, 3)
+				s := workloads.StatefulSet("db", policy.StatefulMulti, 3)
 				s.Spec.ServiceName = "db-peers"
 				return s
 			}(),
@@ -182,7 +183,7 @@ func TestHeadlessConflict(t *testing.T) {
 		{
 			name:        "a foreign headless Service is used as it is",
 			service:     service("db-headless", corev1.ClusterIPNone),
-			statefulSet: statefulSet("db", policy.StatefulSingle, 1),
+			statefulSet: workloads.StatefulSet("db", policy.StatefulSingle, 1),
 		},
 	}
 	for _, tt := range tests {

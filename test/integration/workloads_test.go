@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/statekeeper/statekeeper/internal/policy"
+	"github.com/statekeeper/statekeeper/test/workloads"
 )
 
 const updatedImage = "registry.k8s.io/pause:3.9"
@@ -38,14 +39,14 @@ func TestStatefulSetCreateStoresInjectedFieldsAndUpdateKeepsThem(t *testing.T) {
 	}{
 		{
 			name:          "stateful-single gets the headless Service name and a default claim",
-			statefulSet:   func() *appsv1.StatefulSet { return statefulSet("db", policy.StatefulSingle, 1) },
+			statefulSet:   func() *appsv1.StatefulSet { return workloads.StatefulSet("db", policy.StatefulSingle, 1) },
 			wantService:   "db-headless",
 			wantTemplates: []corev1.PersistentVolumeClaim{storedClaimTemplate("data", "1Gi", "")},
 		},
 		{
 			name: "stateful-multi takes size and class from its annotations",
 			statefulSet: func() *appsv1.StatefulSet {
-				s := statefulSet("cache", policy.StatefulMulti, 3)
+				s := workloads.StatefulSet("cache", policy.StatefulMulti, 3)
 				s.Annotations = map[string]string{policy.AnnotationStorageSize: "5Gi", policy.AnnotationStorageClass: "fast"}
 				return s
 			},
@@ -55,7 +56,7 @@ func TestStatefulSetCreateStoresInjectedFieldsAndUpdateKeepsThem(t *testing.T) {
 		{
 			name: "the user's serviceName and claim template are kept, only the unmatched mount is added",
 			statefulSet: func() *appsv1.StatefulSet {
-				s := statefulSet("queue", policy.StatefulMulti, 2)
+				s := workloads.StatefulSet("queue", policy.StatefulMulti, 2)
 				s.Spec.ServiceName = "queue-peers"
 				own := claim("data", corev1.ReadWriteMany)
 				s.Spec.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{*own}
@@ -123,29 +124,29 @@ func TestDeploymentCreateAndUpdateSetRecreateForSingleInstanceWithReadWriteOnceC
 	}{
 		{
 			name:         "stateless-single with a ReadWriteOnce claim",
-			deployment:   withClaimVolume(deployment("single-rwo", policy.StatelessSingle, 1), "exclusive"),
+			deployment:   withClaimVolume(workloads.Deployment("single-rwo", policy.StatelessSingle, 1), "exclusive"),
 			wantStrategy: recreateStrategy,
 		},
 		{
 			name:         "stateless-single with a ReadWriteMany claim",
-			deployment:   withClaimVolume(deployment("single-rwx", policy.StatelessSingle, 1), "shared"),
+			deployment:   withClaimVolume(workloads.Deployment("single-rwx", policy.StatelessSingle, 1), "shared"),
 			wantStrategy: defaultStrategy,
 		},
 		{
 			name:         "stateless-single without a claim",
-			deployment:   deployment("single-none", policy.StatelessSingle, 1),
+			deployment:   workloads.Deployment("single-none", policy.StatelessSingle, 1),
 			wantStrategy: defaultStrategy,
 		},
 		{
 			name:         "stateless-multi with a ReadWriteOnce claim is warned, not changed",
-			deployment:   withClaimVolume(deployment("multi-rwo", policy.StatelessMulti, 3), "exclusive"),
+			deployment:   withClaimVolume(workloads.Deployment("multi-rwo", policy.StatelessMulti, 3), "exclusive"),
 			wantStrategy: defaultStrategy,
 			wantWarning: `deployment "multi-rwo" runs 3 replicas but mounts ReadWriteOnce claim "exclusive" (volume "data"), ` +
 				`which instances on other nodes cannot attach`,
 		},
 		{
 			name:         "stateless-multi without a claim",
-			deployment:   deployment("multi-none", policy.StatelessMulti, 3),
+			deployment:   workloads.Deployment("multi-none", policy.StatelessMulti, 3),
 			wantStrategy: defaultStrategy,
 		},
 	}
@@ -191,19 +192,19 @@ func TestReplicaAndKindRulesDenyCreate(t *testing.T) {
 	}{
 		{
 			name:        "stateful-single StatefulSet with 3 replicas",
-			workload:    statefulSet("db", policy.StatefulSingle, 3),
+			workload:    workloads.StatefulSet("db", policy.StatefulSingle, 3),
 			wantRule:    policy.RuleSingleInstance,
 			wantMessage: singleInstanceMessage(policy.KindStatefulSet, "db", policy.StatefulSingle, 3),
 		},
 		{
 			name:        "stateless-single Deployment with 2 replicas",
-			workload:    deployment("web", policy.StatelessSingle, 2),
+			workload:    workloads.Deployment("web", policy.StatelessSingle, 2),
 			wantRule:    policy.RuleSingleInstance,
 			wantMessage: singleInstanceMessage(policy.KindDeployment, "web", policy.StatelessSingle, 2),
 		},
 		{
 			name:        "stateful type on a Deployment",
-			workload:    deployment("web", policy.StatefulSingle, 1),
+			workload:    workloads.Deployment("web", policy.StatefulSingle, 1),
 			wantRule:    policy.RuleKindMismatch,
 			wantMessage: `deployment "web" is labelled stateful-single, which runs as a StatefulSet`,
 		},
@@ -212,13 +213,13 @@ func TestReplicaAndKindRulesDenyCreate(t *testing.T) {
 		// refuse the mount without saying why, so the mutating webhook denies.
 		{
 			name:        "stateless type on a StatefulSet",
-			workload:    statefulSet("db", policy.StatelessMulti, 1),
+			workload:    workloads.StatefulSet("db", policy.StatelessMulti, 1),
 			wantRule:    policy.RuleKindMismatch,
 			wantMessage: `statefulset "db" is labelled stateless-multi, which runs as a Deployment`,
 		},
 		{
 			name:        "unknown deploy type lists the valid ones",
-			workload:    statefulSet("db", "database", 1),
+			workload:    workloads.StatefulSet("db", "database", 1),
 			wantRule:    policy.RuleKindMismatch,
 			wantMessage: `unknown deploy type "database": must be one of "stateful-single", "stateful-multi", "stateless-single", "stateless-multi"`,
 		},
@@ -244,13 +245,13 @@ func TestSingleInstanceDeniesUpdate(t *testing.T) {
 	}{
 		{
 			name:        "stateful-single StatefulSet",
-			workload:    statefulSet("db", policy.StatefulSingle, 1),
+			workload:    workloads.StatefulSet("db", policy.StatefulSingle, 1),
 			setReplicas: func(o client.Object, n int32) { o.(*appsv1.StatefulSet).Spec.Replicas = &n },
 			wantMessage: singleInstanceMessage(policy.KindStatefulSet, "db", policy.StatefulSingle, 2),
 		},
 		{
 			name:        "stateless-single Deployment",
-			workload:    deployment("web", policy.StatelessSingle, 1),
+			workload:    workloads.Deployment("web", policy.StatelessSingle, 1),
 			setReplicas: func(o client.Object, n int32) { o.(*appsv1.Deployment).Spec.Replicas = &n },
 			wantMessage: singleInstanceMessage(policy.KindDeployment, "web", policy.StatelessSingle, 2),
 		},
