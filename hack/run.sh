@@ -154,6 +154,9 @@ with the local cluster. Try:
   $k apply -f examples/redis.yaml
   $k get statefulset redis -o yaml
 
+  # the stable identity stamped on each pod (statekeeper.io/* annotations)
+  $k get pod redis-0 -o yaml
+
   # a denial: mysql is stateful-single [single-instance]
   $k apply -f examples/mysql.yaml
   $k scale statefulset mysql --replicas=3
