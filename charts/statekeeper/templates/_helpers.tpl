@@ -113,7 +113,9 @@ cert-manager object names.
 
 {{/*
 Namespaces statekeeper never sees: the configured ones plus its own, so that
-it can never block the creation of its own pods.
+it can never block the creation of its own pods. Comma-separated, as the
+--excluded-namespaces flag takes them; the webhooks' namespaceSelector splits
+the same list.
 */}}
 {{- define "statekeeper.excludedNamespaces" -}}
 {{- append .Values.webhook.excludedNamespaces .Release.Namespace | uniq | join "," }}
@@ -166,7 +168,7 @@ namespaceSelector:
     - key: kubernetes.io/metadata.name
       operator: NotIn
       values:
-        {{- range append .Values.webhook.excludedNamespaces .Release.Namespace | uniq }}
+        {{- range splitList "," (include "statekeeper.excludedNamespaces" .) }}
         - {{ . | quote }}
         {{- end }}
     - key: statekeeper.io/mode
