@@ -130,7 +130,7 @@ func NewCache(cached, uncached client.Reader) *Cache {
 }
 
 // Workload implements Lookup.
-func (c *Cache) Workload(ctx context.Context, kind policy.Kind, namespace, name string) (*policy.Observed, error) {
+func (c *Cache) Workload(ctx context.Context, kind policy.Kind, namespace, name string) (*policy.Workload, error) {
 	key := client.ObjectKey{Namespace: namespace, Name: name}
 	var w policy.Workload
 	switch kind {
@@ -149,7 +149,7 @@ func (c *Cache) Workload(ctx context.Context, kind policy.Kind, namespace, name 
 	default:
 		return nil, fmt.Errorf("unknown workload kind %q", kind)
 	}
-	return c.observe(ctx, w)
+	return &w, nil
 }
 
 // Component implements Lookup through ComponentIndex.
@@ -188,16 +188,15 @@ func (c *Cache) Component(ctx context.Context, kind policy.Kind, namespace, comp
 }
 
 func (c *Cache) observe(ctx context.Context, w policy.Workload) (*policy.Observed, error) {
-	exist, err := c.podsExist(ctx, w.Namespace, w.Selector)
+	exist, err := c.PodsExist(ctx, w.Namespace, w.Selector)
 	if err != nil {
 		return nil, fmt.Errorf("listing pods of %s: %w", w.Ref(), err)
 	}
 	return &policy.Observed{Workload: w, PodsExist: exist}, nil
 }
 
-// podsExist lists pod metadata in the namespace matching the selector; a
-// missing or invalid selector selects nothing, as the API server would.
-func (c *Cache) podsExist(ctx context.Context, namespace string, selector *metav1.LabelSelector) (bool, error) {
+// PodsExist implements Lookup by listing the cached pod metadata.
+func (c *Cache) PodsExist(ctx context.Context, namespace string, selector *metav1.LabelSelector) (bool, error) {
 	sel, ok := selectorOf(selector)
 	if !ok {
 		return false, nil

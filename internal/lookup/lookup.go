@@ -8,6 +8,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/statekeeper/statekeeper/internal/policy"
@@ -17,8 +18,12 @@ import (
 // (zero value, nil) when the object does not exist; an error means the state
 // could not be read.
 type Lookup interface {
-	// Workload returns the stored Deployment or StatefulSet, with whether its pods still exist.
-	Workload(ctx context.Context, kind policy.Kind, namespace, name string) (*policy.Observed, error)
+	// Workload returns the stored Deployment or StatefulSet.
+	Workload(ctx context.Context, kind policy.Kind, namespace, name string) (*policy.Workload, error)
+	// PodsExist reports whether any pod of the namespace, terminating ones
+	// included, matches a workload's selector; a missing, invalid or empty
+	// selector selects none.
+	PodsExist(ctx context.Context, namespace string, selector *metav1.LabelSelector) (bool, error)
 	// Component returns the workloads of one kind whose component (label, or
 	// name when unlabelled) is component, in the namespace.
 	Component(ctx context.Context, kind policy.Kind, namespace, component string) ([]policy.Observed, error)

@@ -56,6 +56,19 @@ func fixtures() []client.Object {
 	}
 }
 
+// fixture is the fixture of that type, namespace and name.
+func fixture[T client.Object](t *testing.T, namespace, name string) T {
+	t.Helper()
+	for _, obj := range fixtures() {
+		if o, ok := obj.(T); ok && o.GetNamespace() == namespace && o.GetName() == name {
+			return o
+		}
+	}
+	t.Fatalf("no fixture %s/%s", namespace, name)
+	var zero T
+	return zero
+}
+
 func newMemory(t *testing.T) Lookup {
 	m := NewMemory()
 	for _, obj := range fixtures() {
@@ -91,14 +104,29 @@ func TestLookups(t *testing.T) {
 
 			dbOld, err := l.Workload(ctx, policy.KindDeployment, "shop", "db-old")
 			require.NoError(t, err)
-			require.NotNil(t, dbOld)
-			assert.Equal(t, "db-old", dbOld.Name)
-			assert.True(t, dbOld.PodsExist, "the leftover pod matches the selector")
-
-			web, err := l.Workload(ctx, policy.KindDeployment, "shop", "web")
+			assert.Equal(t, ptr.To(policy.FromDeployment(fixture[*appsv1.Deployment](t, "shop", "db-old"))), dbOld)
+			db, err := l.Workload(ctx, policy.KindStatefulSet, "shop", "db")
 			require.NoError(t, err)
-			require.NotNil(t, web)
-			assert.False(t, web.PodsExist)
+			assert.Equal(t, ptr.To(policy.FromStatefulSet(fixture[*appsv1.StatefulSet](t, "shop", "db"))), db)
+
+			for _, tc := range []struct {
+				name     string
+				selector *metav1.LabelSelector
+				want     bool
+			}{
+				{"the leftover pod matches", dbOld.Selector, true},
+				{"no pod matches", &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}, false},
+				{"no selector selects none", nil, false},
+				{"an empty selector selects none", &metav1.LabelSelector{}, false},
+				{"an invalid selector selects none", &metav1.LabelSelector{MatchLabels: map[string]string{"app": "no spaces"}}, false},
+			} {
+				exist, err := l.PodsExist(ctx, "shop", tc.selector)
+				require.NoError(t, err)
+				assert.Equal(t, tc.want, exist, tc.name)
+			}
+			exist, err := l.PodsExist(ctx, "other", dbOld.Selector)
+			require.NoError(t, err)
+			assert.False(t, exist, "pods of another namespace do not count")
 
 			missing, err := l.Workload(ctx, policy.KindStatefulSet, "shop", "nope")
 			require.NoError(t, err)

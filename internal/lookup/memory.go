@@ -7,6 +7,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -68,19 +69,26 @@ func (m *Memory) Add(obj client.Object) bool {
 }
 
 // Workload implements Lookup.
-func (m *Memory) Workload(_ context.Context, kind policy.Kind, namespace, name string) (*policy.Observed, error) {
+func (m *Memory) Workload(_ context.Context, kind policy.Kind, namespace, name string) (*policy.Workload, error) {
 	key := client.ObjectKey{Namespace: namespace, Name: name}
+	var w policy.Workload
 	switch kind {
 	case policy.KindDeployment:
-		if d, ok := m.deployments[key]; ok {
-			return m.observe(policy.FromDeployment(d)), nil
+		d, ok := m.deployments[key]
+		if !ok {
+			return nil, nil
 		}
+		w = policy.FromDeployment(d)
 	case policy.KindStatefulSet:
-		if s, ok := m.statefulSets[key]; ok {
-			return m.observe(policy.FromStatefulSet(s)), nil
+		s, ok := m.statefulSets[key]
+		if !ok {
+			return nil, nil
 		}
+		w = policy.FromStatefulSet(s)
+	default:
+		return nil, nil
 	}
-	return nil, nil
+	return &w, nil
 }
 
 // Component implements Lookup.
@@ -88,7 +96,7 @@ func (m *Memory) Component(_ context.Context, kind policy.Kind, namespace, compo
 	var out []policy.Observed
 	keep := func(w policy.Workload) {
 		if w.Namespace == namespace && w.Component() == component {
-			out = append(out, *m.observe(w))
+			out = append(out, policy.Observed{Workload: w, PodsExist: m.podsExist(w.Namespace, w.Selector)})
 		}
 	}
 	switch kind {
@@ -106,17 +114,22 @@ func (m *Memory) Component(_ context.Context, kind policy.Kind, namespace, compo
 	return out, nil
 }
 
-func (m *Memory) observe(w policy.Workload) *policy.Observed {
-	o := &policy.Observed{Workload: w}
-	if sel, ok := selectorOf(w.Selector); ok {
-		for _, podLabels := range m.podLabels[w.Namespace] {
-			if sel.Matches(labels.Set(podLabels)) {
-				o.PodsExist = true
-				break
-			}
+// PodsExist implements Lookup.
+func (m *Memory) PodsExist(_ context.Context, namespace string, selector *metav1.LabelSelector) (bool, error) {
+	return m.podsExist(namespace, selector), nil
+}
+
+func (m *Memory) podsExist(namespace string, selector *metav1.LabelSelector) bool {
+	sel, ok := selectorOf(selector)
+	if !ok {
+		return false
+	}
+	for _, podLabels := range m.podLabels[namespace] {
+		if sel.Matches(labels.Set(podLabels)) {
+			return true
 		}
 	}
-	return o
+	return false
 }
 
 // Claims implements Lookup.

@@ -121,7 +121,8 @@ type workloadStep func(ctx context.Context, req Request, facts *workloadFacts, d
 type workloadFacts struct {
 	op     policy.Operation
 	object policy.Workload
-	// old is the stored object on UPDATE, with PodsExist unset.
+	// old is the stored object on UPDATE; its PodsExist is looked up only
+	// when the deploy type changes, the one rule that reads it.
 	old *policy.Observed
 }
 
@@ -214,14 +215,13 @@ func (e *Engine) validateWorkload(ctx context.Context, _ Request, facts *workloa
 		}
 	case policy.OpUpdate:
 		// Whether the old workload still has pods matters only to a type
-		// change, and costs a pod listing: ask only then.
+		// change, and costs a pod listing: ask only then. The old object is
+		// the stored one, so its selector is the one to match.
 		if facts.old.Labels[policy.LabelDeployType] != w.Labels[policy.LabelDeployType] ||
 			facts.old.Managed() != w.Managed() {
-			stored, err := e.lookup.Workload(ctx, w.Kind, w.Namespace, w.Name)
-			if err != nil {
+			if facts.old.PodsExist, err = e.lookup.PodsExist(ctx, facts.old.Namespace, facts.old.Selector); err != nil {
 				return fmt.Errorf("looking up the pods of %s: %w", w.Ref(), err)
 			}
-			facts.old.PodsExist = stored != nil && stored.PodsExist
 		}
 	}
 	d.Result = policy.ValidateWorkload(pr)
@@ -340,7 +340,7 @@ func (e *Engine) judgeParent(ctx context.Context, d *Decision, kind policy.Kind,
 		d.Skipped = true
 		return *d, nil
 	}
-	d.Result = judge(parent.Workload)
+	d.Result = judge(*parent)
 	e.applyMode(d, warnings)
 	return *d, nil
 }

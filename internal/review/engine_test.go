@@ -402,3 +402,30 @@ func TestInScope(t *testing.T) {
 		assert.Equal(t, tc.want, got, "namespace %q, default mode %s", tc.namespace, tc.defaultMode)
 	}
 }
+
+// podsDown cannot list pods.
+type podsDown struct{ *lookup.Memory }
+
+func (podsDown) PodsExist(context.Context, string, *metav1.LabelSelector) (bool, error) {
+	return false, errCacheDown
+}
+
+// TestPodsListedOnlyForATypeChange: listing pods is the costliest lookup, and
+// only the type-change rule reads the stored workload's pods; /scale, HPAs
+// and updates that keep the type never list them.
+func TestPodsListedOnlyForATypeChange(t *testing.T) {
+	engine := newEngine(podsDown{testCluster()}, "")
+	ctx := context.Background()
+	queue := raw(t, statefulSet("queue", "stateful-multi", 0))
+	for _, req := range []Request{
+		{Operation: Update, Resource: statefulSetScaleRes, Namespace: "shop", Name: "single-db", Object: raw(t, scale("single-db", ptr.To[int32](2)))},
+		{Operation: Create, Resource: hpaResource, Namespace: "shop", Name: "auto", Object: raw(t, hpa("auto", "apps/v1", "StatefulSet", "single-db", 3))},
+		{Operation: Update, Resource: statefulSetsResource, Namespace: "shop", Name: "queue", Object: queue, OldObject: queue},
+	} {
+		_, err := engine.Validate(ctx, req)
+		assert.NoError(t, err, "%s", req.Resource)
+	}
+	_, err := engine.Validate(ctx, Request{Operation: Update, Resource: statefulSetsResource, Namespace: "shop", Name: "queue",
+		Object: raw(t, statefulSet("queue", "", 0)), OldObject: queue})
+	assert.EqualError(t, err, `looking up the pods of statefulset "queue": cache not synced`)
+}
