@@ -48,7 +48,7 @@ func msgKindSwitchRunning(existing Observed, created Workload) string {
 
 func msgKindSwitchClosed(existing Observed, created Workload, claims []string) string {
 	return fmt.Sprintf("%s (component %q) is scaled to 0 but keeps its data in claims %s; %s mounts storage differently and will not reuse them: back up the data first",
-		existing.Ref(), created.Component(), quotedList(claims), created.Ref())
+		existing.Ref(), created.Component(), joinQuoted(claims), created.Ref())
 }
 
 func msgHeadlessConflict(w Workload, service, clusterIP string) string {
@@ -91,14 +91,6 @@ func orList(types []DeployType) string {
 		return strings.Join(names, "")
 	}
 	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
-}
-
-func quotedList(values []string) string {
-	quoted := make([]string, len(values))
-	for i, v := range values {
-		quoted[i] = fmt.Sprintf("%q", v)
-	}
-	return strings.Join(quoted, ", ")
 }
 
 // typesOfKind lists the deploy types that run as kind, in DeployTypes order.
