@@ -21,7 +21,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -55,9 +54,6 @@ const foreignRecheckInterval = 10 * time.Minute
 
 // Options tunes the controller.
 type Options struct {
-	// MaxConcurrentReconciles is the number of StatefulSets reconciled at
-	// once; 0 means controller-runtime's default of 1.
-	MaxConcurrentReconciles int
 	// InScope tells whether statekeeper acts in a namespace (not excluded,
 	// mode not off); nil means every namespace.
 	InScope func(ctx context.Context, namespace string) (bool, error)
@@ -110,7 +106,6 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 			specOrLabelsChanged(),
 		)).
 		Owns(&corev1.Service{}, builder.WithPredicates(predicate.NewPredicateFuncs(isManaged))).
-		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}).
 		Complete(r)
 }
 

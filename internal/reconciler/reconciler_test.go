@@ -348,7 +348,7 @@ func TestSetupWithManager(t *testing.T) {
 		Metrics:        metricsserver.Options{BindAddress: "0"},
 	})
 	require.NoError(t, err)
-	require.NoError(t, SetupWithManager(mgr, Options{MaxConcurrentReconciles: 2}))
+	require.NoError(t, SetupWithManager(mgr, Options{}))
 }
 
 func TestReconcileLeavesOutOfScopeNamespacesAlone(t *testing.T) {
