@@ -52,7 +52,7 @@ IMG ?= statekeeper:dev
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 # What the scripts under hack/ need, passed explicitly rather than found on PATH.
-TOOL_ENV := CACHE=$(CACHE) LOCAL=$(LOCAL) KUBECONFIG_LOCAL=$(KUBECONFIG_LOCAL) \
+TOOL_ENV := LOCAL=$(LOCAL) KUBECONFIG_LOCAL=$(KUBECONFIG_LOCAL) \
 	KUBE_VERSION=$(KUBE_VERSION) KUBE_DIR=$(KUBE_DIR) KWOK_DIR=$(KWOK_DIR) \
 	ETCD=$(ETCD) KUBECTL=$(KUBECTL) HELM=$(HELM) STATEKEEPER=$(STATEKEEPER)
 
