@@ -115,15 +115,9 @@ func PodIdentity(pod *corev1.Pod, owner *appsv1.StatefulSet, clusterDomain strin
 	if start < 0 {
 		return Identity{}, fmt.Errorf("statefulset %q has a negative spec.ordinals.start %d", owner.Name, start)
 	}
-	replicas := int32(1)
-	if owner.Spec.Replicas != nil {
-		replicas = *owner.Spec.Replicas
-	}
-
-	service := owner.Spec.ServiceName
-	if service == "" {
-		service = HeadlessServiceName(owner.Name)
-	}
+	sts := FromStatefulSet(owner)
+	replicas := sts.DesiredReplicas()
+	service := sts.ServiceNameOrDefault()
 	// "<host>.<service>.<namespace>.svc.<domain>", the name the cluster DNS
 	// gives a pod whose subdomain is a headless Service.
 	domain := strings.TrimSuffix(clusterDomain, ".")

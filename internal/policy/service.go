@@ -13,13 +13,9 @@ import (
 	"k8s.io/utils/ptr"
 )
 
-// ServiceNameOf is the headless Service a StatefulSet's pods live under:
-// spec.serviceName, or the name statekeeper gives one that names none.
+// ServiceNameOf is Workload.ServiceNameOrDefault of a StatefulSet.
 func ServiceNameOf(sts *appsv1.StatefulSet) string {
-	if sts.Spec.ServiceName != "" {
-		return sts.Spec.ServiceName
-	}
-	return HeadlessServiceName(sts.Name)
+	return FromStatefulSet(sts).ServiceNameOrDefault()
 }
 
 // HeadlessService is the Service statekeeper keeps for a stateful StatefulSet

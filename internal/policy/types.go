@@ -202,6 +202,15 @@ func (w Workload) Component() string {
 	return w.Name
 }
 
+// ServiceNameOrDefault is the headless Service a StatefulSet's pods live
+// under: spec.serviceName, or the name statekeeper gives one that names none.
+func (w Workload) ServiceNameOrDefault() string {
+	if w.ServiceName != "" {
+		return w.ServiceName
+	}
+	return HeadlessServiceName(w.Name)
+}
+
 // Managed reports whether the workload carries the deploy-type label at all.
 func (w Workload) Managed() bool {
 	_, ok := w.Labels[LabelDeployType]

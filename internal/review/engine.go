@@ -237,10 +237,7 @@ func (e *Engine) headlessService(ctx context.Context, w policy.Workload) (*corev
 	if w.Kind != policy.KindStatefulSet || err != nil || !t.Stateful() {
 		return nil, nil
 	}
-	name := w.ServiceName
-	if name == "" {
-		name = policy.HeadlessServiceName(w.Name)
-	}
+	name := w.ServiceNameOrDefault()
 	svc, err := e.lookup.Service(ctx, w.Namespace, name)
 	if err != nil {
 		return nil, fmt.Errorf("looking up service %q: %w", name, err)
