@@ -51,41 +51,48 @@ func badRequest(message string) *metav1.Status {
 	return &metav1.Status{Code: http.StatusBadRequest, Message: message}
 }
 
+// answer is the whole AdmissionResponse to the review body: allowed exactly
+// when status is ok(), with warnings and no patch.
+func answer(t testing.TB, body []byte, status *metav1.Status, warnings ...string) admissionv1.AdmissionResponse {
+	return admissionv1.AdmissionResponse{
+		UID: uidOf(t, body), Allowed: status.Code == http.StatusOK, Result: status, Warnings: warnings,
+	}
+}
+
 func TestValidate(t *testing.T) {
 	tests := []struct {
 		fixture  string
 		want     *metav1.Status
-		allowed  bool
 		warnings []string
 	}{
-		{fixture: "statefulset-create-stateful-multi", want: ok(), allowed: true},
+		{fixture: "statefulset-create-stateful-multi", want: ok()},
 		{fixture: "statefulset-create-stateful-single-3", want: invalid("apps", "StatefulSet", "mysql",
 			forbidden("spec.replicas", `statefulset "mysql" is stateful-single: replicas must be 0 or 1, got 3 [single-instance]`))},
-		{fixture: "statefulset-create-stateful-single-3-warn", want: ok(), allowed: true, warnings: []string{
+		{fixture: "statefulset-create-stateful-single-3-warn", want: ok(), warnings: []string{
 			`statefulset "mysql" is stateful-single: replicas must be 0 or 1, got 3 [single-instance]`}},
-		{fixture: "statefulset-create-unmanaged", want: ok(), allowed: true},
-		{fixture: "statefulset-update-reapply", want: ok(), allowed: true},
+		{fixture: "statefulset-create-unmanaged", want: ok()},
+		{fixture: "statefulset-update-reapply", want: ok()},
 		{fixture: "statefulset-update-type-change", want: invalid("apps", "StatefulSet", "redis",
 			forbidden("metadata.labels[statekeeper.io/deploy-type]", `statefulset "redis" is running with persistent volumes: `+
 				`its deploy type cannot change from stateful-multi to stateful-single; scale it to 0 and back up its data first [type-change]`))},
-		{fixture: "deployment-create-stateless-single-rwo", want: ok(), allowed: true},
-		{fixture: "deployment-create-stateless-multi", want: ok(), allowed: true},
+		{fixture: "deployment-create-stateless-single-rwo", want: ok()},
+		{fixture: "deployment-create-stateless-multi", want: ok()},
 		{fixture: "deployment-create-kind-mismatch", want: invalid("apps", "Deployment", "db",
 			forbidden("metadata.labels[statekeeper.io/deploy-type]", `deployment "db" is labelled stateful-single, which runs as a StatefulSet: `+
 				`use stateless-single or stateless-multi, or create a statefulset [kind-mismatch]`))},
-		{fixture: "deployment-update-stateless-multi", want: ok(), allowed: true},
+		{fixture: "deployment-update-stateless-multi", want: ok()},
 		{fixture: "deployment-scale-single-3", want: invalid("autoscaling", "Scale", "legacy-wiki",
 			forbidden("spec.replicas", `deployment "legacy-wiki" is stateless-single: replicas must be 0 or 1, got 3 [single-instance]`))},
 		{fixture: "statefulset-scale-quorum-2", want: invalid("autoscaling", "Scale", "etcd",
 			forbidden("spec.replicas", `statefulset "etcd" requires an odd number of replicas (statekeeper.io/quorum: "true") `+
 				`so that a quorum cannot split, got 2: use 1 or 3 [quorum]`))},
 		// kubectl scale --replicas=0 sends a Scale without spec.replicas.
-		{fixture: "statefulset-scale-omitted", want: ok(), allowed: true},
+		{fixture: "statefulset-scale-omitted", want: ok()},
 		{fixture: "hpa-create-single-target", want: invalid("autoscaling", "HorizontalPodAutoscaler", "single-db",
 			forbidden("spec.maxReplicas", `horizontalpodautoscaler "single-db" targets statefulset "single-db", `+
 				`which is stateful-single: maxReplicas must be 1, got 3 [single-instance]`))},
-		{fixture: "hpa-create-foreign-target", want: ok(), allowed: true},
-		{fixture: "delete", want: ok(), allowed: true},
+		{fixture: "hpa-create-foreign-target", want: ok()},
+		{fixture: "delete", want: ok()},
 		{fixture: "malformed-object", want: badRequest("invalid admission request: decoding the StatefulSet object: " +
 			"json: cannot unmarshal string into Go value of type v1.StatefulSet")},
 		{fixture: "malformed-replicas", want: badRequest("invalid admission request: decoding the StatefulSet object: " +
@@ -98,9 +105,7 @@ func TestValidate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.fixture, func(t *testing.T) {
 			body := readFixture(t, tt.fixture)
-			want := admissionv1.AdmissionResponse{
-				UID: uidOf(t, body), Allowed: tt.allowed, Result: tt.want, Warnings: tt.warnings,
-			}
+			want := answer(t, body, tt.want, tt.warnings...)
 			assert.Equal(t, want, *serve(t, validator, body))
 		})
 	}
@@ -198,13 +203,12 @@ func TestMutateDeniesKindMismatch(t *testing.T) {
 	tests := []struct {
 		fixture  string
 		want     *metav1.Status
-		allowed  bool
 		warnings []string
 	}{
 		{fixture: "statefulset-create-kind-mismatch", want: invalid("apps", "StatefulSet", "cache",
 			forbidden("metadata.labels[statekeeper.io/deploy-type]", `statefulset "cache" is labelled stateless-multi, which runs as a Deployment: `+
 				`use stateful-single or stateful-multi, or create a deployment [kind-mismatch]`))},
-		{fixture: "statefulset-create-kind-mismatch-warn", want: ok(), allowed: true, warnings: []string{
+		{fixture: "statefulset-create-kind-mismatch-warn", want: ok(), warnings: []string{
 			`statefulset "cache" is labelled stateless-multi, which runs as a Deployment: ` +
 				`use stateful-single or stateful-multi, or create a deployment [kind-mismatch]`}},
 		{fixture: "deployment-create-kind-mismatch", want: invalid("apps", "Deployment", "db",
@@ -216,9 +220,7 @@ func TestMutateDeniesKindMismatch(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.fixture, func(t *testing.T) {
 			body := readFixture(t, tt.fixture)
-			want := admissionv1.AdmissionResponse{
-				UID: uidOf(t, body), Allowed: tt.allowed, Result: tt.want, Warnings: tt.warnings,
-			}
+			want := answer(t, body, tt.want, tt.warnings...)
 			assert.Equal(t, want, *serve(t, mutator, body))
 			assert.Equal(t, want, *serve(t, validator, body))
 		})
@@ -232,7 +234,7 @@ func TestMutatorRefusesValidationOnlyResources(t *testing.T) {
 		"hpa-create-single-target":  "statekeeper does not handle horizontalpodautoscalers.autoscaling on this path",
 	} {
 		body := readFixture(t, fixture)
-		assert.Equal(t, admissionv1.AdmissionResponse{UID: uidOf(t, body), Result: badRequest(want)}, *serve(t, mutator, body), fixture)
+		assert.Equal(t, answer(t, body, badRequest(want)), *serve(t, mutator, body), fixture)
 	}
 }
 

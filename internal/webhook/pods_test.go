@@ -7,7 +7,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	admissionv1 "k8s.io/api/admission/v1"
 )
 
 func TestStampPods(t *testing.T) {
@@ -90,7 +89,7 @@ func TestPodMutatorRefusals(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			body := readFixture(t, tt.fixture)
-			assert.Equal(t, admissionv1.AdmissionResponse{UID: uidOf(t, body), Result: badRequest(tt.want)}, *serve(t, tt.handler, body))
+			assert.Equal(t, answer(t, body, badRequest(tt.want)), *serve(t, tt.handler, body))
 		})
 	}
 }
