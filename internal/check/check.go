@@ -103,21 +103,11 @@ func Run(ctx context.Context, opts Options, stdin io.Reader, stdout, stderr io.W
 		for _, line := range out.lines() {
 			fmt.Fprintln(decisions, line)
 		}
-		y, err := yaml.JSONToYAML(out.object)
+		objects, err := out.yaml()
 		if err != nil { // cannot happen for JSON the patch produced; reported, not hidden
 			writeErrors(stderr, &inputError{source: doc.source, index: doc.index, err: err})
 			code = ExitInvalid
 			continue
-		}
-		objects := [][]byte{y}
-		if out.service != nil {
-			svc, err := yaml.JSONToYAML(out.service)
-			if err != nil {
-				writeErrors(stderr, &inputError{source: doc.source, index: doc.index, err: err})
-				code = ExitInvalid
-				continue
-			}
-			objects = append(objects, svc)
 		}
 		for _, obj := range objects {
 			if printed > 0 {
@@ -193,6 +183,23 @@ func (o outcome) lines() []string {
 	default:
 		return []string{fmt.Sprintf("allowed %s: mutated (%d changes)", o.ref, o.changes)}
 	}
+}
+
+// yaml is what -o yaml prints for the object: the object, then the
+// headless Service when there is one.
+func (o outcome) yaml() ([][]byte, error) {
+	var docs [][]byte
+	for _, js := range [][]byte{o.object, o.service} {
+		if js == nil {
+			continue
+		}
+		y, err := yaml.JSONToYAML(js)
+		if err != nil {
+			return nil, err
+		}
+		docs = append(docs, y)
+	}
+	return docs, nil
 }
 
 // handling is which of the server's webhooks a kind goes through.
@@ -281,11 +288,7 @@ func (c *checker) judge(ctx context.Context, req review.Request, how handling, d
 		skipped = d.Skipped
 		out.result.Add(d.Result)
 		if len(d.Patch) > 0 {
-			out.changes = len(d.Patch)
-			if stored, err = applyPatch(d, stored); err != nil {
-				return stored, err
-			}
-			if out.object, err = applyPatch(d, doc.json); err != nil {
+			if stored, err = out.patch(d, stored, doc.json); err != nil {
 				return stored, err
 			}
 			req.Object = stored
@@ -317,11 +320,7 @@ func (c *checker) stamp(ctx context.Context, req review.Request, doc document, o
 	if len(d.Patch) == 0 {
 		return stored, nil
 	}
-	out.changes = len(d.Patch)
-	if stored, err = applyPatch(d, stored); err != nil {
-		return stored, err
-	}
-	if out.object, err = applyPatch(d, doc.json); err != nil {
+	if stored, err = out.patch(d, stored, doc.json); err != nil {
 		return stored, err
 	}
 	var pod corev1.Pod
@@ -411,8 +410,9 @@ func withNamespace(js []byte, namespace string) ([]byte, error) {
 	return json.Marshal(obj)
 }
 
-// applyPatch applies the decision's patch to js.
-func applyPatch(d review.Decision, js []byte) ([]byte, error) {
+// patch applies the decision's patch to the object as stored and as
+// written (o.object), counts its changes, and returns the stored object.
+func (o *outcome) patch(d review.Decision, stored, written []byte) ([]byte, error) {
 	raw, err := json.Marshal(d.Patch)
 	if err != nil {
 		return nil, err
@@ -421,11 +421,14 @@ func applyPatch(d review.Decision, js []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := patch.Apply(js)
-	if err != nil {
+	if stored, err = patch.Apply(stored); err != nil {
 		return nil, fmt.Errorf("applying statekeeper's patch: %w", err)
 	}
-	return out, nil
+	if o.object, err = patch.Apply(written); err != nil {
+		return nil, fmt.Errorf("applying statekeeper's patch: %w", err)
+	}
+	o.changes = len(d.Patch)
+	return stored, nil
 }
 
 // dedupe drops repeated violations: the mutating and the validating pass may
