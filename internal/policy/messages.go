@@ -81,6 +81,27 @@ func msgInvalidBool(w Workload, key, value string) string {
 	return fmt.Sprintf("%s: annotation %s must be \"true\" or \"false\", got %q", w.Ref(), key, value)
 }
 
+func msgInvalidMode(namespace string, err error) string {
+	return fmt.Sprintf("namespace %q has an invalid %s label (%v); statekeeper enforces its rules there until it is fixed",
+		namespace, LabelMode, err)
+}
+
+// The reconciler's reasons for leaving a Service alone (ServicePlan.Reason),
+// recorded as an Event on the StatefulSet. They carry no rule ID.
+
+func msgServiceNotHeadless(service, clusterIP, statefulSet string) string {
+	return fmt.Sprintf("service %q is not managed by %s (no %s=%s label) and is not headless (clusterIP %q), "+
+		"so the pods of statefulset %q get no per-pod DNS names; %s leaves it alone: "+
+		"delete it so that %s creates a headless one, or recreate it with clusterIP: None",
+		service, ManagerName, LabelManagedBy, ManagerName, clusterIP, statefulSet, ManagerName, ManagerName)
+}
+
+func msgServiceOfAnother(service, owner string) string {
+	return fmt.Sprintf("service %q is managed by %s for %s; %s leaves it alone: "+
+		"each StatefulSet needs a headless Service of its own (spec.serviceName)",
+		service, ManagerName, owner, ManagerName)
+}
+
 // orList renders deploy types as "a or b" / "a, b or c".
 func orList(types []DeployType) string {
 	names := make([]string, len(types))

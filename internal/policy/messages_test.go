@@ -34,3 +34,36 @@ func TestOrList(t *testing.T) {
 	assert.Equal(t, "stateful-single or stateful-multi", orList(typesOfKind(KindStatefulSet)))
 	assert.Equal(t, "stateful-single, stateful-multi, stateless-single or stateless-multi", orList(DeployTypes))
 }
+
+func TestNamespaceMode(t *testing.T) {
+	tests := []struct {
+		name         string
+		label        string
+		labelled     bool
+		want         Mode
+		wantWarnings []string
+	}{
+		{name: "no label: the default", want: ModeWarn},
+		{name: "an empty label is invalid", labelled: true, want: ModeEnforce, wantWarnings: []string{
+			`namespace "shop" has an invalid statekeeper.io/mode label (unknown mode "": must be one of "enforce", "warn", "off"); ` +
+				`statekeeper enforces its rules there until it is fixed [invalid-mode]`,
+		}},
+		{name: "off", label: "off", labelled: true, want: ModeOff},
+		{name: "an invalid label enforces and says so", label: "strict", labelled: true, want: ModeEnforce, wantWarnings: []string{
+			`namespace "shop" has an invalid statekeeper.io/mode label (unknown mode "strict": must be one of "enforce", "warn", "off"); ` +
+				`statekeeper enforces its rules there until it is fixed [invalid-mode]`,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mode, warnings := NamespaceMode("shop", tt.label, tt.labelled, ModeWarn)
+			assert.Equal(t, tt.want, mode)
+			var got []string
+			for _, w := range warnings {
+				assert.Nil(t, w.Field)
+				got = append(got, w.String())
+			}
+			assert.Equal(t, tt.wantWarnings, got)
+		})
+	}
+}

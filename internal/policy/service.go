@@ -163,17 +163,10 @@ func PlanHeadlessService(sts *appsv1.StatefulSet, current *corev1.Service) Servi
 		if IsHeadless(current) {
 			return ServicePlan{Action: ServiceForeign}
 		}
-		return ServicePlan{Action: ServiceConflict, Reason: fmt.Sprintf(
-			"service %q is not managed by statekeeper (no %s=%s label) and is not headless (clusterIP %q), "+
-				"so the pods of statefulset %q get no per-pod DNS names; statekeeper leaves it alone: "+
-				"delete it so that statekeeper creates a headless one, or recreate it with clusterIP: None",
-			current.Name, LabelManagedBy, ManagerName, current.Spec.ClusterIP, sts.Name)}
+		return ServicePlan{Action: ServiceConflict, Reason: msgServiceNotHeadless(current.Name, current.Spec.ClusterIP, sts.Name)}
 	}
 	if other, ok := otherController(current, sts); ok {
-		return ServicePlan{Action: ServiceConflict, Reason: fmt.Sprintf(
-			"service %q is managed by statekeeper for %s; statekeeper leaves it alone: "+
-				"each StatefulSet needs a headless Service of its own (spec.serviceName)",
-			current.Name, other)}
+		return ServicePlan{Action: ServiceConflict, Reason: msgServiceOfAnother(current.Name, other)}
 	}
 	if !IsHeadless(current) {
 		return ServicePlan{Action: ServiceRecreate, Service: desired}

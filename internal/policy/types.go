@@ -107,6 +107,20 @@ func ParseMode(s string) (Mode, error) {
 	return "", fmt.Errorf("unknown mode %q: must be one of %s", s, joinQuoted(Modes))
 }
 
+// NamespaceMode is the mode of a namespace whose statekeeper.io/mode label
+// is label (labelled false: no label, and defaultMode applies). An invalid
+// label enforces, failing safe, and says so in a warning.
+func NamespaceMode(namespace, label string, labelled bool, defaultMode Mode) (Mode, []Violation) {
+	if !labelled {
+		return defaultMode, nil
+	}
+	mode, err := ParseMode(label)
+	if err != nil {
+		return ModeEnforce, []Violation{{Rule: RuleInvalidMode, Message: msgInvalidMode(namespace, err)}}
+	}
+	return mode, nil
+}
+
 // Rule is the stable ID of a rule or warning; it appears in every message, log
 // line and metric label.
 type Rule string
@@ -121,6 +135,9 @@ const (
 	RuleSharedClaim      Rule = "shared-claim"
 	// RuleInvalidAnnotation denies a statekeeper annotation whose value cannot be used.
 	RuleInvalidAnnotation Rule = "invalid-annotation"
+	// RuleInvalidMode warns that a namespace's statekeeper.io/mode label has a
+	// value statekeeper does not know; the namespace is then enforced.
+	RuleInvalidMode Rule = "invalid-mode"
 )
 
 // Violation is one denial or warning: the rule, the field it is about and a

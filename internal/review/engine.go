@@ -20,10 +20,6 @@ import (
 // with 400; any other error is a failure to read the cluster state.
 var ErrInvalidRequest = errors.New("invalid admission request")
 
-// RuleInvalidMode warns that a namespace's statekeeper.io/mode label has a
-// value statekeeper does not know; the namespace is then enforced.
-const RuleInvalidMode policy.Rule = "invalid-mode"
-
 // Settings are the server-wide knobs of the engine (flags of `serve` and `check`).
 type Settings struct {
 	// Defaults size and class the claim templates statekeeper injects.
@@ -353,25 +349,15 @@ func (e *Engine) InScope(ctx context.Context, namespace string) (bool, error) {
 	return mode != policy.ModeOff, err
 }
 
-// mode resolves the namespace's mode: its label, else the default. An
-// invalid label enforces (failing safe) and says so in a warning.
+// mode resolves the namespace's mode (policy.NamespaceMode): its label, else
+// the default.
 func (e *Engine) mode(ctx context.Context, namespace string) (policy.Mode, []policy.Violation, error) {
 	value, ok, err := e.lookup.NamespaceMode(ctx, namespace)
 	if err != nil {
 		return "", nil, fmt.Errorf("looking up the mode of namespace %q: %w", namespace, err)
 	}
-	if !ok {
-		return e.settings.DefaultMode, nil, nil
-	}
-	mode, err := policy.ParseMode(value)
-	if err != nil {
-		return policy.ModeEnforce, []policy.Violation{{
-			Rule: RuleInvalidMode,
-			Message: fmt.Sprintf("namespace %q has an invalid %s label (%v); statekeeper enforces its rules there until it is fixed",
-				namespace, policy.LabelMode, err),
-		}}, nil
-	}
-	return mode, nil, nil
+	mode, warnings := policy.NamespaceMode(namespace, value, ok, e.settings.DefaultMode)
+	return mode, warnings, nil
 }
 
 // applyMode turns denials into warnings in warn mode and adds the mode's own warnings.

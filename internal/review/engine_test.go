@@ -158,7 +158,7 @@ func TestValidateOutcomes(t *testing.T) {
 			req: Request{Operation: Create, Resource: statefulSetsResource, Namespace: "typo", Name: "mysql",
 				Object: raw(t, inNamespace(statefulSet("mysql", "stateful-single", 3), "typo"))},
 			want: outcome{Mode: policy.ModeEnforce, Kind: "StatefulSet", Name: "mysql",
-				Denied: []policy.Rule{policy.RuleSingleInstance}, Warned: []policy.Rule{RuleInvalidMode}},
+				Denied: []policy.Rule{policy.RuleSingleInstance}, Warned: []policy.Rule{policy.RuleInvalidMode}},
 		},
 		{
 			name: "excluded namespaces are skipped",
