@@ -17,6 +17,14 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
+// podsDecisions are the decisions on testdata/pods.yaml: on stdout, or on
+// stderr with -o yaml.
+const podsDecisions = `allowed StatefulSet/default/redis: mutated (3 changes)
+allowed Pod/default/redis-0: stamped redis-0.redis-headless.default.svc.cluster.local
+allowed Pod/default/redis-1: stamped redis-1.redis-headless.default.svc.cluster.local
+allowed StatefulSet/shop/cache: mutated (2 changes)
+`
+
 func TestRun(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -114,14 +122,10 @@ denied StatefulSet/shop/mysql: statefulset "mysql" is stateful-single: replicas 
 `,
 		},
 		{
-			name:     "pods of a stateful StatefulSet are stamped, others print nothing",
-			paths:    []string{"testdata/pods.yaml"},
-			wantCode: ExitAllowed,
-			wantStdout: `allowed StatefulSet/default/redis: mutated (3 changes)
-allowed Pod/default/redis-0: stamped redis-0.redis-headless.default.svc.cluster.local
-allowed Pod/default/redis-1: stamped redis-1.redis-headless.default.svc.cluster.local
-allowed StatefulSet/shop/cache: mutated (2 changes)
-`,
+			name:       "pods of a stateful StatefulSet are stamped, others print nothing",
+			paths:      []string{"testdata/pods.yaml"},
+			wantCode:   ExitAllowed,
+			wantStdout: podsDecisions,
 		},
 		{
 			name:         "-o yaml prints stamped pods, and the headless Service after a StatefulSet that has none",
@@ -129,11 +133,7 @@ allowed StatefulSet/shop/cache: mutated (2 changes)
 			output:       OutputYAML,
 			wantCode:     ExitAllowed,
 			goldenStdout: "testdata/pods.out.yaml",
-			wantStderr: `allowed StatefulSet/default/redis: mutated (3 changes)
-allowed Pod/default/redis-0: stamped redis-0.redis-headless.default.svc.cluster.local
-allowed Pod/default/redis-1: stamped redis-1.redis-headless.default.svc.cluster.local
-allowed StatefulSet/shop/cache: mutated (2 changes)
-`,
+			wantStderr:   podsDecisions,
 		},
 		{
 			name:         "-o yaml: the Service of a stored StatefulSet names it as its owner",
