@@ -155,15 +155,10 @@ func (e *Engine) workload(ctx context.Context, req Request, kind policy.Kind, st
 		d.Skipped = true
 		return d, nil
 	}
-	mode, warnings, err := e.mode(ctx, req.Namespace)
-	if err != nil {
+	warnings, err := e.resolveMode(ctx, &d, req.Namespace)
+	if err != nil || d.Skipped {
 		return d, err
 	}
-	if mode == policy.ModeOff {
-		d.Skipped, d.Mode = true, mode
-		return d, nil
-	}
-	d.Mode = mode
 	if err := step(ctx, req, facts, &d); err != nil {
 		return d, err
 	}
@@ -316,14 +311,9 @@ func (e *Engine) hpa(ctx context.Context, req Request) (Decision, error) {
 // judgeParent applies the namespace mode and judge to the stored workload
 // that a Scale or an HPA acts on; an absent or unmanaged parent is skipped.
 func (e *Engine) judgeParent(ctx context.Context, d *Decision, kind policy.Kind, name string, judge func(policy.Workload) policy.Result) (Decision, error) {
-	mode, warnings, err := e.mode(ctx, d.Namespace)
-	if err != nil {
+	warnings, err := e.resolveMode(ctx, d, d.Namespace)
+	if err != nil || d.Skipped {
 		return *d, err
-	}
-	d.Mode = mode
-	if mode == policy.ModeOff {
-		d.Skipped = true
-		return *d, nil
 	}
 	parent, err := e.lookup.Workload(ctx, kind, d.Namespace, name)
 	if err != nil {
@@ -345,19 +335,22 @@ func (e *Engine) InScope(ctx context.Context, namespace string) (bool, error) {
 	if e.excluded[namespace] {
 		return false, nil
 	}
-	mode, _, err := e.mode(ctx, namespace)
-	return mode != policy.ModeOff, err
+	var d Decision
+	_, err := e.resolveMode(ctx, &d, namespace)
+	return !d.Skipped, err
 }
 
-// mode resolves the namespace's mode (policy.NamespaceMode): its label, else
-// the default.
-func (e *Engine) mode(ctx context.Context, namespace string) (policy.Mode, []policy.Violation, error) {
+// resolveMode sets d.Mode to the namespace's mode (policy.NamespaceMode: its
+// label, else the default) and d.Skipped when that is off, and returns the
+// mode's own warnings.
+func (e *Engine) resolveMode(ctx context.Context, d *Decision, namespace string) ([]policy.Violation, error) {
 	value, ok, err := e.lookup.NamespaceMode(ctx, namespace)
 	if err != nil {
-		return "", nil, fmt.Errorf("looking up the mode of namespace %q: %w", namespace, err)
+		return nil, fmt.Errorf("looking up the mode of namespace %q: %w", namespace, err)
 	}
 	mode, warnings := policy.NamespaceMode(namespace, value, ok, e.settings.DefaultMode)
-	return mode, warnings, nil
+	d.Mode, d.Skipped = mode, mode == policy.ModeOff
+	return warnings, nil
 }
 
 // applyMode turns denials into warnings in warn mode and adds the mode's own warnings.

@@ -59,21 +59,12 @@ func (e *Engine) StampPod(ctx context.Context, req Request) (Decision, error) {
 	d.Namespace, d.Name = pod.Namespace, pod.Name
 
 	ownerName, ok := policy.StatefulSetOwner(pod)
-	var ownerUID types.UID
-	if ref := metav1.GetControllerOfNoCopy(pod); ref != nil {
-		ownerUID = ref.UID
-	}
 	if !ok {
 		return skip(reasonNoOwner)
 	}
-	mode, _, err := e.mode(ctx, pod.Namespace)
-	if err != nil {
+	ownerUID := metav1.GetControllerOfNoCopy(pod).UID
+	if _, err := e.resolveMode(ctx, &d, pod.Namespace); err != nil || d.Skipped {
 		return d, err
-	}
-	d.Mode = mode
-	if mode == policy.ModeOff {
-		d.Skipped = true
-		return d, nil
 	}
 	owner, err := e.lookup.StatefulSet(ctx, pod.Namespace, ownerName, ownerUID)
 	if err != nil {
@@ -82,7 +73,7 @@ func (e *Engine) StampPod(ctx context.Context, req Request) (Decision, error) {
 	if owner == nil {
 		return skip(reasonOwnerNotFound)
 	}
-	if !sameIncarnation(pod, owner) {
+	if !sameIncarnation(ownerUID, owner) {
 		return skip(reasonOwnerIncarnated)
 	}
 	patch, managed, err := policy.StampStatefulPod(pod, owner, e.settings.ClusterDomain)
@@ -103,7 +94,6 @@ func (e *Engine) StampPod(ctx context.Context, req Request) (Decision, error) {
 // and the StatefulSet found has another: a StatefulSet deleted and created
 // again under the same name, which the lookup has not seen yet. Manifests
 // that `statekeeper check` reads carry no uids, and then the name decides.
-func sameIncarnation(pod *corev1.Pod, owner *appsv1.StatefulSet) bool {
-	ref := metav1.GetControllerOfNoCopy(pod)
-	return ref == nil || ref.UID == "" || owner.UID == "" || ref.UID == owner.UID
+func sameIncarnation(ownerUID types.UID, owner *appsv1.StatefulSet) bool {
+	return ownerUID == "" || owner.UID == "" || ownerUID == owner.UID
 }
