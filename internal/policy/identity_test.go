@@ -224,7 +224,12 @@ func TestPodIdentityNamespaceFromOwner(t *testing.T) {
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "db-0"}}
 	got, err := PodIdentity(pod, identitySTS("db", nil, nil, "db-headless"), "cluster.local")
 	require.NoError(t, err)
-	assert.Equal(t, "db-0.db-headless.shop.svc.cluster.local", got.FQDN)
+	assert.Equal(t, Identity{
+		Ordinal: 0, Hostname: "db-0", Service: "db-headless",
+		FQDN:        "db-0.db-headless.shop.svc.cluster.local",
+		PrimaryFQDN: "db-0.db-headless.shop.svc.cluster.local",
+		Peers:       []string{"db-0.db-headless.shop.svc.cluster.local"},
+	}, got)
 }
 
 // stampIdentity is the SPEC §5 example: pod db-1 of a two-replica "db".
