@@ -54,14 +54,14 @@ func envNames(flag string) []string {
 // BindFlags binds every flag of `statekeeper serve` to c; c's current values
 // are the defaults shown by --help.
 func (c *Config) BindFlags(fs *pflag.FlagSet) {
-	c.BindServerFlags(fs)
+	c.bindServerFlags(fs)
 	c.BindPolicyFlags(fs)
-	c.BindLogFlags(fs)
+	c.bindLogFlags(fs)
 }
 
-// BindServerFlags binds the flags of the running server: listeners,
+// bindServerFlags binds the flags of the running server: listeners,
 // certificates, leader election, its own namespace and the API server connection.
-func (c *Config) BindServerFlags(fs *pflag.FlagSet) {
+func (c *Config) bindServerFlags(fs *pflag.FlagSet) {
 	own := pflag.NewFlagSet("server", pflag.ContinueOnError)
 	defer addWithEnv(fs, own)
 	own.StringVar(&c.WebhookHost, FlagWebhookHost, c.WebhookHost,
@@ -103,8 +103,8 @@ func (c *Config) BindPolicyFlags(fs *pflag.FlagSet) {
 		"cluster DNS domain of the pods' fully qualified names")
 }
 
-// BindLogFlags binds the logging flags.
-func (c *Config) BindLogFlags(fs *pflag.FlagSet) {
+// bindLogFlags binds the logging flags.
+func (c *Config) bindLogFlags(fs *pflag.FlagSet) {
 	own := pflag.NewFlagSet("log", pflag.ContinueOnError)
 	defer addWithEnv(fs, own)
 	own.StringVar(&c.LogFormat, FlagLogFormat, c.LogFormat,
