@@ -229,6 +229,6 @@ func TestParseLogLevel(t *testing.T) {
 	}
 	for _, in := range []string{"", "trace", "-1", "128"} {
 		_, err := ParseLogLevel(in)
-		assert.Error(t, err, in)
+		assert.EqualError(t, err, `unknown log level "`+in+`": must be debug, info, warn, error or a verbosity from 0 to 127`, in)
 	}
 }
