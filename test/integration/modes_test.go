@@ -93,8 +93,8 @@ func TestServerSideDryRunReturnsTheMutatedObjectAndCreatesNothing(t *testing.T) 
 	tn.assertNotStored(sts)
 
 	denied := workloads.StatefulSet("db", policy.StatefulSingle, 3)
-	requireDenial(t, tn.create(denied, true), policy.RuleSingleInstance,
-		singleInstanceMessage(policy.KindStatefulSet, "db", policy.StatefulSingle, 3))
+	requireDenial(t, tn.create(denied, true), denial{validateWorkloads, statefulSetKind, "db", replicasPath,
+		singleInstanceMessage(policy.KindStatefulSet, "db", policy.StatefulSingle, 3)})
 	tn.assertNotStored(denied)
 }
 

@@ -25,8 +25,9 @@ func TestScaleSubresource(t *testing.T) {
 		replicas int32
 		// byUpdate scales as the HPA controller does (GET + PUT of the Scale)
 		// instead of kubectl's merge patch.
-		byUpdate    bool
-		wantMessage string // empty: admitted
+		byUpdate bool
+		// wantMessage is the single-instance denial; empty: admitted.
+		wantMessage string
 	}{
 		{
 			name:        "kubectl scale of a stateful-single StatefulSet to 3",
@@ -75,7 +76,7 @@ func TestScaleSubresource(t *testing.T) {
 			}
 
 			if tt.wantMessage != "" {
-				requireDenial(t, tn.denied(op), policy.RuleSingleInstance, tt.wantMessage)
+				requireDenial(t, tn.denied(op), denial{validateScaling, scaleKind, tt.workload.GetName(), replicasPath, tt.wantMessage})
 				assert.Equal(t, before, tn.specReplicas(tt.workload), "the denied scale must not be stored")
 				return
 			}
@@ -93,8 +94,8 @@ func TestHorizontalPodAutoscalerOnSingleInstanceTarget(t *testing.T) {
 
 	tooMany := hpa("db", "db", 3)
 	requireDenial(t, tn.denied(func(dryRun bool) error { return tn.create(tooMany.DeepCopy(), dryRun) }),
-		policy.RuleSingleInstance,
-		`horizontalpodautoscaler "db" targets statefulset "db", which is stateful-single: maxReplicas must be 1, got 3 [single-instance]`)
+		denial{validateScaling, hpaKind, "db", maxReplicasPath,
+			`horizontalpodautoscaler "db" targets statefulset "db", which is stateful-single: maxReplicas must be 1, got 3 [single-instance]`})
 	tn.assertNotStored(tooMany)
 
 	one := hpa("db", "db", 1)
@@ -102,8 +103,8 @@ func TestHorizontalPodAutoscalerOnSingleInstanceTarget(t *testing.T) {
 
 	tn.get(one)
 	one.Spec.MaxReplicas = 2
-	requireDenial(t, tn.update(one, false), policy.RuleSingleInstance,
-		`horizontalpodautoscaler "db" targets statefulset "db", which is stateful-single: maxReplicas must be 1, got 2 [single-instance]`)
+	requireDenial(t, tn.update(one, false), denial{validateScaling, hpaKind, "db", maxReplicasPath,
+		`horizontalpodautoscaler "db" targets statefulset "db", which is stateful-single: maxReplicas must be 1, got 2 [single-instance]`})
 
 	multi := hpa("cache", "cache", 3)
 	assert.Empty(t, tn.admitted(func(dryRun bool) error { return tn.create(multi.DeepCopy(), dryRun) }))
@@ -142,11 +143,13 @@ func TestQuorum(t *testing.T) {
 		t.Parallel()
 		tn := newTenant(t, "")
 		even := quorum(workloads.StatefulSet("zk", policy.StatefulMulti, 2))
-		requireDenial(t, tn.create(even, false), policy.RuleQuorum, quorumMessage(`statefulset "zk"`, 2, 1, 3))
+		requireDenial(t, tn.create(even, false),
+			denial{validateWorkloads, statefulSetKind, "zk", replicasPath, quorumMessage(`statefulset "zk"`, 2, 1, 3)})
 		tn.assertNotStored(even)
 
 		evenDeployment := quorum(workloads.Deployment("etcd-proxy", policy.StatelessMulti, 4))
-		requireDenial(t, tn.create(evenDeployment, false), policy.RuleQuorum, quorumMessage(`deployment "etcd-proxy"`, 4, 3, 5))
+		requireDenial(t, tn.create(evenDeployment, false),
+			denial{validateWorkloads, deploymentKind, "etcd-proxy", replicasPath, quorumMessage(`deployment "etcd-proxy"`, 4, 3, 5)})
 
 		require.NoError(t, tn.create(quorum(workloads.StatefulSet("zk", policy.StatefulMulti, 3)), false))
 	})
@@ -158,7 +161,7 @@ func TestQuorum(t *testing.T) {
 		tn.mustCreate(zk)
 
 		requireDenial(t, tn.denied(func(dryRun bool) error { return tn.scale(zk, 4, dryRun) }),
-			policy.RuleQuorum, quorumMessage(`statefulset "zk"`, 4, 3, 5))
+			denial{validateScaling, scaleKind, "zk", replicasPath, quorumMessage(`statefulset "zk"`, 4, 3, 5)})
 		assert.Equal(t, int32(3), tn.specReplicas(zk))
 
 		assert.Empty(t, tn.admitted(func(dryRun bool) error { return tn.scale(zk, 5, dryRun) }))

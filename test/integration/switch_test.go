@@ -9,6 +9,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/statekeeper/statekeeper/internal/policy"
@@ -21,42 +22,52 @@ func TestKindSwitch(t *testing.T) {
 		o.GetLabels()[policy.LabelComponent] = component
 		return o
 	}
+	componentPath := field.NewPath("metadata", "labels").Key(policy.LabelComponent)
+	namePath := field.NewPath("metadata", "name")
 	tests := []struct {
 		name     string
 		existing client.Object
 		created  client.Object
 		// wantDenial is the denial while existing runs; wantWarning the
-		// warning once it is scaled to 0 (without the rule suffix).
-		wantDenial  string
+		// warning once it is scaled to 0.
+		wantDenial  denial
 		wantWarning string
 	}{
 		{
-			name:        "unlabelled Deployment with a claim, then a stateful-single StatefulSet",
-			existing:    withClaimVolume(workloads.Deployment("db", "", 1), "db-data"),
-			created:     workloads.StatefulSet("db", policy.StatefulSingle, 1),
-			wantDenial:  kindSwitchMessage(`deployment "db"`, "db", `statefulset "db"`),
-			wantWarning: `deployment "db" (component "db") is scaled to 0 but keeps its data in claims "db-data"; statefulset "db" mounts storage differently and will not reuse them: back up the data first`,
+			name:     "unlabelled Deployment with a claim, then a stateful-single StatefulSet",
+			existing: withClaimVolume(workloads.Deployment("db", "", 1), "db-data"),
+			created:  workloads.StatefulSet("db", policy.StatefulSingle, 1),
+			wantDenial: denial{validateWorkloads, statefulSetKind, "db", namePath,
+				kindSwitchMessage(`deployment "db"`, "db", `statefulset "db"`)},
+			wantWarning: `deployment "db" (component "db") is scaled to 0 but keeps its data in claims "db-data"; ` +
+				`statefulset "db" mounts storage differently and will not reuse them: back up the data first [kind-switch]`,
 		},
 		{
-			name:        "stateless-single Deployment with a claim, then a stateful-single StatefulSet",
-			existing:    withClaimVolume(workloads.Deployment("db", policy.StatelessSingle, 1), "db-data"),
-			created:     workloads.StatefulSet("db", policy.StatefulSingle, 1),
-			wantDenial:  kindSwitchMessage(`deployment "db"`, "db", `statefulset "db"`),
-			wantWarning: `deployment "db" (component "db") is scaled to 0 but keeps its data in claims "db-data"`,
+			name:     "stateless-single Deployment with a claim, then a stateful-single StatefulSet",
+			existing: withClaimVolume(workloads.Deployment("db", policy.StatelessSingle, 1), "db-data"),
+			created:  workloads.StatefulSet("db", policy.StatefulSingle, 1),
+			wantDenial: denial{validateWorkloads, statefulSetKind, "db", namePath,
+				kindSwitchMessage(`deployment "db"`, "db", `statefulset "db"`)},
+			wantWarning: `deployment "db" (component "db") is scaled to 0 but keeps its data in claims "db-data"; ` +
+				`statefulset "db" mounts storage differently and will not reuse them: back up the data first [kind-switch]`,
 		},
 		{
-			name:        "stateful-single StatefulSet with claim templates, then a stateless-single Deployment",
-			existing:    workloads.StatefulSet("db", policy.StatefulSingle, 1),
-			created:     workloads.Deployment("db", policy.StatelessSingle, 1),
-			wantDenial:  kindSwitchMessage(`statefulset "db"`, "db", `deployment "db"`),
-			wantWarning: `statefulset "db" (component "db") is scaled to 0 but keeps its data in claims "data-db-*"`,
+			name:     "stateful-single StatefulSet with claim templates, then a stateless-single Deployment",
+			existing: workloads.StatefulSet("db", policy.StatefulSingle, 1),
+			created:  workloads.Deployment("db", policy.StatelessSingle, 1),
+			wantDenial: denial{validateWorkloads, deploymentKind, "db", namePath,
+				kindSwitchMessage(`statefulset "db"`, "db", `deployment "db"`)},
+			wantWarning: `statefulset "db" (component "db") is scaled to 0 but keeps its data in claims "data-db-*"; ` +
+				`deployment "db" mounts storage differently and will not reuse them: back up the data first [kind-switch]`,
 		},
 		{
-			name:        "the component label links workloads of different names",
-			existing:    withComponent(withClaimVolume(workloads.Deployment("db-v1", policy.StatelessSingle, 1), "db-data"), "db"),
-			created:     withComponent(workloads.StatefulSet("db-v2", policy.StatefulSingle, 1), "db"),
-			wantDenial:  kindSwitchMessage(`deployment "db-v1"`, "db", `statefulset "db-v2"`),
-			wantWarning: `deployment "db-v1" (component "db") is scaled to 0 but keeps its data in claims "db-data"`,
+			name:     "the component label links workloads of different names",
+			existing: withComponent(withClaimVolume(workloads.Deployment("db-v1", policy.StatelessSingle, 1), "db-data"), "db"),
+			created:  withComponent(workloads.StatefulSet("db-v2", policy.StatefulSingle, 1), "db"),
+			wantDenial: denial{validateWorkloads, statefulSetKind, "db-v2", componentPath,
+				kindSwitchMessage(`deployment "db-v1"`, "db", `statefulset "db-v2"`)},
+			wantWarning: `deployment "db-v1" (component "db") is scaled to 0 but keeps its data in claims "db-data"; ` +
+				`statefulset "db-v2" mounts storage differently and will not reuse them: back up the data first [kind-switch]`,
 		},
 	}
 	for _, tt := range tests {
@@ -68,7 +79,7 @@ func TestKindSwitch(t *testing.T) {
 				return tn.create(tt.created.DeepCopyObject().(client.Object), dryRun)
 			}
 
-			requireDenial(t, tn.denied(create), policy.RuleKindSwitch, tt.wantDenial)
+			requireDenial(t, tn.denied(create), tt.wantDenial)
 			tn.assertNotStored(tt.created)
 
 			// kubectl scale --replicas=0; envtest runs no controller, so the
@@ -78,12 +89,11 @@ func TestKindSwitch(t *testing.T) {
 
 			// Pods still reported by the status keep it running.
 			tn.setStatusReplicas(tt.existing, 1)
-			requireDenial(t, tn.denied(create), policy.RuleKindSwitch, tt.wantDenial)
+			requireDenial(t, tn.denied(create), tt.wantDenial)
 			tn.assertNotStored(tt.created)
 
 			tn.setStatusReplicas(tt.existing, 0)
-			warnings := tn.admitted(create)
-			assertWarning(t, warnings, policy.RuleKindSwitch, tt.wantWarning)
+			assert.Equal(t, []string{tt.wantWarning}, tn.admitted(create))
 		})
 	}
 }
@@ -144,7 +154,7 @@ func TestTypeChange(t *testing.T) {
 			relabel := func(dryRun bool) error { return tn.update(sts.DeepCopy(), dryRun) }
 
 			if tt.wantMessage != "" {
-				requireDenial(t, tn.denied(relabel), policy.RuleTypeChange, tt.wantMessage)
+				requireDenial(t, tn.denied(relabel), denial{validateWorkloads, statefulSetKind, "db", deployTypePath, tt.wantMessage})
 				tn.get(sts)
 				assert.Equal(t, before, sts.ResourceVersion, "the denied update must not be stored")
 				return
@@ -162,13 +172,13 @@ func TestHeadlessConflict(t *testing.T) {
 		name        string
 		service     *corev1.Service
 		statefulSet *appsv1.StatefulSet
-		wantMessage string // empty: admitted
+		wantDenied  bool
 	}{
 		{
 			name:        "a foreign ClusterIP Service named <name>-headless",
 			service:     service("db-headless", ""),
 			statefulSet: workloads.StatefulSet("db", policy.StatefulSingle, 1),
-			wantMessage: `service "db-headless" named by spec.serviceName of statefulset "db" is not headless`,
+			wantDenied:  true,
 		},
 		{
 			name:    "a foreign ClusterIP Service named by spec.serviceName",
@@ -178,7 +188,7 @@ func TestHeadlessConflict(t *testing.T) {
 				s.Spec.ServiceName = "db-peers"
 				return s
 			}(),
-			wantMessage: `service "db-peers" named by spec.serviceName of statefulset "db" is not headless`,
+			wantDenied: true,
 		},
 		{
 			name:        "a foreign headless Service is used as it is",
@@ -190,10 +200,14 @@ func TestHeadlessConflict(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			tn := newTenant(t, "")
-			tn.mustCreate(tt.service)
+			svc := tt.service.DeepCopy()
+			tn.mustCreate(svc) // svc now holds the clusterIP the API server allocated
 			create := func(dryRun bool) error { return tn.create(tt.statefulSet.DeepCopy(), dryRun) }
-			if tt.wantMessage != "" {
-				requireDenial(t, tn.denied(create), policy.RuleHeadlessConflict, tt.wantMessage)
+			if tt.wantDenied {
+				message := fmt.Sprintf(`service %q named by spec.serviceName of statefulset "db" is not headless (spec.clusterIP is %q, not "None") `+
+					`and is not managed by statekeeper; per-pod DNS needs a headless Service: recreate that Service with clusterIP: None, `+
+					`or set spec.serviceName to an unused name and statekeeper creates one [headless-conflict]`, svc.Name, svc.Spec.ClusterIP)
+				requireDenial(t, tn.denied(create), denial{validateWorkloads, statefulSetKind, "db", serviceNamePath, message})
 				tn.assertNotStored(tt.statefulSet)
 				return
 			}

@@ -120,7 +120,7 @@ func TestDeploymentCreateAndUpdateSetRecreateForSingleInstanceWithReadWriteOnceC
 		name         string
 		deployment   *appsv1.Deployment
 		wantStrategy appsv1.DeploymentStrategy
-		wantWarning  string // empty: none
+		wantWarnings []string
 	}{
 		{
 			name:         "stateless-single with a ReadWriteOnce claim",
@@ -141,8 +141,8 @@ func TestDeploymentCreateAndUpdateSetRecreateForSingleInstanceWithReadWriteOnceC
 			name:         "stateless-multi with a ReadWriteOnce claim is warned, not changed",
 			deployment:   withClaimVolume(workloads.Deployment("multi-rwo", policy.StatelessMulti, 3), "exclusive"),
 			wantStrategy: defaultStrategy,
-			wantWarning: `deployment "multi-rwo" runs 3 replicas but mounts ReadWriteOnce claim "exclusive" (volume "data"), ` +
-				`which instances on other nodes cannot attach`,
+			wantWarnings: []string{`deployment "multi-rwo" runs 3 replicas but mounts ReadWriteOnce claim "exclusive" (volume "data"), ` +
+				`which instances on other nodes cannot attach: use a ReadWriteMany claim, or run it as a stateful-multi StatefulSet for one volume per instance [shared-claim]`},
 		},
 		{
 			name:         "stateless-multi without a claim",
@@ -158,11 +158,7 @@ func TestDeploymentCreateAndUpdateSetRecreateForSingleInstanceWithReadWriteOnceC
 			tn.warnings.take()
 			require.NoError(t, tn.create(created, false))
 			warnings := tn.warnings.take()
-			if tt.wantWarning != "" {
-				assertWarning(t, warnings, policy.RuleSharedClaim, tt.wantWarning)
-			} else {
-				assert.Empty(t, warnings)
-			}
+			assert.Equal(t, tt.wantWarnings, warnings)
 			stored := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: sent.Name}}
 			tn.get(stored)
 			assert.Equal(t, tt.wantStrategy, stored.Spec.Strategy)
@@ -185,43 +181,44 @@ func TestDeploymentCreateAndUpdateSetRecreateForSingleInstanceWithReadWriteOnceC
 func TestReplicaAndKindRulesDenyCreate(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name        string
-		workload    client.Object
-		wantRule    policy.Rule
-		wantMessage string
+		name       string
+		workload   client.Object
+		wantDenial denial
 	}{
 		{
-			name:        "stateful-single StatefulSet with 3 replicas",
-			workload:    workloads.StatefulSet("db", policy.StatefulSingle, 3),
-			wantRule:    policy.RuleSingleInstance,
-			wantMessage: singleInstanceMessage(policy.KindStatefulSet, "db", policy.StatefulSingle, 3),
+			name:     "stateful-single StatefulSet with 3 replicas",
+			workload: workloads.StatefulSet("db", policy.StatefulSingle, 3),
+			wantDenial: denial{validateWorkloads, statefulSetKind, "db", replicasPath,
+				singleInstanceMessage(policy.KindStatefulSet, "db", policy.StatefulSingle, 3)},
 		},
 		{
-			name:        "stateless-single Deployment with 2 replicas",
-			workload:    workloads.Deployment("web", policy.StatelessSingle, 2),
-			wantRule:    policy.RuleSingleInstance,
-			wantMessage: singleInstanceMessage(policy.KindDeployment, "web", policy.StatelessSingle, 2),
+			name:     "stateless-single Deployment with 2 replicas",
+			workload: workloads.Deployment("web", policy.StatelessSingle, 2),
+			wantDenial: denial{validateWorkloads, deploymentKind, "web", replicasPath,
+				singleInstanceMessage(policy.KindDeployment, "web", policy.StatelessSingle, 2)},
 		},
+		// The mutating webhook denies every kind mismatch (internal/review's mutateWorkload).
 		{
-			name:        "stateful type on a Deployment",
-			workload:    workloads.Deployment("web", policy.StatefulSingle, 1),
-			wantRule:    policy.RuleKindMismatch,
-			wantMessage: `deployment "web" is labelled stateful-single, which runs as a StatefulSet`,
+			name:     "stateful type on a Deployment",
+			workload: workloads.Deployment("web", policy.StatefulSingle, 1),
+			wantDenial: denial{mutateWorkloads, deploymentKind, "web", deployTypePath,
+				`deployment "web" is labelled stateful-single, which runs as a StatefulSet: use stateless-single or stateless-multi, or create a statefulset [kind-mismatch]`},
 		},
 		// These StatefulSets mount "data" and declare no such volume: the API
 		// server's own validation, which runs between the two webhooks, would
 		// refuse the mount without saying why, so the mutating webhook denies.
 		{
-			name:        "stateless type on a StatefulSet",
-			workload:    workloads.StatefulSet("db", policy.StatelessMulti, 1),
-			wantRule:    policy.RuleKindMismatch,
-			wantMessage: `statefulset "db" is labelled stateless-multi, which runs as a Deployment`,
+			name:     "stateless type on a StatefulSet",
+			workload: workloads.StatefulSet("db", policy.StatelessMulti, 1),
+			wantDenial: denial{mutateWorkloads, statefulSetKind, "db", deployTypePath,
+				`statefulset "db" is labelled stateless-multi, which runs as a Deployment: use stateful-single or stateful-multi, or create a deployment [kind-mismatch]`},
 		},
 		{
-			name:        "unknown deploy type lists the valid ones",
-			workload:    workloads.StatefulSet("db", "database", 1),
-			wantRule:    policy.RuleKindMismatch,
-			wantMessage: `unknown deploy type "database": must be one of "stateful-single", "stateful-multi", "stateless-single", "stateless-multi"`,
+			name:     "unknown deploy type lists the valid ones",
+			workload: workloads.StatefulSet("db", "database", 1),
+			wantDenial: denial{mutateWorkloads, statefulSetKind, "db", deployTypePath,
+				`statefulset "db" has an invalid statekeeper.io/deploy-type label: unknown deploy type "database": ` +
+					`must be one of "stateful-single", "stateful-multi", "stateless-single", "stateless-multi" [kind-mismatch]`},
 		},
 	}
 	for _, tt := range tests {
@@ -229,7 +226,7 @@ func TestReplicaAndKindRulesDenyCreate(t *testing.T) {
 			t.Parallel()
 			tn := newTenant(t, "")
 			err := tn.create(tt.workload, false)
-			requireDenial(t, err, tt.wantRule, tt.wantMessage)
+			requireDenial(t, err, tt.wantDenial)
 			tn.assertNotStored(tt.workload)
 		})
 	}
@@ -241,19 +238,21 @@ func TestSingleInstanceDeniesUpdate(t *testing.T) {
 		name        string
 		workload    client.Object
 		setReplicas func(client.Object, int32)
-		wantMessage string
+		wantDenial  denial
 	}{
 		{
 			name:        "stateful-single StatefulSet",
 			workload:    workloads.StatefulSet("db", policy.StatefulSingle, 1),
 			setReplicas: func(o client.Object, n int32) { o.(*appsv1.StatefulSet).Spec.Replicas = &n },
-			wantMessage: singleInstanceMessage(policy.KindStatefulSet, "db", policy.StatefulSingle, 2),
+			wantDenial: denial{validateWorkloads, statefulSetKind, "db", replicasPath,
+				singleInstanceMessage(policy.KindStatefulSet, "db", policy.StatefulSingle, 2)},
 		},
 		{
 			name:        "stateless-single Deployment",
 			workload:    workloads.Deployment("web", policy.StatelessSingle, 1),
 			setReplicas: func(o client.Object, n int32) { o.(*appsv1.Deployment).Spec.Replicas = &n },
-			wantMessage: singleInstanceMessage(policy.KindDeployment, "web", policy.StatelessSingle, 2),
+			wantDenial: denial{validateWorkloads, deploymentKind, "web", replicasPath,
+				singleInstanceMessage(policy.KindDeployment, "web", policy.StatelessSingle, 2)},
 		},
 	}
 	for _, tt := range tests {
@@ -264,7 +263,7 @@ func TestSingleInstanceDeniesUpdate(t *testing.T) {
 			before := tt.workload.GetResourceVersion()
 
 			tt.setReplicas(tt.workload, 2)
-			requireDenial(t, tn.update(tt.workload, false), policy.RuleSingleInstance, tt.wantMessage)
+			requireDenial(t, tn.update(tt.workload, false), tt.wantDenial)
 			tn.get(tt.workload)
 			assert.Equal(t, before, tt.workload.GetResourceVersion(), "the denied update must not be stored")
 
