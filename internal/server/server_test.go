@@ -2,6 +2,7 @@ package server
 
 import (
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -12,9 +13,11 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -75,8 +78,10 @@ func TestCheckCertificates(t *testing.T) {
 	require.NoError(t, CheckCertificates(dir))
 }
 
-// TestNewRegistersTheWebhookPaths builds the whole wiring and checks that the
-// chart's paths are served.
+// TestNewRegistersTheWebhookPaths builds the whole wiring and checks that
+// each of the chart's paths serves its own handler: a request in an excluded
+// namespace (decided without the cache, which is not started here) is
+// admitted by the path that serves its resource and refused by the others.
 func TestNewRegistersTheWebhookPaths(t *testing.T) {
 	cfg := config.Default()
 	cfg.MetricsBindAddress, cfg.HealthProbeBindAddress = "0", "0"
@@ -95,13 +100,52 @@ func TestNewRegistersTheWebhookPaths(t *testing.T) {
 		o.MapperProvider = func(*rest.Config, *http.Client) (meta.RESTMapper, error) { return mapper, nil }
 	})
 	require.NoError(t, err)
-
 	mux := mgr.GetWebhookServer().WebhookMux()
-	for _, path := range []string{"/mutate", "/mutate-pods", "/validate"} {
-		rec := httptest.NewRecorder()
-		mux.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, path, strings.NewReader("")))
-		assert.NotEqual(t, http.StatusNotFound, rec.Code, path)
+
+	// The fields of an AdmissionRequest in kube-system, by the resource it is about.
+	requests := map[string]string{
+		"deployments": `"kind":{"group":"apps","version":"v1","kind":"Deployment"},` +
+			`"resource":{"group":"apps","version":"v1","resource":"deployments"},"operation":"CREATE",` +
+			`"object":{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"x","namespace":"kube-system"}}`,
+		"deployments/scale": `"kind":{"group":"autoscaling","version":"v1","kind":"Scale"},` +
+			`"resource":{"group":"apps","version":"v1","resource":"deployments"},"subResource":"scale","operation":"UPDATE",` +
+			`"object":{"apiVersion":"autoscaling/v1","kind":"Scale","metadata":{"name":"x","namespace":"kube-system"}}`,
+		"pods": `"kind":{"group":"","version":"v1","kind":"Pod"},` +
+			`"resource":{"group":"","version":"v1","resource":"pods"},"operation":"CREATE",` +
+			`"object":{"apiVersion":"v1","kind":"Pod","metadata":{"name":"x","namespace":"kube-system"}}`,
 	}
+	admitted := &admissionv1.AdmissionResponse{UID: "u", Allowed: true, Result: &metav1.Status{Code: http.StatusOK}}
+	refused := func(what string) *admissionv1.AdmissionResponse {
+		return &admissionv1.AdmissionResponse{UID: "u", Result: &metav1.Status{
+			Code: http.StatusBadRequest, Message: "statekeeper does not handle " + what + " on this path",
+		}}
+	}
+	want := map[string]map[string]*admissionv1.AdmissionResponse{ // path → request → answer
+		"/mutate": {
+			"deployments": admitted, "deployments/scale": refused("deployments.apps/scale"), "pods": refused("pods"),
+		},
+		"/validate": {
+			"deployments": admitted, "deployments/scale": admitted, "pods": refused("pods"),
+		},
+		"/mutate-pods": {
+			"deployments": refused("deployments.apps"), "deployments/scale": refused("deployments.apps/scale"), "pods": admitted,
+		},
+	}
+	for path, answers := range want {
+		for what, request := range requests {
+			body := `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u",` +
+				`"name":"x","namespace":"kube-system",` + request + `}}`
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			mux.ServeHTTP(rec, req)
+			require.Equal(t, http.StatusOK, rec.Code, "%s %s", path, what)
+			var review admissionv1.AdmissionReview
+			require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &review), "%s %s", path, what)
+			assert.Equal(t, answers[what], review.Response, "%s %s", path, what)
+		}
+	}
+
 	rec := httptest.NewRecorder()
 	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/nothing", strings.NewReader("")))
 	assert.Equal(t, http.StatusNotFound, rec.Code)
