@@ -128,6 +128,13 @@ func (r kubectlResult) expect(t *testing.T, want admission) {
 	require.Equal(t, want, r.admission(), "rule IDs kubectl printed: %s", r)
 }
 
+// denialText is kubectl's stderr when statekeeper denies a call: kubectl
+// prints the one Forbidden cause (on field) of the Invalid status that
+// internal/webhook answers, under the kind and name that status names.
+func denialText(kind, name, field, message string) string {
+	return fmt.Sprintf("The %s %q is invalid: %s: Forbidden: %s\n", kind, name, field, message)
+}
+
 // --- namespaces ----------------------------------------------------------------
 
 // namespace is one test's namespace; every kubectl call and lookup of the

@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -26,7 +27,8 @@ func TestSingleInstance(t *testing.T) {
 
 	res := ns.create(workloads.StatefulSet("db", policy.StatefulSingle, 3))
 	res.expect(t, denied(policy.RuleSingleInstance))
-	assert.Contains(t, res.stderr, `statefulset "db" is stateful-single: replicas must be 0 or 1, got 3 [single-instance]`)
+	assert.Equal(t, denialText("StatefulSet", "db", "spec.replicas",
+		`statefulset "db" is stateful-single: replicas must be 0 or 1, got 3 [single-instance]`), res.stderr)
 
 	ns.apply(unboundClaims(workloads.StatefulSet("db", policy.StatefulSingle, 1))).expect(t, allowed)
 	// UPDATE through apply, the /scale subresource through kubectl scale,
@@ -82,14 +84,18 @@ func TestKindSwitch(t *testing.T) {
 		// runs (side-effect free) until it has seen the Deployment.
 		next := workloads.StatefulSet("shop-db", policy.StatefulSingle, 1)
 		res := ns.eventuallyAdmission(denied(policy.RuleKindSwitch), next)
-		assert.Contains(t, res.stderr, `deployment "shop-db" (component "shop-db") is running with persistent volumes; scale it to 0 and back up its data before creating statefulset "shop-db" [kind-switch]`)
+		assert.Equal(t, denialText("StatefulSet", "shop-db", "metadata.name",
+			`deployment "shop-db" (component "shop-db") is running with persistent volumes; scale it to 0 and back up its data before creating statefulset "shop-db" [kind-switch]`), res.stderr)
 
 		// How to proceed: scale to 0; once its pods are gone the switch is
 		// admitted with a warning that the old claim is not reused.
 		ns.kubectl(nil, "scale", "deployment", "shop-db", "--replicas=0").expect(t, allowed)
 		ns.eventuallyPodsGone(map[string]string{"app": "shop-db"})
 		ns.eventuallyAdmission(warned(policy.RuleKindSwitch), next)
-		ns.create(next).expect(t, warned(policy.RuleKindSwitch))
+		res = ns.create(next)
+		res.expect(t, warned(policy.RuleKindSwitch))
+		assert.Equal(t, `Warning: deployment "shop-db" (component "shop-db") is scaled to 0 but keeps its data in claims "shop-db-data"; `+
+			`statefulset "shop-db" mounts storage differently and will not reuse them: back up the data first [kind-switch]`+"\n", res.stderr)
 	})
 
 	t.Run("from a running statefulset with claim templates to a deployment", func(t *testing.T) {
@@ -144,7 +150,12 @@ func TestHeadlessConflict(t *testing.T) {
 		},
 	})
 	res := ns.eventuallyAdmission(denied(policy.RuleHeadlessConflict), workloads.StatefulSet("db", policy.StatefulMulti, 0))
-	assert.Contains(t, res.stderr, `service "db-headless" named by spec.serviceName of statefulset "db" is not headless`)
+	var svc corev1.Service
+	ns.get("db-headless", &svc)
+	assert.Equal(t, denialText("StatefulSet", "db", "spec.serviceName",
+		fmt.Sprintf(`service "db-headless" named by spec.serviceName of statefulset "db" is not headless (spec.clusterIP is %q, not "None") `+
+			`and is not managed by statekeeper; per-pod DNS needs a headless Service: recreate that Service with clusterIP: None, `+
+			`or set spec.serviceName to an unused name and statekeeper creates one [headless-conflict]`, svc.Spec.ClusterIP)), res.stderr)
 }
 
 func TestSharedClaimWarnings(t *testing.T) {
