@@ -18,13 +18,13 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/statekeeper/statekeeper/internal/policy"
+	"github.com/statekeeper/statekeeper/test/workloads"
 )
 
 const (
@@ -311,30 +311,9 @@ const neverBound = "e2e-never-bound"
 
 // claim is a ReadWriteOnce claim of 1Gi that is never bound (neverBound).
 func claim(name string) *corev1.PersistentVolumeClaim {
-	return &corev1.PersistentVolumeClaim{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: corev1.PersistentVolumeClaimSpec{
-			StorageClassName: ptr.To(neverBound),
-			AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
-			Resources: corev1.VolumeResourceRequirements{
-				Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")},
-			},
-		},
-	}
-}
-
-// mountClaim mounts the claim claimName as volume "data" at /data in
-// spec's first container.
-func mountClaim(spec *corev1.PodSpec, claimName string) {
-	spec.Volumes = append(spec.Volumes, claimVolume("data", claimName))
-	spec.Containers[0].VolumeMounts = append(spec.Containers[0].VolumeMounts, corev1.VolumeMount{Name: "data", MountPath: "/data"})
-}
-
-func claimVolume(name, claimName string) corev1.Volume {
-	return corev1.Volume{
-		Name:         name,
-		VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claimName}},
-	}
+	c := workloads.Claim(name, corev1.ReadWriteOnce)
+	c.Spec.StorageClassName = ptr.To(neverBound)
+	return c
 }
 
 func objectMeta(name string) metav1.ObjectMeta {

@@ -76,7 +76,7 @@ func TestKindSwitch(t *testing.T) {
 		t.Parallel()
 		ns := newNamespace(t, "")
 		db := workloads.Deployment("shop-db", policy.StatelessSingle, 1)
-		mountClaim(&db.Spec.Template.Spec, "shop-db-data")
+		workloads.MountClaim(&db.Spec.Template.Spec, "shop-db-data")
 		ns.mustCreate(claim("shop-db-data"))
 		ns.create(db).expect(t, allowed)
 
@@ -165,11 +165,11 @@ func TestSharedClaimWarnings(t *testing.T) {
 
 	// The "data" mount is the claim's volume: no claim template is injected.
 	multi := workloads.StatefulSet("db", policy.StatefulMulti, 0)
-	multi.Spec.Template.Spec.Volumes = []corev1.Volume{claimVolume("data", "shared")}
+	multi.Spec.Template.Spec.Volumes = []corev1.Volume{workloads.ClaimVolume("data", "shared")}
 	ns.create(multi).expect(t, warned(policy.RuleSharedClaim))
 
 	web := workloads.Deployment("web", policy.StatelessMulti, 2)
-	mountClaim(&web.Spec.Template.Spec, "shared")
+	workloads.MountClaim(&web.Spec.Template.Spec, "shared")
 	ns.eventuallyAdmission(warned(policy.RuleSharedClaim), web)
 	ns.create(web).expect(t, warned(policy.RuleSharedClaim))
 }
@@ -182,7 +182,7 @@ func TestMutationsThroughKubectl(t *testing.T) {
 		ns := newNamespace(t, "")
 		ns.mustCreate(claim("data"))
 		web := workloads.Deployment("web", policy.StatelessSingle, 0)
-		mountClaim(&web.Spec.Template.Spec, "data")
+		workloads.MountClaim(&web.Spec.Template.Spec, "data")
 		// statekeeper reads the claim's access mode from its cache: dry-run
 		// until it has seen the claim, then create for real.
 		strategy := []string{"create", "-f", "-", "-o", "jsonpath={.spec.strategy.type}"}

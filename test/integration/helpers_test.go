@@ -97,39 +97,19 @@ func (w *warningRecorder) take() []string {
 
 // --- objects -----------------------------------------------------------------
 
-// withClaimVolume mounts the existing claim claimName as volume "data".
+// withClaimVolume is d with the existing claim claimName mounted as volume "data".
 func withClaimVolume(d *appsv1.Deployment, claimName string) *appsv1.Deployment {
-	spec := &d.Spec.Template.Spec
-	spec.Volumes = append(spec.Volumes, corev1.Volume{
-		Name:         "data",
-		VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claimName}},
-	})
-	spec.Containers[0].VolumeMounts = append(spec.Containers[0].VolumeMounts, corev1.VolumeMount{Name: "data", MountPath: "/data"})
+	workloads.MountClaim(&d.Spec.Template.Spec, claimName)
 	return d
-}
-
-func claim(name string, mode corev1.PersistentVolumeAccessMode) *corev1.PersistentVolumeClaim {
-	return &corev1.PersistentVolumeClaim{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: corev1.PersistentVolumeClaimSpec{
-			AccessModes: []corev1.PersistentVolumeAccessMode{mode},
-			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
-		},
-	}
 }
 
 // storedClaimTemplate is an injected claim template as the API server stores
 // it: statekeeper's fields plus the API server's defaults for claim templates.
 func storedClaimTemplate(name, size, class string) corev1.PersistentVolumeClaim {
-	pvc := corev1.PersistentVolumeClaim{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: corev1.PersistentVolumeClaimSpec{
-			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
-			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse(size)}},
-			VolumeMode:  ptr.To(corev1.PersistentVolumeFilesystem),
-		},
-		Status: corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimPending},
-	}
+	pvc := *workloads.Claim(name, corev1.ReadWriteOnce)
+	pvc.Spec.Resources.Requests[corev1.ResourceStorage] = resource.MustParse(size)
+	pvc.Spec.VolumeMode = ptr.To(corev1.PersistentVolumeFilesystem)
+	pvc.Status.Phase = corev1.ClaimPending
 	if class != "" {
 		pvc.Spec.StorageClassName = ptr.To(class)
 	}

@@ -68,7 +68,7 @@ func TestUnlabelledWorkloadsAreUntouched(t *testing.T) {
 
 	// A single-replica Deployment mounting a ReadWriteOnce claim would get
 	// Recreate if it were stateless-single; unlabelled it keeps its strategy.
-	tn.mustCreate(claim("plain-data", corev1.ReadWriteOnce))
+	tn.mustCreate(workloads.Claim("plain-data", corev1.ReadWriteOnce))
 	tn.awaitClaimInCache("plain-data")
 	dep := withClaimVolume(workloads.Deployment("plain", "", 1), "plain-data")
 	require.NoError(t, tn.create(dep, false))

@@ -58,7 +58,7 @@ func TestStatefulSetCreateStoresInjectedFieldsAndUpdateKeepsThem(t *testing.T) {
 			statefulSet: func() *appsv1.StatefulSet {
 				s := workloads.StatefulSet("queue", policy.StatefulMulti, 2)
 				s.Spec.ServiceName = "queue-peers"
-				own := claim("data", corev1.ReadWriteMany)
+				own := workloads.Claim("data", corev1.ReadWriteMany)
 				s.Spec.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{*own}
 				main := &s.Spec.Template.Spec.Containers[0]
 				main.VolumeMounts = append(main.VolumeMounts, corev1.VolumeMount{Name: "logs", MountPath: "/logs"})
@@ -112,8 +112,8 @@ func TestDeploymentCreateAndUpdateSetRecreateForSingleInstanceWithReadWriteOnceC
 	// The ReadWriteMany claim is written first: once statekeeper's cache holds
 	// the ReadWriteOnce claim (seen below as Recreate), it holds both, so the
 	// rows that expect no Recreate are not passing merely on a stale cache.
-	tn.mustCreate(claim("shared", corev1.ReadWriteMany))
-	tn.mustCreate(claim("exclusive", corev1.ReadWriteOnce))
+	tn.mustCreate(workloads.Claim("shared", corev1.ReadWriteMany))
+	tn.mustCreate(workloads.Claim("exclusive", corev1.ReadWriteOnce))
 	tn.awaitClaimInCache("exclusive")
 
 	tests := []struct {

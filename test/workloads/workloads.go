@@ -1,4 +1,4 @@
-// Package workloads builds the Deployments and StatefulSets that the
+// Package workloads builds the Deployments, StatefulSets and claims that the
 // integration suite (test/integration) and the end-to-end suite (e2e/) send
 // to a real API server, so both suites speak about the same objects.
 package workloads
@@ -6,6 +6,7 @@ package workloads
 import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -62,4 +63,31 @@ func Deployment(name string, deployType policy.DeployType, replicas int32) *apps
 			Template: PodTemplate(name),
 		},
 	}
+}
+
+// Claim is a 1Gi claim with one access mode, of the cluster's default
+// storage class.
+func Claim(name string, mode corev1.PersistentVolumeAccessMode) *corev1.PersistentVolumeClaim {
+	return &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes: []corev1.PersistentVolumeAccessMode{mode},
+			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
+		},
+	}
+}
+
+// ClaimVolume is a pod volume called name that holds the claim claimName.
+func ClaimVolume(name, claimName string) corev1.Volume {
+	return corev1.Volume{
+		Name:         name,
+		VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claimName}},
+	}
+}
+
+// MountClaim mounts the claim claimName as volume "data" at /data in
+// spec's first container.
+func MountClaim(spec *corev1.PodSpec, claimName string) {
+	spec.Volumes = append(spec.Volumes, ClaimVolume("data", claimName))
+	spec.Containers[0].VolumeMounts = append(spec.Containers[0].VolumeMounts, corev1.VolumeMount{Name: "data", MountPath: "/data"})
 }
