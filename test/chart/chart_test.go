@@ -82,10 +82,24 @@ func runHelm(t *testing.T, args ...string) (stdout string, err error) {
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	if err := cmd.Run(); err != nil {
-		return out.String(), fmt.Errorf("helm %s: %w\n%s", strings.Join(args, " "), err, errOut.String())
+		return out.String(), &helmError{args: args, err: err, stderr: errOut.String()}
 	}
 	return out.String(), nil
 }
+
+// helmError is a failed helm run with what helm printed, so that tests can
+// compare helm's whole message.
+type helmError struct {
+	args   []string
+	err    error
+	stderr string
+}
+
+func (e *helmError) Error() string {
+	return fmt.Sprintf("helm %s: %v\n%s", strings.Join(e.args, " "), e.err, e.stderr)
+}
+
+func (e *helmError) Unwrap() error { return e.err }
 
 // render runs `helm template` for release sk in namespace statekeeper.
 func render(t *testing.T, values ...string) (string, error) {
@@ -466,54 +480,57 @@ func TestInvalidValuesAreRejected(t *testing.T) {
 		{
 			name:    "unknown default mode",
 			values:  []string{"--set", "config.defaultMode=bogus"},
-			wantErr: "at '/config/defaultMode': value must be one of 'enforce', 'warn', 'off'",
+			wantErr: schemaError("at '/config/defaultMode': value must be one of 'enforce', 'warn', 'off'"),
 		},
 		{
 			name:    "no replicas",
 			values:  []string{"--set", "replicaCount=0"},
-			wantErr: "at '/replicaCount': minimum: got 0, want 1",
+			wantErr: schemaError("at '/replicaCount': minimum: got 0, want 1"),
 		},
 		{
 			name:    "timeout above the API server's limit",
 			values:  []string{"--set", "webhook.timeoutSeconds=31"},
-			wantErr: "at '/webhook/timeoutSeconds': maximum: got 31, want 30",
+			wantErr: schemaError("at '/webhook/timeoutSeconds': maximum: got 31, want 30"),
 		},
 		{
 			name:    "unknown failure policy",
 			values:  []string{"--set", "webhook.failurePolicy.pods=Sometimes"},
-			wantErr: "at '/webhook/failurePolicy/pods': value must be one of 'Fail', 'Ignore'",
+			wantErr: schemaError("at '/webhook/failurePolicy/pods': value must be one of 'Fail', 'Ignore'"),
 		},
 		{
 			name:    "unknown tls mode",
 			values:  []string{"--set", "tls.mode=vault"},
-			wantErr: "at '/tls/mode': value must be one of 'cert-manager', 'secret'",
+			wantErr: schemaError("at '/tls/mode': value must be one of 'cert-manager', 'secret'"),
 		},
 		{
 			name:    "plain http webhook url",
 			values:  []string{"--set", "webhook.url=http://127.0.0.1:9443"},
-			wantErr: "at '/webhook/url': 'http://127.0.0.1:9443' does not match pattern",
+			wantErr: schemaError(`at '/webhook/url': 'http://127.0.0.1:9443' does not match pattern '^(https://.+)?$'`),
 		},
 		{
 			name:    "storage class that is no object name",
 			values:  []string{"--set", "config.defaultStorageClass=Fast_SSD"},
-			wantErr: "at '/config/defaultStorageClass': 'Fast_SSD' does not match pattern",
+			wantErr: schemaError(`at '/config/defaultStorageClass': 'Fast_SSD' does not match pattern '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)?$'`),
 		},
 		{
 			name:    "misspelt key",
 			values:  []string{"--set", "webhook.timeoutSecond=3"},
-			wantErr: "at '/webhook': additional properties 'timeoutSecond' not allowed",
+			wantErr: schemaError("at '/webhook': additional properties 'timeoutSecond' not allowed"),
 		},
 		{
-			name:    "secret mode without a CA bundle",
-			values:  []string{"--set", "tls.mode=secret"},
-			wantErr: "tls.mode=secret needs webhook.caBundle: the base64-encoded PEM CA that signed the certificate in the Secret tls.secretName",
+			name:   "secret mode without a CA bundle",
+			values: []string{"--set", "tls.mode=secret"},
+			wantErr: "Error: execution error at (statekeeper/templates/validatingwebhookconfiguration.yaml:1:4): " +
+				"tls.mode=secret needs webhook.caBundle: the base64-encoded PEM CA that signed the certificate in the Secret tls.secretName\n\n" +
+				"Use --debug flag to render out invalid YAML\n",
 		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := render(t, tc.values...)
-			require.Error(t, err)
-			assert.Contains(t, err.Error(), tc.wantErr)
+			var failed *helmError
+			require.ErrorAs(t, err, &failed)
+			assert.Equal(t, tc.wantErr, failed.stderr)
 		})
 	}
 }
@@ -529,3 +546,9 @@ func TestLint(t *testing.T) {
 }
 
 func intOrName(name string) intstr.IntOrString { return intstr.FromString(name) }
+
+// schemaError is what helm prints when values.schema.json rejects one value.
+func schemaError(violation string) string {
+	return "Error: values don't meet the specifications of the schema(s) in the following chart(s):\n" +
+		"statekeeper:\n- " + violation + "\n\n"
+}
