@@ -52,14 +52,20 @@ func HeadlessService(sts *appsv1.StatefulSet) *corev1.Service {
 	}
 }
 
+// ownerReference makes the StatefulSet the Service's controller, so the
+// garbage collector deletes the Service with it. It does not set
+// blockOwnerDeletion: with the OwnerReferencesPermissionEnforcement admission
+// plugin (OpenShift and other hardened clusters) that needs update on
+// statefulsets/finalizers, a right statekeeper has no other use for; all it
+// would add is that a foreground deletion of the StatefulSet waits for the
+// Service.
 func ownerReference(sts *appsv1.StatefulSet) metav1.OwnerReference {
 	return metav1.OwnerReference{
-		APIVersion:         appsv1.SchemeGroupVersion.String(),
-		Kind:               string(KindStatefulSet),
-		Name:               sts.Name,
-		UID:                sts.UID,
-		Controller:         ptr.To(true),
-		BlockOwnerDeletion: ptr.To(true),
+		APIVersion: appsv1.SchemeGroupVersion.String(),
+		Kind:       string(KindStatefulSet),
+		Name:       sts.Name,
+		UID:        sts.UID,
+		Controller: ptr.To(true),
 	}
 }
 
@@ -228,7 +234,11 @@ func withControllerReference(refs []metav1.OwnerReference, ref metav1.OwnerRefer
 	for _, r := range refs {
 		switch {
 		case r.UID == ref.UID && !placed:
-			out = append(out, ref)
+			// blockOwnerDeletion as stored: Services made by an earlier
+			// statekeeper keep theirs, and keeping a value needs no right.
+			kept := ref
+			kept.BlockOwnerDeletion = r.BlockOwnerDeletion
+			out = append(out, kept)
 			placed = true
 		case r.UID == ref.UID, r.Controller != nil && *r.Controller:
 			// a duplicate of ref, or another controller: dropped

@@ -47,7 +47,7 @@ func redisSTS() *appsv1.StatefulSet {
 func redisOwnerRef() metav1.OwnerReference {
 	return metav1.OwnerReference{
 		APIVersion: "apps/v1", Kind: "StatefulSet", Name: "redis", UID: "uid-redis",
-		Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
+		Controller: ptr.To(true), // no blockOwnerDeletion: see ownerReference
 	}
 }
 
@@ -105,7 +105,7 @@ func TestHeadlessService(t *testing.T) {
 						Labels: map[string]string{LabelManagedBy: ManagerName, LabelComponent: "db"},
 						OwnerReferences: []metav1.OwnerReference{{
 							APIVersion: "apps/v1", Kind: "StatefulSet", Name: "db", UID: "uid-db",
-							Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
+							Controller: ptr.To(true),
 						}},
 					},
 					Spec: corev1.ServiceSpec{
@@ -133,7 +133,7 @@ func TestHeadlessService(t *testing.T) {
 						Labels: map[string]string{LabelManagedBy: ManagerName},
 						OwnerReferences: []metav1.OwnerReference{{
 							APIVersion: "apps/v1", Kind: "StatefulSet", Name: longName, UID: "uid-long",
-							Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
+							Controller: ptr.To(true),
 						}},
 					},
 					Spec: corev1.ServiceSpec{
@@ -287,7 +287,11 @@ func TestWithControllerReference(t *testing.T) {
 	other := metav1.OwnerReference{Kind: "ConfigMap", Name: "c", UID: "u2"}
 	otherController := metav1.OwnerReference{Kind: "StatefulSet", Name: "b", UID: "u3", Controller: ptr.To(true)}
 	stale := ours
-	stale.BlockOwnerDeletion = ptr.To(false)
+	stale.Name = "a-renamed-in-the-cache"
+	// An earlier statekeeper set blockOwnerDeletion; keeping it needs no
+	// right under OwnerReferencesPermissionEnforcement, setting it would.
+	blocking := ours
+	blocking.BlockOwnerDeletion = ptr.To(true)
 	tests := []struct {
 		name string
 		refs []metav1.OwnerReference
@@ -295,6 +299,7 @@ func TestWithControllerReference(t *testing.T) {
 	}{
 		{name: "none", want: []metav1.OwnerReference{ours}},
 		{name: "replaced in place", refs: []metav1.OwnerReference{stale, other}, want: []metav1.OwnerReference{ours, other}},
+		{name: "a stored blockOwnerDeletion is kept", refs: []metav1.OwnerReference{blocking}, want: []metav1.OwnerReference{blocking}},
 		{name: "another controller dropped, duplicates dropped",
 			refs: []metav1.OwnerReference{other, otherController, stale, stale},
 			want: []metav1.OwnerReference{other, ours}},
