@@ -37,3 +37,24 @@ func withoutLabels(t *testing.T, manifest string) []map[string]any {
 	}
 	return objects
 }
+
+// assertCertManagerAccepts holds a rendered Certificate to the limits of
+// cert-manager's own admission webhook (internal/apis/certmanager/validation
+// in its module, which the local e2e cannot run): a commonName of at most 64
+// characters, and at least one name to issue for.
+func assertCertManagerAccepts(t *testing.T, obj object) {
+	t.Helper()
+	var cert struct {
+		Spec struct {
+			CommonName  string   `json:"commonName"`
+			DNSNames    []string `json:"dnsNames"`
+			IPAddresses []string `json:"ipAddresses"`
+		} `json:"spec"`
+	}
+	require.NoError(t, yaml.Unmarshal(obj.raw, &cert))
+	spec := cert.Spec
+	assert.LessOrEqual(t, len(spec.CommonName), 64,
+		"Certificate %q: cert-manager refuses commonName %q (%d characters, at most 64)", obj.name, spec.CommonName, len(spec.CommonName))
+	assert.True(t, spec.CommonName != "" || len(spec.DNSNames) > 0 || len(spec.IPAddresses) > 0,
+		"Certificate %q names nothing to issue for", obj.name)
+}

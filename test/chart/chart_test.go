@@ -10,6 +10,7 @@ package chart
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -18,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -104,7 +106,12 @@ func (e *helmError) Unwrap() error { return e.err }
 // render runs `helm template` for release sk in namespace statekeeper.
 func render(t *testing.T, values ...string) (string, error) {
 	t.Helper()
-	args := append([]string{"template", releaseName, chartDir, "--namespace", releaseNS}, values...)
+	return renderRelease(t, releaseName, values...)
+}
+
+func renderRelease(t *testing.T, release string, values ...string) (string, error) {
+	t.Helper()
+	args := append([]string{"template", release, chartDir, "--namespace", releaseNS}, values...)
 	return runHelm(t, args...)
 }
 
@@ -115,12 +122,24 @@ func mustRender(t *testing.T, values ...string) string {
 	return out
 }
 
+// valueCase is one release rendered into a golden file: its name (sk when
+// empty) and values.
+type valueCase struct {
+	name    string
+	release string
+	values  []string
+}
+
+func (c valueCase) render(t *testing.T) string {
+	t.Helper()
+	out, err := renderRelease(t, cmp.Or(c.release, releaseName), c.values...)
+	require.NoError(t, err)
+	return out
+}
+
 // valueCases are the value sets rendered into golden files: the defaults and
 // each non-default mode a user or a test layer installs with.
-var valueCases = []struct {
-	name   string
-	values []string
-}{
+var valueCases = []valueCase{
 	{name: "default"},
 	{
 		// Bring your own certificate.
@@ -168,12 +187,19 @@ var valueCases = []struct {
 			"--set", "replicaCount=1",
 		},
 	},
+	{
+		// A 53-character release name: a 63-character fullname, whose
+		// "<fullname> CA" would exceed the 64 characters cert-manager allows
+		// in a commonName.
+		name:    "long-release-name",
+		release: "payments-platform-admission-policies-eu-west-1-prod-a",
+	},
 }
 
 func TestGolden(t *testing.T) {
 	for _, tc := range valueCases {
 		t.Run(tc.name, func(t *testing.T) {
-			got := mustRender(t, tc.values...)
+			got := tc.render(t)
 			golden := filepath.Join("testdata", tc.name+".yaml")
 			if *update {
 				require.NoError(t, os.WriteFile(golden, []byte(got), 0o644))
@@ -246,8 +272,11 @@ func newTyped(kind string) any {
 func TestRenderedObjectsAreWellFormed(t *testing.T) {
 	for _, tc := range valueCases {
 		t.Run(tc.name, func(t *testing.T) {
-			for _, obj := range splitDocuments(t, mustRender(t, tc.values...)) {
+			for _, obj := range splitDocuments(t, tc.render(t)) {
 				assert.LessOrEqual(t, len(obj.name), 63, "%s %q: name longer than 63 characters", obj.kind, obj.name)
+				if obj.kind == "Certificate" {
+					assertCertManagerAccepts(t, obj)
+				}
 				typed := newTyped(obj.kind)
 				if typed == nil {
 					continue
@@ -448,16 +477,19 @@ func TestRBAC(t *testing.T) {
 	clusterRole := decodeOne[rbacv1.ClusterRole](t, manifest, "ClusterRole")
 	role := decodeOne[rbacv1.Role](t, manifest, "Role")
 
+	cached := []string{"list", "watch"}
 	read := []string{"get", "list", "watch"}
 	assert.Equal(t, []rbacv1.PolicyRule{
-		{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets"}, Verbs: read},
-		{APIGroups: []string{""}, Resources: []string{"pods", "persistentvolumeclaims", "namespaces"}, Verbs: read},
+		{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: cached},
+		{APIGroups: []string{""}, Resources: []string{"pods", "persistentvolumeclaims"}, Verbs: cached},
+		{APIGroups: []string{"apps"}, Resources: []string{"statefulsets"}, Verbs: read},
+		{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: read},
 		{APIGroups: []string{""}, Resources: []string{"services"}, Verbs: []string{"get", "list", "watch", "create", "patch", "delete"}},
 		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 		{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 	}, clusterRole.Rules)
 	assert.Equal(t, []rbacv1.PolicyRule{
-		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
+		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}},
 	}, role.Rules)
 	assert.Equal(t, releaseNS, role.Namespace)
 
@@ -524,6 +556,25 @@ func TestInvalidValuesAreRejected(t *testing.T) {
 				"tls.mode=secret needs webhook.caBundle: the base64-encoded PEM CA that signed the certificate in the Secret tls.secretName\n\n" +
 				"Use --debug flag to render out invalid YAML\n",
 		},
+		{
+			name:   "a PodDisruptionBudget that never allows an eviction",
+			values: []string{"--set", "replicaCount=2", "--set", "podDisruptionBudget.minAvailable=2"},
+			wantErr: "Error: execution error at (statekeeper/templates/poddisruptionbudget.yaml:4:4): " +
+				"podDisruptionBudget.minAvailable (2) must be less than replicaCount (2): otherwise no replica may ever be evicted and `kubectl drain` blocks forever\n\n" +
+				"Use --debug flag to render out invalid YAML\n",
+		},
+		{
+			name:    "a PodDisruptionBudget of 100%",
+			values:  []string{"--set", "podDisruptionBudget.minAvailable=100%"},
+			wantErr: schemaError("at '/podDisruptionBudget/minAvailable': '100%' does not match pattern '^[1-9]?[0-9]%$'"),
+		},
+		{
+			name:   "excluded namespaces set to null",
+			values: []string{"--set", "webhook.excludedNamespaces=null"},
+			wantErr: "Error: execution error at (statekeeper/templates/validatingwebhookconfiguration.yaml:1:4): " +
+				"webhook.excludedNamespaces must be a list of namespace names (use [] for none besides the release namespace, which is always excluded); null removes the chart's default list\n\n" +
+				"Use --debug flag to render out invalid YAML\n",
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -539,6 +590,9 @@ func TestLint(t *testing.T) {
 	for _, tc := range valueCases {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"lint", chartDir, "--strict", "--namespace", releaseNS}, tc.values...)
+			if tc.release != "" {
+				args = append(args, "--set", "fullnameOverride="+tc.release+"-statekeeper")
+			}
 			out, err := runHelm(t, args...)
 			require.NoError(t, err, out)
 		})
@@ -551,4 +605,53 @@ func intOrName(name string) intstr.IntOrString { return intstr.FromString(name) 
 func schemaError(violation string) string {
 	return "Error: values don't meet the specifications of the schema(s) in the following chart(s):\n" +
 		"statekeeper:\n- " + violation + "\n\n"
+}
+
+// A PodDisruptionBudget never holds a drain hostage to replicas that are not
+// ready, and leaves room for one eviction.
+func TestPodDisruptionBudget(t *testing.T) {
+	pdb := decodeOne[policyv1.PodDisruptionBudget](t, renderOnly(t, "templates/poddisruptionbudget.yaml"), "PodDisruptionBudget")
+	assert.Equal(t, policyv1.PodDisruptionBudgetSpec{
+		MinAvailable:               ptr.To(intstr.FromInt32(1)),
+		Selector:                   &metav1.LabelSelector{MatchLabels: map[string]string{"app.kubernetes.io/name": "statekeeper", "app.kubernetes.io/instance": releaseName}},
+		UnhealthyPodEvictionPolicy: ptr.To(policyv1.AlwaysAllow),
+	}, pdb.Spec)
+}
+
+// With webhook.url and cert-manager TLS the serving certificate also names
+// the URL's host, which the API server verifies it against.
+func TestServingCertificateNamesTheWebhookURLHost(t *testing.T) {
+	service := []string{"sk-statekeeper-webhook.statekeeper.svc", "sk-statekeeper-webhook.statekeeper.svc.cluster.local"}
+	cases := []struct {
+		url     string
+		wantDNS []string
+		wantIPs []string
+	}{
+		{url: "", wantDNS: service},
+		{url: "https://127.0.0.1:9443", wantDNS: service, wantIPs: []string{"127.0.0.1"}},
+		{url: "https://[::1]:9443/", wantDNS: service, wantIPs: []string{"::1"}},
+		{url: "https://webhooks.example.com", wantDNS: append(slices.Clone(service), "webhooks.example.com")},
+	}
+	for _, tc := range cases {
+		t.Run(tc.url, func(t *testing.T) {
+			manifest := renderOnly(t, "templates/certificates.yaml", "--set", "webhook.url="+tc.url)
+			var found []certificateNames
+			for _, obj := range splitDocuments(t, manifest) {
+				if obj.name == "sk-statekeeper-serving-cert" {
+					var cert struct {
+						Spec certificateNames `json:"spec"`
+					}
+					require.NoError(t, yaml.Unmarshal(obj.raw, &cert))
+					found = append(found, cert.Spec)
+				}
+			}
+			assert.Equal(t, []certificateNames{{DNSNames: tc.wantDNS, IPAddresses: tc.wantIPs}}, found)
+		})
+	}
+}
+
+// certificateNames are the names a cert-manager Certificate issues for.
+type certificateNames struct {
+	DNSNames    []string `json:"dnsNames"`
+	IPAddresses []string `json:"ipAddresses"`
 }

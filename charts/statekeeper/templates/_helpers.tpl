@@ -187,10 +187,34 @@ objectSelector:
 {{- end }}
 
 {{/*
-The TLS mode's requirements, checked once for every render.
+Values the schema cannot refuse, checked once for every render at the top of
+the templates that need them, with a message naming the value.
 */}}
-{{- define "statekeeper.validateTLS" -}}
+{{- define "statekeeper.validateValues" -}}
 {{- if eq .Values.tls.mode "secret" }}
 {{- $_ := required "tls.mode=secret needs webhook.caBundle: the base64-encoded PEM CA that signed the certificate in the Secret tls.secretName" .Values.webhook.caBundle }}
+{{- end }}
+{{- /* --set key=null deletes the key before the schema sees the values. */}}
+{{- if not (kindIs "slice" .Values.webhook.excludedNamespaces) }}
+{{- fail "webhook.excludedNamespaces must be a list of namespace names (use [] for none besides the release namespace, which is always excluded); null removes the chart's default list" }}
+{{- end }}
+{{- end }}
+
+{{/*
+The CA Certificate's commonName: "<fullname> CA", the fullname shortened so
+the whole stays within the 64 characters cert-manager's webhook allows.
+*/}}
+{{- define "statekeeper.caCommonName" -}}
+{{- printf "%s CA" (include "statekeeper.fullname" . | trunc 61 | trimSuffix "-") }}
+{{- end }}
+
+{{/*
+The host of webhook.url without port or IPv6 brackets, or nothing: with
+cert-manager TLS the serving certificate must name it, as the API server
+verifies the certificate against the URL it calls.
+*/}}
+{{- define "statekeeper.webhookURLHost" -}}
+{{- with .Values.webhook.url }}
+{{- regexReplaceAll ":[0-9]+$" (urlParse .).host "" | trimPrefix "[" | trimSuffix "]" }}
 {{- end }}
 {{- end }}
