@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -654,4 +655,19 @@ func TestServingCertificateNamesTheWebhookURLHost(t *testing.T) {
 type certificateNames struct {
 	DNSNames    []string `json:"dnsNames"`
 	IPAddresses []string `json:"ipAddresses"`
+}
+
+// The demo in NOTES.txt runs its dry run in a namespace of its own, one
+// statekeeper reviews: the user's current namespace may be an excluded one.
+func TestNotesDemoRunsInAReviewedNamespace(t *testing.T) {
+	out, err := runHelm(t, "install", releaseName, chartDir, "--namespace", releaseNS, "--dry-run=client")
+	require.NoError(t, err)
+	_, notes, found := strings.Cut(out, "NOTES:\n")
+	require.True(t, found, "helm printed no NOTES")
+	demo := regexp.MustCompile(`kubectl apply --namespace (\S+) --dry-run=server -f -`).FindStringSubmatch(notes)
+	require.NotNil(t, demo, "the demo's dry run names no namespace:\n%s", notes)
+	excluded := regexp.MustCompile(`namespaces except: (\S+)\.`).FindStringSubmatch(notes)
+	require.NotNil(t, excluded, notes)
+	assert.NotContains(t, strings.Split(excluded[1], ","), demo[1])
+	assert.Contains(t, notes, "kubectl create namespace "+demo[1]+"\n")
 }
