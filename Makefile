@@ -49,6 +49,8 @@ KUBECONFIG_LOCAL := $(LOCAL)/kubeconfig
 BIN := $(CURDIR)/bin
 STATEKEEPER := $(BIN)/statekeeper
 IMG ?= statekeeper:dev
+# Stamped into the binary (internal/cli.version) by `make docker-build`.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 # What the scripts under hack/ need, passed explicitly rather than found on PATH.
@@ -95,9 +97,11 @@ bench: ## Run the admission handler benchmarks.
 build: ## Build bin/statekeeper.
 	CGO_ENABLED=0 go build -trimpath -o $(STATEKEEPER) ./cmd/statekeeper
 
+# One platform, the machine's own: kind loads a single-platform archive
+# (hack/e2e-kind.sh), and no registry receives this image.
 .PHONY: docker-build
-docker-build: ## Build the container image (IMG=statekeeper:dev; needs a Docker engine).
-	docker build -t $(IMG) .
+docker-build: ## Build the container image (IMG=statekeeper:dev, VERSION from git; needs a Docker engine).
+	docker build --platform linux/$(shell go env GOARCH) --build-arg VERSION=$(VERSION) -t $(IMG) .
 
 ##@ Local cluster (etcd, kube-apiserver, controller-manager, scheduler and KWOK as local processes)
 
@@ -113,13 +117,21 @@ cluster-down: ## Delete the local cluster.
 # into the cluster KUBECONFIG names and drives it with kubectl. On the local
 # cluster KWOK runs no containers, so the suite runs STATEKEEPER as a local
 # process with the chart Deployment's flags, impersonating the chart's
-# ServiceAccount, and applies cert-manager's CRDs (from its Go module) so the
-# API server validates the chart's Issuers and Certificates. On kind
-# (hack/e2e-kind.sh) the chart's Deployment serves the image E2E_IMAGE and
-# cert-manager itself issues and injects the certificates.
+# ServiceAccount, and cert-manager's issuance and CA injection as another
+# (CERT_MANAGER, built from its Go module by hack/certmanager), with its CRDs
+# applied from the same module. On kind (hack/e2e-kind.sh) the chart's
+# Deployment serves the image E2E_IMAGE and cert-manager runs from its
+# release manifest.
 CERT_MANAGER_VERSION ?= v1.21.2
-CERT_MANAGER_CRDS := $(CACHE)/cert-manager-$(CERT_MANAGER_VERSION)/crds
+CERT_MANAGER_DIR := $(CACHE)/cert-manager-$(CERT_MANAGER_VERSION)
+CERT_MANAGER_CRDS := $(CERT_MANAGER_DIR)/crds
+CERT_MANAGER := $(CERT_MANAGER_DIR)/certmanager
 KIND_CLUSTER ?= statekeeper
+# The node image of kind $(KIND_VERSION)'s release notes closest to the local
+# cluster's Kubernetes ($(KUBE_VERSION)) and inside cert-manager v1.21's
+# tested range (1.33 to 1.36); kind's own default (1.37) is outside it. The
+# digest pins the build made for this kind release.
+KIND_NODE_IMAGE ?= kindest/node:v1.36.4@sha256:099e049362a1526b2db71494e1947aae99bd16290d7c895f2b7ea312e3cbfaed
 KIND_KUBECONFIG := $(LOCAL)/kind-kubeconfig
 E2E_ENV := HELM=$(HELM) KUBECTL=$(KUBECTL) E2E_WORKDIR=$(LOCAL)/e2e
 # The tests mostly wait on the cluster's controllers; run more of them at
@@ -127,16 +139,18 @@ E2E_ENV := HELM=$(HELM) KUBECTL=$(KUBECTL) E2E_WORKDIR=$(LOCAL)/e2e
 E2E_TEST := go test -race -tags e2e -count=1 -parallel 8 -timeout 30m ./e2e/
 
 .PHONY: e2e
-e2e: cluster-up build $(HELM) $(CERT_MANAGER_CRDS) ## Run the end-to-end suite against the local cluster; leaves the cluster running.
+e2e: cluster-up build $(HELM) $(CERT_MANAGER_CRDS) $(CERT_MANAGER) ## Run the end-to-end suite against the local cluster; leaves the cluster running.
 	@# A statekeeper of `make run` would answer beside the one under test.
 	@$(TOOL_ENV) hack/run.sh stop 2>/dev/null
-	KUBECONFIG=$(KUBECONFIG_LOCAL) STATEKEEPER=$(STATEKEEPER) CERT_MANAGER_CRDS=$(CERT_MANAGER_CRDS) $(E2E_ENV) \
+	KUBECONFIG=$(KUBECONFIG_LOCAL) STATEKEEPER=$(STATEKEEPER) \
+		CERT_MANAGER=$(CERT_MANAGER) CERT_MANAGER_CRDS=$(CERT_MANAGER_CRDS) $(E2E_ENV) \
 		$(E2E_TEST)
 
 .PHONY: e2e-kind
 e2e-kind: $(KIND) $(HELM) $(KUBECTL) docker-build ## Run the end-to-end suite on a kind cluster with cert-manager (needs Docker).
-	KIND=$(KIND) KIND_CLUSTER=$(KIND_CLUSTER) KIND_KUBECONFIG=$(KIND_KUBECONFIG) KUBECTL=$(KUBECTL) \
-		IMG=$(IMG) CERT_MANAGER_VERSION=$(CERT_MANAGER_VERSION) hack/e2e-kind.sh
+	KIND=$(KIND) KIND_CLUSTER=$(KIND_CLUSTER) KIND_NODE_IMAGE=$(KIND_NODE_IMAGE) KIND_KUBECONFIG=$(KIND_KUBECONFIG) \
+		KUBECTL=$(KUBECTL) IMG=$(IMG) IMG_PLATFORM=linux/$(shell go env GOARCH) IMG_ARCHIVE=$(LOCAL)/kind-image.tar \
+		CERT_MANAGER_VERSION=$(CERT_MANAGER_VERSION) hack/e2e-kind.sh
 	KUBECONFIG=$(KIND_KUBECONFIG) E2E_IMAGE=$(IMG) $(E2E_ENV) $(E2E_TEST)
 
 # cert-manager's CRDs from its Go module (plain YAML in deploy/crds), cached
@@ -149,10 +163,19 @@ $(CERT_MANAGER_CRDS):
 	chmod -R u+w $@.tmp
 	mv $@.tmp $@
 
+# cert-manager's controllers and CA injector as one local program, from the
+# packages of its Go module (hack/certmanager, its own module so that
+# cert-manager's dependencies stay out of go.mod). Rebuilt when its source
+# changes; the Go build cache makes that a relink.
+$(CERT_MANAGER): hack/certmanager/main.go hack/certmanager/go.mod hack/certmanager/go.sum
+	@grep -q '^require github.com/cert-manager/cert-manager $(CERT_MANAGER_VERSION)$$\|^	github.com/cert-manager/cert-manager $(CERT_MANAGER_VERSION)$$' hack/certmanager/go.mod || \
+		{ echo "hack/certmanager/go.mod does not require cert-manager $(CERT_MANAGER_VERSION) (CERT_MANAGER_VERSION)"; exit 1; }
+	cd hack/certmanager && CGO_ENABLED=0 go build -trimpath -o $@ .
+
 ##@ Tools (cached in ~/.cache/statekeeper or $XDG_CACHE_HOME/statekeeper)
 
 .PHONY: tools
-tools: $(KUBE_APISERVER) $(KWOKCTL) $(HELM) $(ETCD) $(KUBECTL) envtest-assets ## Build or install every tool.
+tools: $(KUBE_APISERVER) $(KWOKCTL) $(HELM) $(ETCD) $(KUBECTL) $(CERT_MANAGER) $(CERT_MANAGER_CRDS) envtest-assets ## Build or install every tool.
 
 # One go install for the three control-plane commands: they share most
 # packages, and the build cache makes a second invocation a no-op.

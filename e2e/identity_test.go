@@ -154,9 +154,12 @@ func (n *namespace) eventuallyHeadlessService(name string, sts *appsv1.StatefulS
 		PublishNotReadyAddresses: true,
 		Selector:                 sts.Spec.Selector.MatchLabels,
 		Ports:                    wantPorts,
+		// No blockOwnerDeletion: the local cluster enforces
+		// OwnerReferencesPermissionEnforcement, and the chart grants no
+		// update on statefulsets/finalizers.
 		Owners: []metav1.OwnerReference{{
 			APIVersion: "apps/v1", Kind: "StatefulSet", Name: sts.Name, UID: sts.UID,
-			Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
+			Controller: ptr.To(true),
 		}},
 	}, headless{
 		ManagedBy:                svc.Labels[policy.LabelManagedBy],

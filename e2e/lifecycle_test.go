@@ -3,16 +3,23 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"encoding/pem"
+	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -35,6 +42,7 @@ func TestReleaseLifecycle(t *testing.T) {
 		name string
 		run  func(t *testing.T)
 	}{
+		{"a renewed serving certificate is served with no failed admission", renewalWithoutFailedAdmission},
 		{"helm upgrade with changed values changes the decisions", upgradeChangesDecisions},
 		{"the failure policies as shipped", failurePoliciesAsShipped},
 		{"helm uninstall leaves no webhook configuration behind", uninstallLeavesNothing},
@@ -97,6 +105,13 @@ func uninstallLeavesNothing(t *testing.T) {
 	certs, err := certManagerObjects(t.Context())
 	require.NoError(t, err)
 	assert.Empty(t, certs, "cert-manager objects left by helm uninstall")
+
+	// What Helm does not own stays, exactly as charts/statekeeper/README.md
+	// says, and goes with the commands it gives.
+	assert.Equal(t, []string{"lease/statekeeper.statekeeper.io", "secret/statekeeper-ca", "secret/statekeeper-tls"}, releaseNamespaceLeftovers(t))
+	runKubectl(t.Context(), "", "--namespace", releaseNamespace, "delete", "secret", "statekeeper-ca", "statekeeper-tls").expect(t, allowed)
+	runKubectl(t.Context(), "", "--namespace", releaseNamespace, "delete", "lease", "statekeeper.statekeeper.io").expect(t, allowed)
+	assert.Empty(t, releaseNamespaceLeftovers(t))
 
 	// Nothing calls statekeeper any more: a managed StatefulSet is stored as written.
 	ns := newNamespace(t, "")
@@ -169,4 +184,136 @@ func restoreDefaultRelease(t *testing.T) {
 	if err != nil {
 		t.Errorf("restoring the default release after a failed lifecycle step: %v", err)
 	}
+}
+
+// renewalWithoutFailedAdmission has cert-manager issue the serving
+// certificate again, as `cmctl renew` would, while admission requests keep
+// coming: the new certificate reaches the server through its mounted Secret
+// and not one request fails.
+func renewalWithoutFailedAdmission(t *testing.T) {
+	ctx := t.Context()
+	deploy, err := suite.release.deployment(ctx)
+	require.NoError(t, err)
+	cert, err := servingCertificate(ctx, deploy)
+	require.NoError(t, err)
+	secretKey := client.ObjectKey{Namespace: releaseNamespace}
+	secretKey.Name, _, _ = unstructured.NestedString(cert.Object, "spec", "secretName")
+	var secret corev1.Secret
+	require.NoError(t, suite.client.Get(ctx, secretKey, &secret))
+	before := secret.Data["tls.crt"]
+
+	load := startAdmissionLoad()
+	require.NoError(t, renewCertificate(ctx, cert.GetName()))
+	var renewed []byte
+	eventually(t, "cert-manager to write a new certificate into secret "+secretKey.Name, func(ctx context.Context) (bool, string, error) {
+		if err := suite.client.Get(ctx, secretKey, &secret); err != nil {
+			return false, "", err
+		}
+		if err := suite.client.Get(ctx, client.ObjectKeyFromObject(cert), cert); err != nil {
+			return false, "", err
+		}
+		renewed = secret.Data["tls.crt"]
+		issuing, ready := certificateCondition(cert, "Issuing"), certificateCondition(cert, "Ready")
+		return !bytes.Equal(renewed, before) && issuing != "True" && ready == "True",
+			fmt.Sprintf("issuing %q, ready %q, certificate changed %t", issuing, ready, !bytes.Equal(renewed, before)), nil
+	})
+	block, _ := pem.Decode(renewed)
+	require.NotNil(t, block, "secret %s: tls.crt holds no PEM certificate", secretKey.Name)
+	if suite.release.local != nil {
+		eventually(t, "statekeeper to serve the new certificate", func(ctx context.Context) (bool, string, error) {
+			served, err := suite.release.local.servedCertificate(ctx, secret.Data["ca.crt"])
+			if err != nil {
+				return false, err.Error(), nil
+			}
+			return bytes.Equal(served, block.Bytes), "the old certificate is still served", nil
+		})
+	} else {
+		// The kubelet refreshes a mounted Secret within about a minute; the
+		// requests keep coming over that time.
+		load.await(t, 900)
+	}
+	sent, failed := load.stop()
+	t.Logf("%d admission requests while the certificate was renewed, %d failed", sent, len(failed))
+	assert.Positive(t, sent)
+	assert.Empty(t, failed, "admission requests that failed while the certificate was renewed")
+}
+
+// admissionLoad sends server-side dry runs of the mutation probe one after
+// another, and keeps every one that did not come back mutated.
+type admissionLoad struct {
+	done   chan struct{}
+	finish sync.WaitGroup
+	mu     sync.Mutex
+	sent   int
+	failed []string
+}
+
+// maxLoadRequests bounds a load that is never stopped.
+const maxLoadRequests = 3000
+
+func startAdmissionLoad() *admissionLoad {
+	l := &admissionLoad{done: make(chan struct{})}
+	l.finish.Go(func() {
+		for range maxLoadRequests {
+			select {
+			case <-l.done:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			probe := mutationProbe()
+			err := suite.client.Create(ctx, probe, client.DryRunAll)
+			cancel()
+			if err == nil && probe.Spec.ServiceName == "" {
+				err = errors.New("admitted without statekeeper's mutation")
+			}
+			l.mu.Lock()
+			l.sent++
+			if err != nil {
+				l.failed = append(l.failed, err.Error())
+			}
+			l.mu.Unlock()
+		}
+	})
+	return l
+}
+
+// await waits until n more requests were sent.
+func (l *admissionLoad) await(t *testing.T, n int) {
+	t.Helper()
+	l.mu.Lock()
+	target := l.sent + n
+	l.mu.Unlock()
+	eventually(t, fmt.Sprintf("%d more admission requests", n), func(context.Context) (bool, string, error) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.sent >= target, fmt.Sprintf("%d of %d sent", l.sent, target), nil
+	})
+}
+
+// stop ends the load and returns how many requests were sent and why each
+// failed one failed.
+func (l *admissionLoad) stop() (sent int, failed []string) {
+	close(l.done)
+	l.finish.Wait()
+	return l.sent, l.failed
+}
+
+// releaseNamespaceLeftovers lists the Secrets and Leases in the release's
+// namespace as "kind/name".
+func releaseNamespaceLeftovers(t *testing.T) []string {
+	t.Helper()
+	var left []string
+	var secrets corev1.SecretList
+	require.NoError(t, suite.client.List(t.Context(), &secrets, client.InNamespace(releaseNamespace)))
+	for _, s := range secrets.Items {
+		left = append(left, "secret/"+s.Name)
+	}
+	var leases coordinationv1.LeaseList
+	require.NoError(t, suite.client.List(t.Context(), &leases, client.InNamespace(releaseNamespace)))
+	for _, l := range leases.Items {
+		left = append(left, "lease/"+l.Name)
+	}
+	slices.Sort(left)
+	return left
 }

@@ -3,26 +3,26 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 const (
@@ -34,43 +34,51 @@ const (
 )
 
 // localServer runs the statekeeper binary as a local process standing in for
-// the chart's Deployment on a cluster that runs no containers.
+// the chart's Deployment on a cluster that runs no containers. Its serving
+// certificate is the Secret the Deployment mounts, kept in a directory as
+// the kubelet keeps a secret volume.
 type localServer struct {
+	process
 	binary     string
 	kubeconfig string // the cluster's, impersonated into workDir
 	workDir    string
-	certDir    string
-	logPath    string
-	caBundle   []byte
+	certs      *secretVolume
 	port       int // HTTPS webhook port, fixed for the suite's life
 	healthPort int
-
-	cmd    *exec.Cmd
-	exited chan error
 }
 
-func newLocalServer(s settings) *localServer {
-	return &localServer{
+func newLocalServer(s settings) (*localServer, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	healthPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	server := &localServer{
+		process:    process{name: "statekeeper", logPath: filepath.Join(s.workDir, "statekeeper.log")},
 		binary:     s.statekeeper,
 		kubeconfig: s.kubeconfig,
 		workDir:    s.workDir,
-		certDir:    filepath.Join(s.workDir, "certs"),
-		logPath:    filepath.Join(s.workDir, "statekeeper.log"),
+		port:       port,
+		healthPort: healthPort,
 	}
+	// The log holds this run only; restarts within it append.
+	return server, server.freshLog()
 }
 
-// url is the webhook URL of path on the local server.
-func (s *localServer) url(path string) string {
-	return fmt.Sprintf("https://%s:%d%s", localHost, s.port, path)
+// baseURL is what the chart's webhook.url is set to: the webhooks call the
+// local server, and the serving certificate names its host.
+func (s *localServer) baseURL() string {
+	return fmt.Sprintf("https://%s:%d", localHost, s.port)
 }
 
-// start runs the binary with the flags of deploy's container, only the
-// listening addresses, the certificate directory and the kubeconfig
-// replaced, and waits until it reports ready.
+// start mounts the Deployment's serving certificate, runs the binary with
+// the flags of deploy's container, only the listening addresses, the
+// certificate directory and the kubeconfig replaced, and waits until it
+// reports ready.
 func (s *localServer) start(ctx context.Context, deploy *appsv1.Deployment) error {
-	if err := s.prepare(ctx); err != nil {
-		return err
-	}
 	container, err := containerNamed(deploy, chartContainer)
 	if err != nil {
 		return err
@@ -83,70 +91,39 @@ func (s *localServer) start(ctx context.Context, deploy *appsv1.Deployment) erro
 	if err != nil {
 		return err
 	}
+	secret, _, err := servingSecret(deploy)
+	if err != nil {
+		return err
+	}
+	s.certs = &secretVolume{
+		key:  client.ObjectKey{Namespace: deploy.Namespace, Name: secret.SecretName},
+		dir:  filepath.Join(s.workDir, "certs"),
+		mode: os.FileMode(ptr.Deref(secret.DefaultMode, 0o644)),
+	}
+	if err := s.certs.mount(ctx); err != nil {
+		return err
+	}
 	args := localArgs(container.Args, map[string]string{
 		"webhook-host":              localHost,
 		"webhook-port":              fmt.Sprint(s.port),
-		"cert-dir":                  s.certDir,
+		"cert-dir":                  s.certs.dir,
 		"health-probe-bind-address": fmt.Sprintf("%s:%d", localHost, s.healthPort),
 		"metrics-bind-address":      "0",
 		"kubeconfig":                kubeconfig,
 	})
-
-	logFile, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
+	if err := s.process.start(s.binary, args, env); err != nil {
+		s.certs.unmount()
 		return err
 	}
-	fmt.Fprintf(logFile, "\n=== %s %s %s\n", time.Now().Format(time.RFC3339), s.binary, strings.Join(args, " "))
-	cmd := exec.Command(s.binary, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	endWithSuite(cmd)
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return fmt.Errorf("starting %s: %w", s.binary, err)
-	}
-	exited := make(chan error, 1)
-	go func() {
-		exited <- cmd.Wait()
-		logFile.Close()
-	}()
-	s.cmd, s.exited = cmd, exited
 	return s.waitReady(ctx)
-}
-
-// prepare starts a fresh log and makes, once, the serving certificate for localHost (signed by the
-// development CA, whose bundle the webhooks get) and picks the ports.
-func (s *localServer) prepare(ctx context.Context) error {
-	if s.caBundle != nil {
-		return nil
-	}
-	// The log holds this run only; restarts within it append.
-	if err := os.Remove(s.logPath); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	out, err := exec.CommandContext(ctx, devCAScript, s.certDir, localHost).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("%s: %w: %s", devCAScript, err, out)
-	}
-	if s.caBundle, err = os.ReadFile(filepath.Join(s.certDir, "ca.crt")); err != nil {
-		return err
-	}
-	if s.port, err = freePort(); err != nil {
-		return err
-	}
-	s.healthPort, err = freePort()
-	return err
 }
 
 func (s *localServer) waitReady(ctx context.Context) error {
 	readyz := fmt.Sprintf("http://%s:%d/readyz", localHost, s.healthPort)
 	var lastErr error
 	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		select {
-		case err := <-s.exited:
-			s.cmd = nil
-			return false, fmt.Errorf("statekeeper exited: %v", err)
-		default:
+		if err := s.exitedEarly(); err != nil {
+			return false, err
 		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, readyz, nil)
 		if err != nil {
@@ -167,24 +144,30 @@ func (s *localServer) waitReady(ctx context.Context) error {
 	return nil
 }
 
-// stop ends the process as the kubelet would: SIGTERM, then SIGKILL after
-// a grace period. Stopping a stopped server does nothing.
+// stop ends the process as the kubelet would and stops following its
+// certificate. Stopping a stopped server does nothing.
 func (s *localServer) stop() error {
-	if s.cmd == nil {
-		return nil
+	err := s.process.stop()
+	if s.certs != nil {
+		s.certs.unmount()
 	}
-	defer func() { s.cmd = nil }()
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return err
+	return err
+}
+
+// servedCertificate is the DER of the leaf certificate the server presents
+// now, verified against the CA bundle as the API server verifies it.
+func (s *localServer) servedCertificate(ctx context.Context, caBundle []byte) ([]byte, error) {
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(caBundle) {
+		return nil, errors.New("no certificate in the CA bundle")
 	}
-	select {
-	case <-s.exited:
-		return nil
-	case <-time.After(30 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.exited
-		return fmt.Errorf("statekeeper did not stop within 30s of SIGTERM; killed it (log %s)", s.logPath)
+	dialer := &tls.Dialer{Config: &tls.Config{RootCAs: roots, ServerName: localHost, MinVersion: tls.VersionTLS12}}
+	conn, err := dialer.DialContext(ctx, "tcp", net.JoinHostPort(localHost, fmt.Sprint(s.port)))
+	if err != nil {
+		return nil, err
 	}
+	defer conn.Close()
+	return conn.(*tls.Conn).ConnectionState().PeerCertificates[0].Raw, nil
 }
 
 // impersonatingKubeconfig writes the cluster's kubeconfig with the chart's
@@ -209,26 +192,6 @@ func (s *localServer) impersonatingKubeconfig(namespace, serviceAccount string) 
 	user.Impersonate = fmt.Sprintf("system:serviceaccount:%s:%s", namespace, serviceAccount)
 	path := filepath.Join(s.workDir, "kubeconfig-"+serviceAccount)
 	return path, clientcmd.WriteToFile(*raw, path)
-}
-
-// dumpLog writes the last lines of the server's log.
-func (s *localServer) dumpLog(w io.Writer) {
-	f, err := os.Open(s.logPath)
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	const keep = 40
-	var lines []string
-	scanner := bufio.NewScanner(f)
-	scanner.Buffer(make([]byte, 0, 64*1024), 1024*1024)
-	for scanner.Scan() {
-		lines = append(lines, scanner.Text())
-		if len(lines) > keep {
-			lines = lines[1:]
-		}
-	}
-	fmt.Fprintf(w, "--- the last %d lines of %s\n%s\n---\n", len(lines), s.logPath, strings.Join(lines, "\n"))
 }
 
 // localArgs returns the container's arguments with the flags in replace set

@@ -25,10 +25,9 @@ import (
 )
 
 const (
-	// chartDir and devCAScript are relative to this package: go test runs
-	// in the package directory.
-	chartDir    = "../charts/statekeeper"
-	devCAScript = "../certs/dev-ca.sh"
+	// chartDir is relative to this package: go test runs in the package
+	// directory.
+	chartDir = "../charts/statekeeper"
 
 	// releaseName and releaseNamespace are the Helm release under test.
 	releaseName      = "statekeeper"
@@ -53,10 +52,12 @@ type settings struct {
 	statekeeper string
 	// image, when set, is installed through the chart's Deployment instead.
 	image string
-	// certManagerCRDs is a directory of cert-manager's CRDs, applied on the
-	// local cluster so the API server validates the chart's Issuers and
-	// Certificates; on kind cert-manager itself is installed beforehand.
+	// certManagerCRDs is a directory of cert-manager's CRDs and certManager
+	// the program that runs its issuance and CA injection (hack/certmanager),
+	// both for the local cluster; on kind cert-manager itself is installed
+	// beforehand.
 	certManagerCRDs string
+	certManager     string
 	// workDir keeps the local server's certificates, kubeconfig and log.
 	workDir string
 }
@@ -69,6 +70,7 @@ func settingsFromEnv() (settings, error) {
 		statekeeper:     os.Getenv("STATEKEEPER"),
 		image:           os.Getenv("E2E_IMAGE"),
 		certManagerCRDs: os.Getenv("CERT_MANAGER_CRDS"),
+		certManager:     os.Getenv("CERT_MANAGER"),
 		workDir:         os.Getenv("E2E_WORKDIR"),
 	}
 	var errs []error
@@ -87,6 +89,9 @@ func settingsFromEnv() (settings, error) {
 	if s.image == "" && s.statekeeper == "" {
 		errs = append(errs, errors.New("STATEKEEPER must name the statekeeper binary when E2E_IMAGE is unset (local cluster)"))
 	}
+	if s.image == "" && (s.certManager == "" || s.certManagerCRDs == "") {
+		errs = append(errs, errors.New("CERT_MANAGER and CERT_MANAGER_CRDS must name hack/certmanager's binary and cert-manager's CRDs when E2E_IMAGE is unset (local cluster)"))
+	}
 	if s.workDir == "" {
 		dir, err := os.MkdirTemp("", "statekeeper-e2e-")
 		if err != nil {
@@ -96,6 +101,9 @@ func settingsFromEnv() (settings, error) {
 	}
 	if abs, err := filepath.Abs(s.workDir); err == nil {
 		s.workDir = abs
+	}
+	if err := os.MkdirAll(s.workDir, 0o755); err != nil {
+		errs = append(errs, err)
 	}
 	return s, errors.Join(errs...)
 }
@@ -111,6 +119,8 @@ var suite struct {
 	config   *rest.Config
 	client   client.Client
 	release  *release
+	// certManager runs cert-manager on the local cluster; nil on kind.
+	certManager *certManager
 }
 
 func TestMain(m *testing.M) {
@@ -128,6 +138,14 @@ func runSuite(m *testing.M) int {
 	if err := prepareCluster(ctx); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: preparing the cluster: %v\n", err)
 		return 1
+	}
+	if suite.certManager != nil {
+		// Stopped last: the release's uninstall still deletes its Certificates.
+		defer func() {
+			if err := suite.certManager.stop(); err != nil {
+				fmt.Fprintf(os.Stderr, "e2e: stopping cert-manager: %v\n", err)
+			}
+		}()
 	}
 	if err := suite.release.install(ctx); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: installing statekeeper: %v\n", err)
@@ -176,13 +194,16 @@ func initSuite() error {
 	if suite.client, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
 		return err
 	}
-	suite.release = newRelease(s)
-	return nil
+	suite.release, err = newRelease(s)
+	if err == nil && s.local() {
+		suite.certManager = newCertManager(s)
+	}
+	return err
 }
 
 // prepareCluster makes the cluster ready for an install: what an interrupted
-// run left is removed, cert-manager's CRDs are present, and the probe
-// namespace exists.
+// run left is removed, cert-manager's CRDs are present and, on the local
+// cluster, cert-manager runs, and the probe namespace exists.
 func prepareCluster(ctx context.Context) error {
 	if err := suite.release.removeLeftovers(ctx); err != nil {
 		return err
@@ -192,6 +213,11 @@ func prepareCluster(ctx context.Context) error {
 	}
 	if err := ensureCertManagerCRDs(ctx); err != nil {
 		return err
+	}
+	if suite.certManager != nil {
+		if err := suite.certManager.start(); err != nil {
+			return err
+		}
 	}
 	err := suite.client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: probeNamespace}})
 	if err != nil && !apierrors.IsAlreadyExists(err) {

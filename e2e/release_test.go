@@ -19,7 +19,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -38,20 +37,19 @@ type release struct {
 	// local is the server process on a cluster without containers; nil
 	// when the chart's Deployment serves.
 	local *localServer
-	// chartClientConfigs are the clientConfigs the chart rendered, by
-	// configuration and webhook name, kept while the webhooks point at the
-	// local process (see restoreChartClientConfigs).
-	chartClientConfigs map[string]admissionregistrationv1.WebhookClientConfig
 	// deploymentReplicas is the chart's replica count, restored by start.
 	deploymentReplicas int32
 }
 
-func newRelease(s settings) *release {
+func newRelease(s settings) (*release, error) {
 	r := &release{settings: s}
 	if s.local() {
-		r.local = newLocalServer(s)
+		var err error
+		if r.local, err = newLocalServer(s); err != nil {
+			return nil, err
+		}
 	}
-	return r
+	return r, nil
 }
 
 // install runs `helm install` of the chart with the given --set values and
@@ -68,18 +66,6 @@ func (r *release) install(ctx context.Context, values ...string) error {
 // previous release's), then waits until the upgraded server answers, as a
 // rollout of the Deployment would replace it.
 func (r *release) upgrade(ctx context.Context, values ...string) error {
-	if r.local != nil {
-		// Helm applies the chart's clientConfig (a Service) onto webhooks
-		// that now carry a URL, and the API server refuses a webhook with
-		// both; cert-manager's injector only fills the CA bundle, so a real
-		// cluster never meets this.
-		if err := r.restoreChartClientConfigs(ctx); err != nil {
-			return err
-		}
-		if err := r.local.stop(); err != nil {
-			return err
-		}
-	}
 	args := append([]string{"upgrade", releaseName, chartDir, "--namespace", releaseNamespace, "--reset-values"}, r.helmValues(values)...)
 	if _, err := r.helm(ctx, args...); err != nil {
 		return err
@@ -98,7 +84,6 @@ func (r *release) uninstall(ctx context.Context) error {
 	if _, helmErr := r.helm(ctx, "uninstall", releaseName, "--namespace", releaseNamespace, "--wait", "--timeout", "2m"); helmErr != nil {
 		err = errors.Join(err, helmErr)
 	}
-	r.chartClientConfigs = nil
 	return err
 }
 
@@ -187,9 +172,10 @@ func (r *release) start(ctx context.Context) error {
 }
 
 // serve brings the server of the installed release up and waits until the
-// API server reaches it. Locally that is a process with the Deployment's
-// flags, and the webhooks re-pointed at it; on a real cluster the
-// Deployment's rollout.
+// API server reaches it: the serving certificate issued and mounted, its CA
+// injected into both webhook configurations, and a mutation seen. Locally
+// the server is a process with the Deployment's flags and volume; on a real
+// cluster the Deployment's rollout.
 func (r *release) serve(ctx context.Context) error {
 	deploy, err := r.deployment(ctx)
 	if err != nil {
@@ -199,10 +185,10 @@ func (r *release) serve(ctx context.Context) error {
 		if err := r.local.stop(); err != nil {
 			return err
 		}
-		if err := r.local.start(ctx, deploy); err != nil {
-			return err
+		if err := suite.certManager.exitedEarly(); err != nil {
+			return err // nothing would issue the certificate to mount
 		}
-		if err := r.pointWebhooksAtLocalServer(ctx); err != nil {
+		if err := r.local.start(ctx, deploy); err != nil {
 			return err
 		}
 	} else {
@@ -210,6 +196,9 @@ func (r *release) serve(ctx context.Context) error {
 		if res.err != nil {
 			return fmt.Errorf("waiting for statekeeper's rollout: %s", res)
 		}
+	}
+	if err := waitForTLS(ctx, deploy); err != nil {
+		return err
 	}
 	return waitUntilMutating(ctx)
 }
@@ -224,95 +213,6 @@ func (r *release) deployment(ctx context.Context) (*appsv1.Deployment, error) {
 		return nil, fmt.Errorf("want the chart's one Deployment in namespace %s, found %d", releaseNamespace, len(list.Items))
 	}
 	return &list.Items[0], nil
-}
-
-// pointWebhooksAtLocalServer rewrites the clientConfig of every webhook the
-// chart installed to the local process's URL and CA bundle; rules,
-// selectors, match conditions, failure policies and timeouts stay the
-// chart's.
-func (r *release) pointWebhooksAtLocalServer(ctx context.Context) error {
-	if r.chartClientConfigs == nil {
-		r.chartClientConfigs = map[string]admissionregistrationv1.WebhookClientConfig{}
-	}
-	repoint := func(config string, cc *admissionregistrationv1.WebhookClientConfig) error {
-		if _, kept := r.chartClientConfigs[config]; !kept {
-			r.chartClientConfigs[config] = *cc.DeepCopy()
-		}
-		chart := r.chartClientConfigs[config]
-		if chart.Service == nil || chart.Service.Path == nil {
-			return fmt.Errorf("%s: the chart's clientConfig names no Service path", config)
-		}
-		cc.Service = nil
-		cc.URL = ptr.To(r.local.url(*chart.Service.Path))
-		cc.CABundle = r.local.caBundle
-		return nil
-	}
-	return r.editWebhooks(ctx, repoint)
-}
-
-// restoreChartClientConfigs puts back the clientConfigs the chart rendered.
-func (r *release) restoreChartClientConfigs(ctx context.Context) error {
-	if len(r.chartClientConfigs) == 0 {
-		return nil
-	}
-	err := r.editWebhooks(ctx, func(config string, cc *admissionregistrationv1.WebhookClientConfig) error {
-		if chart, ok := r.chartClientConfigs[config]; ok {
-			*cc = *chart.DeepCopy()
-		}
-		return nil
-	})
-	r.chartClientConfigs = nil
-	return err
-}
-
-// editWebhooks applies edit to the clientConfig of each webhook of the
-// release's two configurations; edit gets a key naming configuration and
-// webhook.
-func (r *release) editWebhooks(ctx context.Context, edit func(key string, cc *admissionregistrationv1.WebhookClientConfig) error) error {
-	var mutating admissionregistrationv1.MutatingWebhookConfigurationList
-	if err := suite.client.List(ctx, &mutating, instanceSelector); err != nil {
-		return err
-	}
-	var validating admissionregistrationv1.ValidatingWebhookConfigurationList
-	if err := suite.client.List(ctx, &validating, instanceSelector); err != nil {
-		return err
-	}
-	if len(mutating.Items) != 1 || len(validating.Items) != 1 {
-		return fmt.Errorf("want the chart's mutating and validating webhook configurations, found %d and %d", len(mutating.Items), len(validating.Items))
-	}
-	name := mutating.Items[0].Name
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		var c admissionregistrationv1.MutatingWebhookConfiguration
-		if err := suite.client.Get(ctx, client.ObjectKey{Name: name}, &c); err != nil {
-			return err
-		}
-		for i := range c.Webhooks {
-			if err := edit("mutating/"+c.Name+"/"+c.Webhooks[i].Name, &c.Webhooks[i].ClientConfig); err != nil {
-				return err
-			}
-		}
-		return suite.client.Update(ctx, &c)
-	})
-	if err != nil {
-		return fmt.Errorf("editing mutatingwebhookconfiguration %s: %w", name, err)
-	}
-	name = validating.Items[0].Name
-	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		var c admissionregistrationv1.ValidatingWebhookConfiguration
-		if err := suite.client.Get(ctx, client.ObjectKey{Name: name}, &c); err != nil {
-			return err
-		}
-		for i := range c.Webhooks {
-			if err := edit("validating/"+c.Name+"/"+c.Webhooks[i].Name, &c.Webhooks[i].ClientConfig); err != nil {
-				return err
-			}
-		}
-		return suite.client.Update(ctx, &c)
-	})
-	if err != nil {
-		return fmt.Errorf("editing validatingwebhookconfiguration %s: %w", name, err)
-	}
-	return nil
 }
 
 // webhookConfigurations lists the names of every webhook configuration in
@@ -357,10 +257,13 @@ func certManagerObjects(ctx context.Context) ([]string, error) {
 	return names, nil
 }
 
-// helmValues adds the image to install on a cluster that runs containers.
+// helmValues adds the image to install on a cluster that runs containers,
+// or the local server's URL on one that does not.
 func (r *release) helmValues(values []string) []string {
 	var args []string
-	if r.local == nil {
+	if r.local != nil {
+		values = append([]string{"webhook.url=" + r.local.baseURL()}, values...)
+	} else {
 		repo, tag := splitImage(r.settings.image)
 		values = append([]string{"image.repository=" + repo, "image.tag=" + tag}, values...)
 		// The chart waits for its Deployment and for cert-manager to issue
@@ -392,11 +295,14 @@ func (r *release) helm(ctx context.Context, args ...string) (string, error) {
 	return stdout.String(), nil
 }
 
-// dumpLog writes the end of the local server's log, where a failure's cause
-// usually shows.
+// dumpLog writes the end of the local server's and cert-manager's logs,
+// where a failure's cause usually shows.
 func (r *release) dumpLog(w io.Writer) {
 	if r.local != nil {
 		r.local.dumpLog(w)
+	}
+	if suite.certManager != nil {
+		suite.certManager.dumpLog(w)
 	}
 }
 

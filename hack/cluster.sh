@@ -28,6 +28,11 @@ export KWOK_ETCD_VERSION
 # watches fail at once and KWOK, which watches that way, would see pods only
 # on its backed-off relists. Off, those watches work as they did before 1.34.
 KUBE_FEATURE_GATES=${KUBE_FEATURE_GATES:-WatchList=false}
+# Admission plugins beyond the defaults, as hardened clusters (OpenShift among
+# them) run: OwnerReferencesPermissionEnforcement refuses a blockOwnerDeletion
+# that its writer may not set, which the e2e suite's ServiceAccount-bound
+# statekeeper would otherwise never meet.
+KUBE_ADMISSION_PLUGINS=${KUBE_ADMISSION_PLUGINS:-OwnerReferencesPermissionEnforcement}
 
 kwokctl() { "$KWOK_DIR/kwokctl" "$@"; }
 kubectl() { "$KUBECTL" --kubeconfig "$KUBECONFIG_LOCAL" "$@"; }
@@ -53,6 +58,7 @@ create_cluster() {
 		--kwok-controller-binary "$KWOK_DIR/kwok" \
 		--etcd-binary "$ETCD" \
 		--kube-feature-gates "$KUBE_FEATURE_GATES" \
+		--extra-args "kube-apiserver=enable-admission-plugins=$KUBE_ADMISSION_PLUGINS" \
 		--kubeconfig "" \
 		--wait 3m
 }

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Prepares a kind cluster for the e2e suite (make e2e-kind): creates the
-# cluster unless it exists, loads the statekeeper image built by `make
-# docker-build` into its nodes, and installs cert-manager from its release
-# manifest, waiting until cert-manager's webhook admits its own objects.
+# cluster from the pinned node image unless it exists, loads the statekeeper
+# image built by `make docker-build` into its nodes from a single-platform
+# archive, and installs cert-manager from its release manifest, waiting until
+# cert-manager's webhook admits its own objects.
 # Needs Docker; the Makefile passes the tools and names below.
 set -euo pipefail
 
-: "${KIND:?}" "${KIND_CLUSTER:?}" "${KIND_KUBECONFIG:?}" "${KUBECTL:?}" "${IMG:?}" "${CERT_MANAGER_VERSION:?}"
+: "${KIND:?}" "${KIND_CLUSTER:?}" "${KIND_NODE_IMAGE:?}" "${KIND_KUBECONFIG:?}" "${KUBECTL:?}"
+: "${IMG:?}" "${IMG_PLATFORM:?}" "${IMG_ARCHIVE:?}" "${CERT_MANAGER_VERSION:?}"
 
 kubectl() { "$KUBECTL" --kubeconfig "$KIND_KUBECONFIG" "$@"; }
 log() { printf '%s\n' "$*" >&2; }
@@ -15,13 +17,29 @@ mkdir -p "$(dirname "$KIND_KUBECONFIG")"
 if "$KIND" get clusters 2>/dev/null | grep -qx "$KIND_CLUSTER"; then
 	log "reusing kind cluster $KIND_CLUSTER"
 	"$KIND" export kubeconfig --name "$KIND_CLUSTER" --kubeconfig "$KIND_KUBECONFIG"
+	want=${KIND_NODE_IMAGE%@*}
+	want=${want##*:}
+	have=$(kubectl get nodes -o jsonpath='{.items[0].status.nodeInfo.kubeletVersion}')
+	if [[ $have != "$want" ]]; then
+		log "kind cluster $KIND_CLUSTER runs Kubernetes $have, not $want of KIND_NODE_IMAGE; delete it (kind delete cluster --name $KIND_CLUSTER) to test the pinned version"
+	fi
 else
-	"$KIND" create cluster --name "$KIND_CLUSTER" --kubeconfig "$KIND_KUBECONFIG" --wait 3m
+	"$KIND" create cluster --name "$KIND_CLUSTER" --image "$KIND_NODE_IMAGE" --kubeconfig "$KIND_KUBECONFIG" --wait 3m
 fi
 
-# A tag other than :latest keeps the chart's imagePullPolicy IfNotPresent
-# from pulling what kind loaded.
-"$KIND" load docker-image "$IMG" --name "$KIND_CLUSTER"
+# `kind load docker-image` fails on Docker's containerd image store, whose
+# images are multi-platform indexes (kind issue #3795): save one platform to
+# an archive and load that. Docker before 27 has no --platform on save, and
+# its classic store holds one platform anyway. A tag other than :latest keeps
+# the chart's imagePullPolicy IfNotPresent from pulling what kind loaded.
+mkdir -p "$(dirname "$IMG_ARCHIVE")"
+if docker save --help 2>/dev/null | grep -q -- '--platform'; then
+	docker save --platform "$IMG_PLATFORM" --output "$IMG_ARCHIVE" "$IMG"
+else
+	docker save --output "$IMG_ARCHIVE" "$IMG"
+fi
+"$KIND" load image-archive "$IMG_ARCHIVE" --name "$KIND_CLUSTER"
+rm -f "$IMG_ARCHIVE"
 
 kubectl apply --server-side --force-conflicts \
 	-f "https://github.com/cert-manager/cert-manager/releases/download/$CERT_MANAGER_VERSION/cert-manager.yaml" >/dev/null
