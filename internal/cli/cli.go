@@ -1,5 +1,5 @@
-// Package cli is statekeeper's command line: the `serve`, `check` and
-// `version` subcommands, their flags (see internal/config) and exit codes.
+// Package cli is statekeeper's command line: the `serve`, `check`, `audit`
+// and `version` subcommands, their flags (see internal/config) and exit codes.
 package cli
 
 import (
@@ -42,6 +42,7 @@ func commands() []command {
 	return []command{
 		{name: "serve", summary: "run the admission webhook server and the headless-Service reconciler", run: runServe},
 		{name: "check", summary: "check manifests offline with the same mutations and rules as the server", run: runCheck},
+		{name: "audit", summary: "audit what a live cluster already stores by the same rules (read-only)", run: runAudit},
 		{name: "version", summary: "print the version", run: runVersion},
 	}
 }

@@ -83,7 +83,7 @@ func TestCommands(t *testing.T) {
 			name: "serve: unusable environment variable",
 			args: []string{"serve"},
 			env:  map[string]string{"STATEKEEPER_DEFAULT_MODE": "strict"},
-			want: result{code: ExitUsage, stderr: "error: STATEKEEPER_DEFAULT_MODE=\"strict\" (--default-mode): unknown mode \"strict\": must be one of \"enforce\", \"warn\", \"off\"\n"},
+			want: result{code: ExitUsage, stderr: "error: STATEKEEPER_DEFAULT_MODE=\"strict\" (--default-mode): unknown mode \"strict\": must be one of \"enforce\", \"warn\", \"audit\", \"off\"\n"},
 		},
 		{
 			name: "serve: certificates missing",

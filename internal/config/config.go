@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -54,6 +55,14 @@ type Config struct {
 	// ClusterDomain builds the pods' fully qualified names.
 	ClusterDomain string
 
+	// Audit runs the background audit on the elected leader: findings as
+	// metrics and Events, and as PolicyReports when AuditReports is set.
+	Audit        bool
+	AuditReports bool
+	// AuditInterval is the period of the audit's full passes; 0 audits only
+	// at start and on changes.
+	AuditInterval time.Duration
+
 	// EnableHTTP2 serves the webhook over HTTP/2 too; off by default because of
 	// the HTTP/2 rapid-reset and stream-cancellation CVEs.
 	EnableHTTP2 bool
@@ -82,6 +91,9 @@ func Default() Config {
 		ClusterDomain:          "cluster.local",
 		LogFormat:              LogFormatJSON,
 		LogLevel:               "info",
+		Audit:                  true,
+		AuditReports:           true,
+		AuditInterval:          time.Hour,
 	}
 }
 
@@ -127,6 +139,9 @@ func (c Config) Validate() error {
 		for _, msg := range validation.IsDNS1123Subdomain(c.ClusterDomain) {
 			add(FlagClusterDomain, "%q is not a valid domain: %s", c.ClusterDomain, msg)
 		}
+	}
+	if c.AuditInterval < 0 {
+		add(FlagAuditInterval, "must not be negative, got %s", c.AuditInterval)
 	}
 	if c.LogFormat != LogFormatJSON && c.LogFormat != LogFormatConsole {
 		add(FlagLogFormat, "unknown log format %q: must be %q or %q", c.LogFormat, LogFormatJSON, LogFormatConsole)

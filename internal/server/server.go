@@ -27,9 +27,11 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	"github.com/statekeeper/statekeeper/internal/auditor"
 	"github.com/statekeeper/statekeeper/internal/config"
 	"github.com/statekeeper/statekeeper/internal/lookup"
 	"github.com/statekeeper/statekeeper/internal/reconciler"
+	"github.com/statekeeper/statekeeper/internal/report"
 	"github.com/statekeeper/statekeeper/internal/review"
 	skwebhook "github.com/statekeeper/statekeeper/internal/webhook"
 )
@@ -151,6 +153,12 @@ func setup(mgr manager.Manager, cfg config.Config) error {
 		return fmt.Errorf("setting up the headless-Service reconciler: %w", err)
 	}
 
+	if cfg.Audit {
+		if err := setupAudit(mgr, cfg, engine); err != nil {
+			return err
+		}
+	}
+
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return fmt.Errorf("adding the health check: %w", err)
 	}
@@ -159,6 +167,31 @@ func setup(mgr manager.Manager, cfg config.Config) error {
 	}
 	if err := mgr.AddReadyzCheck("cache", cacheSynced(mgr.GetCache())); err != nil {
 		return fmt.Errorf("adding the cache readiness check: %w", err)
+	}
+	return nil
+}
+
+// setupAudit registers the background audit (leader-elected). Reports are
+// written only where the API server serves their kind: without the CRD the
+// audit still publishes metrics, Events and log lines, and says so once.
+func setupAudit(mgr manager.Manager, cfg config.Config, engine *review.Engine) error {
+	metrics, err := auditor.NewMetrics(ctrlmetrics.Registry)
+	if err != nil {
+		return err
+	}
+	reports := cfg.AuditReports
+	if reports {
+		gk := report.GroupVersion.WithKind(report.Kind).GroupKind()
+		if _, err := mgr.GetRESTMapper().RESTMapping(gk, report.GroupVersion.Version); err != nil {
+			mgr.GetLogger().Error(err, "the audit writes no policy reports: their CRD is not served; install it (the chart's audit.reports.installCRD) and restart",
+				"kind", report.GroupVersion.WithKind(report.Kind).String())
+			reports = false
+		}
+	}
+	if err := auditor.SetupWithManager(mgr, auditor.Options{
+		Engine: engine, Interval: cfg.AuditInterval, Reports: reports, Metrics: metrics,
+	}); err != nil {
+		return fmt.Errorf("setting up the audit: %w", err)
 	}
 	return nil
 }
