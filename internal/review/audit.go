@@ -6,6 +6,8 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/statekeeper/statekeeper/internal/policy"
@@ -20,18 +22,25 @@ import (
 // (policy.AuditService). The findings are Decision.Verdict, whatever the
 // namespace mode; a Skipped decision was not audited (excluded or off
 // namespace, unmanaged object). Other objects are an ErrInvalidRequest.
+//
+// obj is only read: it may be an informer cache's own copy.
 func (e *Engine) Audit(ctx context.Context, obj client.Object) (Decision, error) {
-	req := Request{
-		Operation: Update, Namespace: obj.GetNamespace(), Name: obj.GetName(),
-		DecodedObject: obj, DecodedOldObject: obj,
+	req := Request{Operation: Update, Namespace: obj.GetNamespace(), Name: obj.GetName()}
+	// Objects read from a cache or a list carry no kind, which the engine
+	// checks; a shallow copy gets it without writing to obj.
+	stored := func(r Resource, typed runtime.Object) Request {
+		req.Resource, req.DecodedObject, req.DecodedOldObject = r, typed, typed
+		return req
 	}
 	switch o := obj.(type) {
 	case *appsv1.Deployment:
-		req.Resource = deployments
-		return e.Validate(ctx, req)
+		c := *o
+		c.TypeMeta = metav1.TypeMeta{APIVersion: appsv1.SchemeGroupVersion.String(), Kind: string(policy.KindDeployment)}
+		return e.Validate(ctx, stored(deployments, &c))
 	case *appsv1.StatefulSet:
-		req.Resource = statefulSets
-		d, err := e.Validate(ctx, req)
+		c := *o
+		c.TypeMeta = metav1.TypeMeta{APIVersion: appsv1.SchemeGroupVersion.String(), Kind: string(policy.KindStatefulSet)}
+		d, err := e.Validate(ctx, stored(statefulSets, &c))
 		if err != nil || d.Skipped {
 			return d, err
 		}
@@ -42,8 +51,9 @@ func (e *Engine) Audit(ctx context.Context, obj client.Object) (Decision, error)
 		d.Verdict.Add(policy.AuditService(o, svc))
 		return d, nil
 	case *autoscalingv2.HorizontalPodAutoscaler:
-		req.Resource = hpas
-		return e.Validate(ctx, req)
+		c := *o
+		c.TypeMeta = metav1.TypeMeta{APIVersion: autoscalingv2.SchemeGroupVersion.String(), Kind: "HorizontalPodAutoscaler"}
+		return e.Validate(ctx, stored(hpas, &c))
 	default:
 		return Decision{}, fmt.Errorf("%w: %T is not audited", ErrInvalidRequest, obj)
 	}
