@@ -12,6 +12,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -140,11 +141,11 @@ func (a *Auditor) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 		return reconcile.Result{}, err
 	}
 	var writes report.Writes
-	if a.writer != nil {
-		stored, err := a.writer.Stored(ctx, ns)
-		if err != nil {
-			return reconcile.Result{}, err
-		}
+	stored, err := a.stored(ctx, ns)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if stored != nil {
 		if st.messages == nil {
 			// The first pass here since this replica leads: what the
 			// reports say was announced by the previous leader.
@@ -166,6 +167,28 @@ func (a *Auditor) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 		delete(a.state, ns) // keep no state for namespaces with nothing to audit
 	}
 	return reconcile.Result{RequeueAfter: a.interval}, nil
+}
+
+// stored returns the namespace's reports, or nil when none are written: no
+// writer, or the PolicyReport kind is not served (the CRD is missing or not
+// yet established; the client's REST mapper looks again on the next pass).
+func (a *Auditor) stored(ctx context.Context, ns string) ([]report.PolicyReport, error) {
+	if a.writer == nil {
+		return nil, nil
+	}
+	stored, err := a.writer.Stored(ctx, ns)
+	if meta.IsNoMatchError(err) {
+		log.FromContext(ctx).Error(err, "writing no policy report: the PolicyReport kind is not served; install its CRD (the chart's audit.reports.installCRD)",
+			"namespace", ns)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if stored == nil {
+		stored = []report.PolicyReport{}
+	}
+	return stored, nil
 }
 
 // announce records a Warning Event on each object for each finding that is

@@ -31,7 +31,6 @@ import (
 	"github.com/statekeeper/statekeeper/internal/config"
 	"github.com/statekeeper/statekeeper/internal/lookup"
 	"github.com/statekeeper/statekeeper/internal/reconciler"
-	"github.com/statekeeper/statekeeper/internal/report"
 	"github.com/statekeeper/statekeeper/internal/review"
 	skwebhook "github.com/statekeeper/statekeeper/internal/webhook"
 )
@@ -171,25 +170,15 @@ func setup(mgr manager.Manager, cfg config.Config) error {
 	return nil
 }
 
-// setupAudit registers the background audit (leader-elected). Reports are
-// written only where the API server serves their kind: without the CRD the
-// audit still publishes metrics, Events and log lines, and says so once.
+// setupAudit registers the background audit (leader-elected). Without the
+// PolicyReport CRD the audit still publishes metrics, Events and log lines.
 func setupAudit(mgr manager.Manager, cfg config.Config, engine *review.Engine) error {
 	metrics, err := auditor.NewMetrics(ctrlmetrics.Registry)
 	if err != nil {
 		return err
 	}
-	reports := cfg.AuditReports
-	if reports {
-		gk := report.GroupVersion.WithKind(report.Kind).GroupKind()
-		if _, err := mgr.GetRESTMapper().RESTMapping(gk, report.GroupVersion.Version); err != nil {
-			mgr.GetLogger().Error(err, "the audit writes no policy reports: their CRD is not served; install it (the chart's audit.reports.installCRD) and restart",
-				"kind", report.GroupVersion.WithKind(report.Kind).String())
-			reports = false
-		}
-	}
 	if err := auditor.SetupWithManager(mgr, auditor.Options{
-		Engine: engine, Interval: cfg.AuditInterval, Reports: reports, Metrics: metrics,
+		Engine: engine, Interval: cfg.AuditInterval, Reports: cfg.AuditReports, Metrics: metrics,
 	}); err != nil {
 		return fmt.Errorf("setting up the audit: %w", err)
 	}
