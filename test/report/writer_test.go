@@ -100,8 +100,8 @@ func TestWriterWritesOnlyChanges(t *testing.T) {
 	assert.Equal(t, []report.Result{{
 		Source: "statekeeper", Policy: "statekeeper", Rule: "single-instance", Severity: "high",
 		Timestamp: metav1.Timestamp{Seconds: t0.Unix()}, Result: "fail", Scored: true,
-		Resources: []corev1.ObjectReference{{APIVersion: "apps/v1", Kind: "Deployment", Namespace: ns, Name: "web", UID: "uid-web"}},
-		Message:   `deployment "web" is stateless-single: replicas must be 0 or 1, got 3`,
+		Resources:  []corev1.ObjectReference{{APIVersion: "apps/v1", Kind: "Deployment", Namespace: ns, Name: "web", UID: "uid-web"}},
+		Message:    `deployment "web" is stateless-single: replicas must be 0 or 1, got 3`,
 		Properties: map[string]string{"field": "spec.replicas"},
 	}}, r.Results)
 
