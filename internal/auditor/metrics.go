@@ -47,14 +47,16 @@ func (m *Metrics) set(namespace string, counts map[[2]string]int) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, l := range m.labels[namespace] {
-		m.violations.Delete(l)
-	}
 	var now []prometheus.Labels
 	for k, n := range counts {
 		l := prometheus.Labels{"namespace": namespace, "rule": k[0], "result": k[1]}
 		m.violations.With(l).Set(float64(n))
 		now = append(now, l)
+	}
+	for _, l := range m.labels[namespace] {
+		if counts[[2]string{l["rule"], l["result"]}] == 0 {
+			m.violations.Delete(l)
+		}
 	}
 	if len(now) == 0 {
 		delete(m.labels, namespace)
