@@ -121,4 +121,3 @@ func gauges(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 	}
 	return out
 }
-
