@@ -194,6 +194,10 @@ $(ENVTEST_DIR)/%:
 # Runs statekeeper (leader-elected, no webhook registered) against the local
 # cluster and reads its memory before and after 1,000 StatefulSets and 1,000
 # Deployments; MEASURE_FLAGS passes more flags (see go run ./hack/measure/cachesize -h).
+.PHONY: measure-audit
+measure-audit: cluster-up build ## Measure the audit with COUNT (5,000) broken workloads in one namespace: pass times, report sizes, memory.
+	@$(TOOL_ENV) COUNT=$(or $(COUNT),5000) hack/measure-audit.sh
+
 .PHONY: measure-cache
 measure-cache: cluster-up build ## Measure the informer caches' memory with 1,000 StatefulSets and Deployments.
 	certs/dev-ca.sh $(LOCAL)/measure/certs 127.0.0.1 >/dev/null

@@ -9,6 +9,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -21,7 +22,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -62,6 +62,9 @@ type Auditor struct {
 	writer   *report.Writer
 	recorder events.EventRecorder
 	metrics  *Metrics
+	// log is not the reconcile logger, whose "namespace" is the request's
+	// (empty: the request names a Namespace).
+	log      logr.Logger
 	interval time.Duration
 	max      int
 
@@ -89,6 +92,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		source:   audit.ReaderSource{Reader: mgr.GetCache()},
 		recorder: mgr.GetEventRecorder(policy.ManagerName),
 		metrics:  opts.Metrics,
+		log:      mgr.GetLogger().WithName(ControllerName),
 		interval: opts.Interval,
 		max:      opts.MaxResults,
 		state:    map[string]*namespaceState{},
@@ -159,7 +163,7 @@ func (a *Auditor) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 	a.announce(result, st)
 	a.metrics.set(ns, countsOf(result.Findings))
 	a.metrics.observe(a.now().Sub(start).Seconds())
-	log.FromContext(ctx).V(logLevel(result, writes)).Info("audited namespace",
+	a.log.V(logLevel(result, writes)).Info("audited namespace",
 		"namespace", ns, "objects", len(result.Audited), "findings", len(result.Findings),
 		"reportsCreated", writes.Created, "reportsUpdated", writes.Updated, "reportsDeleted", writes.Deleted,
 		"seconds", a.now().Sub(start).Seconds())
@@ -178,7 +182,7 @@ func (a *Auditor) stored(ctx context.Context, ns string) ([]report.PolicyReport,
 	}
 	stored, err := a.writer.Stored(ctx, ns)
 	if meta.IsNoMatchError(err) {
-		log.FromContext(ctx).Error(err, "writing no policy report: the PolicyReport kind is not served; install its CRD (the chart's audit.reports.installCRD)",
+		a.log.Error(err, "writing no policy report: the PolicyReport kind is not served; install its CRD (the chart's audit.reports.installCRD)",
 			"namespace", ns)
 		return nil, nil
 	}

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -40,7 +41,7 @@ func TestReconcileAnnouncesOnceAndCounts(t *testing.T) {
 	require.NoError(t, err)
 	clock := time.Unix(1_700_000_000, 0)
 	a := &Auditor{
-		engine: engine, source: snap, recorder: recorder, metrics: metrics, interval: time.Hour,
+		engine: engine, source: snap, recorder: recorder, metrics: metrics, interval: time.Hour, log: logr.Discard(),
 		state: map[string]*namespaceState{}, now: func() time.Time { return clock },
 	}
 	pass := func() reconcile.Result {
