@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -53,14 +52,7 @@ func runAudit(args []string, s streams) int {
 	default:
 		problems = append(problems, fmt.Sprintf("--output: unknown format %q: must be table, json or junit", output))
 	}
-	if err := cfg.Validate(); err != nil {
-		problems = append(problems, strings.Split(err.Error(), "\n")...)
-	}
-	if len(problems) > 0 {
-		for _, p := range problems {
-			fmt.Fprintf(s.stderr, "error: %s\n", p)
-		}
-		fmt.Fprintln(s.stderr, `Run "statekeeper audit --help" for usage.`)
+	if reportProblems(s, "audit", problems, cfg.Validate()) {
 		return ExitUsage
 	}
 

@@ -132,3 +132,20 @@ func commandName(h commandHelp) string {
 func newFlagSet(name string) *pflag.FlagSet {
 	return pflag.NewFlagSet("statekeeper "+name, pflag.ContinueOnError)
 }
+
+// reportProblems writes a command's usage problems and its configuration's
+// invalid settings (invalid, nil when none), one "error:" line each, and
+// reports whether there were any.
+func reportProblems(s streams, command string, problems []string, invalid error) bool {
+	if invalid != nil {
+		problems = append(problems, strings.Split(invalid.Error(), "\n")...)
+	}
+	if len(problems) == 0 {
+		return false
+	}
+	for _, p := range problems {
+		fmt.Fprintf(s.stderr, "error: %s\n", p)
+	}
+	fmt.Fprintf(s.stderr, "Run \"statekeeper %s --help\" for usage.\n", command)
+	return true
+}

@@ -61,23 +61,15 @@ func (w Writer) Sync(ctx context.Context, stored, desired []PolicyReport) (Write
 		delete(current, want.Name)
 		switch {
 		case !ok:
-			u, err := unstructuredOf(want)
-			if err == nil {
-				err = w.Client.Create(ctx, u)
-			}
-			if err != nil {
-				errs = append(errs, fmt.Errorf("creating policy report %s/%s: %w", want.Namespace, want.Name, err))
+			if err := w.write(ctx, want, "creating", func(u client.Object) error { return w.Client.Create(ctx, u) }); err != nil {
+				errs = append(errs, err)
 				continue
 			}
 			done.Created++
 		case !same(have, want):
 			want.ResourceVersion = have.ResourceVersion
-			u, err := unstructuredOf(want)
-			if err == nil {
-				err = w.Client.Update(ctx, u)
-			}
-			if err != nil {
-				errs = append(errs, fmt.Errorf("updating policy report %s/%s: %w", want.Namespace, want.Name, err))
+			if err := w.write(ctx, want, "updating", func(u client.Object) error { return w.Client.Update(ctx, u) }); err != nil {
+				errs = append(errs, err)
 				continue
 			}
 			done.Updated++
@@ -97,15 +89,18 @@ func (w Writer) Sync(ctx context.Context, stored, desired []PolicyReport) (Write
 	return done, errors.Join(errs...)
 }
 
-// unstructuredOf encodes a report for the client.
-func unstructuredOf(r PolicyReport) (*unstructured.Unstructured, error) {
+// write encodes a report for the client and hands it to op (a create or an update).
+func (w Writer) write(ctx context.Context, r PolicyReport, doing string, op func(client.Object) error) error {
 	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&r)
-	if err != nil {
-		return nil, fmt.Errorf("encoding policy report %s/%s: %w", r.Namespace, r.Name, err)
+	if err == nil {
+		u := &unstructured.Unstructured{Object: obj}
+		u.SetGroupVersionKind(GroupVersion.WithKind(Kind))
+		err = op(u)
 	}
-	u := &unstructured.Unstructured{Object: obj}
-	u.SetGroupVersionKind(GroupVersion.WithKind(Kind))
-	return u, nil
+	if err != nil {
+		return fmt.Errorf("%s policy report %s/%s: %w", doing, r.Namespace, r.Name, err)
+	}
+	return nil
 }
 
 // same reports whether a stored report already says what want says.
