@@ -83,6 +83,7 @@ func Run(ctx context.Context, opts Options, stdin io.Reader, stdout, stderr io.W
 	}
 	state := lookup.NewMemory()
 	c := checker{engine: review.New(state, opts.Settings), state: state, namespace: opts.Namespace}
+	c.inputServices = c.servicesOf(docs)
 
 	decisions, yamlOut := stdout, io.Discard
 	if opts.Output == OutputYAML {
@@ -136,6 +137,31 @@ type checker struct {
 	engine    *review.Engine
 	state     *lookup.Memory
 	namespace string
+	// inputServices are the Services anywhere in the input: -o yaml does not
+	// add the reconciler's Service where the input has one of that name, so
+	// that checking check's own output gives the same objects, each once.
+	inputServices map[client.ObjectKey]bool
+}
+
+// servicesOf names the Services of docs, with their namespaces defaulted
+// as check defaults them.
+func (c *checker) servicesOf(docs []document) map[client.ObjectKey]bool {
+	services := map[client.ObjectKey]bool{}
+	for _, doc := range docs {
+		if doc.gvk == serviceGVK {
+			services[client.ObjectKey{Namespace: c.namespaceOf(doc), Name: doc.meta.Name}] = true
+		}
+	}
+	return services
+}
+
+// namespaceOf is the document's namespace, or check's default for a
+// namespaced object that names none.
+func (c *checker) namespaceOf(doc document) string {
+	if doc.meta.Namespace == "" && doc.gvk != namespaceGVK {
+		return c.namespace
+	}
+	return doc.meta.Namespace
 }
 
 // outcome is what check decided about one object.
@@ -203,6 +229,7 @@ func (o outcome) yaml() ([][]byte, error) {
 
 var (
 	namespaceGVK    = schema.GroupVersionKind{Version: "v1", Kind: "Namespace"}
+	serviceGVK      = schema.GroupVersionKind{Version: "v1", Kind: "Service"}
 	statefulSetKind = schema.GroupKind{Group: "apps", Kind: "StatefulSet"}
 	podKind         = schema.GroupKind{Kind: "Pod"}
 )
@@ -211,10 +238,7 @@ var (
 // An error means the object cannot be read.
 func (c *checker) check(ctx context.Context, doc document) (outcome, error) {
 	out := outcome{object: doc.json}
-	namespace := doc.meta.Namespace
-	if namespace == "" && doc.gvk != namespaceGVK {
-		namespace = c.namespace
-	}
+	namespace := c.namespaceOf(doc)
 	name := doc.meta.Name
 	if name == "" {
 		name = doc.meta.GenerateName
@@ -284,7 +308,7 @@ func (c *checker) admit(ctx context.Context, req review.Request, doc document, o
 
 // headlessService is, as JSON, the Service the reconciler creates for the
 // stored StatefulSet: nil unless it is stateful-* and no Service of that name
-// precedes it. The namespace is left out when the manifest named none, as
+// precedes it or follows it in the input. The namespace is left out when the manifest named none, as
 // it is from the StatefulSet printed before it.
 func (c *checker) headlessService(ctx context.Context, stored []byte, defaultedNamespace bool) ([]byte, error) {
 	var sts appsv1.StatefulSet
@@ -295,6 +319,9 @@ func (c *checker) headlessService(ctx context.Context, stored []byte, defaultedN
 		return nil, nil
 	}
 	svc := policy.HeadlessService(&sts)
+	if c.inputServices[client.ObjectKeyFromObject(svc)] {
+		return nil, nil
+	}
 	if existing, err := c.state.Service(ctx, svc.Namespace, svc.Name); err != nil || existing != nil {
 		return nil, err
 	}
