@@ -25,22 +25,21 @@ import (
 //
 // obj is only read: it may be an informer cache's own copy.
 func (e *Engine) Audit(ctx context.Context, obj client.Object) (Decision, error) {
-	req := Request{Operation: Update, Namespace: obj.GetNamespace(), Name: obj.GetName()}
 	// Objects read from a cache or a list carry no kind, which the engine
 	// checks; a shallow copy gets it without writing to obj.
-	stored := func(r Resource, typed runtime.Object) Request {
-		req.Resource, req.DecodedObject, req.DecodedOldObject = r, typed, typed
-		return req
+	stored := func(typed runtime.Object) Request {
+		return Request{Operation: policy.OpUpdate, Namespace: obj.GetNamespace(), Name: obj.GetName(),
+			DecodedObject: typed, DecodedOldObject: typed}
 	}
 	switch o := obj.(type) {
 	case *appsv1.Deployment:
 		c := *o
 		c.TypeMeta = metav1.TypeMeta{APIVersion: appsv1.SchemeGroupVersion.String(), Kind: string(policy.KindDeployment)}
-		return e.Validate(ctx, stored(deployments, &c))
+		return e.workload(ctx, stored(&c), policy.KindDeployment, e.validateWorkload)
 	case *appsv1.StatefulSet:
 		c := *o
 		c.TypeMeta = metav1.TypeMeta{APIVersion: appsv1.SchemeGroupVersion.String(), Kind: string(policy.KindStatefulSet)}
-		d, err := e.Validate(ctx, stored(statefulSets, &c))
+		d, err := e.workload(ctx, stored(&c), policy.KindStatefulSet, e.validateWorkload)
 		if err != nil || d.Skipped {
 			return d, err
 		}
@@ -53,7 +52,7 @@ func (e *Engine) Audit(ctx context.Context, obj client.Object) (Decision, error)
 	case *autoscalingv2.HorizontalPodAutoscaler:
 		c := *o
 		c.TypeMeta = metav1.TypeMeta{APIVersion: autoscalingv2.SchemeGroupVersion.String(), Kind: "HorizontalPodAutoscaler"}
-		return e.Validate(ctx, stored(hpas, &c))
+		return e.hpa(ctx, stored(&c))
 	default:
 		return Decision{}, fmt.Errorf("%w: %T is not audited", ErrInvalidRequest, obj)
 	}
