@@ -38,6 +38,11 @@ type Config struct {
 	MetricsBindAddress     string
 	HealthProbeBindAddress string
 
+	// ShutdownDrain is how long the server keeps answering after SIGTERM,
+	// with readiness failing, before it stops: the endpoints that route to a
+	// terminating replica are updated a moment after it is told to stop.
+	ShutdownDrain time.Duration
+
 	// LeaderElect elects one replica to run the reconciler; webhooks serve on every replica.
 	LeaderElect             bool
 	LeaderElectionNamespace string
@@ -111,6 +116,9 @@ func (c Config) Validate() error {
 	}
 	if err := validateBindAddress(c.HealthProbeBindAddress); err != nil {
 		add(FlagHealthProbeBindAddress, "%v", err)
+	}
+	if c.ShutdownDrain < 0 {
+		add(FlagShutdownDrain, "must not be negative, got %s", c.ShutdownDrain)
 	}
 	if _, err := policy.ParseMode(string(c.DefaultMode)); err != nil {
 		add(FlagDefaultMode, "%v", err)

@@ -2,6 +2,7 @@ package config
 
 import (
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
 	"github.com/stretchr/testify/assert"
@@ -51,6 +52,7 @@ func TestFlagsWinOverEnvironmentOverDefaults(t *testing.T) {
 				"STATEKEEPER_LEADER_ELECT":         "true",
 				"STATEKEEPER_ENABLE_HTTP2":         "true",
 				"STATEKEEPER_LOG_FORMAT":           "console",
+				"STATEKEEPER_SHUTDOWN_DRAIN":       "7s",
 			},
 			want: func(c *Config) {
 				c.WebhookPort = 10443
@@ -58,6 +60,7 @@ func TestFlagsWinOverEnvironmentOverDefaults(t *testing.T) {
 				c.DefaultStorageSize = resource.MustParse("5Gi")
 				c.ExcludedNamespaces = []string{"a", "b"}
 				c.LeaderElect = true
+				c.ShutdownDrain = 7 * time.Second
 				c.EnableHTTP2 = true
 				c.LogFormat = LogFormatConsole
 			},
@@ -164,6 +167,11 @@ func TestValidate(t *testing.T) {
 			name:    "bind address with a bad port",
 			change:  func(c *Config) { c.HealthProbeBindAddress = ":http" },
 			wantErr: `--health-probe-bind-address: ":http": port must be a number between 0 and 65535`,
+		},
+		{
+			name:    "negative drain",
+			change:  func(c *Config) { c.ShutdownDrain = -time.Second },
+			wantErr: "--shutdown-drain: must not be negative, got -1s",
 		},
 		{
 			name:    "unknown mode",

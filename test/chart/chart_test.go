@@ -405,6 +405,7 @@ func TestDeployment(t *testing.T) {
 		"--cert-dir=/tmp/k8s-webhook-server/serving-certs",
 		"--metrics-bind-address=:8080",
 		"--health-probe-bind-address=:8081",
+		"--shutdown-drain=5s",
 		"--leader-elect=true",
 		"--default-mode=enforce",
 		"--excluded-namespaces=kube-system,statekeeper", // the release namespace only once
