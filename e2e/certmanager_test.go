@@ -17,6 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/statekeeper/statekeeper/test/podproc"
 )
 
 // certManager is cert-manager's issuance and CA injection (hack/certmanager)
@@ -52,7 +54,7 @@ var (
 // servingSecret names the Secret the chart's Deployment mounts as its
 // serving certificate, and the directory it is mounted at.
 func servingSecret(deploy *appsv1.Deployment) (secret *corev1.SecretVolumeSource, mountPath string, err error) {
-	container, err := containerNamed(deploy, chartContainer)
+	container, err := podproc.Container(deploy, chartContainer)
 	if err != nil {
 		return nil, "", err
 	}

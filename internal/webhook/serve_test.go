@@ -13,6 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/statekeeper/statekeeper/internal/wire"
 )
 
 // TestServeHTTPEnvelope covers what Handler.ServeHTTP does before the
@@ -64,7 +66,9 @@ func TestServeHTTPEnvelope(t *testing.T) {
 			want: admissionv1.AdmissionReview{
 				TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1beta1", Kind: "AdmissionReview"},
 				Response: &admissionv1.AdmissionResponse{UID: "00000000-0000-0000-0000-000000000002", Result: invalid("apps", "StatefulSet", "mysql",
-					forbidden("spec.replicas", `statefulset "mysql" is stateful-single: replicas must be 0 or 1, got 3 [single-instance]`))},
+					forbidden("spec.replicas", `statefulset "mysql" is stateful-single: replicas must be 0 or 1, got 3 [single-instance]`)),
+					AuditAnnotations: map[string]string{
+						"single-instance": `statefulset "mysql" is stateful-single: replicas must be 0 or 1, got 3 [single-instance]`}},
 			},
 		},
 	}
@@ -89,7 +93,7 @@ func TestServeHTTPEnvelope(t *testing.T) {
 func TestServeHTTPTooLarge(t *testing.T) {
 	validator := NewValidator(testEngine(cluster()), logr.Discard(), nil)
 	rec := httptest.NewRecorder()
-	req := httptest.NewRequest(http.MethodPost, "/validate", strings.NewReader(strings.Repeat(" ", maxRequestSize+1)))
+	req := httptest.NewRequest(http.MethodPost, "/validate", strings.NewReader(strings.Repeat(" ", wire.MaxRequestSize+1)))
 	req.Header.Set("Content-Type", "application/json")
 	validator.ServeHTTP(rec, req)
 	var got admissionv1.AdmissionReview
