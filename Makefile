@@ -145,7 +145,9 @@ FAULTS_TEST := go test -race -tags faults -count=1 -v -timeout 20m ./test/faults
 .PHONY: faults
 faults: cluster-up build $(HELM) $(IPROUTE) ## Run the fault suite (restarts, upgrade, rotation, kills, control-plane restarts, a burst) under load.
 	@$(TOOL_ENV) hack/run.sh stop 2>/dev/null
-	KUBECONFIG=$(KUBECONFIG_LOCAL) FAULTS_WORKDIR=$(LOCAL)/faults $(TOOL_ENV) $(FAULTS_TEST)
+	@# Network namespaces need root: through sudo, keeping Go and its caches.
+	$(SUDO) env PATH="$$PATH" HOME="$$HOME" GOPATH="$$(go env GOPATH)" GOCACHE="$$(go env GOCACHE)" \
+		KUBECONFIG=$(KUBECONFIG_LOCAL) FAULTS_WORKDIR=$(LOCAL)/faults $(TOOL_ENV) $(FAULTS_TEST)
 
 .PHONY: e2e-kind
 e2e-kind: $(KIND) $(HELM) $(KUBECTL) docker-build ## Run the end-to-end suite on a kind cluster with cert-manager (needs Docker).
