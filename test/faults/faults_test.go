@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/statekeeper/statekeeper/internal/policy"
+	"github.com/statekeeper/statekeeper/test/podproc"
 	"github.com/statekeeper/statekeeper/test/workloads"
 )
 
@@ -73,7 +74,7 @@ func (r *report) print(w io.Writer) {
 	}
 	tw.Flush()
 	for _, x := range r.rows {
-		for _, e := range x.counts.firstFailures {
+		for _, e := range append(x.counts.firstFailures, x.counts.firstUnavailable...) {
 			fmt.Fprintf(w, "  %s: %s\n", x.scenario, e)
 		}
 	}
@@ -164,7 +165,7 @@ func setUp(t *testing.T) *suite {
 	require.NoError(t, c.List(ctx, &deploys, client.InNamespace(releaseNamespace), client.MatchingLabels{"app.kubernetes.io/instance": releaseName}))
 	require.Len(t, deploys.Items, 1)
 	deploy := &deploys.Items[0]
-	container, err := containerOf(deploy)
+	container, err := podproc.Container(deploy, chartContainer)
 	require.NoError(t, err)
 	targetPort, err := containerPort(container, svc.Spec.Ports[0].TargetPort.String())
 	require.NoError(t, err)
@@ -187,15 +188,6 @@ func setUp(t *testing.T) *suite {
 	st.load = startLoad(c, st.ns, s.rate)
 	t.Cleanup(st.load.finish)
 	return st
-}
-
-func containerOf(d *appsv1.Deployment) (*corev1.Container, error) {
-	for i := range d.Spec.Template.Spec.Containers {
-		if d.Spec.Template.Spec.Containers[i].Name == chartContainer {
-			return &d.Spec.Template.Spec.Containers[i], nil
-		}
-	}
-	return nil, fmt.Errorf("deployment %s has no container %s", d.Name, chartContainer)
 }
 
 // fieldAfter returns the rest of the first line of text starting with prefix.
@@ -261,13 +253,25 @@ func helm(ctx context.Context, s settings, args ...string) (string, error) {
 func waitUntilMutating(ctx context.Context, c client.Client, ns string) error {
 	var lastErr error
 	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
-		sts := workloads.StatefulSet("probe", policy.StatefulMulti, 0)
-		sts.Namespace = ns
-		lastErr = c.Create(ctx, sts, client.DryRunAll)
-		return lastErr == nil && sts.Spec.ServiceName != "", nil
+		lastErr = mutatedDryRun(ctx, c, ns)
+		return lastErr == nil, nil
 	})
 	if err != nil {
 		return fmt.Errorf("the API server does not reach statekeeper through its Service: %w (last: %v)", err, lastErr)
+	}
+	return nil
+}
+
+// mutatedDryRun is one server-side dry run (safe: the webhooks have no side
+// effects) of a managed StatefulSet, which must come back mutated.
+func mutatedDryRun(ctx context.Context, c client.Client, ns string) error {
+	sts := workloads.StatefulSet("probe", policy.StatefulMulti, 0)
+	sts.Namespace = ns
+	if err := c.Create(ctx, sts, client.DryRunAll); err != nil {
+		return err
+	}
+	if sts.Spec.ServiceName == "" {
+		return errNotMutated
 	}
 	return nil
 }

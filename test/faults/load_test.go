@@ -290,8 +290,9 @@ func (l *load) between(from, to time.Time) []result {
 type counts struct {
 	sent                                         int
 	admitted, denied, failed, wrong, unavailable int
-	// firstFailures are a few failed or wrong writes, for the report.
-	firstFailures []string
+	// firstFailures are a few failed or wrong writes, firstUnavailable a
+	// few the API server did not take, for the report.
+	firstFailures, firstUnavailable []string
 }
 
 func count(results []result) counts {
@@ -310,8 +311,12 @@ func count(results []result) counts {
 		case unavailable:
 			c.unavailable++
 		}
-		if r.outcome != admitted && r.outcome != denied && len(c.firstFailures) < 5 {
-			c.firstFailures = append(c.firstFailures, fmt.Sprintf("%s %s at %s: %v", outcomeNames[r.outcome], r.op, r.start.Format("15:04:05.000"), r.err))
+		line := fmt.Sprintf("%s %s at %s: %v", outcomeNames[r.outcome], r.op, r.start.Format("15:04:05.000"), r.err)
+		switch {
+		case (r.outcome == failed || r.outcome == wrong) && len(c.firstFailures) < 5:
+			c.firstFailures = append(c.firstFailures, line)
+		case r.outcome == unavailable && len(c.firstUnavailable) < 2:
+			c.firstUnavailable = append(c.firstUnavailable, line)
 		}
 	}
 	return c

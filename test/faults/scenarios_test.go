@@ -245,7 +245,7 @@ func controlPlaneRestarted(t *testing.T, st *suite, component string) {
 			if classify(err, policy.RuleSingleInstance) != denied {
 				return false, nil
 			}
-			return waitUntilMutatingOnce(ctx, st.c, st.ns) == nil, nil
+			return mutatedDryRun(ctx, st.c, st.ns) == nil, nil
 		}), "statekeeper deciding again")
 		back = time.Now()
 		return back.Sub(start)
@@ -271,18 +271,6 @@ func controlPlaneRestarted(t *testing.T, st *suite, component string) {
 		note: fmt.Sprintf("until a denial is denied again; failed after that %d%s", after.failed, restarted)})
 	require.Zero(t, after.failed, "failed admissions once statekeeper decided again: %v", after.firstFailures)
 	require.Zero(t, c.wrong, "wrong decisions: %v", c.firstFailures)
-}
-
-func waitUntilMutatingOnce(ctx context.Context, c client.Client, ns string) error {
-	sts := workloads.StatefulSet("probe", policy.StatefulMulti, 0)
-	sts.Namespace = ns
-	if err := c.Create(ctx, sts, client.DryRunAll); err != nil {
-		return err
-	}
-	if sts.Spec.ServiceName == "" {
-		return errNotMutated
-	}
-	return nil
 }
 
 // burst creates st.s.burst managed workloads at once beside the load, a
