@@ -199,3 +199,14 @@ measure-cache: cluster-up build ## Measure the informer caches' memory with 1,00
 	certs/dev-ca.sh $(LOCAL)/measure/certs 127.0.0.1 >/dev/null
 	go run ./hack/measure/cachesize --kubeconfig $(KUBECONFIG_LOCAL) --statekeeper $(STATEKEEPER) \
 		--cert-dir $(LOCAL)/measure/certs --log $(LOCAL)/measure/statekeeper.log $(MEASURE_FLAGS)
+
+# Loads statekeeper's /validate and /mutate, a no-op TLS server and
+# controller-runtime's no-op webhook with the same StatefulSet CREATE bodies
+# (1 KB and 66 KB) over 8 keep-alive connections, 3 interleaved rounds of 4 s
+# each; SATURATION_FLAGS passes more flags (--profile-dir DIR writes CPU
+# profiles of statekeeper; see go run ./hack/measure/saturation -h).
+.PHONY: measure-saturation
+measure-saturation: cluster-up build ## Measure admission reviews per second against a no-op TLS server and controller-runtime's no-op webhook.
+	certs/dev-ca.sh $(LOCAL)/measure/certs 127.0.0.1 >/dev/null
+	go run ./hack/measure/saturation --kubeconfig $(KUBECONFIG_LOCAL) --statekeeper $(STATEKEEPER) \
+		--cert-dir $(LOCAL)/measure/certs --log-dir $(LOCAL)/measure $(SATURATION_FLAGS)

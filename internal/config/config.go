@@ -36,6 +36,9 @@ type Config struct {
 	// MetricsBindAddress and HealthProbeBindAddress are "host:port", or "0" to disable.
 	MetricsBindAddress     string
 	HealthProbeBindAddress string
+	// PprofBindAddress serves Go's profiler: "host:port", or "0" (the
+	// default) to disable. Never expose it beyond the pod.
+	PprofBindAddress string
 
 	// LeaderElect elects one replica to run the reconciler; webhooks serve on every replica.
 	LeaderElect             bool
@@ -76,6 +79,7 @@ func Default() Config {
 		WebhookPort:            9443,
 		MetricsBindAddress:     ":8080",
 		HealthProbeBindAddress: ":8081",
+		PprofBindAddress:       "0",
 		ExcludedNamespaces:     slices.Clone(DefaultExcludedNamespaces),
 		DefaultMode:            policy.ModeEnforce,
 		DefaultStorageSize:     resource.MustParse("1Gi"),
@@ -99,6 +103,9 @@ func (c Config) Validate() error {
 	}
 	if err := validateBindAddress(c.HealthProbeBindAddress); err != nil {
 		add(FlagHealthProbeBindAddress, "%v", err)
+	}
+	if err := validateBindAddress(c.PprofBindAddress); err != nil {
+		add(FlagPprofBindAddress, "%v", err)
 	}
 	if _, err := policy.ParseMode(string(c.DefaultMode)); err != nil {
 		add(FlagDefaultMode, "%v", err)

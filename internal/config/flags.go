@@ -18,6 +18,7 @@ const (
 	FlagCertDir                 = "cert-dir"
 	FlagMetricsBindAddress      = "metrics-bind-address"
 	FlagHealthProbeBindAddress  = "health-probe-bind-address"
+	FlagPprofBindAddress        = "pprof-bind-address"
 	FlagLeaderElect             = "leader-elect"
 	FlagLeaderElectionNamespace = "leader-election-namespace"
 	FlagNamespace               = "namespace"
@@ -74,6 +75,8 @@ func (c *Config) bindServerFlags(fs *pflag.FlagSet) {
 		`address of the Prometheus /metrics endpoint, "0" to disable`)
 	own.StringVar(&c.HealthProbeBindAddress, FlagHealthProbeBindAddress, c.HealthProbeBindAddress,
 		`address of the /healthz and /readyz endpoints, "0" to disable`)
+	own.StringVar(&c.PprofBindAddress, FlagPprofBindAddress, c.PprofBindAddress,
+		`address of Go's /debug/pprof endpoints, for profiling; "0" to disable`)
 	own.BoolVar(&c.LeaderElect, FlagLeaderElect, c.LeaderElect,
 		"elect one replica to run the headless-Service reconciler (webhooks serve on every replica)")
 	own.StringVar(&c.LeaderElectionNamespace, FlagLeaderElectionNamespace, c.LeaderElectionNamespace,

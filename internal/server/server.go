@@ -105,6 +105,7 @@ func managerOptions(cfg config.Config, scheme *runtime.Scheme) manager.Options {
 			TLSOpts:     tlsOpts,
 		},
 		HealthProbeBindAddress:  cfg.HealthProbeBindAddress,
+		PprofBindAddress:        cfg.PprofBindAddress,
 		LeaderElection:          cfg.LeaderElect,
 		LeaderElectionID:        LeaderElectionID,
 		LeaderElectionNamespace: leaderElectionNamespace,
