@@ -28,21 +28,22 @@ type body struct {
 
 // reviewBodies are a StatefulSet CREATE as kubectl sends it for a
 // stateful-multi database: one of about 1 KB, and the same StatefulSet
-// whose container carries enough environment variables to make about 66 KB
-// (large ConfigMap-like env blocks are what make real workloads that big).
+// whose container carries enough environment variables to make 66 kB
+// (long env blocks are what make real workloads that big).
 func reviewBodies(namespace string) ([]body, error) {
 	small, err := admissionReview(statefulSet(namespace, "db", 0))
 	if err != nil {
 		return nil, err
 	}
-	// Each variable adds about 60 bytes; grow until the body passes 66 KiB.
-	envVars := (66<<10 - len(small)) / 60
+	// Each variable adds about 60 bytes: start below 66 kB and grow until
+	// the body reaches it.
+	envVars := (66_000 - len(small)) / 80
 	var large []byte
-	for ; ; envVars += 16 {
+	for ; ; envVars++ {
 		if large, err = admissionReview(statefulSet(namespace, "db", envVars)); err != nil {
 			return nil, err
 		}
-		if len(large) >= 66<<10 {
+		if len(large) >= 66_000 {
 			break
 		}
 	}

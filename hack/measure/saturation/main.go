@@ -62,8 +62,10 @@ func main() {
 	}
 	if len(os.Args) == 4 && os.Args[1] == serveNoopWebhook {
 		port, err := strconv.Atoi(os.Args[2])
+		if err == nil {
+			err = runNoopWebhook("127.0.0.1", port, os.Args[3])
+		}
 		exitOn(err)
-		exitOn(runNoopWebhook("127.0.0.1", port, os.Args[3]))
 	}
 
 	var o options
