@@ -200,8 +200,8 @@ GOMEMLIMIT for the container: 90 % of resources.limits.memory in bytes, so
 that the Go runtime collects harder as the heap nears the limit instead of
 the container being OOM-killed; the rest is headroom for what the runtime
 does not count (binary, thread stacks outside the heap). Empty without a
-memory limit. Accepts the quantities Kubernetes does, but for exponents
-("5e8") and milli-bytes.
+memory limit. values.schema.json admits the suffixes handled here (not
+exponents such as "5e8", nor milli-bytes).
 */}}
 {{- define "statekeeper.goMemLimit" -}}
 {{- $limit := dig "limits" "memory" "" (.Values.resources | default dict) }}
@@ -211,9 +211,6 @@ memory limit. Accepts the quantities Kubernetes does, but for exponents
 {{- $number := regexFind "^[0-9]+(\\.[0-9]+)?" $limit }}
 {{- $unit := trimPrefix $number $limit }}
 {{- $factors := dict "" 1 "k" 1e3 "M" 1e6 "G" 1e9 "T" 1e12 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 }}
-{{- if or (not $number) (not (hasKey $factors $unit)) }}
-{{- fail (printf "resources.limits.memory: %q is not a memory quantity statekeeper can read (such as 512Mi or 1Gi)" $limit) }}
-{{- end }}
 {{- mulf (float64 $number) (index $factors $unit) 0.9 | floor | int64 }}
 {{- end }}
 {{- end }}
