@@ -150,10 +150,10 @@ faults: cluster-up build $(HELM) $(IPROUTE) ## Run the fault suite (restarts, up
 		KUBECONFIG=$(KUBECONFIG_LOCAL) FAULTS_WORKDIR=$(LOCAL)/faults $(TOOL_ENV) $(FAULTS_TEST)
 
 .PHONY: e2e-kind
-e2e-kind: $(KIND) $(HELM) $(KUBECTL) docker-build ## Run the end-to-end suite on a kind cluster with cert-manager (needs Docker).
+e2e-kind: $(KIND) $(HELM) $(KUBECTL) build docker-build ## Run the end-to-end suite on a kind cluster with cert-manager (needs Docker).
 	KIND=$(KIND) KIND_CLUSTER=$(KIND_CLUSTER) KIND_KUBECONFIG=$(KIND_KUBECONFIG) KUBECTL=$(KUBECTL) \
 		IMG=$(IMG) CERT_MANAGER_VERSION=$(CERT_MANAGER_VERSION) hack/e2e-kind.sh
-	KUBECONFIG=$(KIND_KUBECONFIG) E2E_IMAGE=$(IMG) $(E2E_ENV) $(E2E_TEST)
+	KUBECONFIG=$(KIND_KUBECONFIG) E2E_IMAGE=$(IMG) STATEKEEPER=$(STATEKEEPER) $(E2E_ENV) $(E2E_TEST)
 
 # cert-manager's CRDs from its Go module (plain YAML in deploy/crds), cached
 # beside the other tools.
@@ -214,8 +214,30 @@ $(ENVTEST_DIR)/%:
 # Runs statekeeper (leader-elected, no webhook registered) against the local
 # cluster and reads its memory before and after 1,000 StatefulSets and 1,000
 # Deployments; MEASURE_FLAGS passes more flags (see go run ./hack/measure/cachesize -h).
+.PHONY: measure-audit
+measure-audit: cluster-up build ## Measure the audit with COUNT (5,000) broken workloads in one namespace: pass times, report sizes, memory.
+	@$(TOOL_ENV) COUNT=$(or $(COUNT),5000) hack/measure-audit.sh
+
 .PHONY: measure-cache
 measure-cache: cluster-up build ## Measure the informer caches' memory with 1,000 StatefulSets and Deployments.
 	certs/dev-ca.sh $(LOCAL)/measure/certs 127.0.0.1 >/dev/null
 	go run ./hack/measure/cachesize --kubeconfig $(KUBECONFIG_LOCAL) --statekeeper $(STATEKEEPER) \
 		--cert-dir $(LOCAL)/measure/certs --log $(LOCAL)/measure/statekeeper.log $(MEASURE_FLAGS)
+
+# The same at scale: 10,000 workloads (1,000 StatefulSets, 9,000 Deployments)
+# and 50,000 pods, which the tool creates with their ReplicaSets as the
+# controllers would (hack/measure/cachesize/pods.go says why). ~15 minutes.
+.PHONY: measure-cache-scale
+measure-cache-scale: MEASURE_FLAGS := --deployments 9000 --pods 50000 --timeout 20m $(MEASURE_FLAGS)
+measure-cache-scale: measure-cache ## Measure the informer caches' memory with 10,000 workloads and 50,000 pods.
+
+# Loads statekeeper's /validate and /mutate, a no-op TLS server and
+# controller-runtime's no-op webhook with the same StatefulSet CREATE bodies
+# (1 KB and 66 KB) over 8 keep-alive connections, 3 interleaved rounds of 4 s
+# each; SATURATION_FLAGS passes more flags (--profile-dir DIR writes CPU
+# profiles of statekeeper; see go run ./hack/measure/saturation -h).
+.PHONY: measure-saturation
+measure-saturation: cluster-up build ## Measure admission reviews per second against a no-op TLS server and controller-runtime's no-op webhook.
+	certs/dev-ca.sh $(LOCAL)/measure/certs 127.0.0.1 >/dev/null
+	go run ./hack/measure/saturation --kubeconfig $(KUBECONFIG_LOCAL) --statekeeper $(STATEKEEPER) \
+		--cert-dir $(LOCAL)/measure/certs --log-dir $(LOCAL)/measure $(SATURATION_FLAGS)

@@ -37,6 +37,9 @@ type Config struct {
 	// MetricsBindAddress and HealthProbeBindAddress are "host:port", or "0" to disable.
 	MetricsBindAddress     string
 	HealthProbeBindAddress string
+	// PprofBindAddress serves Go's profiler: "host:port", or "0" (the
+	// default) to disable. Never expose it beyond the pod.
+	PprofBindAddress string
 
 	// ShutdownDrain is how long the server keeps answering after SIGTERM,
 	// with readiness failing, before it stops: the endpoints that route to a
@@ -60,6 +63,14 @@ type Config struct {
 	// ClusterDomain builds the pods' fully qualified names.
 	ClusterDomain string
 
+	// Audit runs the background audit on the elected leader: findings as
+	// metrics and Events, and as PolicyReports when AuditReports is set.
+	Audit        bool
+	AuditReports bool
+	// AuditInterval is the period of the audit's full passes; 0 audits only
+	// at start and on changes.
+	AuditInterval time.Duration
+
 	// EnableHTTP2 serves the webhook over HTTP/2 too; off by default because of
 	// the HTTP/2 rapid-reset and stream-cancellation CVEs.
 	EnableHTTP2 bool
@@ -82,12 +93,16 @@ func Default() Config {
 		WebhookPort:            9443,
 		MetricsBindAddress:     ":8080",
 		HealthProbeBindAddress: ":8081",
+		PprofBindAddress:       "0",
 		ExcludedNamespaces:     slices.Clone(DefaultExcludedNamespaces),
 		DefaultMode:            policy.ModeEnforce,
 		DefaultStorageSize:     resource.MustParse("1Gi"),
 		ClusterDomain:          "cluster.local",
 		LogFormat:              LogFormatJSON,
 		LogLevel:               "info",
+		Audit:                  true,
+		AuditReports:           true,
+		AuditInterval:          time.Hour,
 	}
 }
 
@@ -105,6 +120,9 @@ func (c Config) Validate() error {
 	}
 	if err := validateBindAddress(c.HealthProbeBindAddress); err != nil {
 		add(FlagHealthProbeBindAddress, "%v", err)
+	}
+	if err := validateBindAddress(c.PprofBindAddress); err != nil {
+		add(FlagPprofBindAddress, "%v", err)
 	}
 	if c.ShutdownDrain < 0 {
 		add(FlagShutdownDrain, "must not be negative, got %s", c.ShutdownDrain)
@@ -136,6 +154,9 @@ func (c Config) Validate() error {
 		for _, msg := range validation.IsDNS1123Subdomain(c.ClusterDomain) {
 			add(FlagClusterDomain, "%q is not a valid domain: %s", c.ClusterDomain, msg)
 		}
+	}
+	if c.AuditInterval < 0 {
+		add(FlagAuditInterval, "must not be negative, got %s", c.AuditInterval)
 	}
 	if c.LogFormat != LogFormatJSON && c.LogFormat != LogFormatConsole {
 		add(FlagLogFormat, "unknown log format %q: must be %q or %q", c.LogFormat, LogFormatJSON, LogFormatConsole)

@@ -120,8 +120,8 @@ func TestBadValuesAreRejectedWithTheirSource(t *testing.T) {
 	}{
 		{
 			name:    "flag: unknown mode",
-			args:    []string{"--default-mode=audit"},
-			wantErr: `invalid argument "audit" for "--default-mode" flag: unknown mode "audit": must be one of "enforce", "warn", "off"`,
+			args:    []string{"--default-mode=strict"},
+			wantErr: `invalid argument "strict" for "--default-mode" flag: unknown mode "strict": must be one of "enforce", "warn", "audit", "off"`,
 		},
 		{
 			name:    "flag: bad quantity",
@@ -131,7 +131,7 @@ func TestBadValuesAreRejectedWithTheirSource(t *testing.T) {
 		{
 			name: "environment: each bad variable named",
 			env:  map[string]string{"STATEKEEPER_WEBHOOK_PORT": "https", "STATEKEEPER_DEFAULT_MODE": "strict"},
-			wantErr: `STATEKEEPER_DEFAULT_MODE="strict" (--default-mode): unknown mode "strict": must be one of "enforce", "warn", "off"` + "\n" +
+			wantErr: `STATEKEEPER_DEFAULT_MODE="strict" (--default-mode): unknown mode "strict": must be one of "enforce", "warn", "audit", "off"` + "\n" +
 				`STATEKEEPER_WEBHOOK_PORT="https" (--webhook-port): strconv.ParseInt: parsing "https": invalid syntax`,
 		},
 	}
@@ -175,8 +175,8 @@ func TestValidate(t *testing.T) {
 		},
 		{
 			name:    "unknown mode",
-			change:  func(c *Config) { c.DefaultMode = "audit" },
-			wantErr: `--default-mode: unknown mode "audit": must be one of "enforce", "warn", "off"`,
+			change:  func(c *Config) { c.DefaultMode = "strict" },
+			wantErr: `--default-mode: unknown mode "strict": must be one of "enforce", "warn", "audit", "off"`,
 		},
 		{
 			name:    "zero storage size",

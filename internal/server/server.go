@@ -27,6 +27,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	"github.com/statekeeper/statekeeper/internal/auditor"
 	"github.com/statekeeper/statekeeper/internal/config"
 	"github.com/statekeeper/statekeeper/internal/lookup"
 	"github.com/statekeeper/statekeeper/internal/reconciler"
@@ -122,6 +123,7 @@ func managerOptions(cfg config.Config, scheme *runtime.Scheme) manager.Options {
 			TLSOpts:     tlsOpts,
 		},
 		HealthProbeBindAddress:  cfg.HealthProbeBindAddress,
+		PprofBindAddress:        cfg.PprofBindAddress,
 		LeaderElection:          cfg.LeaderElect,
 		LeaderElectionID:        LeaderElectionID,
 		LeaderElectionNamespace: leaderElectionNamespace,
@@ -168,6 +170,12 @@ func setup(mgr manager.Manager, cfg config.Config, d *drain) error {
 		return fmt.Errorf("setting up the headless-Service reconciler: %w", err)
 	}
 
+	if cfg.Audit {
+		if err := setupAudit(mgr, cfg, engine); err != nil {
+			return err
+		}
+	}
+
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return fmt.Errorf("adding the health check: %w", err)
 	}
@@ -179,6 +187,21 @@ func setup(mgr manager.Manager, cfg config.Config, d *drain) error {
 	}
 	if err := mgr.AddReadyzCheck("shutdown", d.readyz()); err != nil {
 		return fmt.Errorf("adding the shutdown readiness check: %w", err)
+	}
+	return nil
+}
+
+// setupAudit registers the background audit (leader-elected). Without the
+// PolicyReport CRD the audit still publishes metrics, Events and log lines.
+func setupAudit(mgr manager.Manager, cfg config.Config, engine *review.Engine) error {
+	metrics, err := auditor.NewMetrics(ctrlmetrics.Registry)
+	if err != nil {
+		return err
+	}
+	if err := auditor.SetupWithManager(mgr, auditor.Options{
+		Engine: engine, Interval: cfg.AuditInterval, Reports: cfg.AuditReports, Metrics: metrics,
+	}); err != nil {
+		return fmt.Errorf("setting up the audit: %w", err)
 	}
 	return nil
 }

@@ -412,12 +412,17 @@ func TestDeployment(t *testing.T) {
 		"--default-storage-size=1Gi",
 		"--default-storage-class=fast",
 		"--cluster-domain=cluster.local",
+		"--audit=true",
+		"--audit-reports=true",
+		"--audit-interval=1h",
 		"--log-format=json",
 		"--log-level=info",
 	}, container.Args)
 	assert.Equal(t, []corev1.EnvVar{{
 		Name:      "POD_NAMESPACE",
 		ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}},
+	}, {
+		Name: "GOMEMLIMIT", Value: "483183820", // 90 % of the default limit, 512Mi
 	}}, container.Env)
 	assert.Equal(t, "ghcr.io/statekeeper/statekeeper:0.1.0", container.Image)
 
@@ -442,6 +447,35 @@ func TestDeployment(t *testing.T) {
 	assert.Len(t, pod.TopologySpreadConstraints, 2)
 }
 
+// GOMEMLIMIT follows the container's memory limit, in every unit a limit
+// is commonly written in, and is left out without a limit.
+func TestGoMemLimit(t *testing.T) {
+	cases := []struct {
+		name   string
+		values []string
+		want   []string // the GOMEMLIMIT values set; none without a limit
+	}{
+		{name: "binary suffix", values: []string{"--set", "resources.limits.memory=1Gi"}, want: []string{"966367641"}},
+		{name: "fractional", values: []string{"--set", "resources.limits.memory=1.5Gi"}, want: []string{"1449551462"}},
+		{name: "decimal suffix", values: []string{"--set", "resources.limits.memory=2G"}, want: []string{"1800000000"}},
+		{name: "bytes as a number", values: []string{"--set", "resources.limits.memory=536870912"}, want: []string{"483183820"}},
+		{name: "bytes as a string", values: []string{"--set-string", "resources.limits.memory=536870912"}, want: []string{"483183820"}},
+		{name: "no limit", values: []string{"--set", "resources.limits=null"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			deployment := decodeOne[appsv1.Deployment](t, renderOnly(t, "templates/deployment.yaml", tc.values...), "Deployment")
+			var got []string
+			for _, env := range deployment.Spec.Template.Spec.Containers[0].Env {
+				if env.Name == "GOMEMLIMIT" {
+					got = append(got, env.Value)
+				}
+			}
+			assert.Equal(t, tc.want, got)
+		})
+	}
+}
+
 // Least privilege: nothing on Secrets, no wildcards anywhere, and the exact
 // rules the server's caches and reconciler need.
 func TestRBAC(t *testing.T) {
@@ -454,6 +488,8 @@ func TestRBAC(t *testing.T) {
 		{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets"}, Verbs: read},
 		{APIGroups: []string{""}, Resources: []string{"pods", "persistentvolumeclaims", "namespaces"}, Verbs: read},
 		{APIGroups: []string{""}, Resources: []string{"services"}, Verbs: []string{"get", "list", "watch", "create", "patch", "delete"}},
+		{APIGroups: []string{"autoscaling"}, Resources: []string{"horizontalpodautoscalers"}, Verbs: []string{"list", "watch"}},
+		{APIGroups: []string{"wgpolicyk8s.io"}, Resources: []string{"policyreports"}, Verbs: []string{"list", "create", "update", "delete"}},
 		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 		{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 	}, clusterRole.Rules)
@@ -481,7 +517,7 @@ func TestInvalidValuesAreRejected(t *testing.T) {
 		{
 			name:    "unknown default mode",
 			values:  []string{"--set", "config.defaultMode=bogus"},
-			wantErr: schemaError("at '/config/defaultMode': value must be one of 'enforce', 'warn', 'off'"),
+			wantErr: schemaError("at '/config/defaultMode': value must be one of 'enforce', 'warn', 'audit', 'off'"),
 		},
 		{
 			name:    "no replicas",
@@ -519,6 +555,11 @@ func TestInvalidValuesAreRejected(t *testing.T) {
 			wantErr: schemaError("at '/webhook': additional properties 'timeoutSecond' not allowed"),
 		},
 		{
+			name:    "memory limit that is no quantity",
+			values:  []string{"--set", "resources.limits.memory=lots"},
+			wantErr: schemaError(`at '/resources/limits/memory': 'lots' does not match pattern '^[0-9]+(\\.[0-9]+)?(k|M|G|T|Ki|Mi|Gi|Ti)?$'`),
+		},
+		{
 			name:   "secret mode without a CA bundle",
 			values: []string{"--set", "tls.mode=secret"},
 			wantErr: "Error: execution error at (statekeeper/templates/validatingwebhookconfiguration.yaml:1:4): " +
@@ -552,4 +593,40 @@ func intOrName(name string) intstr.IntOrString { return intstr.FromString(name) 
 func schemaError(violation string) string {
 	return "Error: values don't meet the specifications of the schema(s) in the following chart(s):\n" +
 		"statekeeper:\n- " + violation + "\n\n"
+}
+
+// The audit's CRD, its RBAC and its flags follow the values: a cluster that
+// already has the PolicyReport CRD (installCRD=false) gets none, and a
+// disabled audit asks for neither HPAs nor reports.
+func TestAuditValues(t *testing.T) {
+	crd := func(values ...string) []string {
+		var kinds []string
+		for _, doc := range strings.Split(mustRender(t, values...), "\n---") {
+			if strings.Contains(doc, "kind: CustomResourceDefinition") {
+				kinds = append(kinds, doc[strings.Index(doc, "name: "):][:len("name: policyreports.wgpolicyk8s.io")])
+			}
+		}
+		return kinds
+	}
+	assert.Equal(t, []string{"name: policyreports.wgpolicyk8s.io"}, crd())
+	assert.Empty(t, crd("--set", "audit.reports.installCRD=false"))
+	assert.Empty(t, crd("--set", "audit.reports.enabled=false"))
+	assert.Empty(t, crd("--set", "audit.enabled=false"))
+
+	rulesOf := func(values ...string) []string {
+		role := decodeOne[rbacv1.ClusterRole](t, mustRender(t, values...), "ClusterRole")
+		var groups []string
+		for _, r := range role.Rules {
+			groups = append(groups, strings.Join(r.APIGroups, ",")+"/"+strings.Join(r.Resources, ","))
+		}
+		return groups
+	}
+	assert.Equal(t, []string{"apps/deployments,statefulsets", "/pods,persistentvolumeclaims,namespaces", "/services",
+		"autoscaling/horizontalpodautoscalers", "/events", "events.k8s.io/events"}, rulesOf("--set", "audit.reports.enabled=false"))
+	assert.Equal(t, []string{"apps/deployments,statefulsets", "/pods,persistentvolumeclaims,namespaces", "/services",
+		"/events", "events.k8s.io/events"}, rulesOf("--set", "audit.enabled=false"))
+
+	deployment := decodeOne[appsv1.Deployment](t, renderOnly(t, "templates/deployment.yaml",
+		"--set", "audit.enabled=false", "--set", "audit.interval=10m"), "Deployment")
+	assert.Subset(t, deployment.Spec.Template.Spec.Containers[0].Args, []string{"--audit=false", "--audit-interval=10m"})
 }
