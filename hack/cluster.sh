@@ -232,6 +232,8 @@ restart() {
 		kill -KILL "$pid" 2>/dev/null || true
 		wait_until "$component (pid $pid) to be killed" 30 exited "$pid"
 	fi
+	# kwokctl would take a zombie's pid for a running component.
+	rm -f "$pidfile"
 	kwokctl start cluster --name "$CLUSTER_NAME" --wait 3m >&2
 }
 
