@@ -216,7 +216,7 @@ func (m *mutation) storage() (resource.Quantity, string) {
 
 func newClaimTemplate(name string, size resource.Quantity, class string) injectedClaimTemplate {
 	t := injectedClaimTemplate{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{AnnotationInjected: "true"}},
 		Spec: corev1.PersistentVolumeClaimSpec{
 			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
 			Resources: corev1.VolumeResourceRequirements{

@@ -123,7 +123,7 @@ func injectedTemplate(name, size, class string) string {
 	if class != "" {
 		classField = fmt.Sprintf(`,"storageClassName":%q`, class)
 	}
-	return fmt.Sprintf(`{"metadata":{"name":%q},"spec":{"accessModes":["ReadWriteOnce"],"resources":{"requests":{"storage":%q}}%s}}`,
+	return fmt.Sprintf(`{"metadata":{"name":%q,"annotations":{"statekeeper.io/injected":"true"}},"spec":{"accessModes":["ReadWriteOnce"],"resources":{"requests":{"storage":%q}}%s}}`,
 		name, size, classField)
 }
 

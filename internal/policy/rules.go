@@ -5,6 +5,7 @@ import (
 	"iter"
 
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -35,6 +36,9 @@ type WorkloadRequest struct {
 	// Service is, on CREATE of a stateful-* StatefulSet, the existing Service
 	// named by spec.serviceName (after mutation), or nil.
 	Service *corev1.Service
+	// StorageClasses are the cluster's classes, looked up on a StatefulSet
+	// UPDATE that changes statekeeper.io/storage-size (nil otherwise).
+	StorageClasses []storagev1.StorageClass
 }
 
 var (
@@ -82,6 +86,9 @@ func ValidateWorkload(req WorkloadRequest) Result {
 	kindMatches := typeErr == nil && t.Kind() == w.Kind
 	if kindMatches && req.Operation == OpCreate {
 		r.Add(checkHeadlessConflict(req, t))
+	}
+	if kindMatches && req.Operation == OpUpdate {
+		r.Add(checkStorageResize(req, t))
 	}
 	r.Add(checkAnnotations(w))
 	if kindMatches {

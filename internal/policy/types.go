@@ -138,6 +138,9 @@ const (
 	// RuleInvalidMode warns that a namespace's statekeeper.io/mode label has a
 	// value statekeeper does not know; the namespace is then enforced.
 	RuleInvalidMode Rule = "invalid-mode"
+	// RuleStorageResize denies a statekeeper.io/storage-size change that the
+	// claims cannot follow: a shrink, or growth their class cannot expand.
+	RuleStorageResize Rule = "storage-resize"
 )
 
 // Violation is one denial or warning: the rule, the field it is about and a

@@ -52,11 +52,13 @@ const eventAction = "ReconcileHeadlessService"
 // or fixing a foreign one raises no event here.
 const foreignRecheckInterval = 10 * time.Minute
 
-// Options tunes the controller.
+// Options tunes the controllers.
 type Options struct {
 	// InScope tells whether statekeeper acts in a namespace (not excluded,
 	// mode not off); nil means every namespace.
 	InScope func(ctx context.Context, namespace string) (bool, error)
+	// ClusterDomain builds the pods' peer FQDNs (the --cluster-domain flag).
+	ClusterDomain string
 }
 
 // CacheByObject is the reconciler's part of the manager's cache options:
@@ -88,11 +90,32 @@ type Reconciler struct {
 	InScope func(ctx context.Context, namespace string) (bool, error)
 }
 
-// SetupWithManager registers the controller with mgr. It needs RBAC to get,
-// list and watch StatefulSets; get, list, watch, create, patch and delete
-// Services; and create and patch events.k8s.io Events. The manager's leader
-// election applies: only the leader reconciles.
+// SetupWithManager registers statekeeper's controllers with mgr: the
+// headless Service (SPEC §3), the disruption budget, the pods' peers and the
+// growth of injected claims. The manager's leader election applies: only
+// the leader reconciles. RBAC: the chart's ClusterRole.
 func SetupWithManager(mgr ctrl.Manager, opts Options) error {
+	controllers := []struct {
+		name  string
+		setup func(ctrl.Manager, Options) error
+	}{
+		{ControllerName, setupHeadlessService},
+		{DisruptionBudgetControllerName, setupDisruptionBudgets},
+		{PeersControllerName, setupPeers},
+		{VolumesControllerName, setupVolumes},
+	}
+	for _, c := range controllers {
+		if err := c.setup(mgr, opts); err != nil {
+			return fmt.Errorf("setting up the %s controller: %w", c.name, err)
+		}
+	}
+	return nil
+}
+
+// setupHeadlessService registers the headless-Service controller. It needs
+// RBAC to get, list and watch StatefulSets; get, list, watch, create, patch
+// and delete Services; and create and patch events.k8s.io Events.
+func setupHeadlessService(mgr ctrl.Manager, opts Options) error {
 	r := &Reconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
@@ -113,6 +136,20 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 func isStateful(obj client.Object) bool {
 	t, err := policy.ParseDeployType(obj.GetLabels()[policy.LabelDeployType])
 	return err == nil && t.Stateful()
+}
+
+// isManagedWorkload selects StatefulSets that carry the deploy-type label.
+func isManagedWorkload(obj client.Object) bool {
+	_, ok := obj.GetLabels()[policy.LabelDeployType]
+	return ok
+}
+
+// inScope asks check (Options.InScope) about namespace; a nil check means every namespace.
+func inScope(ctx context.Context, check func(context.Context, string) (bool, error), namespace string) (bool, error) {
+	if check == nil {
+		return true, nil
+	}
+	return check(ctx, namespace)
 }
 
 // isManaged selects the Services statekeeper manages. The cache holds no
@@ -137,6 +174,19 @@ func specOrLabelsChanged() predicate.Predicate {
 	}}
 }
 
+// specLabelsOrAnnotationsChanged is specOrLabelsChanged that also passes
+// annotation changes, which do not bump the generation
+// (statekeeper.io/quorum, statekeeper.io/storage-size, ...).
+func specLabelsOrAnnotationsChanged() predicate.Predicate {
+	specOrLabels := specOrLabelsChanged()
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		if specOrLabels.Update(e) {
+			return true
+		}
+		return !maps.Equal(e.ObjectOld.GetAnnotations(), e.ObjectNew.GetAnnotations())
+	}}
+}
+
 // Reconcile makes the StatefulSet's headless Service right, or says why it
 // cannot on the StatefulSet's Events.
 func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
@@ -154,11 +204,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 	// An excluded or off namespace is not statekeeper's: nothing is created
 	// there, and a Service made earlier is left as it is.
-	if r.InScope != nil {
-		in, err := r.InScope(ctx, sts.Namespace)
-		if err != nil || !in {
-			return reconcile.Result{}, err
-		}
+	if in, err := inScope(ctx, r.InScope, sts.Namespace); err != nil || !in {
+		return reconcile.Result{}, err
 	}
 
 	key := client.ObjectKey{Namespace: sts.Namespace, Name: policy.ServiceNameOf(&sts)}

@@ -205,6 +205,12 @@ func (e *Engine) validateWorkload(ctx context.Context, _ Request, facts *workloa
 			return err
 		}
 	case policy.OpUpdate:
+		// The classes decide whether claims can grow: read only when the size changes.
+		if w.Kind == policy.KindStatefulSet && facts.old.Annotations[policy.AnnotationStorageSize] != w.Annotations[policy.AnnotationStorageSize] {
+			if pr.StorageClasses, err = e.lookup.StorageClasses(ctx); err != nil {
+				return fmt.Errorf("looking up the storage classes: %w", err)
+			}
+		}
 		// Whether the old workload still has pods matters only to a type
 		// change, and costs a pod listing: ask only then. The old object is
 		// the stored one, so its selector is the one to match.
