@@ -137,12 +137,13 @@ func installAdoptsExistingStatefulSet(t *testing.T) {
 	next := ns.eventuallyReadyPod("legacy-0", first.UID)
 	fqdn := fmt.Sprintf("legacy-0.legacy.%s.svc.%s", ns.name, clusterDomain)
 	assert.Equal(t, map[string]string{
-		policy.AnnotationOrdinal:     "0",
-		policy.AnnotationHostname:    "legacy-0",
-		policy.AnnotationService:     "legacy",
-		policy.AnnotationFQDN:        fqdn,
-		policy.AnnotationPrimaryFQDN: fqdn,
-		policy.AnnotationPeers:       fqdn,
+		policy.AnnotationOrdinal:       "0",
+		policy.AnnotationHostname:      "legacy-0",
+		policy.AnnotationService:       "legacy",
+		policy.AnnotationFQDN:          fqdn,
+		policy.AnnotationPrimaryFQDN:   fqdn,
+		policy.AnnotationPeers:         fqdn,
+		policy.AnnotationPeersReplicas: "1",
 	}, identityOf(next))
 
 	var after appsv1.StatefulSet

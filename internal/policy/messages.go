@@ -145,6 +145,12 @@ func msgClaimClassRefuses(sts Workload, claim, class string, want resource.Quant
 		claim, sts.Ref(), want.String(), AnnotationStorageSize, class)
 }
 
+func msgRollingUpdateWithClaim(w Workload) string {
+	return fmt.Sprintf("%s is %s and mounts a single-node claim, but its manifest sets a RollingUpdate strategy, which %s leaves as written: "+
+		"a rolling update starts the new pod while the old one still holds the volume, and waits for it; set strategy.type: Recreate, or rollingUpdate.maxSurge: 0",
+		w.Ref(), StatelessSingle, ManagerName)
+}
+
 // The disruption-budget reconciler's reasons (BudgetPlan.Reason), recorded
 // as Events on the StatefulSet.
 

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"encoding/json"
 	"reflect"
 
 	"gomodules.xyz/jsonpatch/v2"
@@ -8,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // Workload mutations (SPEC §2) are small mutators run in a fixed order; each
@@ -28,7 +30,7 @@ import (
 //
 // Deployment, CREATE or UPDATE:
 //  1. recreateForSingleNodeClaims  spec.strategy = Recreate for stateless-single
-//     with a ReadWriteOnce claim mounted
+//     with a ReadWriteOnce claim mounted, unless the manifest sets a strategy
 //
 // Every mutator is idempotent: on its own output it adds nothing.
 
@@ -47,6 +49,8 @@ type mutation struct {
 	deployType DeployType
 	defaults   Defaults
 	patch      patchBuilder
+	// result holds the mutators' warnings.
+	result Result
 }
 
 type mutator func(*mutation)
@@ -87,7 +91,7 @@ func MutateWorkload(req WorkloadRequest, d Defaults) ([]jsonpatch.Operation, Res
 	for _, mutate := range mutators {
 		mutate(m)
 	}
-	return m.patch.ops, Result{}
+	return m.patch.ops, m.result
 }
 
 // defaultServiceName names the headless Service the reconciler creates.
@@ -170,6 +174,11 @@ func keepPodTemplateLabel(m *mutation) {
 // pod while the old one holds the volume, and wait forever for the attachment.
 // A claim that was not found counts as ReadWriteOnce, the common default;
 // Recreate is safe for one instance either way.
+//
+// Only a strategy the user left unset is changed: a RollingUpdate the
+// manifest spells out is left as written (overriding it would show as a
+// diff forever in GitOps tools, which re-apply it), with a warning unless
+// its maxSurge of 0 already stops the old pod first.
 func recreateForSingleNodeClaims(m *mutation) {
 	w := m.req.Object
 	if m.deployType != StatelessSingle || !mountsSingleNodeClaim(w, m.req.Claims) {
@@ -178,9 +187,82 @@ func recreateForSingleNodeClaims(m *mutation) {
 	if w.Strategy.Type == appsv1.RecreateDeploymentStrategyType && w.Strategy.RollingUpdate == nil {
 		return
 	}
+	if w.Strategy.Type != appsv1.RecreateDeploymentStrategyType && strategyWrittenByUser(w) {
+		if !surgesNone(w.Strategy) {
+			m.result.Add(warned(RuleRecreateStrategy, pathStrategy, msgRollingUpdateWithClaim(w)))
+		}
+		return
+	}
 	// The whole strategy is replaced: the API rejects rollingUpdate with Recreate.
 	recreate := appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}
 	m.patch.set(recreate, specStep(w), step("strategy", !isZero(w.Strategy)))
+}
+
+// strategyWrittenByUser reports whether the Deployment's manifest sets
+// spec.strategy. The API server defaults an omitted strategy to RollingUpdate
+// with maxSurge and maxUnavailable 25% before admission, so the object alone
+// cannot tell; what the client sent can: server-side apply records the
+// fields a manifest sets in an Apply entry of managedFields (Flux, Argo CD
+// with ServerSideApply, Helm 4), and client-side `kubectl apply` (Argo CD's
+// default) keeps the manifest in the last-applied-configuration annotation.
+// Other parameters than the defaults were written by someone in any case.
+func strategyWrittenByUser(w Workload) bool {
+	if !isDefaultRollingUpdate(w.Strategy) {
+		return true
+	}
+	for _, entry := range w.ManagedFields {
+		if entry.Operation == metav1.ManagedFieldsOperationApply && entry.FieldsV1 != nil &&
+			ownsField(entry.FieldsV1.Raw, "f:spec", "f:strategy") {
+			return true
+		}
+	}
+	if last := w.Annotations[lastAppliedConfiguration]; last != "" {
+		var applied struct {
+			Spec struct {
+				Strategy json.RawMessage `json:"strategy"`
+			} `json:"spec"`
+		}
+		if json.Unmarshal([]byte(last), &applied) == nil && len(applied.Spec.Strategy) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// lastAppliedConfiguration is where client-side `kubectl apply` keeps the manifest.
+const lastAppliedConfiguration = "kubectl.kubernetes.io/last-applied-configuration"
+
+// isDefaultRollingUpdate reports whether s is what the API server makes of
+// an omitted strategy.
+func isDefaultRollingUpdate(s appsv1.DeploymentStrategy) bool {
+	defaultPercent := intstr.FromString("25%")
+	return (s.Type == "" || s.Type == appsv1.RollingUpdateDeploymentStrategyType) &&
+		(s.RollingUpdate == nil ||
+			((s.RollingUpdate.MaxSurge == nil || *s.RollingUpdate.MaxSurge == defaultPercent) &&
+				(s.RollingUpdate.MaxUnavailable == nil || *s.RollingUpdate.MaxUnavailable == defaultPercent)))
+}
+
+// surgesNone reports whether a rolling update stops the old pod before it
+// starts the new one (maxSurge 0), which a single-node claim needs.
+func surgesNone(s appsv1.DeploymentStrategy) bool {
+	return s.RollingUpdate != nil && s.RollingUpdate.MaxSurge != nil &&
+		(*s.RollingUpdate.MaxSurge == intstr.FromInt32(0) || *s.RollingUpdate.MaxSurge == intstr.FromString("0%"))
+}
+
+// ownsField reports whether a managedFields FieldsV1 set holds the path.
+func ownsField(raw []byte, path ...string) bool {
+	for _, key := range path {
+		var fields map[string]json.RawMessage
+		if json.Unmarshal(raw, &fields) != nil {
+			return false
+		}
+		next, ok := fields[key]
+		if !ok {
+			return false
+		}
+		raw = next
+	}
+	return true
 }
 
 func mountsSingleNodeClaim(w Workload, claims map[string]*corev1.PersistentVolumeClaim) bool {

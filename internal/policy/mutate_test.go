@@ -32,6 +32,7 @@ type mutateCase struct {
 	defaults  *Defaults
 	want      string // the whole patch as JSON; "" for none
 	wantDeny  []Violation
+	wantWarn  []Violation
 	wantAfter func(t *testing.T, patched any) // optional checks of the patched object
 }
 
@@ -50,7 +51,7 @@ func (c mutateCase) run(t *testing.T) {
 		d = *c.defaults
 	}
 	ops, result := MutateWorkload(c.request(workloadOf(c.object)), d)
-	assert.Equal(t, Result{Denials: c.wantDeny}, result)
+	assert.Equal(t, Result{Denials: c.wantDeny, Warnings: c.wantWarn}, result)
 	assertPatch(t, c.want, ops)
 
 	// Idempotence: the patched object needs nothing more.
@@ -59,7 +60,7 @@ func (c mutateCase) run(t *testing.T) {
 	patched := decodeLike(t, c.object, applyPatch(t, doc, ops))
 	again, againResult := MutateWorkload(c.request(workloadOf(patched)), d)
 	assert.Empty(t, again, "second pass")
-	assert.Equal(t, Result{Denials: c.wantDeny}, againResult, "second pass")
+	assert.Equal(t, Result{Denials: c.wantDeny, Warnings: c.wantWarn}, againResult, "second pass")
 	if c.wantAfter != nil {
 		c.wantAfter(t, patched)
 	}
@@ -402,6 +403,59 @@ func TestMutateDeployment(t *testing.T) {
 			want:   replaceWithRecreate,
 		},
 		{name: "already Recreate", op: OpCreate, object: withClaim("stateless-single", recreate), claims: claims(corev1.ReadWriteOnce)},
+		{
+			name:   "a RollingUpdate the manifest tunes is left as written, with a warning",
+			op:     OpCreate,
+			object: withClaim("stateless-single", rollingUpdate, func(d *appsv1.Deployment) { d.Spec.Strategy.RollingUpdate.MaxSurge = ptr.To(intstr.FromInt32(1)) }),
+			claims: claims(corev1.ReadWriteOnce),
+			wantWarn: []Violation{violation(RuleRecreateStrategy, pathStrategy,
+				msgRollingUpdateWithClaim(FromDeployment(deployFixture("web", "stateless-single"))))},
+		},
+		{
+			name: "a RollingUpdate a server-side apply set is left as written, with a warning",
+			op:   OpUpdate,
+			object: withClaim("stateless-single", rollingUpdate, func(d *appsv1.Deployment) {
+				d.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kustomize-controller", Operation: metav1.ManagedFieldsOperationApply,
+					FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:replicas":{},"f:strategy":{"f:type":{}}}}`)}}}
+			}),
+			claims: claims(corev1.ReadWriteOnce),
+			wantWarn: []Violation{violation(RuleRecreateStrategy, pathStrategy,
+				msgRollingUpdateWithClaim(FromDeployment(deployFixture("web", "stateless-single"))))},
+		},
+		{
+			name: "a server-side apply that does not set the strategy: Recreate",
+			op:   OpCreate,
+			object: withClaim("stateless-single", rollingUpdate, func(d *appsv1.Deployment) {
+				d.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kustomize-controller", Operation: metav1.ManagedFieldsOperationApply,
+					FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:replicas":{}}}`)}}}
+			}),
+			claims: claims(corev1.ReadWriteOnce),
+			want:   replaceWithRecreate,
+		},
+		{
+			name: "a RollingUpdate in kubectl's last applied manifest is left as written, with a warning",
+			op:   OpCreate,
+			object: withClaim("stateless-single", rollingUpdate, deployAnnotations(lastAppliedConfiguration,
+				`{"kind":"Deployment","spec":{"strategy":{"type":"RollingUpdate"}}}`)),
+			claims: claims(corev1.ReadWriteOnce),
+			wantWarn: []Violation{violation(RuleRecreateStrategy, pathStrategy,
+				msgRollingUpdateWithClaim(FromDeployment(deployFixture("web", "stateless-single"))))},
+		},
+		{
+			name:   "a last applied manifest without a strategy: Recreate",
+			op:     OpCreate,
+			object: withClaim("stateless-single", rollingUpdate, deployAnnotations(lastAppliedConfiguration, `{"kind":"Deployment","spec":{"replicas":1}}`)),
+			claims: claims(corev1.ReadWriteOnce),
+			want:   replaceWithRecreate,
+		},
+		{
+			name: "a RollingUpdate with maxSurge 0 stops the old pod first: left alone, no warning",
+			op:   OpCreate,
+			object: withClaim("stateless-single", rollingUpdate, func(d *appsv1.Deployment) {
+				d.Spec.Strategy.RollingUpdate = &appsv1.RollingUpdateDeployment{MaxSurge: ptr.To(intstr.FromInt32(0)), MaxUnavailable: ptr.To(intstr.FromInt32(1))}
+			}),
+			claims: claims(corev1.ReadWriteOnce),
+		},
 		{name: "a ReadWriteMany claim can roll", op: OpCreate, object: withClaim("stateless-single", rollingUpdate), claims: claims(corev1.ReadWriteMany)},
 		{
 			name:   "a claim volume no container mounts",

@@ -49,6 +49,7 @@ var (
 	pathReplicas    = field.NewPath("spec", "replicas")
 	pathMaxReplicas = field.NewPath("spec", "maxReplicas")
 	pathServiceName = field.NewPath("spec", "serviceName")
+	pathStrategy    = field.NewPath("spec", "strategy")
 	pathVolumes     = field.NewPath("spec", "template", "spec", "volumes")
 )
 

@@ -141,6 +141,9 @@ const (
 	// RuleStorageResize denies a statekeeper.io/storage-size change that the
 	// claims cannot follow: a shrink, or growth their class cannot expand.
 	RuleStorageResize Rule = "storage-resize"
+	// RuleRecreateStrategy warns that a single-instance Deployment with a
+	// single-node claim keeps the RollingUpdate strategy its manifest sets.
+	RuleRecreateStrategy Rule = "recreate-strategy"
 )
 
 // Violation is one denial or warning: the rule, the field it is about and a
@@ -187,6 +190,8 @@ type Workload struct {
 	ServiceName    string
 	// Strategy is spec.strategy; zero for StatefulSets.
 	Strategy appsv1.DeploymentStrategy
+	// ManagedFields tell which fields a server-side apply set.
+	ManagedFields []metav1.ManagedFieldsEntry
 }
 
 // FromDeployment views d as a Workload.
@@ -196,7 +201,7 @@ func FromDeployment(d *appsv1.Deployment) Workload {
 		Labels: d.Labels, Annotations: d.Annotations,
 		Replicas: d.Spec.Replicas, StatusReplicas: d.Status.Replicas,
 		Selector: d.Spec.Selector, Template: &d.Spec.Template,
-		Strategy: d.Spec.Strategy,
+		Strategy: d.Spec.Strategy, ManagedFields: d.ManagedFields,
 	}
 }
 
