@@ -220,3 +220,80 @@ func (n *namespace) eventuallyEvent(regarding, reason, text string) {
 		return false, strings.Join(seen, "; "), nil
 	})
 }
+
+// TestDeletionProtection: deleting a protected workload that runs with
+// claims is refused with the way out, which then works; the namespace label
+// protects every managed workload of the namespace; warn mode warns.
+func TestDeletionProtection(t *testing.T) {
+	t.Parallel()
+	protectedDB := func(name string) *appsv1.StatefulSet {
+		sts := unboundClaims(workloads.StatefulSet(name, policy.StatefulSingle, 1))
+		sts.Annotations[policy.AnnotationProtect] = "true"
+		return sts
+	}
+
+	t.Run("protected by its annotation", func(t *testing.T) {
+		t.Parallel()
+		ns := newNamespace(t, "")
+		ns.create(protectedDB("db")).expect(t, allowed)
+		res := ns.kubectl(nil, "delete", "statefulset", "db", "--wait=false")
+		res.expect(t, denied(policy.RuleDeletionProtection))
+		assert.Contains(t, res.stderr, `scale it to 0 first (kubectl scale statefulset db --replicas=0)`)
+
+		ns.kubectl(nil, "scale", "statefulset", "db", "--replicas=0").expect(t, allowed)
+		ns.eventuallyPodsGone(map[string]string{"app": "db"})
+		ns.eventuallyDecision(allowed, nil, "delete", "statefulset", "db", "--wait=false")
+	})
+
+	t.Run("protected by its namespace's label", func(t *testing.T) {
+		t.Parallel()
+		ns := newNamespace(t, "")
+		require.NoError(t, runKubectl(t.Context(), "", "label", "namespace", ns.name, policy.LabelProtect+"=true").err)
+		ns.create(unboundClaims(workloads.StatefulSet("db", policy.StatefulSingle, 1))).expect(t, allowed)
+		ns.create(workloads.Deployment("web", policy.StatelessMulti, 1)).expect(t, allowed)
+		ns.eventuallyDecision(denied(policy.RuleDeletionProtection), nil, "delete", "statefulset", "db", "--wait=false")
+		// No volumes, nothing to protect.
+		ns.kubectl(nil, "delete", "deployment", "web", "--wait=false").expect(t, allowed)
+	})
+
+	t.Run("warn mode warns", func(t *testing.T) {
+		t.Parallel()
+		ns := newNamespace(t, policy.ModeWarn)
+		ns.create(protectedDB("db")).expect(t, allowed)
+		ns.kubectl(nil, "delete", "statefulset", "db", "--wait=false").expect(t, warned(policy.RuleDeletionProtection))
+	})
+}
+
+// TestRecreateOnlyWhereUnset: a single-instance Deployment with a
+// ReadWriteOnce claim gets Recreate when its manifest leaves the strategy
+// out; one it spells out (client- or server-side apply) is kept, warned.
+func TestRecreateOnlyWhereUnset(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t, "")
+	withClaim := func(name string) *appsv1.Deployment {
+		d := workloads.Deployment(name, policy.StatelessSingle, 1)
+		workloads.MountClaim(&d.Spec.Template.Spec, name+"-data")
+		return d
+	}
+	strategyOf := func(name string) appsv1.DeploymentStrategy {
+		var d appsv1.Deployment
+		ns.get(name, &d)
+		return d.Spec.Strategy
+	}
+
+	ns.apply(withClaim("unset")).expect(t, allowed)
+	assert.Equal(t, appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}, strategyOf("unset"))
+
+	explicit := withClaim("explicit")
+	explicit.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType}
+	ns.apply(explicit).expect(t, warned(policy.RuleRecreateStrategy))
+	assert.Equal(t, appsv1.RollingUpdateDeploymentStrategyType, strategyOf("explicit").Type)
+	// Re-applying the same manifest changes nothing: no perpetual diff.
+	ns.apply(explicit).expect(t, warned(policy.RuleRecreateStrategy))
+	assert.Equal(t, appsv1.RollingUpdateDeploymentStrategyType, strategyOf("explicit").Type)
+
+	serverSide := withClaim("server-side")
+	serverSide.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType}
+	ns.kubectl([]client.Object{serverSide}, "apply", "--server-side", "-f", "-").expect(t, warned(policy.RuleRecreateStrategy))
+	assert.Equal(t, appsv1.RollingUpdateDeploymentStrategyType, strategyOf("server-side").Type)
+}

@@ -63,6 +63,9 @@ func failurePoliciesAsShipped(t *testing.T) {
 	ns.create(workloads.StatefulSet("db", policy.StatefulMulti, 1)).expect(t, allowed)
 	before := ns.eventuallyReadyPod("db-0", "")
 	require.Equal(t, "0", before.Annotations[policy.AnnotationOrdinal], "db-0 was created with statekeeper serving")
+	kept := unboundClaims(workloads.StatefulSet("kept", policy.StatefulSingle, 0))
+	kept.Annotations[policy.AnnotationProtect] = "true"
+	ns.create(kept).expect(t, allowed)
 
 	require.NoError(t, suite.release.stop(t.Context()))
 	t.Cleanup(func() {
@@ -87,6 +90,13 @@ func failurePoliciesAsShipped(t *testing.T) {
 	ns.kubectl(nil, "delete", "pod", "db-0", "--wait=false").expect(t, allowed)
 	after := ns.eventuallyReadyPod("db-0", before.UID)
 	assert.Empty(t, identityOf(after), "db-0 stamped with statekeeper down")
+
+	// Deletion protection fails closed for protected workloads only: the
+	// API server sends no other deletion to statekeeper.
+	res = ns.kubectl(nil, "delete", "statefulset", "kept", "--wait=false")
+	require.Error(t, res.err, "a protected StatefulSet was deleted with statekeeper down: %s", res)
+	assert.Contains(t, res.stderr, `failed calling webhook "deletions.validate.statekeeper.io"`)
+	ns.kubectl(nil, "delete", "statefulset", "db", "--wait=false").expect(t, allowed)
 }
 
 func uninstallLeavesNothing(t *testing.T) {

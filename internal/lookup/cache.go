@@ -278,21 +278,39 @@ func (c *Cache) StorageClasses(ctx context.Context) ([]storagev1.StorageClass, e
 	return list.Items, nil
 }
 
-// NamespaceMode implements Lookup. A namespace is often created in the same
-// apply as its workloads, before the informer has seen it; a miss is read
-// from the API server so its mode label is not ignored.
+// NamespaceMode implements Lookup through namespace.
 func (c *Cache) NamespaceMode(ctx context.Context, namespace string) (string, bool, error) {
-	key := client.ObjectKey{Name: namespace}
+	ns, err := c.namespace(ctx, namespace)
+	if err != nil || ns == nil {
+		return "", false, err
+	}
+	mode, ok := ns.Labels[policy.LabelMode]
+	return mode, ok, nil
+}
+
+// NamespaceProtected implements Lookup through namespace.
+func (c *Cache) NamespaceProtected(ctx context.Context, namespace string) (bool, error) {
+	ns, err := c.namespace(ctx, namespace)
+	if err != nil || ns == nil {
+		return false, err
+	}
+	return ns.Labels[policy.LabelProtect] == "true", nil
+}
+
+// namespace reads a namespace, nil when it does not exist. A namespace is
+// often created in the same apply as its workloads, before the informer has
+// seen it; a miss is read from the API server so its labels are not ignored.
+func (c *Cache) namespace(ctx context.Context, name string) (*corev1.Namespace, error) {
+	key := client.ObjectKey{Name: name}
 	ns := &corev1.Namespace{}
 	err := c.cached.Get(ctx, key, ns)
 	if apierrors.IsNotFound(err) {
 		err = c.uncached.Get(ctx, key, ns)
 	}
 	if err != nil {
-		return "", false, client.IgnoreNotFound(err)
+		return nil, client.IgnoreNotFound(err)
 	}
-	mode, ok := ns.Labels[policy.LabelMode]
-	return mode, ok, nil
+	return ns, nil
 }
 
 // selectorOf converts a workload's selector; ok is false when it selects no

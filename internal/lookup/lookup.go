@@ -42,4 +42,7 @@ type Lookup interface {
 	// NamespaceMode returns the namespace's statekeeper.io/mode label; ok is
 	// false when the label is absent (the default mode applies).
 	NamespaceMode(ctx context.Context, namespace string) (mode string, ok bool, err error)
+	// NamespaceProtected reports whether the namespace carries the
+	// statekeeper.io/protect: "true" label (false when it is unknown).
+	NamespaceProtected(ctx context.Context, namespace string) (bool, error)
 }

@@ -168,6 +168,12 @@ func (m *Memory) NamespaceMode(_ context.Context, namespace string) (string, boo
 	return mode, ok, nil
 }
 
+// NamespaceProtected implements Lookup.
+func (m *Memory) NamespaceProtected(_ context.Context, namespace string) (bool, error) {
+	ns, ok := m.namespaces[namespace]
+	return ok && ns.Labels[policy.LabelProtect] == "true", nil
+}
+
 // StorageClasses implements Lookup, in name order.
 func (m *Memory) StorageClasses(context.Context) ([]storagev1.StorageClass, error) {
 	out := make([]storagev1.StorageClass, 0, len(m.classes))

@@ -50,7 +50,9 @@ func minAvailable(n int32) func(*policyv1.PodDisruptionBudgetSpec) {
 	return func(s *policyv1.PodDisruptionBudgetSpec) { s.MinAvailable = ptr.To(intstr.FromInt32(n)) }
 }
 
-func oneUnavailable(s *policyv1.PodDisruptionBudgetSpec) { s.MaxUnavailable = ptr.To(intstr.FromInt32(1)) }
+func oneUnavailable(s *policyv1.PodDisruptionBudgetSpec) {
+	s.MaxUnavailable = ptr.To(intstr.FromInt32(1))
+}
 
 func TestDisruptionBudget(t *testing.T) {
 	quorum := map[string]string{AnnotationQuorum: "true"}

@@ -151,6 +151,14 @@ func msgRollingUpdateWithClaim(w Workload) string {
 		w.Ref(), StatelessSingle, ManagerName)
 }
 
+func msgDeletionProtected(w Observed, by string) string {
+	return fmt.Sprintf("%s is protected from deletion (%s: \"true\" on %s) and is running with persistent volumes: "+
+		"scale it to 0 first (kubectl scale %s %s --replicas=0), wait for its pods to stop, then delete it",
+		w.Ref(), AnnotationProtect, by, w.Kind.Lower(), w.Name)
+}
+
+func quote(s string) string { return fmt.Sprintf("%q", s) }
+
 // The disruption-budget reconciler's reasons (BudgetPlan.Reason), recorded
 // as Events on the StatefulSet.
 

@@ -212,16 +212,18 @@ func strategyWrittenByUser(w Workload) bool {
 	}
 	for _, entry := range w.ManagedFields {
 		if entry.Operation == metav1.ManagedFieldsOperationApply && entry.FieldsV1 != nil &&
-			ownsField(entry.FieldsV1.Raw, "f:spec", "f:strategy") {
+			(ownsField(entry.FieldsV1.Raw, "f:spec", "f:strategy", "f:type") ||
+				ownsField(entry.FieldsV1.Raw, "f:spec", "f:strategy", "f:rollingUpdate")) {
 			return true
 		}
 	}
 	if last := w.Annotations[lastAppliedConfiguration]; last != "" {
 		var applied struct {
 			Spec struct {
-				Strategy json.RawMessage `json:"strategy"`
+				Strategy map[string]json.RawMessage `json:"strategy"`
 			} `json:"spec"`
 		}
+		// An empty strategy ("strategy: {}") sets nothing.
 		if json.Unmarshal([]byte(last), &applied) == nil && len(applied.Spec.Strategy) > 0 {
 			return true
 		}

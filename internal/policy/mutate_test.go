@@ -444,7 +444,7 @@ func TestMutateDeployment(t *testing.T) {
 		{
 			name:   "a last applied manifest without a strategy: Recreate",
 			op:     OpCreate,
-			object: withClaim("stateless-single", rollingUpdate, deployAnnotations(lastAppliedConfiguration, `{"kind":"Deployment","spec":{"replicas":1}}`)),
+			object: withClaim("stateless-single", rollingUpdate, deployAnnotations(lastAppliedConfiguration, `{"kind":"Deployment","spec":{"replicas":1,"strategy":{}}}`)),
 			claims: claims(corev1.ReadWriteOnce),
 			want:   replaceWithRecreate,
 		},

@@ -144,6 +144,9 @@ const (
 	// RuleRecreateStrategy warns that a single-instance Deployment with a
 	// single-node claim keeps the RollingUpdate strategy its manifest sets.
 	RuleRecreateStrategy Rule = "recreate-strategy"
+	// RuleDeletionProtection denies deleting a protected workload that runs
+	// with persistent volumes.
+	RuleDeletionProtection Rule = "deletion-protection"
 )
 
 // Violation is one denial or warning: the rule, the field it is about and a

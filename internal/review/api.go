@@ -16,6 +16,7 @@ type Operation string
 const (
 	Create Operation = "CREATE"
 	Update Operation = "UPDATE"
+	Delete Operation = "DELETE"
 )
 
 // Resource names what a request is about, as the API server's admission request does.
@@ -29,7 +30,8 @@ type Request struct {
 	Resource  Resource
 	Namespace string
 	Name      string
-	// Object and OldObject are the raw JSON bodies; OldObject only on UPDATE.
+	// Object and OldObject are the raw JSON bodies; OldObject only on UPDATE
+	// and DELETE (where it is the object being deleted, and Object is empty).
 	Object    []byte
 	OldObject []byte
 	// DecodedObject and DecodedOldObject, when set, replace Object and

@@ -91,9 +91,13 @@ func (e *Engine) Mutate(ctx context.Context, req Request) (Decision, error) {
 	}
 }
 
-// Validate judges a workload CREATE or UPDATE, a /scale update or an HPA (SPEC §4).
+// Validate judges a workload CREATE, UPDATE or DELETE, a /scale update or an HPA (SPEC §4).
 func (e *Engine) Validate(ctx context.Context, req Request) (Decision, error) {
 	switch {
+	case req.Operation == Delete && req.Resource.matches(deployments):
+		return e.deletion(ctx, req, policy.KindDeployment)
+	case req.Operation == Delete && req.Resource.matches(statefulSets):
+		return e.deletion(ctx, req, policy.KindStatefulSet)
 	case req.Resource.matches(deployments):
 		return e.workload(ctx, req, policy.KindDeployment, e.validateWorkload, true)
 	case req.Resource.matches(statefulSets):
@@ -256,6 +260,44 @@ func (e *Engine) claims(ctx context.Context, w policy.Workload) (map[string]*cor
 		return nil, fmt.Errorf("looking up the claims of %s: %w", w.Ref(), err)
 	}
 	return claims, nil
+}
+
+// deletion judges deleting a workload (deletion protection): the object
+// being deleted is the request's old object.
+func (e *Engine) deletion(ctx context.Context, req Request, kind policy.Kind) (Decision, error) {
+	d := Decision{Kind: string(kind), Namespace: req.Namespace, Name: req.Name}
+	if e.excluded[req.Namespace] {
+		d.Skipped = true
+		return d, nil
+	}
+	w, err := decodeWorkload(kind, req.DecodedOldObject, req.OldObject)
+	if err != nil {
+		return d, fmt.Errorf("old object: %w", err)
+	}
+	fillIdentity(&w, req)
+	d.Namespace, d.Name = w.Namespace, w.Name
+	if !w.Managed() {
+		d.Skipped = true
+		return d, nil
+	}
+	warnings, err := e.resolveMode(ctx, &d, w.Namespace)
+	if err != nil || d.Skipped {
+		return d, err
+	}
+	namespaceProtected, err := e.lookup.NamespaceProtected(ctx, w.Namespace)
+	if err != nil {
+		return d, fmt.Errorf("looking up namespace %q: %w", w.Namespace, err)
+	}
+	observed := policy.Observed{Workload: w}
+	// Only a protected workload with volumes needs to know whether pods remain.
+	if policy.Protected(w, namespaceProtected) && w.HasPersistentVolumes() && !observed.Running() {
+		if observed.PodsExist, err = e.lookup.PodsExist(ctx, w.Namespace, w.Selector); err != nil {
+			return d, fmt.Errorf("looking up the pods of %s: %w", w.Ref(), err)
+		}
+	}
+	d.Result = policy.ValidateDelete(observed, namespaceProtected)
+	e.applyMode(&d, warnings)
+	return d, nil
 }
 
 // scale judges a /scale update by the parent workload's labels.

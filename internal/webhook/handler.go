@@ -27,11 +27,13 @@ type reviewFunc func(context.Context, review.Request) (review.Decision, error)
 // Handler is the admission handler of one webhook path.
 type Handler struct {
 	// name is the webhook's path, for logs.
-	name    string
-	review  reviewFunc
-	kinds   expectedKinds
-	log     logr.Logger
-	metrics *Metrics
+	name   string
+	review reviewFunc
+	kinds  expectedKinds
+	// judgesDeletes is true for /validate: deletion protection.
+	judgesDeletes bool
+	log           logr.Logger
+	metrics       *Metrics
 }
 
 var (
@@ -82,7 +84,7 @@ func NewPodMutator(engine *review.Engine, log logr.Logger, metrics *Metrics) *Ha
 // NewValidator returns the handler of /validate: workload rules, /scale and
 // HPAs (SPEC §4).
 func NewValidator(engine *review.Engine, log logr.Logger, metrics *Metrics) *Handler {
-	return &Handler{name: PathValidate, review: engine.Validate, kinds: validateKinds, log: log, metrics: metrics}
+	return &Handler{name: PathValidate, review: engine.Validate, kinds: validateKinds, judgesDeletes: true, log: log, metrics: metrics}
 }
 
 // Handle implements admission.Handler.
@@ -102,10 +104,11 @@ func (h *Handler) handle(ctx context.Context, in incoming) admission.Response {
 		"namespace", req.Namespace, "name", req.Name, "operation", req.Operation)
 	resource := resourceLabel(req.Resource.Resource, req.SubResource)
 
-	switch req.Operation {
-	case admissionv1.Create, admissionv1.Update:
+	switch {
+	case req.Operation == admissionv1.Create, req.Operation == admissionv1.Update:
+	case req.Operation == admissionv1.Delete && h.judgesDeletes:
 	default:
-		// DELETE and CONNECT change nothing statekeeper guards.
+		// CONNECT changes nothing statekeeper guards; DELETE only on /validate.
 		h.observe(log, resource, review.Decision{Skipped: true}, OutcomeSkipped)
 		return admission.Allowed("")
 	}

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -360,8 +361,38 @@ func TestWebhookContract(t *testing.T) {
 			AdmissionReviewVersions: v1, SideEffects: none, MatchPolicy: equivalent, TimeoutSeconds: timeout,
 			NamespaceSelector: namespaceSelector,
 		},
+		{
+			Name:           "deletions.validate.statekeeper.io",
+			ClientConfig:   clientConfig("/validate"),
+			Rules:          []admissionregistrationv1.RuleWithOperations{rule("apps", "v1", workloads, admissionregistrationv1.Delete)},
+			FailurePolicy:  fail,
+			ObjectSelector: workloadSelector,
+			MatchConditions: []admissionregistrationv1.MatchCondition{
+				{Name: "workload-protected", Expression: protectedWorkload},
+			},
+			AdmissionReviewVersions: v1, SideEffects: none, MatchPolicy: equivalent, TimeoutSeconds: timeout,
+			NamespaceSelector: namespaceSelector,
+		},
+		{
+			Name:           "namespace-deletions.validate.statekeeper.io",
+			ClientConfig:   clientConfig("/validate"),
+			Rules:          []admissionregistrationv1.RuleWithOperations{rule("apps", "v1", workloads, admissionregistrationv1.Delete)},
+			FailurePolicy:  fail,
+			ObjectSelector: workloadSelector,
+			MatchConditions: []admissionregistrationv1.MatchCondition{
+				{Name: "workload-not-protected-itself", Expression: "!(" + protectedWorkload + ")"},
+			},
+			AdmissionReviewVersions: v1, SideEffects: none, MatchPolicy: equivalent, TimeoutSeconds: timeout,
+			NamespaceSelector: &metav1.LabelSelector{MatchExpressions: append(slices.Clone(namespaceSelector.MatchExpressions),
+				metav1.LabelSelectorRequirement{Key: "statekeeper.io/protect", Operator: metav1.LabelSelectorOpIn, Values: []string{"true"}})},
+		},
 	}, validating.Webhooks)
 }
+
+// protectedWorkload is the CEL condition that sends a workload's deletion to
+// statekeeper: its statekeeper.io/protect annotation is "true".
+const protectedWorkload = "has(oldObject.metadata.annotations) && 'statekeeper.io/protect' in oldObject.metadata.annotations && " +
+	"oldObject.metadata.annotations['statekeeper.io/protect'] == 'true'"
 
 // In the default cert-manager mode the webhooks call the chart's Service and
 // cert-manager injects the CA of the serving Certificate.
