@@ -21,7 +21,8 @@
 // With -o yaml the objects are printed as statekeeper would have them stored,
 // and each admitted stateful-* StatefulSet is followed by the headless
 // Service the reconciler creates for it (SPEC §3), unless a Service of that
-// name precedes it. That Service carries no owner reference when the
+// name precedes it, and each stateful-multi one by the PodDisruptionBudget
+// the reconciler creates, unless a budget of the user's covers its pods. That Service carries no owner reference when the
 // StatefulSet has no uid (a manifest rather than a stored object): the
 // reference needs the uid, and the reconciler adds it once both exist.
 package check
@@ -154,6 +155,9 @@ type outcome struct {
 	// service is the headless Service the reconciler creates for an admitted
 	// stateful StatefulSet, as JSON; nil for anything else.
 	service []byte
+	// budget is the PodDisruptionBudget the reconciler creates for an
+	// admitted stateful-multi StatefulSet, as JSON; nil for anything else.
+	budget []byte
 }
 
 func (o outcome) denied() bool { return o.reported && !o.result.Allowed() }
@@ -186,10 +190,10 @@ func (o outcome) lines() []string {
 }
 
 // yaml is what -o yaml prints for the object: the object, then the
-// headless Service when there is one.
+// headless Service and the disruption budget when there are.
 func (o outcome) yaml() ([][]byte, error) {
 	var docs [][]byte
-	for _, js := range [][]byte{o.object, o.service} {
+	for _, js := range [][]byte{o.object, o.service, o.budget} {
 		if js == nil {
 			continue
 		}
@@ -305,6 +309,9 @@ func (c *checker) judge(ctx context.Context, req review.Request, how handling, d
 		if out.service, err = c.headlessService(ctx, stored, doc.meta.Namespace == ""); err != nil {
 			return stored, err
 		}
+		if out.budget, err = c.disruptionBudget(stored, doc.meta.Namespace == ""); err != nil {
+			return stored, err
+		}
 	}
 	return stored, nil
 }
@@ -354,6 +361,29 @@ func (c *checker) headlessService(ctx context.Context, stored []byte, defaultedN
 		svc.Namespace = ""
 	}
 	return withoutStatus(svc)
+}
+
+// disruptionBudget is, as JSON, the PodDisruptionBudget the reconciler
+// creates for the stored StatefulSet (policy.PlanDisruptionBudget against the
+// budgets that precede it): nil unless it is stateful-multi, did not opt
+// out, and no budget of the user's covers its pods.
+func (c *checker) disruptionBudget(stored []byte, defaultedNamespace bool) ([]byte, error) {
+	var sts appsv1.StatefulSet
+	if err := json.Unmarshal(stored, &sts); err != nil {
+		return nil, err
+	}
+	plan := policy.PlanDisruptionBudget(&sts, c.state.DisruptionBudgets(sts.Namespace))
+	if plan.Action != policy.BudgetCreate {
+		return nil, nil
+	}
+	pdb := plan.Budget
+	if sts.UID == "" {
+		pdb.OwnerReferences = nil
+	}
+	if defaultedNamespace {
+		pdb.Namespace = ""
+	}
+	return withoutStatus(pdb)
 }
 
 // withoutStatus is obj as JSON without its status, which the API server
