@@ -254,6 +254,10 @@ func TestDeletionProtection(t *testing.T) {
 		ns.eventuallyDecision(denied(policy.RuleDeletionProtection), nil, "delete", "statefulset", "db", "--wait=false")
 		// No volumes, nothing to protect.
 		ns.kubectl(nil, "delete", "deployment", "web", "--wait=false").expect(t, allowed)
+		// At rest it can go, and the namespace with it.
+		ns.kubectl(nil, "scale", "statefulset", "db", "--replicas=0").expect(t, allowed)
+		ns.eventuallyPodsGone(map[string]string{"app": "db"})
+		ns.eventuallyDecision(allowed, nil, "delete", "statefulset", "db", "--wait=false")
 	})
 
 	t.Run("warn mode warns", func(t *testing.T) {
