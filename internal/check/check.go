@@ -22,7 +22,8 @@
 // and each admitted stateful-* StatefulSet is followed by the headless
 // Service the reconciler creates for it (SPEC §3), unless a Service of that
 // name precedes it, and each stateful-multi one by the PodDisruptionBudget
-// the reconciler creates, unless a budget of the user's covers its pods. That Service carries no owner reference when the
+// the reconciler creates, unless the input holds a budget that covers its
+// pods or holds its name. That Service carries no owner reference when the
 // StatefulSet has no uid (a manifest rather than a stored object): the
 // reference needs the uid, and the reconciler adds it once both exist.
 package check
@@ -35,9 +36,9 @@ import (
 	"fmt"
 	"io"
 
-	jsonpatch "github.com/evanphx/json-patch/v5"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -85,6 +86,11 @@ func Run(ctx context.Context, opts Options, stdin io.Reader, stdout, stderr io.W
 	}
 	state := lookup.NewMemory()
 	c := checker{engine: review.New(state, opts.Settings), state: state, namespace: opts.Namespace}
+	c.inputServices = c.servicesOf(docs)
+	if c.inputBudgets, err = c.budgetsOf(docs); err != nil {
+		writeErrors(stderr, err)
+		return ExitInvalid
+	}
 
 	decisions, yamlOut := stdout, io.Discard
 	if opts.Output == OutputYAML {
@@ -138,6 +144,53 @@ type checker struct {
 	engine    *review.Engine
 	state     *lookup.Memory
 	namespace string
+	// inputServices are the Services anywhere in the input: -o yaml does not
+	// add the reconciler's Service where the input has one of that name, so
+	// that checking check's own output gives the same objects, each once.
+	inputServices map[client.ObjectKey]bool
+	// inputBudgets are the PodDisruptionBudgets anywhere in the input, for
+	// the same reason: a budget of the user's, or the one check printed,
+	// means no budget of the reconciler's is added.
+	inputBudgets []policyv1.PodDisruptionBudget
+}
+
+// budgetsOf decodes the PodDisruptionBudgets of docs, with their namespaces
+// defaulted as check defaults them.
+func (c *checker) budgetsOf(docs []document) ([]policyv1.PodDisruptionBudget, error) {
+	var budgets []policyv1.PodDisruptionBudget
+	for _, doc := range docs {
+		if doc.gvk != budgetGVK {
+			continue
+		}
+		var pdb policyv1.PodDisruptionBudget
+		if err := json.Unmarshal(doc.json, &pdb); err != nil {
+			return nil, &inputError{source: doc.source, index: doc.index, err: err}
+		}
+		pdb.Namespace = c.namespaceOf(doc)
+		budgets = append(budgets, pdb)
+	}
+	return budgets, nil
+}
+
+// servicesOf names the Services of docs, with their namespaces defaulted
+// as check defaults them.
+func (c *checker) servicesOf(docs []document) map[client.ObjectKey]bool {
+	services := map[client.ObjectKey]bool{}
+	for _, doc := range docs {
+		if doc.gvk == serviceGVK {
+			services[client.ObjectKey{Namespace: c.namespaceOf(doc), Name: doc.meta.Name}] = true
+		}
+	}
+	return services
+}
+
+// namespaceOf is the document's namespace, or check's default for a
+// namespaced object that names none.
+func (c *checker) namespaceOf(doc document) string {
+	if doc.meta.Namespace == "" && doc.gvk != namespaceGVK {
+		return c.namespace
+	}
+	return doc.meta.Namespace
 }
 
 // outcome is what check decided about one object.
@@ -190,7 +243,7 @@ func (o outcome) lines() []string {
 }
 
 // yaml is what -o yaml prints for the object: the object, then the
-// headless Service and the disruption budget when there are.
+// headless Service when there is one.
 func (o outcome) yaml() ([][]byte, error) {
 	var docs [][]byte
 	for _, js := range [][]byte{o.object, o.service, o.budget} {
@@ -206,40 +259,19 @@ func (o outcome) yaml() ([][]byte, error) {
 	return docs, nil
 }
 
-// handling is which of the server's webhooks a kind goes through.
-type handling int
-
-const (
-	mutateAndValidate handling = iota // /mutate, then /validate
-	validateOnly                      // /validate
-	stampOnly                         // /mutate-pods
-)
-
-// reviewed are the kinds the engine decides on, by group and kind (the
-// engine reads every served version alike), with what it does for each.
-var reviewed = map[schema.GroupKind]struct {
-	resource string
-	handling handling
-}{
-	{Group: "apps", Kind: "Deployment"}:                     {resource: "deployments", handling: mutateAndValidate},
-	{Group: "apps", Kind: "StatefulSet"}:                    {resource: "statefulsets", handling: mutateAndValidate},
-	{Group: "autoscaling", Kind: "HorizontalPodAutoscaler"}: {resource: "horizontalpodautoscalers", handling: validateOnly},
-	{Group: "", Kind: "Pod"}:                                {resource: "pods", handling: stampOnly},
-}
-
 var (
 	namespaceGVK    = schema.GroupVersionKind{Version: "v1", Kind: "Namespace"}
+	serviceGVK      = schema.GroupVersionKind{Version: "v1", Kind: "Service"}
+	budgetGVK       = policyv1.SchemeGroupVersion.WithKind("PodDisruptionBudget")
 	statefulSetKind = schema.GroupKind{Group: "apps", Kind: "StatefulSet"}
+	podKind         = schema.GroupKind{Kind: "Pod"}
 )
 
 // check reviews one object and, unless it is denied, adds it to the state.
 // An error means the object cannot be read.
 func (c *checker) check(ctx context.Context, doc document) (outcome, error) {
 	out := outcome{object: doc.json}
-	namespace := doc.meta.Namespace
-	if namespace == "" && doc.gvk != namespaceGVK {
-		namespace = c.namespace
-	}
+	namespace := c.namespaceOf(doc)
 	name := doc.meta.Name
 	if name == "" {
 		name = doc.meta.GenerateName
@@ -254,19 +286,13 @@ func (c *checker) check(ctx context.Context, doc document) (outcome, error) {
 			return out, err
 		}
 	}
-	if how, ok := reviewed[doc.gvk.GroupKind()]; ok {
+	if r, ok := review.ResourceOfKind(doc.gvk.GroupKind()); ok {
 		req := review.Request{
-			Operation: review.Create,
-			Resource:  review.Resource{Group: doc.gvk.Group, Version: doc.gvk.Version, Resource: how.resource},
+			Operation: policy.OpCreate,
+			Resource:  review.Resource{Group: r.Group, Version: doc.gvk.Version, Resource: r.Resource},
 			Namespace: namespace, Name: doc.meta.Name, Object: stored,
 		}
-		switch how.handling {
-		case stampOnly:
-			stored, err = c.stamp(ctx, req, doc, &out)
-		default:
-			stored, err = c.judge(ctx, req, how.handling, doc, &out)
-		}
-		if err != nil {
+		if stored, err = c.admit(ctx, req, doc, &out); err != nil {
 			return out, err
 		}
 	}
@@ -279,68 +305,46 @@ func (c *checker) check(ctx context.Context, doc document) (outcome, error) {
 	return out, nil
 }
 
-// judge runs a workload or an HPA through the mutating (unless
-// validateOnly) and the validating webhook, and returns the object as stored.
-func (c *checker) judge(ctx context.Context, req review.Request, how handling, doc document, out *outcome) ([]byte, error) {
-	stored := req.Object
-	skipped := true
-	if how == mutateAndValidate {
-		d, err := c.engine.Mutate(ctx, req)
-		if err != nil {
-			return stored, err
+// admit runs the object through the engine's admission sequence, as the
+// API server runs it through statekeeper's webhooks, and returns it as stored.
+func (c *checker) admit(ctx context.Context, req review.Request, doc document, out *outcome) ([]byte, error) {
+	a, err := c.engine.Admit(ctx, req)
+	if err != nil {
+		return req.Object, err
+	}
+	out.reported, out.result = !a.Skipped, a.Result
+	if len(a.Patch) > 0 {
+		if out.object, err = review.ApplyPatch(doc.json, a.Patch); err != nil {
+			return req.Object, err
 		}
-		skipped = d.Skipped
-		out.result.Add(d.Result)
-		if len(d.Patch) > 0 {
-			if stored, err = out.patch(d, stored, doc.json); err != nil {
-				return stored, err
+		out.changes = len(a.Patch)
+	}
+	if !out.reported || out.denied() {
+		return a.Object, nil
+	}
+	switch doc.gvk.GroupKind() {
+	case podKind:
+		if out.changes > 0 {
+			var pod corev1.Pod
+			if err := json.Unmarshal(a.Object, &pod); err != nil {
+				return a.Object, err
 			}
-			req.Object = stored
+			out.stamped = pod.Annotations[policy.AnnotationFQDN]
+		}
+	case statefulSetKind:
+		if out.service, err = c.headlessService(ctx, a.Object, doc.meta.Namespace == ""); err != nil {
+			return a.Object, err
+		}
+		if out.budget, err = c.disruptionBudget(a.Object, doc.meta.Namespace == ""); err != nil {
+			return a.Object, err
 		}
 	}
-	d, err := c.engine.Validate(ctx, req)
-	if err != nil {
-		return stored, err
-	}
-	out.reported = !(skipped && d.Skipped)
-	out.result.Add(d.Result)
-	out.result = dedupe(out.result)
-	if out.reported && !out.denied() && doc.gvk.GroupKind() == statefulSetKind {
-		if out.service, err = c.headlessService(ctx, stored, doc.meta.Namespace == ""); err != nil {
-			return stored, err
-		}
-		if out.budget, err = c.disruptionBudget(stored, doc.meta.Namespace == ""); err != nil {
-			return stored, err
-		}
-	}
-	return stored, nil
-}
-
-// stamp runs a pod through the pod webhook and returns it as stored.
-func (c *checker) stamp(ctx context.Context, req review.Request, doc document, out *outcome) ([]byte, error) {
-	stored := req.Object
-	d, err := c.engine.StampPod(ctx, req)
-	if err != nil {
-		return stored, err
-	}
-	out.reported = !d.Skipped
-	if len(d.Patch) == 0 {
-		return stored, nil
-	}
-	if stored, err = out.patch(d, stored, doc.json); err != nil {
-		return stored, err
-	}
-	var pod corev1.Pod
-	if err := json.Unmarshal(stored, &pod); err != nil {
-		return stored, err
-	}
-	out.stamped = pod.Annotations[policy.AnnotationFQDN]
-	return stored, nil
+	return a.Object, nil
 }
 
 // headlessService is, as JSON, the Service the reconciler creates for the
 // stored StatefulSet: nil unless it is stateful-* and no Service of that name
-// precedes it. The namespace is left out when the manifest named none, as
+// precedes it or follows it in the input. The namespace is left out when the manifest named none, as
 // it is from the StatefulSet printed before it.
 func (c *checker) headlessService(ctx context.Context, stored []byte, defaultedNamespace bool) ([]byte, error) {
 	var sts appsv1.StatefulSet
@@ -351,6 +355,9 @@ func (c *checker) headlessService(ctx context.Context, stored []byte, defaultedN
 		return nil, nil
 	}
 	svc := policy.HeadlessService(&sts)
+	if c.inputServices[client.ObjectKeyFromObject(svc)] {
+		return nil, nil
+	}
 	if existing, err := c.state.Service(ctx, svc.Namespace, svc.Name); err != nil || existing != nil {
 		return nil, err
 	}
@@ -365,14 +372,23 @@ func (c *checker) headlessService(ctx context.Context, stored []byte, defaultedN
 
 // disruptionBudget is, as JSON, the PodDisruptionBudget the reconciler
 // creates for the stored StatefulSet (policy.PlanDisruptionBudget against the
-// budgets that precede it): nil unless it is stateful-multi, did not opt
-// out, and no budget of the user's covers its pods.
+// input's budgets): nil unless it is stateful-multi, did not opt out, and no
+// budget in the input covers its pods or holds its name.
 func (c *checker) disruptionBudget(stored []byte, defaultedNamespace bool) ([]byte, error) {
 	var sts appsv1.StatefulSet
 	if err := json.Unmarshal(stored, &sts); err != nil {
 		return nil, err
 	}
-	plan := policy.PlanDisruptionBudget(&sts, c.state.DisruptionBudgets(sts.Namespace))
+	if sts.Namespace == "" {
+		sts.Namespace = c.namespace
+	}
+	var budgets []policyv1.PodDisruptionBudget
+	for _, b := range c.inputBudgets {
+		if b.Namespace == sts.Namespace {
+			budgets = append(budgets, b)
+		}
+	}
+	plan := policy.PlanDisruptionBudget(&sts, budgets)
 	if plan.Action != policy.BudgetCreate {
 		return nil, nil
 	}
@@ -438,43 +454,4 @@ func withNamespace(js []byte, namespace string) ([]byte, error) {
 	}
 	meta["namespace"] = namespace
 	return json.Marshal(obj)
-}
-
-// patch applies the decision's patch to the object as stored and as
-// written (o.object), counts its changes, and returns the stored object.
-func (o *outcome) patch(d review.Decision, stored, written []byte) ([]byte, error) {
-	raw, err := json.Marshal(d.Patch)
-	if err != nil {
-		return nil, err
-	}
-	patch, err := jsonpatch.DecodePatch(raw)
-	if err != nil {
-		return nil, err
-	}
-	if stored, err = patch.Apply(stored); err != nil {
-		return nil, fmt.Errorf("applying statekeeper's patch: %w", err)
-	}
-	if o.object, err = patch.Apply(written); err != nil {
-		return nil, fmt.Errorf("applying statekeeper's patch: %w", err)
-	}
-	o.changes = len(d.Patch)
-	return stored, nil
-}
-
-// dedupe drops repeated violations: the mutating and the validating pass may
-// both warn about the same thing, and the server answers them as one.
-func dedupe(r policy.Result) policy.Result {
-	return policy.Result{Denials: unique(r.Denials), Warnings: unique(r.Warnings)}
-}
-
-func unique(vs []policy.Violation) []policy.Violation {
-	seen := map[string]bool{}
-	var out []policy.Violation
-	for _, v := range vs {
-		if key := v.String(); !seen[key] {
-			seen[key] = true
-			out = append(out, v)
-		}
-	}
-	return out
 }

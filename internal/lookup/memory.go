@@ -7,7 +7,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	policyv1 "k8s.io/api/policy/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -28,7 +27,6 @@ type Memory struct {
 	services     map[client.ObjectKey]*corev1.Service
 	namespaces   map[string]*corev1.Namespace
 	classes      map[string]*storagev1.StorageClass
-	budgets      map[client.ObjectKey]*policyv1.PodDisruptionBudget
 	// podLabels holds the labels of each pod by namespace, for PodsExist.
 	podLabels map[string][]map[string]string
 }
@@ -44,15 +42,13 @@ func NewMemory() *Memory {
 		services:     map[client.ObjectKey]*corev1.Service{},
 		namespaces:   map[string]*corev1.Namespace{},
 		classes:      map[string]*storagev1.StorageClass{},
-		budgets:      map[client.ObjectKey]*policyv1.PodDisruptionBudget{},
 		podLabels:    map[string][]map[string]string{},
 	}
 }
 
 // Add stores obj, replacing an object of the same kind and name. It reports
 // whether obj is of a kind the lookups read (Deployment, StatefulSet,
-// PersistentVolumeClaim, Service, Namespace, Pod, StorageClass,
-// PodDisruptionBudget, all as typed objects);
+// PersistentVolumeClaim, Service, Namespace, Pod, StorageClass, all as typed objects);
 // other objects are ignored.
 func (m *Memory) Add(obj client.Object) bool {
 	key := client.ObjectKeyFromObject(obj)
@@ -69,8 +65,7 @@ func (m *Memory) Add(obj client.Object) bool {
 		m.namespaces[o.Name] = o
 	case *storagev1.StorageClass:
 		m.classes[o.Name] = o
-	case *policyv1.PodDisruptionBudget:
-		m.budgets[key] = o
+
 	case *corev1.Pod:
 		m.podLabels[o.Namespace] = append(m.podLabels[o.Namespace], o.Labels)
 	default:
@@ -188,17 +183,4 @@ func (m *Memory) StorageClasses(context.Context) ([]storagev1.StorageClass, erro
 	}
 	slices.SortFunc(out, func(a, b storagev1.StorageClass) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
-}
-
-// DisruptionBudgets returns the budgets of the namespace, in name order, for
-// check's plan of the budget the reconciler would create.
-func (m *Memory) DisruptionBudgets(namespace string) []policyv1.PodDisruptionBudget {
-	var out []policyv1.PodDisruptionBudget
-	for key, b := range m.budgets {
-		if key.Namespace == namespace {
-			out = append(out, *b)
-		}
-	}
-	slices.SortFunc(out, func(a, b policyv1.PodDisruptionBudget) int { return strings.Compare(a.Name, b.Name) })
-	return out
 }

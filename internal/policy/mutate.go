@@ -49,8 +49,6 @@ type mutation struct {
 	deployType DeployType
 	defaults   Defaults
 	patch      patchBuilder
-	// result holds the mutators' warnings.
-	result Result
 }
 
 type mutator func(*mutation)
@@ -61,22 +59,26 @@ var (
 	deploymentMutators        = []mutator{recreateForSingleNodeClaims}
 )
 
-// MutateWorkload returns the JSON patch that SPEC §2 applies to a workload
-// CREATE or UPDATE. Unmanaged workloads, unknown deploy types and types of the
-// other kind get no patch (validation denies the latter). An annotation whose
-// value cannot be used is denied in the result, with no patch.
-func MutateWorkload(req WorkloadRequest, d Defaults) ([]jsonpatch.Operation, Result) {
-	w := req.Object
+// Mutable reports whether a workload can be mutated as its deploy type: it is
+// unmanaged (nothing to do), or its type runs as its kind and its annotations
+// can be used. Validation denies the others, and the review engine answers
+// the mutating webhook with that verdict.
+func Mutable(w Workload) bool {
 	if !w.Managed() {
-		return nil, Result{}
-	}
-	if r := checkAnnotations(w); !r.Allowed() {
-		return nil, r
+		return true
 	}
 	t, _, err := w.DeployType()
-	if err != nil || t.Kind() != w.Kind {
-		return nil, Result{}
+	return err == nil && t.Kind() == w.Kind && checkAnnotations(w).Allowed()
+}
+
+// MutateWorkload returns the JSON patch that SPEC §2 applies to a workload
+// CREATE or UPDATE. Workloads that are unmanaged or not Mutable get none.
+func MutateWorkload(req WorkloadRequest, d Defaults) []jsonpatch.Operation {
+	w := req.Object
+	if !w.Managed() || !Mutable(w) {
+		return nil
 	}
+	t, _, _ := w.DeployType()
 
 	var mutators []mutator
 	switch {
@@ -91,7 +93,7 @@ func MutateWorkload(req WorkloadRequest, d Defaults) ([]jsonpatch.Operation, Res
 	for _, mutate := range mutators {
 		mutate(m)
 	}
-	return m.patch.ops, m.result
+	return m.patch.ops
 }
 
 // defaultServiceName names the headless Service the reconciler creates.
@@ -107,7 +109,7 @@ func defaultServiceName(m *mutation) {
 // volume nor a claim template its own per-instance claim.
 func injectClaimTemplates(m *mutation) {
 	w := m.req.Object
-	names := unresolvedMounts(w)
+	names := w.UnresolvedMounts()
 	if len(names) == 0 {
 		return
 	}
@@ -144,7 +146,7 @@ func keepClaimTemplates(m *mutation) {
 		return
 	}
 	var templates []any
-	for _, name := range unresolvedMounts(w) {
+	for _, name := range w.UnresolvedMounts() {
 		for _, t := range old.ClaimTemplates {
 			if t.Name == name {
 				templates = append(templates, t)
@@ -174,11 +176,6 @@ func keepPodTemplateLabel(m *mutation) {
 // pod while the old one holds the volume, and wait forever for the attachment.
 // A claim that was not found counts as ReadWriteOnce, the common default;
 // Recreate is safe for one instance either way.
-//
-// Only a strategy the user left unset is changed: a RollingUpdate the
-// manifest spells out is left as written (overriding it would show as a
-// diff forever in GitOps tools, which re-apply it), with a warning unless
-// its maxSurge of 0 already stops the old pod first.
 func recreateForSingleNodeClaims(m *mutation) {
 	w := m.req.Object
 	if m.deployType != StatelessSingle || !mountsSingleNodeClaim(w, m.req.Claims) {
@@ -187,10 +184,10 @@ func recreateForSingleNodeClaims(m *mutation) {
 	if w.Strategy.Type == appsv1.RecreateDeploymentStrategyType && w.Strategy.RollingUpdate == nil {
 		return
 	}
+	// A RollingUpdate the manifest spells out is left as written (overriding
+	// it would show as a diff forever in GitOps tools, which re-apply it);
+	// validation warns about it (recreate-strategy).
 	if w.Strategy.Type != appsv1.RecreateDeploymentStrategyType && strategyWrittenByUser(w) {
-		if !surgesNone(w.Strategy) {
-			m.result.Add(warned(RuleRecreateStrategy, pathStrategy, msgRollingUpdateWithClaim(w)))
-		}
 		return
 	}
 	// The whole strategy is replaced: the API rejects rollingUpdate with Recreate.
@@ -268,8 +265,8 @@ func ownsField(raw []byte, path ...string) bool {
 }
 
 func mountsSingleNodeClaim(w Workload, claims map[string]*corev1.PersistentVolumeClaim) bool {
-	for _, mv := range mountedClaimVolumes(w.Template) {
-		claim, found := claims[mv.volume.PersistentVolumeClaim.ClaimName]
+	for v := range w.Storage().Mounted() {
+		claim, found := claims[v.Claim]
 		if !found || claim == nil {
 			return true
 		}
@@ -337,33 +334,6 @@ func (m *mutation) setTemplateLabel(key, value string) {
 		step("labels", len(tpl.Labels) > 0),
 		step(key, false),
 	)
-}
-
-// unresolvedMounts lists, once each and in start order (init containers
-// first), the volume mount names that match neither a pod volume nor a claim
-// template.
-func unresolvedMounts(w Workload) []string {
-	if w.Template == nil {
-		return nil
-	}
-	resolved := map[string]bool{}
-	for _, v := range w.Template.Spec.Volumes {
-		resolved[v.Name] = true
-	}
-	for _, t := range w.ClaimTemplates {
-		resolved[t.Name] = true
-	}
-	var names []string
-	for c := range podContainers(&w.Template.Spec) {
-		for _, mount := range c.VolumeMounts {
-			if mount.Name == "" || resolved[mount.Name] {
-				continue
-			}
-			resolved[mount.Name] = true
-			names = append(names, mount.Name)
-		}
-	}
-	return names
 }
 
 func templateLabels(w Workload) map[string]string {

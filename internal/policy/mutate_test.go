@@ -32,7 +32,6 @@ type mutateCase struct {
 	defaults  *Defaults
 	want      string // the whole patch as JSON; "" for none
 	wantDeny  []Violation
-	wantWarn  []Violation
 	wantAfter func(t *testing.T, patched any) // optional checks of the patched object
 }
 
@@ -50,17 +49,17 @@ func (c mutateCase) run(t *testing.T) {
 	if c.defaults != nil {
 		d = *c.defaults
 	}
-	ops, result := MutateWorkload(c.request(workloadOf(c.object)), d)
-	assert.Equal(t, Result{Denials: c.wantDeny, Warnings: c.wantWarn}, result)
+	ops, result := mutateAndRefusal(c.request(workloadOf(c.object)), d)
+	assert.Equal(t, Result{Denials: c.wantDeny}, result)
 	assertPatch(t, c.want, ops)
 
 	// Idempotence: the patched object needs nothing more.
 	doc, err := json.Marshal(c.object)
 	require.NoError(t, err)
 	patched := decodeLike(t, c.object, applyPatch(t, doc, ops))
-	again, againResult := MutateWorkload(c.request(workloadOf(patched)), d)
+	again, againResult := mutateAndRefusal(c.request(workloadOf(patched)), d)
 	assert.Empty(t, again, "second pass")
-	assert.Equal(t, Result{Denials: c.wantDeny, Warnings: c.wantWarn}, againResult, "second pass")
+	assert.Equal(t, Result{Denials: c.wantDeny}, againResult, "second pass")
 	if c.wantAfter != nil {
 		c.wantAfter(t, patched)
 	}
@@ -403,24 +402,22 @@ func TestMutateDeployment(t *testing.T) {
 			want:   replaceWithRecreate,
 		},
 		{name: "already Recreate", op: OpCreate, object: withClaim("stateless-single", recreate), claims: claims(corev1.ReadWriteOnce)},
+		// A strategy the manifest sets is left as written (validation warns,
+		// recreate-strategy): GitOps tools would re-apply it forever.
 		{
-			name:   "a RollingUpdate the manifest tunes is left as written, with a warning",
+			name:   "a RollingUpdate the manifest tunes is left as written",
 			op:     OpCreate,
 			object: withClaim("stateless-single", rollingUpdate, func(d *appsv1.Deployment) { d.Spec.Strategy.RollingUpdate.MaxSurge = ptr.To(intstr.FromInt32(1)) }),
 			claims: claims(corev1.ReadWriteOnce),
-			wantWarn: []Violation{violation(RuleRecreateStrategy, pathStrategy,
-				msgRollingUpdateWithClaim(FromDeployment(deployFixture("web", "stateless-single"))))},
 		},
 		{
-			name: "a RollingUpdate a server-side apply set is left as written, with a warning",
+			name: "a RollingUpdate a server-side apply set is left as written",
 			op:   OpUpdate,
 			object: withClaim("stateless-single", rollingUpdate, func(d *appsv1.Deployment) {
 				d.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kustomize-controller", Operation: metav1.ManagedFieldsOperationApply,
 					FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:replicas":{},"f:strategy":{"f:type":{}}}}`)}}}
 			}),
 			claims: claims(corev1.ReadWriteOnce),
-			wantWarn: []Violation{violation(RuleRecreateStrategy, pathStrategy,
-				msgRollingUpdateWithClaim(FromDeployment(deployFixture("web", "stateless-single"))))},
 		},
 		{
 			name: "a server-side apply that does not set the strategy: Recreate",
@@ -433,28 +430,18 @@ func TestMutateDeployment(t *testing.T) {
 			want:   replaceWithRecreate,
 		},
 		{
-			name: "a RollingUpdate in kubectl's last applied manifest is left as written, with a warning",
+			name: "a RollingUpdate in kubectl's last applied manifest is left as written",
 			op:   OpCreate,
 			object: withClaim("stateless-single", rollingUpdate, deployAnnotations(lastAppliedConfiguration,
 				`{"kind":"Deployment","spec":{"strategy":{"type":"RollingUpdate"}}}`)),
 			claims: claims(corev1.ReadWriteOnce),
-			wantWarn: []Violation{violation(RuleRecreateStrategy, pathStrategy,
-				msgRollingUpdateWithClaim(FromDeployment(deployFixture("web", "stateless-single"))))},
 		},
 		{
-			name:   "a last applied manifest without a strategy: Recreate",
+			name:   "a last applied manifest without a strategy (or an empty one): Recreate",
 			op:     OpCreate,
 			object: withClaim("stateless-single", rollingUpdate, deployAnnotations(lastAppliedConfiguration, `{"kind":"Deployment","spec":{"replicas":1,"strategy":{}}}`)),
 			claims: claims(corev1.ReadWriteOnce),
 			want:   replaceWithRecreate,
-		},
-		{
-			name: "a RollingUpdate with maxSurge 0 stops the old pod first: left alone, no warning",
-			op:   OpCreate,
-			object: withClaim("stateless-single", rollingUpdate, func(d *appsv1.Deployment) {
-				d.Spec.Strategy.RollingUpdate = &appsv1.RollingUpdateDeployment{MaxSurge: ptr.To(intstr.FromInt32(0)), MaxUnavailable: ptr.To(intstr.FromInt32(1))}
-			}),
-			claims: claims(corev1.ReadWriteOnce),
 		},
 		{name: "a ReadWriteMany claim can roll", op: OpCreate, object: withClaim("stateless-single", rollingUpdate), claims: claims(corev1.ReadWriteMany)},
 		{
@@ -526,13 +513,13 @@ func TestMutateWorkloadRawObject(t *testing.T) {
 			obj, w, err := decodeWorkload([]byte(tt.object))
 			require.NoError(t, err)
 			req := WorkloadRequest{Operation: OpCreate, Object: w}
-			ops, result := MutateWorkload(req, testDefaults)
+			ops, result := mutateAndRefusal(req, testDefaults)
 			require.Equal(t, Result{}, result)
 			patched := applyPatch(t, []byte(tt.object), ops)
 			assert.JSONEq(t, tt.want, string(patched))
 
 			req.Object = workloadOf(decodeLike(t, obj, patched))
-			again, _ := MutateWorkload(req, testDefaults)
+			again, _ := mutateAndRefusal(req, testDefaults)
 			assert.Empty(t, again, "second pass")
 		})
 	}
@@ -592,7 +579,7 @@ func TestMutateWorkloadCraftedViews(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ops, result := MutateWorkload(tt.req, testDefaults)
+			ops, result := mutateAndRefusal(tt.req, testDefaults)
 			assert.Equal(t, Result{}, result)
 			assertPatch(t, tt.want, ops)
 		})
@@ -642,7 +629,7 @@ func FuzzMutateWorkload(f *testing.F) {
 			req.Operation = OpUpdate
 			req.Old = &Observed{Workload: oldW}
 		}
-		ops, result := MutateWorkload(req, testDefaults)
+		ops, result := mutateAndRefusal(req, testDefaults)
 		if !result.Allowed() {
 			assert.Empty(t, ops)
 			return
@@ -651,7 +638,7 @@ func FuzzMutateWorkload(f *testing.F) {
 		require.NoError(t, err)
 		patched := decodeLike(t, obj, applyPatch(t, doc, ops))
 		req.Object = workloadOf(patched)
-		again, _ := MutateWorkload(req, testDefaults)
+		again, _ := mutateAndRefusal(req, testDefaults)
 		assert.Empty(t, again, "second pass after %s", mustJSON(t, ops))
 	})
 }
@@ -660,4 +647,15 @@ func mustJSON(t *testing.T, v any) string {
 	data, err := json.Marshal(v)
 	require.NoError(t, err)
 	return string(data)
+}
+
+// mutateAndRefusal is MutateWorkload with, for a workload that is not
+// Mutable, the annotation denials that make it so (the review engine answers
+// such a workload with the whole validation verdict).
+func mutateAndRefusal(req WorkloadRequest, d Defaults) ([]jsonpatch.Operation, Result) {
+	ops := MutateWorkload(req, d)
+	if Mutable(req.Object) {
+		return ops, Result{}
+	}
+	return ops, checkAnnotations(req.Object)
 }
