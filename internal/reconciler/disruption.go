@@ -88,42 +88,36 @@ func (r *DisruptionBudgetReconciler) statefulSetsOfBudget(ctx context.Context, o
 // Reconcile makes the StatefulSet's budget right, or says on its Events why
 // statekeeper keeps none.
 func (r *DisruptionBudgetReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	var sts appsv1.StatefulSet
-	if err := r.Client.Get(ctx, req.NamespacedName, &sts); err != nil {
-		// Gone: the garbage collector deletes the budget through its owner reference.
-		return reconcile.Result{}, client.IgnoreNotFound(err)
-	}
-	if sts.DeletionTimestamp != nil {
-		return reconcile.Result{}, nil
-	}
-	if in, err := inScope(ctx, r.InScope, sts.Namespace); err != nil || !in {
+	// Any managed StatefulSet: one that is no longer stateful-multi loses its budget.
+	sts, err := statefulSetToReconcile(ctx, r.Client, r.InScope, req.NamespacedName, isManagedWorkload)
+	if err != nil || sts == nil {
 		return reconcile.Result{}, err
 	}
 	var budgets policyv1.PodDisruptionBudgetList
 	if err := r.Client.List(ctx, &budgets, client.InNamespace(sts.Namespace)); err != nil {
 		return reconcile.Result{}, fmt.Errorf("listing disruption budgets: %w", err)
 	}
-	plan := policy.PlanDisruptionBudget(&sts, budgets.Items)
+	plan := policy.PlanDisruptionBudget(sts, budgets.Items)
 	log := logf.FromContext(ctx).WithValues("budget", sts.Name, "action", plan.Action)
 
 	switch plan.Action {
 	case policy.BudgetInSync:
 	case policy.BudgetForeign:
 		log.V(1).Info("leaving the pods to the user's disruption budget", "reason", plan.Reason)
-		r.Recorder.Eventf(&sts, nil, corev1.EventTypeNormal, ReasonBudgetForeign, budgetEventAction, "%s", plan.Reason)
+		r.Recorder.Eventf(sts, nil, corev1.EventTypeNormal, ReasonBudgetForeign, budgetEventAction, "%s", plan.Reason)
 	case policy.BudgetCreate:
 		if err := r.Client.Create(ctx, plan.Budget); err != nil {
 			return reconcile.Result{}, fmt.Errorf("creating disruption budget %q: %w", plan.Budget.Name, err)
 		}
 		log.Info("created the disruption budget")
-		r.Recorder.Eventf(&sts, plan.Budget, corev1.EventTypeNormal, ReasonBudgetCreated, budgetEventAction,
+		r.Recorder.Eventf(sts, plan.Budget, corev1.EventTypeNormal, ReasonBudgetCreated, budgetEventAction,
 			"created pod disruption budget %q (%s)", plan.Budget.Name, describeBudget(plan.Budget))
 	case policy.BudgetUpdate:
 		if err := r.Client.Update(ctx, plan.Budget); err != nil {
 			return reconcile.Result{}, fmt.Errorf("updating disruption budget %q: %w", plan.Budget.Name, err)
 		}
 		log.Info("updated the disruption budget")
-		r.Recorder.Eventf(&sts, plan.Budget, corev1.EventTypeNormal, ReasonBudgetUpdated, budgetEventAction,
+		r.Recorder.Eventf(sts, plan.Budget, corev1.EventTypeNormal, ReasonBudgetUpdated, budgetEventAction,
 			"updated pod disruption budget %q (%s)", plan.Budget.Name, describeBudget(plan.Budget))
 	case policy.BudgetDelete:
 		uid, version := plan.Budget.UID, plan.Budget.ResourceVersion
@@ -132,7 +126,7 @@ func (r *DisruptionBudgetReconciler) Reconcile(ctx context.Context, req reconcil
 			return reconcile.Result{}, fmt.Errorf("deleting disruption budget %q: %w", plan.Budget.Name, err)
 		}
 		log.Info("deleted the disruption budget", "reason", plan.Reason)
-		r.Recorder.Eventf(&sts, nil, corev1.EventTypeNormal, ReasonBudgetDeleted, budgetEventAction, "%s", plan.Reason)
+		r.Recorder.Eventf(sts, nil, corev1.EventTypeNormal, ReasonBudgetDeleted, budgetEventAction, "%s", plan.Reason)
 	default:
 		return reconcile.Result{}, reconcile.TerminalError(fmt.Errorf("unknown disruption budget action %q", plan.Action))
 	}

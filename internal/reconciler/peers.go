@@ -59,14 +59,8 @@ func statefulSetOfPod(_ context.Context, obj client.Object) []reconcile.Request 
 // Reconcile patches the annotations of every pod of the StatefulSet whose
 // peers reflect another replica count.
 func (r *PeersReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	var sts appsv1.StatefulSet
-	if err := r.Client.Get(ctx, req.NamespacedName, &sts); err != nil {
-		return reconcile.Result{}, client.IgnoreNotFound(err)
-	}
-	if !isStateful(&sts) || sts.DeletionTimestamp != nil {
-		return reconcile.Result{}, nil
-	}
-	if in, err := inScope(ctx, r.InScope, sts.Namespace); err != nil || !in {
+	sts, err := statefulSetToReconcile(ctx, r.Client, r.InScope, req.NamespacedName, isStateful)
+	if err != nil || sts == nil {
 		return reconcile.Result{}, err
 	}
 	selector, err := metav1.LabelSelectorAsSelector(sts.Spec.Selector)
@@ -86,7 +80,7 @@ func (r *PeersReconciler) Reconcile(ctx context.Context, req reconcile.Request) 
 			continue
 		}
 		pod := &corev1.Pod{ObjectMeta: meta.ObjectMeta}
-		update, ok, err := policy.PeersUpdate(pod, &sts, r.ClusterDomain)
+		update, ok, err := policy.PeersUpdate(pod, sts, r.ClusterDomain)
 		if err != nil {
 			log.Error(err, "cannot compute the peers of a pod", "pod", meta.Name)
 			continue

@@ -144,6 +144,27 @@ func isManagedWorkload(obj client.Object) bool {
 	return ok
 }
 
+// statefulSetToReconcile reads the StatefulSet of key from the cache and
+// returns it when a reconciler acts on it now: it exists (a deleted one's
+// dependents go with it through their owner references), is not being
+// deleted (the garbage collector would delete anything made now), lies in a
+// namespace statekeeper acts in (an excluded or off one is left as it is),
+// and wanted accepts it. Otherwise it returns nil.
+func statefulSetToReconcile(ctx context.Context, c client.Reader, check func(context.Context, string) (bool, error),
+	key client.ObjectKey, wanted func(client.Object) bool) (*appsv1.StatefulSet, error) {
+	var sts appsv1.StatefulSet
+	if err := c.Get(ctx, key, &sts); err != nil {
+		return nil, client.IgnoreNotFound(err)
+	}
+	if sts.DeletionTimestamp != nil || !wanted(&sts) {
+		return nil, nil
+	}
+	if in, err := inScope(ctx, check, sts.Namespace); err != nil || !in {
+		return nil, err
+	}
+	return &sts, nil
+}
+
 // inScope asks check (Options.InScope) about namespace; a nil check means every namespace.
 func inScope(ctx context.Context, check func(context.Context, string) (bool, error), namespace string) (bool, error) {
 	if check == nil {
@@ -192,28 +213,17 @@ func specLabelsOrAnnotationsChanged() predicate.Predicate {
 func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	log := logf.FromContext(ctx)
 
-	var sts appsv1.StatefulSet
-	if err := r.Client.Get(ctx, req.NamespacedName, &sts); err != nil {
-		// Gone: the garbage collector deletes the Service through its owner reference.
-		return reconcile.Result{}, client.IgnoreNotFound(err)
-	}
-	// A StatefulSet being deleted is left to the garbage collector, which
-	// would delete a Service recreated now.
-	if !isStateful(&sts) || sts.DeletionTimestamp != nil {
-		return reconcile.Result{}, nil
-	}
-	// An excluded or off namespace is not statekeeper's: nothing is created
-	// there, and a Service made earlier is left as it is.
-	if in, err := inScope(ctx, r.InScope, sts.Namespace); err != nil || !in {
+	sts, err := statefulSetToReconcile(ctx, r.Client, r.InScope, req.NamespacedName, isStateful)
+	if err != nil || sts == nil {
 		return reconcile.Result{}, err
 	}
 
-	key := client.ObjectKey{Namespace: sts.Namespace, Name: policy.ServiceNameOf(&sts)}
+	key := client.ObjectKey{Namespace: sts.Namespace, Name: policy.ServiceNameOf(sts)}
 	current, err := r.currentService(ctx, key)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	plan := policy.PlanHeadlessService(&sts, current)
+	plan := policy.PlanHeadlessService(sts, current)
 	log = log.WithValues("service", key.Name, "action", plan.Action)
 
 	switch plan.Action {
@@ -224,14 +234,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{RequeueAfter: foreignRecheckInterval}, nil
 	case policy.ServiceConflict:
 		log.Info("leaving a conflicting service alone", "reason", plan.Reason)
-		r.Recorder.Eventf(&sts, current, corev1.EventTypeWarning, ReasonServiceConflict, eventAction, "%s", plan.Reason)
+		r.Recorder.Eventf(sts, current, corev1.EventTypeWarning, ReasonServiceConflict, eventAction, "%s", plan.Reason)
 		return reconcile.Result{RequeueAfter: foreignRecheckInterval}, nil
 	case policy.ServiceCreate:
-		if err := r.create(ctx, &sts, plan.Service); err != nil {
+		if err := r.create(ctx, sts, plan.Service); err != nil {
 			return reconcile.Result{}, err
 		}
 		log.Info("created the headless service")
-		r.Recorder.Eventf(&sts, plan.Service, corev1.EventTypeNormal, ReasonServiceCreated, eventAction,
+		r.Recorder.Eventf(sts, plan.Service, corev1.EventTypeNormal, ReasonServiceCreated, eventAction,
 			"created headless service %q", key.Name)
 	case policy.ServiceUpdate:
 		patch := client.MergeFromWithOptions(current, client.MergeFromWithOptimisticLock{})
@@ -239,7 +249,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 			return reconcile.Result{}, fmt.Errorf("repairing service %q: %w", key.Name, err)
 		}
 		log.Info("repaired the headless service")
-		r.Recorder.Eventf(&sts, plan.Service, corev1.EventTypeNormal, ReasonServiceRepaired, eventAction,
+		r.Recorder.Eventf(sts, plan.Service, corev1.EventTypeNormal, ReasonServiceRepaired, eventAction,
 			"repaired headless service %q (selector, ports, publishNotReadyAddresses, labels or owner)", key.Name)
 	case policy.ServiceRecreate:
 		// clusterIP is immutable: a managed Service that is no longer
@@ -252,11 +262,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		}
 		// Until the old Service is gone (finalizers), creating fails with
 		// AlreadyExists and the request is retried with backoff.
-		if err := r.create(ctx, &sts, plan.Service); err != nil {
+		if err := r.create(ctx, sts, plan.Service); err != nil {
 			return reconcile.Result{}, err
 		}
 		log.Info("recreated the headless service", "previousClusterIP", current.Spec.ClusterIP)
-		r.Recorder.Eventf(&sts, plan.Service, corev1.EventTypeNormal, ReasonServiceRecreated, eventAction,
+		r.Recorder.Eventf(sts, plan.Service, corev1.EventTypeNormal, ReasonServiceRecreated, eventAction,
 			"recreated service %q as headless: its clusterIP was %q and a clusterIP cannot be changed", key.Name, current.Spec.ClusterIP)
 	default:
 		return reconcile.Result{}, reconcile.TerminalError(fmt.Errorf("unknown service action %q", plan.Action))

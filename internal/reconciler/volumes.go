@@ -64,6 +64,16 @@ func setupVolumes(mgr ctrl.Manager, opts Options) error {
 		Complete(r)
 }
 
+// isSizedStateful selects stateful StatefulSets that ask for a storage size.
+func isSizedStateful(obj client.Object) bool {
+	sts, ok := obj.(*appsv1.StatefulSet)
+	if !ok || !isStateful(sts) {
+		return false
+	}
+	_, sized := policy.RequestedStorageSize(policy.FromStatefulSet(sts))
+	return sized
+}
+
 func (r *VolumesReconciler) statefulSetOfClaim(ctx context.Context, obj client.Object) []reconcile.Request {
 	return r.statefulSets(ctx, obj.GetNamespace(), func(w policy.Workload) bool {
 		return policy.IsInjectedClaimOf(obj.GetName(), w)
@@ -98,17 +108,11 @@ func (r *VolumesReconciler) statefulSets(ctx context.Context, namespace string, 
 // that allows expansion, and says on the StatefulSet's Events what it did or
 // why it could not.
 func (r *VolumesReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	var sts appsv1.StatefulSet
-	if err := r.Client.Get(ctx, req.NamespacedName, &sts); err != nil {
-		return reconcile.Result{}, client.IgnoreNotFound(err)
-	}
-	w := policy.FromStatefulSet(&sts)
-	if _, ok := policy.RequestedStorageSize(w); !ok || !isStateful(&sts) || sts.DeletionTimestamp != nil {
-		return reconcile.Result{}, nil
-	}
-	if in, err := inScope(ctx, r.InScope, sts.Namespace); err != nil || !in {
+	sts, err := statefulSetToReconcile(ctx, r.Client, r.InScope, req.NamespacedName, isSizedStateful)
+	if err != nil || sts == nil {
 		return reconcile.Result{}, err
 	}
+	w := policy.FromStatefulSet(sts)
 	var claims corev1.PersistentVolumeClaimList
 	if err := r.Client.List(ctx, &claims, client.InNamespace(sts.Namespace)); err != nil {
 		return reconcile.Result{}, fmt.Errorf("listing claims: %w", err)
@@ -126,7 +130,7 @@ func (r *VolumesReconciler) Reconcile(ctx context.Context, req reconcile.Request
 			// Only a bound claim can be expanded; its binding raises an event here.
 			log.V(1).Info("waiting for a claim to bind before growing it", "claim", step.Claim)
 		case policy.ClaimRefused:
-			r.Recorder.Eventf(&sts, claim, corev1.EventTypeWarning, ReasonClaimResizeRefused, volumesEventAction, "%s", step.Reason)
+			r.Recorder.Eventf(sts, claim, corev1.EventTypeWarning, ReasonClaimResizeRefused, volumesEventAction, "%s", step.Reason)
 		case policy.ClaimGrow:
 			body, err := json.Marshal(map[string]any{"spec": map[string]any{"resources": map[string]any{
 				"requests": map[string]string{string(corev1.ResourceStorage): step.To.String()},
@@ -135,12 +139,12 @@ func (r *VolumesReconciler) Reconcile(ctx context.Context, req reconcile.Request
 				return reconcile.Result{}, err
 			}
 			if err := r.Client.Patch(ctx, claim, client.RawPatch(types.MergePatchType, body)); client.IgnoreNotFound(err) != nil {
-				r.Recorder.Eventf(&sts, claim, corev1.EventTypeWarning, ReasonClaimResizeRefused, volumesEventAction,
+				r.Recorder.Eventf(sts, claim, corev1.EventTypeWarning, ReasonClaimResizeRefused, volumesEventAction,
 					"cannot grow claim %q to %s: %v", step.Claim, step.To.String(), err)
 				return reconcile.Result{}, fmt.Errorf("growing claim %q: %w", step.Claim, err)
 			}
 			log.Info("requested a larger volume", "claim", step.Claim, "from", step.From.String(), "to", step.To.String())
-			r.Recorder.Eventf(&sts, claim, corev1.EventTypeNormal, ReasonClaimResizeRequested, volumesEventAction,
+			r.Recorder.Eventf(sts, claim, corev1.EventTypeNormal, ReasonClaimResizeRequested, volumesEventAction,
 				"claim %q now requests %s (was %s); the storage provider grows the volume and reports progress on the claim's conditions and status.capacity",
 				step.Claim, step.To.String(), step.From.String())
 		}
