@@ -117,7 +117,10 @@ EOF
 
 # No provisioner runs here, so claims bind to a pre-made pool of volumes. The
 # class binds immediately (not WaitForFirstConsumer) because no kubelet
-# would report the pod's node to a provisioner anyway.
+# would report the pod's node to a provisioner anyway. It allows volume
+# expansion so that statekeeper's claim growth can be seen: a claim's
+# requested size changes, but no resizer runs here, so its capacity never
+# does (the pool's volumes are 10Gi anyway).
 apply_storage_class() {
 	kubectl apply -f - >/dev/null <<'EOF'
 apiVersion: storage.k8s.io/v1
@@ -129,6 +132,7 @@ metadata:
 provisioner: kubernetes.io/no-provisioner
 reclaimPolicy: Retain
 volumeBindingMode: Immediate
+allowVolumeExpansion: true
 EOF
 }
 
