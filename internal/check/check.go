@@ -34,7 +34,6 @@ import (
 	"fmt"
 	"io"
 
-	jsonpatch "github.com/evanphx/json-patch/v5"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -84,6 +83,7 @@ func Run(ctx context.Context, opts Options, stdin io.Reader, stdout, stderr io.W
 	}
 	state := lookup.NewMemory()
 	c := checker{engine: review.New(state, opts.Settings), state: state, namespace: opts.Namespace}
+	c.inputServices = c.servicesOf(docs)
 
 	decisions, yamlOut := stdout, io.Discard
 	if opts.Output == OutputYAML {
@@ -137,6 +137,31 @@ type checker struct {
 	engine    *review.Engine
 	state     *lookup.Memory
 	namespace string
+	// inputServices are the Services anywhere in the input: -o yaml does not
+	// add the reconciler's Service where the input has one of that name, so
+	// that checking check's own output gives the same objects, each once.
+	inputServices map[client.ObjectKey]bool
+}
+
+// servicesOf names the Services of docs, with their namespaces defaulted
+// as check defaults them.
+func (c *checker) servicesOf(docs []document) map[client.ObjectKey]bool {
+	services := map[client.ObjectKey]bool{}
+	for _, doc := range docs {
+		if doc.gvk == serviceGVK {
+			services[client.ObjectKey{Namespace: c.namespaceOf(doc), Name: doc.meta.Name}] = true
+		}
+	}
+	return services
+}
+
+// namespaceOf is the document's namespace, or check's default for a
+// namespaced object that names none.
+func (c *checker) namespaceOf(doc document) string {
+	if doc.meta.Namespace == "" && doc.gvk != namespaceGVK {
+		return c.namespace
+	}
+	return doc.meta.Namespace
 }
 
 // outcome is what check decided about one object.
@@ -202,40 +227,18 @@ func (o outcome) yaml() ([][]byte, error) {
 	return docs, nil
 }
 
-// handling is which of the server's webhooks a kind goes through.
-type handling int
-
-const (
-	mutateAndValidate handling = iota // /mutate, then /validate
-	validateOnly                      // /validate
-	stampOnly                         // /mutate-pods
-)
-
-// reviewed are the kinds the engine decides on, by group and kind (the
-// engine reads every served version alike), with what it does for each.
-var reviewed = map[schema.GroupKind]struct {
-	resource string
-	handling handling
-}{
-	{Group: "apps", Kind: "Deployment"}:                     {resource: "deployments", handling: mutateAndValidate},
-	{Group: "apps", Kind: "StatefulSet"}:                    {resource: "statefulsets", handling: mutateAndValidate},
-	{Group: "autoscaling", Kind: "HorizontalPodAutoscaler"}: {resource: "horizontalpodautoscalers", handling: validateOnly},
-	{Group: "", Kind: "Pod"}:                                {resource: "pods", handling: stampOnly},
-}
-
 var (
 	namespaceGVK    = schema.GroupVersionKind{Version: "v1", Kind: "Namespace"}
+	serviceGVK      = schema.GroupVersionKind{Version: "v1", Kind: "Service"}
 	statefulSetKind = schema.GroupKind{Group: "apps", Kind: "StatefulSet"}
+	podKind         = schema.GroupKind{Kind: "Pod"}
 )
 
 // check reviews one object and, unless it is denied, adds it to the state.
 // An error means the object cannot be read.
 func (c *checker) check(ctx context.Context, doc document) (outcome, error) {
 	out := outcome{object: doc.json}
-	namespace := doc.meta.Namespace
-	if namespace == "" && doc.gvk != namespaceGVK {
-		namespace = c.namespace
-	}
+	namespace := c.namespaceOf(doc)
 	name := doc.meta.Name
 	if name == "" {
 		name = doc.meta.GenerateName
@@ -250,19 +253,13 @@ func (c *checker) check(ctx context.Context, doc document) (outcome, error) {
 			return out, err
 		}
 	}
-	if how, ok := reviewed[doc.gvk.GroupKind()]; ok {
+	if r, ok := review.ResourceOfKind(doc.gvk.GroupKind()); ok {
 		req := review.Request{
-			Operation: review.Create,
-			Resource:  review.Resource{Group: doc.gvk.Group, Version: doc.gvk.Version, Resource: how.resource},
+			Operation: policy.OpCreate,
+			Resource:  review.Resource{Group: r.Group, Version: doc.gvk.Version, Resource: r.Resource},
 			Namespace: namespace, Name: doc.meta.Name, Object: stored,
 		}
-		switch how.handling {
-		case stampOnly:
-			stored, err = c.stamp(ctx, req, doc, &out)
-		default:
-			stored, err = c.judge(ctx, req, how.handling, doc, &out)
-		}
-		if err != nil {
+		if stored, err = c.admit(ctx, req, doc, &out); err != nil {
 			return out, err
 		}
 	}
@@ -275,65 +272,43 @@ func (c *checker) check(ctx context.Context, doc document) (outcome, error) {
 	return out, nil
 }
 
-// judge runs a workload or an HPA through the mutating (unless
-// validateOnly) and the validating webhook, and returns the object as stored.
-func (c *checker) judge(ctx context.Context, req review.Request, how handling, doc document, out *outcome) ([]byte, error) {
-	stored := req.Object
-	skipped := true
-	if how == mutateAndValidate {
-		d, err := c.engine.Mutate(ctx, req)
-		if err != nil {
-			return stored, err
+// admit runs the object through the engine's admission sequence, as the
+// API server runs it through statekeeper's webhooks, and returns it as stored.
+func (c *checker) admit(ctx context.Context, req review.Request, doc document, out *outcome) ([]byte, error) {
+	a, err := c.engine.Admit(ctx, req)
+	if err != nil {
+		return req.Object, err
+	}
+	out.reported, out.result = !a.Skipped, a.Result
+	if len(a.Patch) > 0 {
+		if out.object, err = review.ApplyPatch(doc.json, a.Patch); err != nil {
+			return req.Object, err
 		}
-		skipped = d.Skipped
-		out.result.Add(d.Result)
-		if len(d.Patch) > 0 {
-			if stored, err = out.patch(d, stored, doc.json); err != nil {
-				return stored, err
+		out.changes = len(a.Patch)
+	}
+	if !out.reported || out.denied() {
+		return a.Object, nil
+	}
+	switch doc.gvk.GroupKind() {
+	case podKind:
+		if out.changes > 0 {
+			var pod corev1.Pod
+			if err := json.Unmarshal(a.Object, &pod); err != nil {
+				return a.Object, err
 			}
-			req.Object = stored
+			out.stamped = pod.Annotations[policy.AnnotationFQDN]
+		}
+	case statefulSetKind:
+		if out.service, err = c.headlessService(ctx, a.Object, doc.meta.Namespace == ""); err != nil {
+			return a.Object, err
 		}
 	}
-	d, err := c.engine.Validate(ctx, req)
-	if err != nil {
-		return stored, err
-	}
-	out.reported = !(skipped && d.Skipped)
-	out.result.Add(d.Result)
-	out.result = dedupe(out.result)
-	if out.reported && !out.denied() && doc.gvk.GroupKind() == statefulSetKind {
-		if out.service, err = c.headlessService(ctx, stored, doc.meta.Namespace == ""); err != nil {
-			return stored, err
-		}
-	}
-	return stored, nil
-}
-
-// stamp runs a pod through the pod webhook and returns it as stored.
-func (c *checker) stamp(ctx context.Context, req review.Request, doc document, out *outcome) ([]byte, error) {
-	stored := req.Object
-	d, err := c.engine.StampPod(ctx, req)
-	if err != nil {
-		return stored, err
-	}
-	out.reported = !d.Skipped
-	if len(d.Patch) == 0 {
-		return stored, nil
-	}
-	if stored, err = out.patch(d, stored, doc.json); err != nil {
-		return stored, err
-	}
-	var pod corev1.Pod
-	if err := json.Unmarshal(stored, &pod); err != nil {
-		return stored, err
-	}
-	out.stamped = pod.Annotations[policy.AnnotationFQDN]
-	return stored, nil
+	return a.Object, nil
 }
 
 // headlessService is, as JSON, the Service the reconciler creates for the
 // stored StatefulSet: nil unless it is stateful-* and no Service of that name
-// precedes it. The namespace is left out when the manifest named none, as
+// precedes it or follows it in the input. The namespace is left out when the manifest named none, as
 // it is from the StatefulSet printed before it.
 func (c *checker) headlessService(ctx context.Context, stored []byte, defaultedNamespace bool) ([]byte, error) {
 	var sts appsv1.StatefulSet
@@ -344,6 +319,9 @@ func (c *checker) headlessService(ctx context.Context, stored []byte, defaultedN
 		return nil, nil
 	}
 	svc := policy.HeadlessService(&sts)
+	if c.inputServices[client.ObjectKeyFromObject(svc)] {
+		return nil, nil
+	}
 	if existing, err := c.state.Service(ctx, svc.Namespace, svc.Name); err != nil || existing != nil {
 		return nil, err
 	}
@@ -408,43 +386,4 @@ func withNamespace(js []byte, namespace string) ([]byte, error) {
 	}
 	meta["namespace"] = namespace
 	return json.Marshal(obj)
-}
-
-// patch applies the decision's patch to the object as stored and as
-// written (o.object), counts its changes, and returns the stored object.
-func (o *outcome) patch(d review.Decision, stored, written []byte) ([]byte, error) {
-	raw, err := json.Marshal(d.Patch)
-	if err != nil {
-		return nil, err
-	}
-	patch, err := jsonpatch.DecodePatch(raw)
-	if err != nil {
-		return nil, err
-	}
-	if stored, err = patch.Apply(stored); err != nil {
-		return nil, fmt.Errorf("applying statekeeper's patch: %w", err)
-	}
-	if o.object, err = patch.Apply(written); err != nil {
-		return nil, fmt.Errorf("applying statekeeper's patch: %w", err)
-	}
-	o.changes = len(d.Patch)
-	return stored, nil
-}
-
-// dedupe drops repeated violations: the mutating and the validating pass may
-// both warn about the same thing, and the server answers them as one.
-func dedupe(r policy.Result) policy.Result {
-	return policy.Result{Denials: unique(r.Denials), Warnings: unique(r.Warnings)}
-}
-
-func unique(vs []policy.Violation) []policy.Violation {
-	seen := map[string]bool{}
-	var out []policy.Violation
-	for _, v := range vs {
-		if key := v.String(); !seen[key] {
-			seen[key] = true
-			out = append(out, v)
-		}
-	}
-	return out
 }

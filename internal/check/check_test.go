@@ -227,3 +227,33 @@ func FuzzReadSource(f *testing.F) {
 		}
 	})
 }
+
+// TestYAMLOutputIsAFixedPoint: checking check's own -o yaml output gives the
+// same objects, each once: the headless Service printed after a StatefulSet
+// is not added a second time when the output is fed back.
+func TestYAMLOutputIsAFixedPoint(t *testing.T) {
+	for _, paths := range [][]string{
+		{"testdata/redis.yaml"},
+		{"testdata/pods.yaml"},
+		{"testdata/stored-statefulset.yaml"},
+		{"../../examples"},
+	} {
+		t.Run(strings.Join(paths, ","), func(t *testing.T) {
+			first := runYAML(t, paths, "")
+			require.Contains(t, first, "kind: Service", "the input gets a headless Service")
+			again := runYAML(t, []string{Stdin}, first)
+			assert.Equal(t, first, again)
+		})
+	}
+}
+
+// runYAML runs check -o yaml and returns stdout; the input must be allowed.
+func runYAML(t *testing.T, paths []string, stdin string) string {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := Run(context.Background(), Options{
+		Paths: paths, Output: OutputYAML, Namespace: "default", Settings: config.Default().ReviewSettings(),
+	}, strings.NewReader(stdin), &stdout, &stderr)
+	require.Equal(t, ExitAllowed, code, stderr.String())
+	return stdout.String()
+}

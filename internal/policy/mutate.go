@@ -57,22 +57,26 @@ var (
 	deploymentMutators        = []mutator{recreateForSingleNodeClaims}
 )
 
-// MutateWorkload returns the JSON patch that SPEC §2 applies to a workload
-// CREATE or UPDATE. Unmanaged workloads, unknown deploy types and types of the
-// other kind get no patch (validation denies the latter). An annotation whose
-// value cannot be used is denied in the result, with no patch.
-func MutateWorkload(req WorkloadRequest, d Defaults) ([]jsonpatch.Operation, Result) {
-	w := req.Object
+// Mutable reports whether a workload can be mutated as its deploy type: it is
+// unmanaged (nothing to do), or its type runs as its kind and its annotations
+// can be used. Validation denies the others, and the review engine answers
+// the mutating webhook with that verdict.
+func Mutable(w Workload) bool {
 	if !w.Managed() {
-		return nil, Result{}
-	}
-	if r := checkAnnotations(w); !r.Allowed() {
-		return nil, r
+		return true
 	}
 	t, _, err := w.DeployType()
-	if err != nil || t.Kind() != w.Kind {
-		return nil, Result{}
+	return err == nil && t.Kind() == w.Kind && checkAnnotations(w).Allowed()
+}
+
+// MutateWorkload returns the JSON patch that SPEC §2 applies to a workload
+// CREATE or UPDATE. Workloads that are unmanaged or not Mutable get none.
+func MutateWorkload(req WorkloadRequest, d Defaults) []jsonpatch.Operation {
+	w := req.Object
+	if !w.Managed() || !Mutable(w) {
+		return nil
 	}
+	t, _, _ := w.DeployType()
 
 	var mutators []mutator
 	switch {
@@ -87,7 +91,7 @@ func MutateWorkload(req WorkloadRequest, d Defaults) ([]jsonpatch.Operation, Res
 	for _, mutate := range mutators {
 		mutate(m)
 	}
-	return m.patch.ops, Result{}
+	return m.patch.ops
 }
 
 // defaultServiceName names the headless Service the reconciler creates.
@@ -103,7 +107,7 @@ func defaultServiceName(m *mutation) {
 // volume nor a claim template its own per-instance claim.
 func injectClaimTemplates(m *mutation) {
 	w := m.req.Object
-	names := unresolvedMounts(w)
+	names := w.UnresolvedMounts()
 	if len(names) == 0 {
 		return
 	}
@@ -140,7 +144,7 @@ func keepClaimTemplates(m *mutation) {
 		return
 	}
 	var templates []any
-	for _, name := range unresolvedMounts(w) {
+	for _, name := range w.UnresolvedMounts() {
 		for _, t := range old.ClaimTemplates {
 			if t.Name == name {
 				templates = append(templates, t)
@@ -184,8 +188,8 @@ func recreateForSingleNodeClaims(m *mutation) {
 }
 
 func mountsSingleNodeClaim(w Workload, claims map[string]*corev1.PersistentVolumeClaim) bool {
-	for _, mv := range mountedClaimVolumes(w.Template) {
-		claim, found := claims[mv.volume.PersistentVolumeClaim.ClaimName]
+	for v := range w.Storage().Mounted() {
+		claim, found := claims[v.Claim]
 		if !found || claim == nil {
 			return true
 		}
@@ -253,33 +257,6 @@ func (m *mutation) setTemplateLabel(key, value string) {
 		step("labels", len(tpl.Labels) > 0),
 		step(key, false),
 	)
-}
-
-// unresolvedMounts lists, once each and in start order (init containers
-// first), the volume mount names that match neither a pod volume nor a claim
-// template.
-func unresolvedMounts(w Workload) []string {
-	if w.Template == nil {
-		return nil
-	}
-	resolved := map[string]bool{}
-	for _, v := range w.Template.Spec.Volumes {
-		resolved[v.Name] = true
-	}
-	for _, t := range w.ClaimTemplates {
-		resolved[t.Name] = true
-	}
-	var names []string
-	for c := range podContainers(&w.Template.Spec) {
-		for _, mount := range c.VolumeMounts {
-			if mount.Name == "" || resolved[mount.Name] {
-				continue
-			}
-			resolved[mount.Name] = true
-			names = append(names, mount.Name)
-		}
-	}
-	return names
 }
 
 func templateLabels(w Workload) map[string]string {

@@ -49,7 +49,7 @@ func (c mutateCase) run(t *testing.T) {
 	if c.defaults != nil {
 		d = *c.defaults
 	}
-	ops, result := MutateWorkload(c.request(workloadOf(c.object)), d)
+	ops, result := mutateAndRefusal(c.request(workloadOf(c.object)), d)
 	assert.Equal(t, Result{Denials: c.wantDeny}, result)
 	assertPatch(t, c.want, ops)
 
@@ -57,7 +57,7 @@ func (c mutateCase) run(t *testing.T) {
 	doc, err := json.Marshal(c.object)
 	require.NoError(t, err)
 	patched := decodeLike(t, c.object, applyPatch(t, doc, ops))
-	again, againResult := MutateWorkload(c.request(workloadOf(patched)), d)
+	again, againResult := mutateAndRefusal(c.request(workloadOf(patched)), d)
 	assert.Empty(t, again, "second pass")
 	assert.Equal(t, Result{Denials: c.wantDeny}, againResult, "second pass")
 	if c.wantAfter != nil {
@@ -472,13 +472,13 @@ func TestMutateWorkloadRawObject(t *testing.T) {
 			obj, w, err := decodeWorkload([]byte(tt.object))
 			require.NoError(t, err)
 			req := WorkloadRequest{Operation: OpCreate, Object: w}
-			ops, result := MutateWorkload(req, testDefaults)
+			ops, result := mutateAndRefusal(req, testDefaults)
 			require.Equal(t, Result{}, result)
 			patched := applyPatch(t, []byte(tt.object), ops)
 			assert.JSONEq(t, tt.want, string(patched))
 
 			req.Object = workloadOf(decodeLike(t, obj, patched))
-			again, _ := MutateWorkload(req, testDefaults)
+			again, _ := mutateAndRefusal(req, testDefaults)
 			assert.Empty(t, again, "second pass")
 		})
 	}
@@ -538,7 +538,7 @@ func TestMutateWorkloadCraftedViews(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ops, result := MutateWorkload(tt.req, testDefaults)
+			ops, result := mutateAndRefusal(tt.req, testDefaults)
 			assert.Equal(t, Result{}, result)
 			assertPatch(t, tt.want, ops)
 		})
@@ -588,7 +588,7 @@ func FuzzMutateWorkload(f *testing.F) {
 			req.Operation = OpUpdate
 			req.Old = &Observed{Workload: oldW}
 		}
-		ops, result := MutateWorkload(req, testDefaults)
+		ops, result := mutateAndRefusal(req, testDefaults)
 		if !result.Allowed() {
 			assert.Empty(t, ops)
 			return
@@ -597,7 +597,7 @@ func FuzzMutateWorkload(f *testing.F) {
 		require.NoError(t, err)
 		patched := decodeLike(t, obj, applyPatch(t, doc, ops))
 		req.Object = workloadOf(patched)
-		again, _ := MutateWorkload(req, testDefaults)
+		again, _ := mutateAndRefusal(req, testDefaults)
 		assert.Empty(t, again, "second pass after %s", mustJSON(t, ops))
 	})
 }
@@ -606,4 +606,15 @@ func mustJSON(t *testing.T, v any) string {
 	data, err := json.Marshal(v)
 	require.NoError(t, err)
 	return string(data)
+}
+
+// mutateAndRefusal is MutateWorkload with, for a workload that is not
+// Mutable, the annotation denials that make it so (the review engine answers
+// such a workload with the whole validation verdict).
+func mutateAndRefusal(req WorkloadRequest, d Defaults) ([]jsonpatch.Operation, Result) {
+	ops := MutateWorkload(req, d)
+	if Mutable(req.Object) {
+		return ops, Result{}
+	}
+	return ops, checkAnnotations(req.Object)
 }

@@ -2,40 +2,11 @@ package policy
 
 import (
 	"fmt"
-	"iter"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
-
-// Operation is the admission operation a workload request carries.
-type Operation string
-
-const (
-	OpCreate Operation = "CREATE"
-	OpUpdate Operation = "UPDATE"
-)
-
-// WorkloadRequest is a CREATE or UPDATE of a Deployment or StatefulSet
-// together with the cluster facts the rules need, gathered by the caller.
-type WorkloadRequest struct {
-	Operation Operation
-	Object    Workload
-	// Old is the stored object on UPDATE, nil on CREATE.
-	Old *Observed
-	// Counterparts are, on CREATE, the workloads of the other kind with the
-	// same component in the namespace, labelled or not.
-	Counterparts []Observed
-	// Claims holds the existing claims named by the pod template's
-	// persistentVolumeClaim volumes; a name absent from the map is a claim
-	// that was not found.
-	Claims map[string]*corev1.PersistentVolumeClaim
-	// Service is, on CREATE of a stateful-* StatefulSet, the existing Service
-	// named by spec.serviceName (after mutation), or nil.
-	Service *corev1.Service
-}
 
 var (
 	pathDeployType  = field.NewPath("metadata", "labels").Key(LabelDeployType)
@@ -166,30 +137,9 @@ func checkKindSwitch(req WorkloadRequest) Result {
 			r.Add(denied(RuleKindSwitch, at, msgKindSwitchRunning(existing, req.Object)))
 			continue
 		}
-		r.Add(warned(RuleKindSwitch, at, msgKindSwitchClosed(existing, req.Object, claimNames(existing.Workload))))
+		r.Add(warned(RuleKindSwitch, at, msgKindSwitchClosed(existing, req.Object, existing.Storage().DataClaims(existing.Name))))
 	}
 	return r
-}
-
-// claimNames names the claims a workload keeps its data in: its claim
-// volumes' claims, and for each claim template the per-ordinal pattern the
-// StatefulSet controller creates ("data-db-*").
-func claimNames(w Workload) []string {
-	var names []string
-	seen := map[string]bool{}
-	add := func(name string) {
-		if !seen[name] {
-			seen[name] = true
-			names = append(names, name)
-		}
-	}
-	for _, v := range w.ClaimVolumes() {
-		add(v.PersistentVolumeClaim.ClaimName)
-	}
-	for _, t := range w.ClaimTemplates {
-		add(fmt.Sprintf("%s-%s-*", t.Name, w.Name))
-	}
-	return names
 }
 
 // checkTypeChange refuses to change (or remove) the deploy type of a running
@@ -241,18 +191,17 @@ func checkHeadlessConflict(req WorkloadRequest, t DeployType) Result {
 func checkSharedClaims(req WorkloadRequest, t DeployType) Result {
 	w := req.Object
 	var r Result
-	for _, mv := range mountedClaimVolumes(w.Template) {
-		at := pathVolumes.Index(mv.index).Child("persistentVolumeClaim", "claimName")
-		claim := mv.volume.PersistentVolumeClaim.ClaimName
+	for v := range w.Storage().Mounted() {
+		at := pathVolumes.Index(v.Index).Child("persistentVolumeClaim", "claimName")
 		switch t {
 		case StatefulMulti:
-			r.Add(warned(RuleSharedClaim, at, msgSharedClaimStatefulMulti(w, mv.volume.Name, claim)))
+			r.Add(warned(RuleSharedClaim, at, msgSharedClaimStatefulMulti(w, v.Name, v.Claim)))
 		case StatelessMulti:
 			if w.DesiredReplicas() <= 1 {
 				continue
 			}
-			if mode, single := singleNodeAccessMode(req.Claims[claim]); single {
-				r.Add(warned(RuleSharedClaim, at, msgSharedClaimSingleNode(w, w.DesiredReplicas(), mv.volume.Name, claim, string(mode))))
+			if mode, single := singleNodeAccessMode(req.Claims[v.Claim]); single {
+				r.Add(warned(RuleSharedClaim, at, msgSharedClaimSingleNode(w, w.DesiredReplicas(), v.Name, v.Claim, string(mode))))
 			}
 		}
 	}
@@ -291,80 +240,6 @@ func parseStorageSize(v string) (resource.Quantity, error) {
 		return resource.Quantity{}, fmt.Errorf("storage size %q is not positive", v)
 	}
 	return q, nil
-}
-
-// singleNodeAccessMode reports whether a claim can be attached on one node
-// only, and the access mode that says so. The bound volume's modes (status)
-// are the truth once bound; the requested ones (spec) before. A nil claim is
-// unknown, not single-node.
-func singleNodeAccessMode(claim *corev1.PersistentVolumeClaim) (corev1.PersistentVolumeAccessMode, bool) {
-	if claim == nil {
-		return "", false
-	}
-	modes := claim.Status.AccessModes
-	if len(modes) == 0 {
-		modes = claim.Spec.AccessModes
-	}
-	has := map[corev1.PersistentVolumeAccessMode]bool{}
-	for _, m := range modes {
-		has[m] = true
-	}
-	switch {
-	case has[corev1.ReadWriteMany]:
-		return "", false
-	case has[corev1.ReadWriteOncePod]:
-		return corev1.ReadWriteOncePod, true
-	case has[corev1.ReadWriteOnce]:
-		return corev1.ReadWriteOnce, true
-	}
-	return "", false
-}
-
-type indexedVolume struct {
-	index  int
-	volume corev1.Volume
-}
-
-// mountedClaimVolumes lists the claim volumes some container or init
-// container mounts or uses as a block device: the kubelet sets up only those,
-// so only those constrain where and how pods run.
-func mountedClaimVolumes(tpl *corev1.PodTemplateSpec) []indexedVolume {
-	if tpl == nil {
-		return nil
-	}
-	used := map[string]bool{}
-	for c := range podContainers(&tpl.Spec) {
-		for _, m := range c.VolumeMounts {
-			used[m.Name] = true
-		}
-		for _, d := range c.VolumeDevices {
-			used[d.Name] = true
-		}
-	}
-	var out []indexedVolume
-	for i, v := range tpl.Spec.Volumes {
-		if v.PersistentVolumeClaim != nil && used[v.Name] {
-			out = append(out, indexedVolume{index: i, volume: v})
-		}
-	}
-	return out
-}
-
-// podContainers yields init containers, then containers: the order in which
-// the kubelet starts them.
-func podContainers(spec *corev1.PodSpec) iter.Seq[*corev1.Container] {
-	return func(yield func(*corev1.Container) bool) {
-		for i := range spec.InitContainers {
-			if !yield(&spec.InitContainers[i]) {
-				return
-			}
-		}
-		for i := range spec.Containers {
-			if !yield(&spec.Containers[i]) {
-				return
-			}
-		}
-	}
 }
 
 func denied(rule Rule, at *field.Path, msg string) Result {

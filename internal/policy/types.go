@@ -255,25 +255,9 @@ func (w Workload) DesiredReplicas() int32 {
 // Quorum reports whether the workload asks for an odd replica count.
 func (w Workload) Quorum() bool { return w.Annotations[AnnotationQuorum] == "true" }
 
-// ClaimVolumes lists the pod volumes that reference a PersistentVolumeClaim.
-func (w Workload) ClaimVolumes() []corev1.Volume {
-	if w.Template == nil {
-		return nil
-	}
-	var out []corev1.Volume
-	for _, v := range w.Template.Spec.Volumes {
-		if v.PersistentVolumeClaim != nil {
-			out = append(out, v)
-		}
-	}
-	return out
-}
-
-// HasPersistentVolumes reports whether the workload keeps data in claims: claim
-// volumes, generic ephemeral volumes excluded, or claim templates.
-func (w Workload) HasPersistentVolumes() bool {
-	return len(w.ClaimTemplates) > 0 || len(w.ClaimVolumes()) > 0
-}
+// HasPersistentVolumes reports whether the workload keeps data in claims
+// (Storage.Persistent).
+func (w Workload) HasPersistentVolumes() bool { return w.Storage().Persistent() }
 
 // Observed is an existing workload as the cluster sees it, with what the
 // object alone does not tell.

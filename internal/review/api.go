@@ -10,14 +10,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
-// Operation is the admission operation of a request.
-type Operation string
-
-const (
-	Create Operation = "CREATE"
-	Update Operation = "UPDATE"
-)
-
 // Resource names what a request is about, as the API server's admission request does.
 type Resource struct {
 	Group, Version, Resource, SubResource string
@@ -25,7 +17,7 @@ type Resource struct {
 
 // Request is one admission request in the engine's terms.
 type Request struct {
-	Operation Operation
+	Operation policy.Operation
 	Resource  Resource
 	Namespace string
 	Name      string
@@ -34,9 +26,8 @@ type Request struct {
 	OldObject []byte
 	// DecodedObject and DecodedOldObject, when set, replace Object and
 	// OldObject: the caller already decoded them into the resource's Go type
-	// (*appsv1.Deployment, *appsv1.StatefulSet, *autoscalingv1.Scale,
-	// *autoscalingv2.HorizontalPodAutoscaler, *corev1.Pod). The webhook does so while it
-	// reads the AdmissionReview, so that each object is decoded exactly once.
+	// (Reviewed.New). The wire reader does so while it reads the
+	// AdmissionReview, so that each object is decoded exactly once.
 	DecodedObject    runtime.Object
 	DecodedOldObject runtime.Object
 }
@@ -56,8 +47,7 @@ type Decision struct {
 	// Result holds denials and warnings. In warn mode the engine has already
 	// moved denials to warnings.
 	Result policy.Result
-	// Kind/Namespace/Name describe the object for messages and logs.
-	Kind      string
-	Namespace string
-	Name      string
+	// Name is the object's name (from the request, else from the object),
+	// which a denial's status names.
+	Name string
 }

@@ -4,19 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 
-	jsoniter "github.com/json-iterator/go"
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/statekeeper/statekeeper/internal/policy"
+	"github.com/statekeeper/statekeeper/internal/wire"
 )
-
-// JSON is the decoder of request bodies: json-iterator decodes the typed
-// API objects about three times faster than encoding/json (which the API
-// machinery and controller-runtime use) with the same results, honouring the
-// types' own UnmarshalJSON (quantities, times, int-or-string). Keys match
-// case-sensitively, as the API server's decoder does.
-var JSON = jsoniter.Config{EscapeHTML: true, CaseSensitive: true}.Froze()
 
 // decodeWorkload returns a Deployment or StatefulSet request object, decoded
 // once, as a policy.Workload.
@@ -57,7 +50,7 @@ func objectOf[T any, PT interface {
 			return nil, fmt.Errorf("%w: the request carries no %s object", ErrInvalidRequest, kind)
 		}
 		obj = PT(new(T))
-		if err := JSON.Unmarshal(raw, obj); err != nil {
+		if err := wire.JSON.Unmarshal(raw, obj); err != nil {
 			// json-iterator's errors quote raw bytes, cut mid-rune; encoding/json
 			// names the field. Decoding twice costs only on a broken request.
 			if stdErr := json.Unmarshal(raw, obj); stdErr != nil {

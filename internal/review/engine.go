@@ -53,22 +53,6 @@ func New(l lookup.Lookup, s Settings) *Engine {
 	return &Engine{lookup: l, settings: s, excluded: excluded}
 }
 
-// The resources the engine understands, as the API server names them.
-var (
-	deployments      = Resource{Group: "apps", Version: "v1", Resource: "deployments"}
-	statefulSets     = Resource{Group: "apps", Version: "v1", Resource: "statefulsets"}
-	deploymentScale  = Resource{Group: "apps", Version: "v1", Resource: "deployments", SubResource: "scale"}
-	statefulSetScale = Resource{Group: "apps", Version: "v1", Resource: "statefulsets", SubResource: "scale"}
-	hpas             = Resource{Group: "autoscaling", Resource: "horizontalpodautoscalers"}
-)
-
-// matches compares group, resource and subresource: with matchPolicy
-// Equivalent the API server converts to the registered version, so the
-// version is not part of the dispatch.
-func (r Resource) matches(o Resource) bool {
-	return r.Group == o.Group && r.Resource == o.Resource && r.SubResource == o.SubResource
-}
-
 func (r Resource) String() string {
 	s := schema.GroupResource{Group: r.Group, Resource: r.Resource}.String()
 	if r.SubResource != "" {
@@ -77,41 +61,38 @@ func (r Resource) String() string {
 	return s
 }
 
-// Mutate returns the JSON patch statekeeper applies to a workload CREATE or UPDATE (SPEC §2).
+// Mutate returns the JSON patch statekeeper applies to a workload CREATE or
+// UPDATE (SPEC §2, the /mutate webhook).
 func (e *Engine) Mutate(ctx context.Context, req Request) (Decision, error) {
-	switch {
-	case req.Resource.matches(deployments):
-		return e.workload(ctx, req, policy.KindDeployment, e.mutateWorkload, false)
-	case req.Resource.matches(statefulSets):
-		return e.workload(ctx, req, policy.KindStatefulSet, e.mutateWorkload, false)
-	// Pod identity stamping (SPEC §5, /mutate-pods) has its own entry point,
-	// StampPod: a pod CREATE is judged by its owner, not by these rules.
-	default:
-		return Decision{}, fmt.Errorf("%w: %s is not mutated by statekeeper", ErrInvalidRequest, req.Resource)
-	}
+	return e.step(ctx, StepMutate, req)
 }
 
-// Validate judges a workload CREATE or UPDATE, a /scale update or an HPA (SPEC §4).
+// Validate judges a workload CREATE or UPDATE, a /scale update or an HPA
+// (SPEC §4, the /validate webhook).
 func (e *Engine) Validate(ctx context.Context, req Request) (Decision, error) {
-	switch {
-	case req.Resource.matches(deployments):
-		return e.workload(ctx, req, policy.KindDeployment, e.validateWorkload, true)
-	case req.Resource.matches(statefulSets):
-		return e.workload(ctx, req, policy.KindStatefulSet, e.validateWorkload, true)
-	case req.Resource.matches(deploymentScale):
-		return e.scale(ctx, req, policy.KindDeployment)
-	case req.Resource.matches(statefulSetScale):
-		return e.scale(ctx, req, policy.KindStatefulSet)
-	case req.Resource.matches(hpas):
-		return e.hpa(ctx, req)
-	default:
-		return Decision{}, fmt.Errorf("%w: %s is not validated by statekeeper", ErrInvalidRequest, req.Resource)
+	return e.step(ctx, StepValidate, req)
+}
+
+// StampPod stamps the stable identity of SPEC §5 on a pod CREATE (the
+// /mutate-pods webhook); see stampPod.
+func (e *Engine) StampPod(ctx context.Context, req Request) (Decision, error) {
+	return e.step(ctx, StepStamp, req)
+}
+
+func (e *Engine) step(ctx context.Context, step Step, req Request) (Decision, error) {
+	judge, err := e.judgeOf(step, req.Resource)
+	if err != nil {
+		return Decision{Name: req.Name}, err
 	}
+	return judge(ctx, req)
 }
 
 // workloadStep is the mutating or validating half of a workload review, run
-// once the request is known to be managed and in a reviewed namespace.
-type workloadStep func(ctx context.Context, req Request, facts *workloadFacts, d *Decision) error
+// once the request is known to be managed and in a reviewed namespace. It
+// reports whether d.Result is a verdict on the object, to which the namespace
+// mode applies: validation always gives one, a mutation only when it refuses
+// to mutate.
+type workloadStep func(ctx context.Context, facts *workloadFacts, d *Decision) (verdict bool, err error)
 
 // workloadFacts is a decoded workload request.
 type workloadFacts struct {
@@ -123,10 +104,8 @@ type workloadFacts struct {
 }
 
 // workload runs the shared part of a workload review around step.
-// modeWarnings is false for the mutating half, so that kubectl does not print
-// a namespace's invalid-mode warning twice.
-func (e *Engine) workload(ctx context.Context, req Request, kind policy.Kind, step workloadStep, modeWarnings bool) (Decision, error) {
-	d := Decision{Kind: string(kind), Namespace: req.Namespace, Name: req.Name}
+func (e *Engine) workload(ctx context.Context, req Request, kind policy.Kind, step workloadStep) (Decision, error) {
+	d := Decision{Name: req.Name}
 	op, err := workloadOperation(req.Operation)
 	if err != nil {
 		return d, err
@@ -140,7 +119,7 @@ func (e *Engine) workload(ctx context.Context, req Request, kind policy.Kind, st
 		return d, err
 	}
 	fillIdentity(&facts.object, req)
-	d.Namespace, d.Name = facts.object.Namespace, facts.object.Name
+	d.Name = facts.object.Name
 	if op == policy.OpUpdate {
 		old, err := decodeWorkload(kind, req.DecodedOldObject, req.OldObject)
 		if err != nil {
@@ -159,50 +138,49 @@ func (e *Engine) workload(ctx context.Context, req Request, kind policy.Kind, st
 	if err != nil || d.Skipped {
 		return d, err
 	}
-	if err := step(ctx, req, facts, &d); err != nil {
+	verdict, err := step(ctx, facts, &d)
+	if err != nil || !verdict {
 		return d, err
-	}
-	if !modeWarnings {
-		warnings = nil
 	}
 	e.applyMode(&d, warnings)
 	return d, nil
 }
 
-// mutateWorkload patches a workload, and denies one whose type cannot run as
-// its kind: the API server's own validation, which runs before the
-// validating webhook, would otherwise refuse it for a consequence (a volume
-// mount statekeeper did not declare) and never show the kind-mismatch.
-// MutateWorkload gives such a workload no patch.
-func (e *Engine) mutateWorkload(ctx context.Context, _ Request, facts *workloadFacts, d *Decision) error {
+// mutateWorkload patches a workload. A workload that cannot be mutated as
+// its type (a type of the other kind or none, an unusable annotation) is
+// answered with the whole validation verdict instead: the API server's own
+// validation, which runs between the mutating and the validating webhooks,
+// would otherwise refuse it for a consequence (a volume mount statekeeper did
+// not declare) and never show the reasons, and a denial names every rule the
+// object breaks at once (docs/architecture.md).
+func (e *Engine) mutateWorkload(ctx context.Context, facts *workloadFacts, d *Decision) (bool, error) {
+	if !policy.Mutable(facts.object) {
+		return e.validateWorkload(ctx, facts, d)
+	}
 	claims, err := e.claims(ctx, facts.object)
 	if err != nil {
-		return err
+		return false, err
 	}
-	patch, mutated := policy.MutateWorkload(policy.WorkloadRequest{
+	d.Patch = policy.MutateWorkload(policy.WorkloadRequest{
 		Operation: facts.op, Object: facts.object, Old: facts.old, Claims: claims,
 	}, e.settings.Defaults)
-	// In the order validation reports them: kind-mismatch first.
-	d.Result = policy.ValidateKind(facts.object)
-	d.Result.Add(mutated)
-	d.Patch = patch
-	return nil
+	return false, nil
 }
 
-func (e *Engine) validateWorkload(ctx context.Context, _ Request, facts *workloadFacts, d *Decision) error {
+func (e *Engine) validateWorkload(ctx context.Context, facts *workloadFacts, d *Decision) (bool, error) {
 	w := facts.object
 	pr := policy.WorkloadRequest{Operation: facts.op, Object: w, Old: facts.old}
 	var err error
 	if pr.Claims, err = e.claims(ctx, w); err != nil {
-		return err
+		return false, err
 	}
 	switch facts.op {
 	case policy.OpCreate:
 		if pr.Counterparts, err = e.lookup.Component(ctx, w.Kind.Other(), w.Namespace, w.Component()); err != nil {
-			return fmt.Errorf("looking up %s workloads of component %q: %w", w.Kind.Other().Lower(), w.Component(), err)
+			return false, fmt.Errorf("looking up %s workloads of component %q: %w", w.Kind.Other().Lower(), w.Component(), err)
 		}
 		if pr.Service, err = e.headlessService(ctx, w); err != nil {
-			return err
+			return false, err
 		}
 	case policy.OpUpdate:
 		// Whether the old workload still has pods matters only to a type
@@ -211,12 +189,12 @@ func (e *Engine) validateWorkload(ctx context.Context, _ Request, facts *workloa
 		if facts.old.Labels[policy.LabelDeployType] != w.Labels[policy.LabelDeployType] ||
 			facts.old.Managed() != w.Managed() {
 			if facts.old.PodsExist, err = e.lookup.PodsExist(ctx, facts.old.Namespace, facts.old.Selector); err != nil {
-				return fmt.Errorf("looking up the pods of %s: %w", w.Ref(), err)
+				return false, fmt.Errorf("looking up the pods of %s: %w", w.Ref(), err)
 			}
 		}
 	}
 	d.Result = policy.ValidateWorkload(pr)
-	return nil
+	return true, nil
 }
 
 // headlessService returns the existing Service a stateful StatefulSet being
@@ -238,10 +216,7 @@ func (e *Engine) headlessService(ctx context.Context, w policy.Workload) (*corev
 
 // claims returns the existing claims the pod template mounts.
 func (e *Engine) claims(ctx context.Context, w policy.Workload) (map[string]*corev1.PersistentVolumeClaim, error) {
-	var names []string
-	for _, v := range w.ClaimVolumes() {
-		names = append(names, v.PersistentVolumeClaim.ClaimName)
-	}
+	names := w.Storage().ClaimNames()
 	if len(names) == 0 {
 		return nil, nil
 	}
@@ -254,7 +229,7 @@ func (e *Engine) claims(ctx context.Context, w policy.Workload) (map[string]*cor
 
 // scale judges a /scale update by the parent workload's labels.
 func (e *Engine) scale(ctx context.Context, req Request, kind policy.Kind) (Decision, error) {
-	d := Decision{Kind: "Scale", Namespace: req.Namespace, Name: req.Name}
+	d := Decision{Name: req.Name}
 	if e.excluded[req.Namespace] {
 		d.Skipped = true
 		return d, nil
@@ -265,7 +240,7 @@ func (e *Engine) scale(ctx context.Context, req Request, kind policy.Kind) (Deci
 	}
 	name := nonEmpty(req.Name, s.Name)
 	d.Name = name
-	return e.judgeParent(ctx, &d, kind, name, func(parent policy.Workload) policy.Result {
+	return e.judgeParent(ctx, &d, req.Namespace, kind, name, func(parent policy.Workload) policy.Result {
 		// An omitted spec.replicas is 0 (the field has omitempty).
 		return policy.ValidateScale(parent, s.Spec.Replicas)
 	})
@@ -275,7 +250,7 @@ func (e *Engine) scale(ctx context.Context, req Request, kind policy.Kind) (Deci
 // autoscaling/v1 HPA arrives converted to v2; both name their target and
 // bound the same way, so either body decodes here.
 func (e *Engine) hpa(ctx context.Context, req Request) (Decision, error) {
-	d := Decision{Kind: "HorizontalPodAutoscaler", Namespace: req.Namespace, Name: req.Name}
+	d := Decision{Name: req.Name}
 	if _, err := workloadOperation(req.Operation); err != nil {
 		return d, err
 	}
@@ -303,19 +278,19 @@ func (e *Engine) hpa(ctx context.Context, req Request) (Decision, error) {
 		d.Skipped = true
 		return d, nil
 	}
-	return e.judgeParent(ctx, &d, kind, target.Name, func(parent policy.Workload) policy.Result {
+	return e.judgeParent(ctx, &d, req.Namespace, kind, target.Name, func(parent policy.Workload) policy.Result {
 		return policy.ValidateHPA(name, parent, h.Spec.MaxReplicas)
 	})
 }
 
 // judgeParent applies the namespace mode and judge to the stored workload
 // that a Scale or an HPA acts on; an absent or unmanaged parent is skipped.
-func (e *Engine) judgeParent(ctx context.Context, d *Decision, kind policy.Kind, name string, judge func(policy.Workload) policy.Result) (Decision, error) {
-	warnings, err := e.resolveMode(ctx, d, d.Namespace)
+func (e *Engine) judgeParent(ctx context.Context, d *Decision, namespace string, kind policy.Kind, name string, judge func(policy.Workload) policy.Result) (Decision, error) {
+	warnings, err := e.resolveMode(ctx, d, namespace)
 	if err != nil || d.Skipped {
 		return *d, err
 	}
-	parent, err := e.lookup.Workload(ctx, kind, d.Namespace, name)
+	parent, err := e.lookup.Workload(ctx, kind, namespace, name)
 	if err != nil {
 		return *d, fmt.Errorf("looking up %s %q: %w", kind.Lower(), name, err)
 	}
@@ -362,12 +337,10 @@ func (e *Engine) applyMode(d *Decision, modeWarnings []policy.Violation) {
 	d.Result.Warnings = append(d.Result.Warnings, modeWarnings...)
 }
 
-func workloadOperation(op Operation) (policy.Operation, error) {
+func workloadOperation(op policy.Operation) (policy.Operation, error) {
 	switch op {
-	case Create:
-		return policy.OpCreate, nil
-	case Update:
-		return policy.OpUpdate, nil
+	case policy.OpCreate, policy.OpUpdate:
+		return op, nil
 	default:
 		return "", fmt.Errorf("%w: operation %q is not reviewed", ErrInvalidRequest, op)
 	}

@@ -26,7 +26,6 @@ type outcome struct {
 	Skipped bool
 	Reason  string
 	Mode    policy.Mode
-	Kind    string
 	Name    string
 	Denied  []policy.Rule
 	Warned  []policy.Rule
@@ -34,7 +33,7 @@ type outcome struct {
 }
 
 func outcomeOf(d Decision) outcome {
-	o := outcome{Skipped: d.Skipped, Reason: d.Reason, Mode: d.Mode, Kind: d.Kind, Name: d.Name, Patched: len(d.Patch) > 0}
+	o := outcome{Skipped: d.Skipped, Reason: d.Reason, Mode: d.Mode, Name: d.Name, Patched: len(d.Patch) > 0}
 	for _, v := range d.Result.Denials {
 		o.Denied = append(o.Denied, v.Rule)
 	}
@@ -132,104 +131,104 @@ func TestValidateOutcomes(t *testing.T) {
 	}{
 		{
 			name: "enforce denies",
-			req:  Request{Operation: Create, Resource: statefulSetsResource, Namespace: "shop", Name: "mysql", Object: raw(t, tooMany)},
-			want: outcome{Mode: policy.ModeEnforce, Kind: "StatefulSet", Name: "mysql", Denied: []policy.Rule{policy.RuleSingleInstance}},
+			req:  Request{Operation: policy.OpCreate, Resource: statefulSetsResource, Namespace: "shop", Name: "mysql", Object: raw(t, tooMany)},
+			want: outcome{Mode: policy.ModeEnforce, Name: "mysql", Denied: []policy.Rule{policy.RuleSingleInstance}},
 		},
 		{
 			name: "warn mode turns denials into warnings",
-			req: Request{Operation: Create, Resource: statefulSetsResource, Namespace: "relaxed", Name: "mysql",
+			req: Request{Operation: policy.OpCreate, Resource: statefulSetsResource, Namespace: "relaxed", Name: "mysql",
 				Object: raw(t, inNamespace(statefulSet("mysql", "stateful-single", 3), "relaxed"))},
-			want: outcome{Mode: policy.ModeWarn, Kind: "StatefulSet", Name: "mysql", Warned: []policy.Rule{policy.RuleSingleInstance}},
+			want: outcome{Mode: policy.ModeWarn, Name: "mysql", Warned: []policy.Rule{policy.RuleSingleInstance}},
 		},
 		{
 			name:        "the default mode applies to unlabelled namespaces",
 			defaultMode: policy.ModeWarn,
-			req:         Request{Operation: Create, Resource: statefulSetsResource, Namespace: "shop", Name: "mysql", Object: raw(t, tooMany)},
-			want:        outcome{Mode: policy.ModeWarn, Kind: "StatefulSet", Name: "mysql", Warned: []policy.Rule{policy.RuleSingleInstance}},
+			req:         Request{Operation: policy.OpCreate, Resource: statefulSetsResource, Namespace: "shop", Name: "mysql", Object: raw(t, tooMany)},
+			want:        outcome{Mode: policy.ModeWarn, Name: "mysql", Warned: []policy.Rule{policy.RuleSingleInstance}},
 		},
 		{
 			name: "off namespaces are skipped",
-			req: Request{Operation: Create, Resource: statefulSetsResource, Namespace: "quiet", Name: "mysql",
+			req: Request{Operation: policy.OpCreate, Resource: statefulSetsResource, Namespace: "quiet", Name: "mysql",
 				Object: raw(t, inNamespace(statefulSet("mysql", "stateful-single", 3), "quiet"))},
-			want: outcome{Skipped: true, Mode: policy.ModeOff, Kind: "StatefulSet", Name: "mysql"},
+			want: outcome{Skipped: true, Mode: policy.ModeOff, Name: "mysql"},
 		},
 		{
 			name: "an invalid mode label enforces and says so",
-			req: Request{Operation: Create, Resource: statefulSetsResource, Namespace: "typo", Name: "mysql",
+			req: Request{Operation: policy.OpCreate, Resource: statefulSetsResource, Namespace: "typo", Name: "mysql",
 				Object: raw(t, inNamespace(statefulSet("mysql", "stateful-single", 3), "typo"))},
-			want: outcome{Mode: policy.ModeEnforce, Kind: "StatefulSet", Name: "mysql",
+			want: outcome{Mode: policy.ModeEnforce, Name: "mysql",
 				Denied: []policy.Rule{policy.RuleSingleInstance}, Warned: []policy.Rule{policy.RuleInvalidMode}},
 		},
 		{
 			name: "excluded namespaces are skipped",
-			req: Request{Operation: Create, Resource: statefulSetsResource, Namespace: "kube-system", Name: "mysql",
+			req: Request{Operation: policy.OpCreate, Resource: statefulSetsResource, Namespace: "kube-system", Name: "mysql",
 				Object: raw(t, inNamespace(statefulSet("mysql", "stateful-single", 3), "kube-system"))},
-			want: outcome{Skipped: true, Kind: "StatefulSet", Name: "mysql"},
+			want: outcome{Skipped: true, Name: "mysql"},
 		},
 		{
 			name: "unlabelled workloads are skipped",
-			req:  Request{Operation: Create, Resource: statefulSetsResource, Namespace: "shop", Name: "plain", Object: raw(t, statefulSet("plain", "", 5))},
-			want: outcome{Skipped: true, Kind: "StatefulSet", Name: "plain"},
+			req:  Request{Operation: policy.OpCreate, Resource: statefulSetsResource, Namespace: "shop", Name: "plain", Object: raw(t, statefulSet("plain", "", 5))},
+			want: outcome{Skipped: true, Name: "plain"},
 		},
 		{
 			name: "removing the label from a workload whose pods still exist is a type change",
-			req: Request{Operation: Update, Resource: statefulSetsResource, Namespace: "shop", Name: "queue",
+			req: Request{Operation: policy.OpUpdate, Resource: statefulSetsResource, Namespace: "shop", Name: "queue",
 				Object: raw(t, queueUnlabelled), OldObject: raw(t, statefulSet("queue", "stateful-multi", 0))},
-			want: outcome{Mode: policy.ModeEnforce, Kind: "StatefulSet", Name: "queue", Denied: []policy.Rule{policy.RuleTypeChange}},
+			want: outcome{Mode: policy.ModeEnforce, Name: "queue", Denied: []policy.Rule{policy.RuleTypeChange}},
 		},
 		{
 			name: "creating the other kind of a running component is a kind switch",
-			req: Request{Operation: Create, Resource: statefulSetsResource, Namespace: "shop", Name: "db",
+			req: Request{Operation: policy.OpCreate, Resource: statefulSetsResource, Namespace: "shop", Name: "db",
 				Object: raw(t, statefulSet("db", "stateful-single", 1))},
-			want: outcome{Mode: policy.ModeEnforce, Kind: "StatefulSet", Name: "db", Denied: []policy.Rule{policy.RuleKindSwitch}},
+			want: outcome{Mode: policy.ModeEnforce, Name: "db", Denied: []policy.Rule{policy.RuleKindSwitch}},
 		},
 		{
 			name: "a Service of the name that is not headless conflicts",
-			req: Request{Operation: Create, Resource: statefulSetsResource, Namespace: "shop", Name: "cache",
+			req: Request{Operation: policy.OpCreate, Resource: statefulSetsResource, Namespace: "shop", Name: "cache",
 				Object: raw(t, statefulSet("cache", "stateful-multi", 3))},
-			want: outcome{Mode: policy.ModeEnforce, Kind: "StatefulSet", Name: "cache", Denied: []policy.Rule{policy.RuleHeadlessConflict}},
+			want: outcome{Mode: policy.ModeEnforce, Name: "cache", Denied: []policy.Rule{policy.RuleHeadlessConflict}},
 		},
 		{
 			name: "scale is judged by the parent",
-			req: Request{Operation: Update, Resource: statefulSetScaleRes, Namespace: "shop", Name: "single-db",
+			req: Request{Operation: policy.OpUpdate, Resource: statefulSetScaleRes, Namespace: "shop", Name: "single-db",
 				Object: raw(t, scale("single-db", ptr.To[int32](2)))},
-			want: outcome{Mode: policy.ModeEnforce, Kind: "Scale", Name: "single-db", Denied: []policy.Rule{policy.RuleSingleInstance}},
+			want: outcome{Mode: policy.ModeEnforce, Name: "single-db", Denied: []policy.Rule{policy.RuleSingleInstance}},
 		},
 		{
 			name: "an omitted spec.replicas scales to 0",
-			req: Request{Operation: Update, Resource: statefulSetScaleRes, Namespace: "shop", Name: "single-db",
+			req: Request{Operation: policy.OpUpdate, Resource: statefulSetScaleRes, Namespace: "shop", Name: "single-db",
 				Object: raw(t, scale("single-db", nil))},
-			want: outcome{Mode: policy.ModeEnforce, Kind: "Scale", Name: "single-db"},
+			want: outcome{Mode: policy.ModeEnforce, Name: "single-db"},
 		},
 		{
 			name: "scale of a missing parent is skipped",
-			req: Request{Operation: Update, Resource: statefulSetScaleRes, Namespace: "shop", Name: "gone",
+			req: Request{Operation: policy.OpUpdate, Resource: statefulSetScaleRes, Namespace: "shop", Name: "gone",
 				Object: raw(t, scale("gone", ptr.To[int32](5)))},
-			want: outcome{Skipped: true, Mode: policy.ModeEnforce, Kind: "Scale", Name: "gone"},
+			want: outcome{Skipped: true, Mode: policy.ModeEnforce, Name: "gone"},
 		},
 		{
 			name: "scale of an unmanaged parent is skipped",
-			req: Request{Operation: Update, Resource: statefulSetScaleRes, Namespace: "shop", Name: "unmanaged",
+			req: Request{Operation: policy.OpUpdate, Resource: statefulSetScaleRes, Namespace: "shop", Name: "unmanaged",
 				Object: raw(t, scale("unmanaged", ptr.To[int32](5)))},
-			want: outcome{Skipped: true, Mode: policy.ModeEnforce, Kind: "Scale", Name: "unmanaged"},
+			want: outcome{Skipped: true, Mode: policy.ModeEnforce, Name: "unmanaged"},
 		},
 		{
 			name: "an HPA on a single-instance target is denied",
-			req: Request{Operation: Create, Resource: hpaResource, Namespace: "shop", Name: "auto",
+			req: Request{Operation: policy.OpCreate, Resource: hpaResource, Namespace: "shop", Name: "auto",
 				Object: raw(t, hpa("auto", "apps/v1", "StatefulSet", "single-db", 3))},
-			want: outcome{Mode: policy.ModeEnforce, Kind: "HorizontalPodAutoscaler", Name: "auto", Denied: []policy.Rule{policy.RuleSingleInstance}},
+			want: outcome{Mode: policy.ModeEnforce, Name: "auto", Denied: []policy.Rule{policy.RuleSingleInstance}},
 		},
 		{
 			name: "an HPA on another group's kind is skipped",
-			req: Request{Operation: Create, Resource: hpaResource, Namespace: "shop", Name: "auto",
+			req: Request{Operation: policy.OpCreate, Resource: hpaResource, Namespace: "shop", Name: "auto",
 				Object: raw(t, hpa("auto", "argoproj.io/v1alpha1", "StatefulSet", "single-db", 3))},
-			want: outcome{Skipped: true, Kind: "HorizontalPodAutoscaler", Name: "auto"},
+			want: outcome{Skipped: true, Name: "auto"},
 		},
 		{
 			name: "an HPA on an apps kind statekeeper does not manage is skipped",
-			req: Request{Operation: Create, Resource: hpaResource, Namespace: "shop", Name: "auto",
+			req: Request{Operation: policy.OpCreate, Resource: hpaResource, Namespace: "shop", Name: "auto",
 				Object: raw(t, hpa("auto", "apps/v1", "ReplicaSet", "single-db", 3))},
-			want: outcome{Skipped: true, Kind: "HorizontalPodAutoscaler", Name: "auto"},
+			want: outcome{Skipped: true, Name: "auto"},
 		},
 	}
 	for _, tt := range tests {
@@ -245,26 +244,26 @@ func TestMutateOutcomes(t *testing.T) {
 	engine := newEngine(testCluster(), "")
 	fresh := statefulSet("redis", "stateful-multi", 2)
 	fresh.Spec.ServiceName = ""
-	d, err := engine.Mutate(context.Background(), Request{Operation: Create, Resource: statefulSetsResource, Namespace: "typo", Name: "redis",
+	d, err := engine.Mutate(context.Background(), Request{Operation: policy.OpCreate, Resource: statefulSetsResource, Namespace: "typo", Name: "redis",
 		Object: raw(t, inNamespace(fresh, "typo"))})
 	require.NoError(t, err)
-	assert.Equal(t, outcome{Mode: policy.ModeEnforce, Kind: "StatefulSet", Name: "redis", Patched: true}, outcomeOf(d),
+	assert.Equal(t, outcome{Mode: policy.ModeEnforce, Name: "redis", Patched: true}, outcomeOf(d),
 		"mutations apply; the invalid-mode warning is left to validation so that kubectl prints it once")
 
-	d, err = engine.Mutate(context.Background(), Request{Operation: Create, Resource: statefulSetsResource, Namespace: "quiet", Name: "redis",
+	d, err = engine.Mutate(context.Background(), Request{Operation: policy.OpCreate, Resource: statefulSetsResource, Namespace: "quiet", Name: "redis",
 		Object: raw(t, inNamespace(fresh, "quiet"))})
 	require.NoError(t, err)
-	assert.Equal(t, outcome{Skipped: true, Mode: policy.ModeOff, Kind: "StatefulSet", Name: "redis"}, outcomeOf(d))
+	assert.Equal(t, outcome{Skipped: true, Mode: policy.ModeOff, Name: "redis"}, outcomeOf(d))
 }
 
 func TestDecodedObjects(t *testing.T) {
 	engine := newEngine(testCluster(), "")
-	d, err := engine.Validate(context.Background(), Request{Operation: Create, Resource: statefulSetsResource, Namespace: "shop", Name: "mysql",
+	d, err := engine.Validate(context.Background(), Request{Operation: policy.OpCreate, Resource: statefulSetsResource, Namespace: "shop", Name: "mysql",
 		DecodedObject: statefulSet("mysql", "stateful-single", 3)})
 	require.NoError(t, err)
-	assert.Equal(t, outcome{Mode: policy.ModeEnforce, Kind: "StatefulSet", Name: "mysql", Denied: []policy.Rule{policy.RuleSingleInstance}}, outcomeOf(d))
+	assert.Equal(t, outcome{Mode: policy.ModeEnforce, Name: "mysql", Denied: []policy.Rule{policy.RuleSingleInstance}}, outcomeOf(d))
 
-	_, err = engine.Validate(context.Background(), Request{Operation: Create, Resource: statefulSetsResource, Namespace: "shop", Name: "mysql",
+	_, err = engine.Validate(context.Background(), Request{Operation: policy.OpCreate, Resource: statefulSetsResource, Namespace: "shop", Name: "mysql",
 		DecodedObject: &appsv1.Deployment{TypeMeta: metav1.TypeMeta{Kind: "Deployment"}}})
 	assert.EqualError(t, err, "invalid admission request: expected a StatefulSet object, got *v1.Deployment")
 	assert.ErrorIs(t, err, ErrInvalidRequest)
@@ -280,22 +279,22 @@ func TestInvalidRequests(t *testing.T) {
 		want string
 	}{
 		{"unknown resource", func() (Decision, error) {
-			return engine.Validate(ctx, Request{Operation: Create, Resource: Resource{Group: "", Version: "v1", Resource: "configmaps"}, Object: sts})
+			return engine.Validate(ctx, Request{Operation: policy.OpCreate, Resource: Resource{Group: "", Version: "v1", Resource: "configmaps"}, Object: sts})
 		}, "invalid admission request: configmaps is not validated by statekeeper"},
 		{"scale on the mutating path", func() (Decision, error) {
-			return engine.Mutate(ctx, Request{Operation: Update, Resource: statefulSetScaleRes, Object: sts})
+			return engine.Mutate(ctx, Request{Operation: policy.OpUpdate, Resource: statefulSetScaleRes, Object: sts})
 		}, "invalid admission request: statefulsets.apps/scale is not mutated by statekeeper"},
 		{"delete", func() (Decision, error) {
-			return engine.Validate(ctx, Request{Operation: "DELETE", Resource: statefulSetsResource, Namespace: "shop", OldObject: sts})
+			return engine.Validate(ctx, Request{Operation: policy.OpDelete, Resource: statefulSetsResource, Namespace: "shop", OldObject: sts})
 		}, `invalid admission request: operation "DELETE" is not reviewed`},
 		{"no object", func() (Decision, error) {
-			return engine.Validate(ctx, Request{Operation: Create, Resource: statefulSetsResource, Namespace: "shop"})
+			return engine.Validate(ctx, Request{Operation: policy.OpCreate, Resource: statefulSetsResource, Namespace: "shop"})
 		}, "invalid admission request: the request carries no StatefulSet object"},
 		{"another kind's body", func() (Decision, error) {
-			return engine.Validate(ctx, Request{Operation: Update, Resource: statefulSetScaleRes, Namespace: "shop", Object: sts})
+			return engine.Validate(ctx, Request{Operation: policy.OpUpdate, Resource: statefulSetScaleRes, Namespace: "shop", Object: sts})
 		}, `invalid admission request: expected a Scale object, got kind "StatefulSet"`},
 		{"update without the old object", func() (Decision, error) {
-			return engine.Validate(ctx, Request{Operation: Update, Resource: statefulSetsResource, Namespace: "shop", Object: sts})
+			return engine.Validate(ctx, Request{Operation: policy.OpUpdate, Resource: statefulSetsResource, Namespace: "shop", Object: sts})
 		}, "old object: invalid admission request: the request carries no StatefulSet object"},
 	}
 	for _, tt := range tests {
@@ -318,7 +317,7 @@ func (failingLookup) NamespaceMode(context.Context, string) (string, bool, error
 
 func TestLookupErrorsAreReturned(t *testing.T) {
 	_, err := newEngine(failingLookup{}, "").Validate(context.Background(), Request{
-		Operation: Create, Resource: statefulSetsResource, Namespace: "shop", Name: "db", Object: raw(t, statefulSet("db", "stateful-multi", 1)),
+		Operation: policy.OpCreate, Resource: statefulSetsResource, Namespace: "shop", Name: "db", Object: raw(t, statefulSet("db", "stateful-multi", 1)),
 	})
 	assert.EqualError(t, err, `looking up the mode of namespace "shop": cache not synced`)
 	assert.NotErrorIs(t, err, ErrInvalidRequest, "the webhook answers 500 and the API server applies the failure policy")
@@ -358,16 +357,16 @@ func TestMutateDeniesKindMismatch(t *testing.T) {
 		want                        outcome
 	}{
 		{"a stateless type on a StatefulSet", "shop", "stateless-multi",
-			outcome{Mode: policy.ModeEnforce, Kind: "StatefulSet", Name: "cache", Denied: []policy.Rule{policy.RuleKindMismatch}}},
+			outcome{Mode: policy.ModeEnforce, Name: "cache", Denied: []policy.Rule{policy.RuleKindMismatch}}},
 		{"an unknown type", "shop", "database",
-			outcome{Mode: policy.ModeEnforce, Kind: "StatefulSet", Name: "cache", Denied: []policy.Rule{policy.RuleKindMismatch}}},
+			outcome{Mode: policy.ModeEnforce, Name: "cache", Denied: []policy.Rule{policy.RuleKindMismatch}}},
 		{"warn mode warns", "relaxed", "stateless-multi",
-			outcome{Mode: policy.ModeWarn, Kind: "StatefulSet", Name: "cache", Warned: []policy.Rule{policy.RuleKindMismatch}}},
+			outcome{Mode: policy.ModeWarn, Name: "cache", Warned: []policy.Rule{policy.RuleKindMismatch}}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			sts := inNamespace(statefulSet("cache", tt.deployType, 1), tt.namespace)
 			sts.Spec.ServiceName, sts.Spec.VolumeClaimTemplates = "", nil
-			req := Request{Operation: Create, Resource: statefulSetsResource, Namespace: tt.namespace, Name: "cache", Object: raw(t, sts)}
+			req := Request{Operation: policy.OpCreate, Resource: statefulSetsResource, Namespace: tt.namespace, Name: "cache", Object: raw(t, sts)}
 			mutated, err := engine.Mutate(ctx, req)
 			require.NoError(t, err)
 			assert.Equal(t, tt.want, outcomeOf(mutated))
@@ -418,14 +417,14 @@ func TestPodsListedOnlyForATypeChange(t *testing.T) {
 	ctx := context.Background()
 	queue := raw(t, statefulSet("queue", "stateful-multi", 0))
 	for _, req := range []Request{
-		{Operation: Update, Resource: statefulSetScaleRes, Namespace: "shop", Name: "single-db", Object: raw(t, scale("single-db", ptr.To[int32](2)))},
-		{Operation: Create, Resource: hpaResource, Namespace: "shop", Name: "auto", Object: raw(t, hpa("auto", "apps/v1", "StatefulSet", "single-db", 3))},
-		{Operation: Update, Resource: statefulSetsResource, Namespace: "shop", Name: "queue", Object: queue, OldObject: queue},
+		{Operation: policy.OpUpdate, Resource: statefulSetScaleRes, Namespace: "shop", Name: "single-db", Object: raw(t, scale("single-db", ptr.To[int32](2)))},
+		{Operation: policy.OpCreate, Resource: hpaResource, Namespace: "shop", Name: "auto", Object: raw(t, hpa("auto", "apps/v1", "StatefulSet", "single-db", 3))},
+		{Operation: policy.OpUpdate, Resource: statefulSetsResource, Namespace: "shop", Name: "queue", Object: queue, OldObject: queue},
 	} {
 		_, err := engine.Validate(ctx, req)
 		assert.NoError(t, err, "%s", req.Resource)
 	}
-	_, err := engine.Validate(ctx, Request{Operation: Update, Resource: statefulSetsResource, Namespace: "shop", Name: "queue",
+	_, err := engine.Validate(ctx, Request{Operation: policy.OpUpdate, Resource: statefulSetsResource, Namespace: "shop", Name: "queue",
 		Object: raw(t, statefulSet("queue", "", 0)), OldObject: queue})
 	assert.EqualError(t, err, `looking up the pods of statefulset "queue": cache not synced`)
 }

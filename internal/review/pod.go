@@ -12,8 +12,6 @@ import (
 	"github.com/statekeeper/statekeeper/internal/policy"
 )
 
-var pods = Resource{Group: corev1.GroupName, Version: "v1", Resource: "pods"}
-
 // Why a pod was not stamped (Decision.Reason).
 const (
 	reasonNotCreate       = "only pod creations are stamped"
@@ -23,8 +21,8 @@ const (
 	reasonOwnerIncarnated = "its statefulset has another uid than the pod's controller reference: the pod is admitted unstamped"
 )
 
-// StampPod stamps the stable identity of SPEC §5 on a pod CREATE (the
-// /mutate-pods webhook): the pod's controller is looked up by name, so pods
+// stampPod stamps the stable identity of SPEC §5 on a pod CREATE (the
+// /mutate-pods webhook, Engine.StampPod): the pod's controller is looked up by name, so pods
 // of StatefulSets created before statekeeper was installed are stamped too.
 //
 // A pod whose identity statekeeper cannot give is admitted as it is: no
@@ -32,16 +30,13 @@ const (
 // lookup does not hold (yet). The webhook fails open by design (a StatefulSet
 // must be able to recreate its pods), and Decision.Reason says why nothing
 // was done. Stamping applies in enforce and warn mode alike.
-func (e *Engine) StampPod(ctx context.Context, req Request) (Decision, error) {
-	d := Decision{Kind: "Pod", Namespace: req.Namespace, Name: req.Name}
-	if !req.Resource.matches(pods) {
-		return d, fmt.Errorf("%w: %s is not stamped by statekeeper", ErrInvalidRequest, req.Resource)
-	}
+func (e *Engine) stampPod(ctx context.Context, req Request) (Decision, error) {
+	d := Decision{Name: req.Name}
 	skip := func(reason string) (Decision, error) {
 		d.Skipped, d.Reason = true, reason
 		return d, nil
 	}
-	if req.Operation != Create {
+	if req.Operation != policy.OpCreate {
 		return skip(reasonNotCreate)
 	}
 	if e.excluded[req.Namespace] {
@@ -56,7 +51,7 @@ func (e *Engine) StampPod(ctx context.Context, req Request) (Decision, error) {
 	// hand-built requests may not.
 	pod.Namespace = nonEmpty(pod.Namespace, req.Namespace)
 	pod.Name = nonEmpty(pod.Name, req.Name)
-	d.Namespace, d.Name = pod.Namespace, pod.Name
+	d.Name = pod.Name
 
 	ownerName, ok := policy.StatefulSetOwner(pod)
 	if !ok {

@@ -49,7 +49,7 @@ func statefulPod(namespace, owner string, uid types.UID, ordinal string) *corev1
 	}
 }
 
-func podRequest(t *testing.T, op Operation, pod *corev1.Pod) Request {
+func podRequest(t *testing.T, op policy.Operation, pod *corev1.Pod) Request {
 	return Request{Operation: op, Resource: podsResource, Namespace: pod.Namespace, Name: pod.Name, Object: raw(t, pod)}
 }
 
@@ -68,73 +68,73 @@ func TestStampPodOutcomes(t *testing.T) {
 	}{
 		{
 			name: "a pod of a stateful-multi StatefulSet is stamped",
-			req:  podRequest(t, Create, statefulPod("shop", "redis", redisUID, "1")),
-			want: outcome{Mode: policy.ModeEnforce, Kind: "Pod", Name: "redis-1", Patched: true},
+			req:  podRequest(t, policy.OpCreate, statefulPod("shop", "redis", redisUID, "1")),
+			want: outcome{Mode: policy.ModeEnforce, Name: "redis-1", Patched: true},
 		},
 		{
 			name: "warn mode stamps too",
-			req:  podRequest(t, Create, statefulPod("relaxed", "redis", redisUID, "1")),
-			want: outcome{Mode: policy.ModeWarn, Kind: "Pod", Name: "redis-1", Patched: true},
+			req:  podRequest(t, policy.OpCreate, statefulPod("relaxed", "redis", redisUID, "1")),
+			want: outcome{Mode: policy.ModeWarn, Name: "redis-1", Patched: true},
 		},
 		{
 			name: "an invalid mode label stamps, and no one reads a warning on a controller's pod",
-			req:  podRequest(t, Create, statefulPod("typo", "redis", redisUID, "1")),
-			want: outcome{Mode: policy.ModeEnforce, Kind: "Pod", Name: "redis-1", Patched: true},
+			req:  podRequest(t, policy.OpCreate, statefulPod("typo", "redis", redisUID, "1")),
+			want: outcome{Mode: policy.ModeEnforce, Name: "redis-1", Patched: true},
 		},
 		{
 			name: "a controller reference without a uid is matched by name (check's manifests)",
-			req:  podRequest(t, Create, statefulPod("shop", "redis", "", "0")),
-			want: outcome{Mode: policy.ModeEnforce, Kind: "Pod", Name: "redis-0", Patched: true},
+			req:  podRequest(t, policy.OpCreate, statefulPod("shop", "redis", "", "0")),
+			want: outcome{Mode: policy.ModeEnforce, Name: "redis-0", Patched: true},
 		},
 		{
 			name: "a stateful-single owner",
-			req:  podRequest(t, Create, statefulPod("shop", "single-db", "", "0")),
-			want: outcome{Mode: policy.ModeEnforce, Kind: "Pod", Name: "single-db-0", Patched: true},
+			req:  podRequest(t, policy.OpCreate, statefulPod("shop", "single-db", "", "0")),
+			want: outcome{Mode: policy.ModeEnforce, Name: "single-db-0", Patched: true},
 		},
 		{
 			name: "off namespaces are skipped",
-			req:  podRequest(t, Create, statefulPod("quiet", "redis", redisUID, "1")),
-			want: outcome{Skipped: true, Mode: policy.ModeOff, Kind: "Pod", Name: "redis-1"},
+			req:  podRequest(t, policy.OpCreate, statefulPod("quiet", "redis", redisUID, "1")),
+			want: outcome{Skipped: true, Mode: policy.ModeOff, Name: "redis-1"},
 		},
 		{
 			name: "excluded namespaces are skipped",
-			req:  podRequest(t, Create, statefulPod("kube-system", "redis", redisUID, "1")),
-			want: outcome{Skipped: true, Kind: "Pod", Name: "redis-1"},
+			req:  podRequest(t, policy.OpCreate, statefulPod("kube-system", "redis", redisUID, "1")),
+			want: outcome{Skipped: true, Name: "redis-1"},
 		},
 		{
 			name: "updates are untouched",
-			req:  podRequest(t, Update, statefulPod("shop", "redis", redisUID, "1")),
-			want: outcome{Skipped: true, Kind: "Pod", Name: "redis-1", Reason: reasonNotCreate},
+			req:  podRequest(t, policy.OpUpdate, statefulPod("shop", "redis", redisUID, "1")),
+			want: outcome{Skipped: true, Name: "redis-1", Reason: reasonNotCreate},
 		},
 		{
 			name: "a pod without owner",
-			req:  podRequest(t, Create, noOwner),
-			want: outcome{Skipped: true, Kind: "Pod", Name: "redis-1", Reason: reasonNoOwner},
+			req:  podRequest(t, policy.OpCreate, noOwner),
+			want: outcome{Skipped: true, Name: "redis-1", Reason: reasonNoOwner},
 		},
 		{
 			name: "an owner reference that is not the controller",
-			req:  podRequest(t, Create, notController),
-			want: outcome{Skipped: true, Kind: "Pod", Name: "redis-1", Reason: reasonNoOwner},
+			req:  podRequest(t, policy.OpCreate, notController),
+			want: outcome{Skipped: true, Name: "redis-1", Reason: reasonNoOwner},
 		},
 		{
 			name: "a controller that is not a StatefulSet",
-			req:  podRequest(t, Create, ownedByReplicaSet),
-			want: outcome{Skipped: true, Kind: "Pod", Name: "redis-1", Reason: reasonNoOwner},
+			req:  podRequest(t, policy.OpCreate, ownedByReplicaSet),
+			want: outcome{Skipped: true, Name: "redis-1", Reason: reasonNoOwner},
 		},
 		{
 			name: "an unlabelled owner",
-			req:  podRequest(t, Create, statefulPod("shop", "unmanaged", "", "0")),
-			want: outcome{Skipped: true, Mode: policy.ModeEnforce, Kind: "Pod", Name: "unmanaged-0", Reason: reasonOwnerUnmanaged},
+			req:  podRequest(t, policy.OpCreate, statefulPod("shop", "unmanaged", "", "0")),
+			want: outcome{Skipped: true, Mode: policy.ModeEnforce, Name: "unmanaged-0", Reason: reasonOwnerUnmanaged},
 		},
 		{
 			name: "an owner the lookup does not hold fails open",
-			req:  podRequest(t, Create, statefulPod("shop", "fresh", "", "0")),
-			want: outcome{Skipped: true, Mode: policy.ModeEnforce, Kind: "Pod", Name: "fresh-0", Reason: reasonOwnerNotFound},
+			req:  podRequest(t, policy.OpCreate, statefulPod("shop", "fresh", "", "0")),
+			want: outcome{Skipped: true, Mode: policy.ModeEnforce, Name: "fresh-0", Reason: reasonOwnerNotFound},
 		},
 		{
 			name: "an owner known only as an earlier incarnation fails open",
-			req:  podRequest(t, Create, statefulPod("shop", "redis", "another-uid", "1")),
-			want: outcome{Skipped: true, Mode: policy.ModeEnforce, Kind: "Pod", Name: "redis-1", Reason: reasonOwnerIncarnated},
+			req:  podRequest(t, policy.OpCreate, statefulPod("shop", "redis", "another-uid", "1")),
+			want: outcome{Skipped: true, Mode: policy.ModeEnforce, Name: "redis-1", Reason: reasonOwnerIncarnated},
 		},
 	}
 	for _, tt := range tests {
@@ -153,12 +153,12 @@ func TestStampPodIdentity(t *testing.T) {
 	pod.Annotations = map[string]string{"team": "cache"}
 	engine := New(podCluster(), Settings{ClusterDomain: "corp.example"})
 	d, err := engine.StampPod(context.Background(), Request{
-		Operation: Create, Resource: podsResource, Namespace: "shop", Name: "redis-1", Object: raw(t, pod),
+		Operation: policy.OpCreate, Resource: podsResource, Namespace: "shop", Name: "redis-1", Object: raw(t, pod),
 	})
 	require.NoError(t, err)
 	const suffix = ".redis-headless.shop.svc.corp.example"
 	assert.Equal(t, Decision{
-		Mode: policy.ModeEnforce, Kind: "Pod", Namespace: "shop", Name: "redis-1",
+		Mode: policy.ModeEnforce, Name: "redis-1",
 		Patch: []jsonpatch.Operation{
 			{Operation: "add", Path: "/metadata/annotations/statekeeper.io~1ordinal", Value: "1"},
 			{Operation: "add", Path: "/metadata/annotations/statekeeper.io~1hostname", Value: "redis-1"},
@@ -180,28 +180,28 @@ func TestStampPodErrors(t *testing.T) {
 	}{
 		{
 			name: "a pod of a stateful StatefulSet without an ordinal",
-			req:  podRequest(t, Create, statefulPod("shop", "redis", redisUID, "x")),
+			req:  podRequest(t, policy.OpCreate, statefulPod("shop", "redis", redisUID, "x")),
 			want: `invalid admission request: pod "redis-x" has no ordinal: neither a valid apps.kubernetes.io/pod-index label ` +
 				`nor a name of the form "redis-<ordinal>"`,
 		},
 		{
 			name: "a workload on the pod entry point",
-			req:  Request{Operation: Create, Resource: statefulSetsResource, Namespace: "shop", Object: raw(t, statefulSet("db", "stateful-multi", 1))},
+			req:  Request{Operation: policy.OpCreate, Resource: statefulSetsResource, Namespace: "shop", Object: raw(t, statefulSet("db", "stateful-multi", 1))},
 			want: "invalid admission request: statefulsets.apps is not stamped by statekeeper",
 		},
 		{
 			name: "another kind's body",
-			req:  Request{Operation: Create, Resource: podsResource, Namespace: "shop", Object: raw(t, statefulSet("db", "stateful-multi", 1))},
+			req:  Request{Operation: policy.OpCreate, Resource: podsResource, Namespace: "shop", Object: raw(t, statefulSet("db", "stateful-multi", 1))},
 			want: `invalid admission request: expected a Pod object, got kind "StatefulSet"`,
 		},
 		{
 			name: "a decoded object of another type",
-			req:  Request{Operation: Create, Resource: podsResource, Namespace: "shop", DecodedObject: statefulSet("db", "stateful-multi", 1)},
+			req:  Request{Operation: policy.OpCreate, Resource: podsResource, Namespace: "shop", DecodedObject: statefulSet("db", "stateful-multi", 1)},
 			want: "invalid admission request: expected a Pod object, got *v1.StatefulSet",
 		},
 		{
 			name: "no object",
-			req:  Request{Operation: Create, Resource: podsResource, Namespace: "shop"},
+			req:  Request{Operation: policy.OpCreate, Resource: podsResource, Namespace: "shop"},
 			want: "invalid admission request: the request carries no Pod object",
 		},
 	}
@@ -223,7 +223,7 @@ func (ownerLookupDown) StatefulSet(context.Context, string, string, types.UID) (
 
 func TestStampPodLookupErrorsAreReturned(t *testing.T) {
 	_, err := newEngine(ownerLookupDown{podCluster()}, "").StampPod(context.Background(),
-		podRequest(t, Create, statefulPod("shop", "redis", redisUID, "1")))
+		podRequest(t, policy.OpCreate, statefulPod("shop", "redis", redisUID, "1")))
 	assert.EqualError(t, err, `looking up statefulset "redis", the owner of pod "redis-1": cache not synced`)
 	assert.NotErrorIs(t, err, ErrInvalidRequest, "the webhook answers 500 and the API server applies the failure policy")
 }

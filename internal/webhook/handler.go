@@ -13,6 +13,7 @@ import (
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -21,15 +22,15 @@ import (
 	"github.com/statekeeper/statekeeper/internal/review"
 )
 
-// reviewFunc is Engine.Mutate or Engine.Validate.
+// reviewFunc is Engine.Mutate, Engine.StampPod or Engine.Validate.
 type reviewFunc func(context.Context, review.Request) (review.Decision, error)
 
 // Handler is the admission handler of one webhook path.
 type Handler struct {
 	// name is the webhook's path, for logs.
 	name    string
+	step    review.Step
 	review  reviewFunc
-	kinds   expectedKinds
 	log     logr.Logger
 	metrics *Metrics
 }
@@ -39,50 +40,31 @@ var (
 	_ http.Handler      = (*Handler)(nil)
 )
 
-// expectedKinds maps each resource (and subresource) a path serves to the
-// kind its body must carry: a request whose kind does not match is refused
-// before anything decodes it.
-type expectedKinds = map[schema.GroupResource]map[string]schema.GroupKind
-
-var (
-	deploymentKind  = schema.GroupKind{Group: "apps", Kind: "Deployment"}
-	statefulSetKind = schema.GroupKind{Group: "apps", Kind: "StatefulSet"}
-	scaleKind       = schema.GroupKind{Group: "autoscaling", Kind: "Scale"}
-	hpaKind         = schema.GroupKind{Group: "autoscaling", Kind: "HorizontalPodAutoscaler"}
-	podKind         = schema.GroupKind{Group: "", Kind: "Pod"}
-
-	mutateKinds = expectedKinds{
-		{Group: "apps", Resource: "deployments"}:  {"": deploymentKind},
-		{Group: "apps", Resource: "statefulsets"}: {"": statefulSetKind},
-	}
-	mutatePodKinds = expectedKinds{
-		{Group: "", Resource: "pods"}: {"": podKind},
-	}
-	validateKinds = expectedKinds{
-		{Group: "apps", Resource: "deployments"}:                     {"": deploymentKind, "scale": scaleKind},
-		{Group: "apps", Resource: "statefulsets"}:                    {"": statefulSetKind, "scale": scaleKind},
-		{Group: "autoscaling", Resource: "horizontalpodautoscalers"}: {"": hpaKind},
-	}
-)
+// incoming is a request read from the wire: the admission request and,
+// when the wire reader could, its objects already decoded.
+type incoming struct {
+	request           admission.Request
+	object, oldObject runtime.Object
+}
 
 // NewMutator returns the handler of /mutate: workload mutations (SPEC §2).
 // log is the base logger: ServeHTTP logs through it, Handle through the
 // request logger admission.Webhook puts in the context when there is one.
 // metrics may be nil (nothing is counted).
 func NewMutator(engine *review.Engine, log logr.Logger, metrics *Metrics) *Handler {
-	return &Handler{name: PathMutate, review: engine.Mutate, kinds: mutateKinds, log: log, metrics: metrics}
+	return &Handler{name: PathMutate, step: review.StepMutate, review: engine.Mutate, log: log, metrics: metrics}
 }
 
 // NewPodMutator returns the handler of /mutate-pods: identity stamping of
 // the pods of stateful-* StatefulSets (SPEC §5).
 func NewPodMutator(engine *review.Engine, log logr.Logger, metrics *Metrics) *Handler {
-	return &Handler{name: PathMutatePods, review: engine.StampPod, kinds: mutatePodKinds, log: log, metrics: metrics}
+	return &Handler{name: PathMutatePods, step: review.StepStamp, review: engine.StampPod, log: log, metrics: metrics}
 }
 
 // NewValidator returns the handler of /validate: workload rules, /scale and
 // HPAs (SPEC §4).
 func NewValidator(engine *review.Engine, log logr.Logger, metrics *Metrics) *Handler {
-	return &Handler{name: PathValidate, review: engine.Validate, kinds: validateKinds, log: log, metrics: metrics}
+	return &Handler{name: PathValidate, step: review.StepValidate, review: engine.Validate, log: log, metrics: metrics}
 }
 
 // Handle implements admission.Handler.
@@ -102,8 +84,9 @@ func (h *Handler) handle(ctx context.Context, in incoming) admission.Response {
 		"namespace", req.Namespace, "name", req.Name, "operation", req.Operation)
 	resource := resourceLabel(req.Resource.Resource, req.SubResource)
 
-	switch req.Operation {
-	case admissionv1.Create, admissionv1.Update:
+	op := policy.Operation(req.Operation)
+	switch op {
+	case policy.OpCreate, policy.OpUpdate:
 	default:
 		// DELETE and CONNECT change nothing statekeeper guards.
 		h.observe(log, resource, review.Decision{Skipped: true}, OutcomeSkipped)
@@ -115,7 +98,7 @@ func (h *Handler) handle(ctx context.Context, in incoming) admission.Response {
 	}
 
 	d, err := h.review(ctx, review.Request{
-		Operation: review.Operation(req.Operation),
+		Operation: op,
 		Resource: review.Resource{
 			Group: req.Resource.Group, Version: req.Resource.Version,
 			Resource: req.Resource.Resource, SubResource: req.SubResource,
@@ -141,15 +124,15 @@ func (h *Handler) handle(ctx context.Context, in incoming) admission.Response {
 }
 
 // checkKind refuses a request whose resource this path does not serve or
-// whose kind is not the resource's.
+// whose kind is not the resource's (review.Resources).
 func (h *Handler) checkKind(req admission.Request) error {
-	gr := schema.GroupResource{Group: req.Resource.Group, Resource: req.Resource.Resource}
-	want, ok := h.kinds[gr][req.SubResource]
-	if !ok {
-		return fmt.Errorf("statekeeper does not handle %s on this path", resourceLabel(gr.String(), req.SubResource))
+	res := review.Resource{Group: req.Resource.Group, Resource: req.Resource.Resource, SubResource: req.SubResource}
+	r, ok := review.ResourceOf(res)
+	if !ok || r.Steps&h.step == 0 {
+		return fmt.Errorf("statekeeper does not handle %s on this path", res)
 	}
-	if got := (schema.GroupKind{Group: req.Kind.Group, Kind: req.Kind.Kind}); got != want {
-		return fmt.Errorf("%s requests must carry a %s, got kind %q", resourceLabel(gr.String(), req.SubResource), want, got)
+	if got := (schema.GroupKind{Group: req.Kind.Group, Kind: req.Kind.Kind}); got != r.Kind {
+		return fmt.Errorf("%s requests must carry a %s, got kind %q", res, r.Kind, got)
 	}
 	return nil
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/statekeeper/statekeeper/internal/wire"
 )
 
 // TestServeHTTPEnvelope covers what Handler.ServeHTTP does before the
@@ -89,7 +91,7 @@ func TestServeHTTPEnvelope(t *testing.T) {
 func TestServeHTTPTooLarge(t *testing.T) {
 	validator := NewValidator(testEngine(cluster()), logr.Discard(), nil)
 	rec := httptest.NewRecorder()
-	req := httptest.NewRequest(http.MethodPost, "/validate", strings.NewReader(strings.Repeat(" ", maxRequestSize+1)))
+	req := httptest.NewRequest(http.MethodPost, "/validate", strings.NewReader(strings.Repeat(" ", wire.MaxRequestSize+1)))
 	req.Header.Set("Content-Type", "application/json")
 	validator.ServeHTTP(rec, req)
 	var got admissionv1.AdmissionReview

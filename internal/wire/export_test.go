@@ -1,0 +1,5 @@
+package wire
+
+// ReadOnePass exposes the fast path to the differential fuzz target, which
+// must know which path read a body.
+var ReadOnePass = readOnePass

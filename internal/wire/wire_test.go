@@ -1,0 +1,154 @@
+package wire_test
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	admissionv1 "k8s.io/api/admission/v1"
+	admissionv1beta1 "k8s.io/api/admission/v1beta1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	sigsjson "sigs.k8s.io/json"
+
+	"github.com/statekeeper/statekeeper/internal/review"
+	"github.com/statekeeper/statekeeper/internal/wire"
+)
+
+// The stock decoder, set up exactly as controller-runtime's admission.Webhook
+// sets it up (pkg/webhook/admission/http.go): v1 and v1beta1 registered, the
+// review decoded into an unregistered v1 type so that v1beta1 is coerced.
+var stockCodecs = func() serializer.CodecFactory {
+	scheme := runtime.NewScheme()
+	utilruntime.Must(admissionv1.AddToScheme(scheme))
+	utilruntime.Must(admissionv1beta1.AddToScheme(scheme))
+	return serializer.NewCodecFactory(scheme)
+}()
+
+type unversionedReview struct{ admissionv1.AdmissionReview }
+
+func stockDecode(body []byte) (admissionv1.AdmissionRequest, *schema.GroupVersionKind, error) {
+	var req admissionv1.AdmissionRequest
+	ar := unversionedReview{}
+	ar.Request = &req
+	ar.SetGroupVersionKind(admissionv1.SchemeGroupVersion.WithKind("AdmissionReview"))
+	_, gvk, err := stockCodecs.UniversalDeserializer().Decode(body, nil, &ar)
+	if ar.Request == nil {
+		return req, gvk, err
+	}
+	return *ar.Request, gvk, err
+}
+
+// seeds are the webhook fixtures (every kind of request statekeeper serves)
+// and envelopes with every optional field of a request set.
+func seeds(t testing.TB) [][]byte {
+	paths, err := filepath.Glob(filepath.Join("..", "webhook", "testdata", "*.json"))
+	require.NoError(t, err)
+	var out [][]byte
+	for _, p := range paths {
+		if strings.HasSuffix(p, ".patched.json") {
+			continue
+		}
+		b, err := os.ReadFile(p)
+		require.NoError(t, err)
+		out = append(out, b)
+	}
+	require.NotEmpty(t, out)
+	return append(out, []byte(`{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{`+
+		`"uid":"u","kind":{"group":"apps","version":"v1","kind":"StatefulSet"},`+
+		`"resource":{"group":"apps","version":"v1","resource":"statefulsets"},"subResource":"",`+
+		`"requestKind":{"group":"apps","version":"v1beta2","kind":"StatefulSet"},`+
+		`"requestResource":{"group":"apps","version":"v1beta2","resource":"statefulsets"},"requestSubResource":"",`+
+		`"name":"db","namespace":"shop","operation":"UPDATE",`+
+		`"userInfo":{"username":"alice","uid":"42","groups":["dev","system:authenticated"],"extra":{"scopes":["a","b"]}},`+
+		`"object":{"kind":"StatefulSet","apiVersion":"apps/v1","metadata":{"name":"db"},"spec":{"replicas":2}},`+
+		`"oldObject":{"kind":"StatefulSet","apiVersion":"apps/v1","metadata":{"name":"db"},"spec":{"replicas":1}},`+
+		`"dryRun":true,"options":{"kind":"UpdateOptions","apiVersion":"meta.k8s.io/v1","fieldManager":"kubectl"},`+
+		`"someFutureField":{"x":[1,2]}}}`),
+		[]byte(`{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","request":{"uid":"u","dryRun":null,"options":null,`+
+			`"kind":{"group":"","version":"v1","kind":"ConfigMap"},"object":{"data":{"k":"v"}},"oldObject":null}}`),
+	)
+}
+
+// FuzzReadMatchesStock is the contract of the wire package: wherever the
+// one-pass reader and the stock decoder both accept a body, they read the
+// same request, every field of it; so does Decode, whichever path it takes.
+// An object the one-pass reader decoded must equal the stock decoder's raw
+// object decoded by the API machinery into the same Go type.
+func FuzzReadMatchesStock(f *testing.F) {
+	for _, s := range seeds(f) {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		stock, gvk, err := stockDecode(body)
+		if err != nil {
+			return
+		}
+		if rv, ok := wire.ReadOnePass(body, review.NewObject); ok {
+			assertSameRequest(t, "one pass", stock, gvk, rv)
+		}
+		if rv, err := wire.Decode(body, review.NewObject); err == nil {
+			assertSameRequest(t, "Decode", stock, gvk, rv)
+		}
+	})
+}
+
+func assertSameRequest(t *testing.T, path string, stock admissionv1.AdmissionRequest, gvk *schema.GroupVersionKind, rv wire.Review) {
+	t.Helper()
+	require.NotNil(t, gvk, path)
+	assert.Equal(t, gvk.GroupVersion().String(), rv.APIVersion, "%s: apiVersion", path)
+	got := rv.Request
+	kind := schema.GroupKind{Group: stock.Kind.Group, Kind: stock.Kind.Kind}
+	for _, o := range []struct {
+		name    string
+		decoded runtime.Object
+		raw     runtime.RawExtension
+		into    *runtime.RawExtension
+	}{
+		{"object", rv.Object, stock.Object, &got.Object},
+		{"oldObject", rv.OldObject, stock.OldObject, &got.OldObject},
+	} {
+		if o.decoded == nil {
+			continue
+		}
+		want := review.NewObject(kind)
+		require.NotNil(t, want, "%s: %s decoded as %T for kind %v", path, o.name, o.decoded, kind)
+		require.NoError(t, sigsjson.UnmarshalCaseSensitivePreserveInts(o.raw.Raw, want),
+			"%s: the stock decoder cannot decode the %s the one-pass reader took", path, o.name)
+		if !reflect.DeepEqual(want, o.decoded) {
+			t.Fatalf("%s: %s differs:\nstock:    %#v\none pass: %#v", path, o.name, want, o.decoded)
+		}
+		*o.into = o.raw
+	}
+	require.Equal(t, stock, got, path)
+}
+
+// TestFixturesTakeTheFastPath: the fuzz target compares the one-pass reader
+// only where it accepts, so every seed must take it but the fixtures whose
+// object is broken on purpose, which the generic path must read.
+func TestFixturesTakeTheFastPath(t *testing.T) {
+	slow := map[string]bool{"malformed-object.json": true, "malformed-replicas.json": true, "pod-create-malformed.json": true}
+	paths, err := filepath.Glob(filepath.Join("..", "webhook", "testdata", "*.json"))
+	require.NoError(t, err)
+	for _, p := range paths {
+		if strings.HasSuffix(p, ".patched.json") {
+			continue
+		}
+		body, err := os.ReadFile(p)
+		require.NoError(t, err)
+		_, fast := wire.ReadOnePass(body, review.NewObject)
+		_, err = wire.Decode(body, review.NewObject)
+		assert.NoError(t, err, p)
+		assert.Equal(t, !slow[filepath.Base(p)], fast, p)
+	}
+	for _, s := range seeds(t)[len(seeds(t))-2:] {
+		_, fast := wire.ReadOnePass(s, review.NewObject)
+		assert.True(t, fast, "%s", s)
+	}
+}
