@@ -73,7 +73,11 @@ func TestSteadyManagedWritesMakeNoGETs(t *testing.T) {
 	require.True(t, found, "the marks are in the audit log")
 	var gets []string
 	var servicesCreated []string
+	byKind := map[string]int{}
 	for _, e := range requests {
+		if e.ObjectRef != nil {
+			byKind[e.Verb+" "+e.ObjectRef.Resource]++
+		}
 		switch {
 		case e.Verb == "get":
 			gets = append(gets, e.String())
@@ -87,7 +91,7 @@ func TestSteadyManagedWritesMakeNoGETs(t *testing.T) {
 	assert.Equal(t, created, servicesCreated, "services created by statekeeper's user")
 	assert.Empty(t, gets, "GETs by statekeeper during %d managed creates, %d scales and %d pod creates",
 		steadyCreates, steadyCreates, steadyCreates)
-	t.Logf("statekeeper's requests during the stream: %d in all, %d GETs", len(requests), len(gets))
+	t.Logf("statekeeper's requests during the stream: %d in all, %d GETs; by verb and resource: %v", len(requests), len(gets), byKind)
 }
 
 // awaitService waits until the reconciler has created the StatefulSet's
