@@ -156,19 +156,21 @@ clientConfig:
 {{- end }}
 
 {{/*
-Modes in which statekeeper only warns, as a JSON list. Their namespaces get
-webhook entries of their own that fail open, so that an outage of statekeeper
-never blocks a write there. A new mode that never denies (an audit mode)
+Modes in which statekeeper never denies (warn: admits with the violation as a
+warning; audit: admits unchanged and records), as a JSON list. Their
+namespaces get webhook entries of their own that fail open, so that an outage
+of statekeeper never blocks a write there. A new mode that never denies
 belongs here and nowhere else.
 */}}
 {{- define "statekeeper.warnModes" -}}
-{{- list "warn" | toJson }}
+{{- list "warn" "audit" | toJson }}
 {{- end }}
 
 {{/*
 The mode groups each webhook has an entry for, as a JSON list:
   enforce       namespaces where statekeeper denies (failure policy from values)
-  warn          namespaces labelled with a warn mode (failure policy Ignore)
+  warn          namespaces labelled with a warn mode, warn or audit (failure
+                policy Ignore)
   warn-default  unlabelled namespaces, when the default mode is a warn mode
                 (Ignore); only then, because a selector cannot say "labelled
                 warn or unlabelled" in one entry.
