@@ -31,6 +31,10 @@ export KWOK_ETCD_VERSION
 # watches fail at once and KWOK, which watches that way, would see pods only
 # on its backed-off relists. Off, those watches work as they did before 1.34.
 KUBE_FEATURE_GATES=${KUBE_FEATURE_GATES:-WatchList=false}
+# kube-controller-manager's client is limited to 20 requests/s by default:
+# 10,000 workloads (make measure-cache-scale) would then take half an hour
+# of status writes alone. 200/s keeps it bounded on two shared cores.
+KCM_API_QPS=${KCM_API_QPS:-200}
 # The API server calls a webhook's Service through the Service's endpoints
 # (as it does for aggregated APIs) rather than its cluster IP: no kube-proxy
 # runs here, and the fault suite (test/faults) routes to statekeeper
@@ -61,6 +65,8 @@ create_cluster() {
 		--kwok-controller-binary "$KWOK_DIR/kwok" \
 		--etcd-binary "$ETCD" \
 		--kube-feature-gates "$KUBE_FEATURE_GATES" \
+		--extra-args "kube-controller-manager=kube-api-qps=$KCM_API_QPS" \
+		--extra-args "kube-controller-manager=kube-api-burst=$((2 * KCM_API_QPS))" \
 		"${APISERVER_EXTRA_ARGS[@]}" \
 		--kubeconfig "" \
 		--wait 3m
@@ -111,7 +117,10 @@ EOF
 
 # No provisioner runs here, so claims bind to a pre-made pool of volumes. The
 # class binds immediately (not WaitForFirstConsumer) because no kubelet
-# would report the pod's node to a provisioner anyway.
+# would report the pod's node to a provisioner anyway. It allows volume
+# expansion so that statekeeper's claim growth can be seen: a claim's
+# requested size changes, but no resizer runs here, so its capacity never
+# does (the pool's volumes are 10Gi anyway).
 apply_storage_class() {
 	kubectl apply -f - >/dev/null <<'EOF'
 apiVersion: storage.k8s.io/v1
@@ -123,6 +132,7 @@ metadata:
 provisioner: kubernetes.io/no-provisioner
 reclaimPolicy: Retain
 volumeBindingMode: Immediate
+allowVolumeExpansion: true
 EOF
 }
 
@@ -221,9 +231,17 @@ restart() {
 	pidfile=$KWOK_WORKDIR/clusters/$CLUSTER_NAME/pids/$component.pid
 	pid=$(cat "$pidfile") || { log "no pid file for $component"; return 1; }
 	kill -TERM "$pid"
-	wait_until "$component (pid $pid) to stop" 60 bash -c "! kill -0 $pid"
+	# Gone, or a zombie no one has reaped yet.
+	if ! wait_until "$component (pid $pid) to stop" 30 exited "$pid"; then
+		kill -KILL "$pid" 2>/dev/null || true
+		wait_until "$component (pid $pid) to be killed" 30 exited "$pid"
+	fi
+	# kwokctl would take a zombie's pid for a running component.
+	rm -f "$pidfile"
 	kwokctl start cluster --name "$CLUSTER_NAME" --wait 3m >&2
 }
+
+exited() { [[ ! -e /proc/$1 ]] || grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
 
 case ${1:-} in
 up) up ;;

@@ -388,8 +388,38 @@ func TestWebhookContract(t *testing.T) {
 		validateWorkloads("workloads-warn.validate.statekeeper.io", ignore, warned),
 		validateScaling("scaling.validate.statekeeper.io", fail, enforced),
 		validateScaling("scaling-warn.validate.statekeeper.io", ignore, warned),
+		{
+			Name:           "deletions.validate.statekeeper.io",
+			ClientConfig:   clientConfig("/validate"),
+			Rules:          []admissionregistrationv1.RuleWithOperations{rule("apps", "v1", workloads, admissionregistrationv1.Delete)},
+			FailurePolicy:  fail,
+			ObjectSelector: workloadSelector,
+			MatchConditions: []admissionregistrationv1.MatchCondition{
+				{Name: "workload-protected", Expression: protectedWorkload},
+			},
+			AdmissionReviewVersions: v1, SideEffects: none, MatchPolicy: equivalent, TimeoutSeconds: timeout,
+			NamespaceSelector: notOff,
+		},
+		{
+			Name:           "namespace-deletions.validate.statekeeper.io",
+			ClientConfig:   clientConfig("/validate"),
+			Rules:          []admissionregistrationv1.RuleWithOperations{rule("apps", "v1", workloads, admissionregistrationv1.Delete)},
+			FailurePolicy:  fail,
+			ObjectSelector: workloadSelector,
+			MatchConditions: []admissionregistrationv1.MatchCondition{
+				{Name: "workload-not-protected-itself", Expression: "!(" + protectedWorkload + ")"},
+			},
+			AdmissionReviewVersions: v1, SideEffects: none, MatchPolicy: equivalent, TimeoutSeconds: timeout,
+			NamespaceSelector: &metav1.LabelSelector{MatchExpressions: append(slices.Clone(notOff.MatchExpressions),
+				metav1.LabelSelectorRequirement{Key: "statekeeper.io/protect", Operator: metav1.LabelSelectorOpIn, Values: []string{"true"}})},
+		},
 	}, validating.Webhooks)
 }
+
+// protectedWorkload is the CEL condition that sends a workload's deletion to
+// statekeeper: its statekeeper.io/protect annotation is "true".
+const protectedWorkload = "has(oldObject.metadata.annotations) && 'statekeeper.io/protect' in oldObject.metadata.annotations && " +
+	"oldObject.metadata.annotations['statekeeper.io/protect'] == 'true'"
 
 // TestWebhooksPerNamespaceMode evaluates every webhook's namespaceSelector
 // against namespaces of every mode, for every default mode: a namespace in
@@ -460,6 +490,8 @@ func TestWebhooksPerNamespaceMode(t *testing.T) {
 				}
 				if effective != "off" {
 					want["pods.mutate.statekeeper.io"] = []admissionregistrationv1.FailurePolicyType{admissionregistrationv1.Ignore}
+					// Deletion protection: only protected workloads are ever sent.
+					want["deletions.validate.statekeeper.io"] = []admissionregistrationv1.FailurePolicyType{admissionregistrationv1.Fail}
 				}
 				assert.Equal(t, want, got, "namespace %s (mode %s)", nsName, effective)
 			}
@@ -525,6 +557,8 @@ func TestDeployment(t *testing.T) {
 	assert.Equal(t, []corev1.EnvVar{{
 		Name:      "POD_NAMESPACE",
 		ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}},
+	}, {
+		Name: "GOMEMLIMIT", Value: "483183820", // 90 % of the default limit, 512Mi
 	}}, container.Env)
 	assert.Equal(t, "ghcr.io/statekeeper/statekeeper:0.1.0", container.Image)
 
@@ -549,6 +583,35 @@ func TestDeployment(t *testing.T) {
 	assert.Len(t, pod.TopologySpreadConstraints, 2)
 }
 
+// GOMEMLIMIT follows the container's memory limit, in every unit a limit
+// is commonly written in, and is left out without a limit.
+func TestGoMemLimit(t *testing.T) {
+	cases := []struct {
+		name   string
+		values []string
+		want   []string // the GOMEMLIMIT values set; none without a limit
+	}{
+		{name: "binary suffix", values: []string{"--set", "resources.limits.memory=1Gi"}, want: []string{"966367641"}},
+		{name: "fractional", values: []string{"--set", "resources.limits.memory=1.5Gi"}, want: []string{"1449551462"}},
+		{name: "decimal suffix", values: []string{"--set", "resources.limits.memory=2G"}, want: []string{"1800000000"}},
+		{name: "bytes as a number", values: []string{"--set", "resources.limits.memory=536870912"}, want: []string{"483183820"}},
+		{name: "bytes as a string", values: []string{"--set-string", "resources.limits.memory=536870912"}, want: []string{"483183820"}},
+		{name: "no limit", values: []string{"--set", "resources.limits=null"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			deployment := decodeOne[appsv1.Deployment](t, renderOnly(t, "templates/deployment.yaml", tc.values...), "Deployment")
+			var got []string
+			for _, env := range deployment.Spec.Template.Spec.Containers[0].Env {
+				if env.Name == "GOMEMLIMIT" {
+					got = append(got, env.Value)
+				}
+			}
+			assert.Equal(t, tc.want, got)
+		})
+	}
+}
+
 // Least privilege: nothing on Secrets, no wildcards anywhere, and the exact
 // rules the server's caches and reconciler need.
 func TestRBAC(t *testing.T) {
@@ -561,6 +624,9 @@ func TestRBAC(t *testing.T) {
 		{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets"}, Verbs: read},
 		{APIGroups: []string{""}, Resources: []string{"pods", "persistentvolumeclaims", "namespaces"}, Verbs: read},
 		{APIGroups: []string{""}, Resources: []string{"services"}, Verbs: []string{"list", "watch", "create", "patch", "delete"}},
+		{APIGroups: []string{"policy"}, Resources: []string{"poddisruptionbudgets"}, Verbs: []string{"get", "list", "watch", "create", "update", "delete"}},
+		{APIGroups: []string{""}, Resources: []string{"pods", "persistentvolumeclaims"}, Verbs: []string{"patch"}},
+		{APIGroups: []string{"storage.k8s.io"}, Resources: []string{"storageclasses"}, Verbs: read},
 		{APIGroups: []string{"autoscaling"}, Resources: []string{"horizontalpodautoscalers"}, Verbs: []string{"list", "watch"}},
 		{APIGroups: []string{"wgpolicyk8s.io"}, Resources: []string{"policyreports"}, Verbs: []string{"list", "create", "update", "delete"}},
 		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
@@ -628,6 +694,11 @@ func TestInvalidValuesAreRejected(t *testing.T) {
 			wantErr: schemaError("at '/webhook': additional properties 'timeoutSecond' not allowed"),
 		},
 		{
+			name:    "memory limit that is no quantity",
+			values:  []string{"--set", "resources.limits.memory=lots"},
+			wantErr: schemaError(`at '/resources/limits/memory': 'lots' does not match pattern '^[0-9]+(\\.[0-9]+)?(k|M|G|T|Ki|Mi|Gi|Ti)?$'`),
+		},
+		{
 			name:   "secret mode without a CA bundle",
 			values: []string{"--set", "tls.mode=secret"},
 			wantErr: "Error: execution error at (statekeeper/templates/validatingwebhookconfiguration.yaml:1:4): " +
@@ -689,10 +760,11 @@ func TestAuditValues(t *testing.T) {
 		}
 		return groups
 	}
-	assert.Equal(t, []string{"apps/deployments,statefulsets", "/pods,persistentvolumeclaims,namespaces", "/services",
-		"autoscaling/horizontalpodautoscalers", "/events", "events.k8s.io/events"}, rulesOf("--set", "audit.reports.enabled=false"))
-	assert.Equal(t, []string{"apps/deployments,statefulsets", "/pods,persistentvolumeclaims,namespaces", "/services",
-		"/events", "events.k8s.io/events"}, rulesOf("--set", "audit.enabled=false"))
+	core := []string{"apps/deployments,statefulsets", "/pods,persistentvolumeclaims,namespaces", "/services",
+		"policy/poddisruptionbudgets", "/pods,persistentvolumeclaims", "storage.k8s.io/storageclasses"}
+	events := []string{"/events", "events.k8s.io/events"}
+	assert.Equal(t, slices.Concat(core, []string{"autoscaling/horizontalpodautoscalers"}, events), rulesOf("--set", "audit.reports.enabled=false"))
+	assert.Equal(t, slices.Concat(core, events), rulesOf("--set", "audit.enabled=false"))
 
 	deployment := decodeOne[appsv1.Deployment](t, renderOnly(t, "templates/deployment.yaml",
 		"--set", "audit.enabled=false", "--set", "audit.interval=10m"), "Deployment")
