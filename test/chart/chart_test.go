@@ -325,6 +325,10 @@ func TestWebhookContract(t *testing.T) {
 	enforced := namespaceSelector(metav1.LabelSelectorRequirement{Key: "statekeeper.io/mode", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"off", "warn", "audit"}})
 	warned := namespaceSelector(metav1.LabelSelectorRequirement{Key: "statekeeper.io/mode", Operator: metav1.LabelSelectorOpIn, Values: []string{"warn", "audit"}})
 	notOff := namespaceSelector(metav1.LabelSelectorRequirement{Key: "statekeeper.io/mode", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"off"}})
+	// The warn-default entries exist in every mode and match no namespace
+	// unless the default mode is a warn mode (see statekeeper.modeGroups).
+	noNamespace := namespaceSelector(metav1.LabelSelectorRequirement{Key: "statekeeper.io/mode", Operator: metav1.LabelSelectorOpDoesNotExist})
+	noNamespace.MatchExpressions = append(noNamespace.MatchExpressions, metav1.LabelSelectorRequirement{Key: "statekeeper.io/mode", Operator: metav1.LabelSelectorOpExists})
 	workloadSelector := &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
 		{Key: "statekeeper.io/deploy-type", Operator: metav1.LabelSelectorOpExists},
 	}}
@@ -372,6 +376,7 @@ func TestWebhookContract(t *testing.T) {
 	assert.Equal(t, []admissionregistrationv1.MutatingWebhook{
 		mutateWorkloads("workloads.mutate.statekeeper.io", fail, enforced),
 		mutateWorkloads("workloads-warn.mutate.statekeeper.io", ignore, warned),
+		mutateWorkloads("workloads-warn-default.mutate.statekeeper.io", ignore, noNamespace),
 		{
 			Name:               "pods.mutate.statekeeper.io",
 			ClientConfig:       clientConfig("/mutate-pods"),
@@ -415,8 +420,10 @@ func TestWebhookContract(t *testing.T) {
 	assert.Equal(t, []admissionregistrationv1.ValidatingWebhook{
 		validateWorkloads("workloads.validate.statekeeper.io", fail, enforced),
 		validateWorkloads("workloads-warn.validate.statekeeper.io", ignore, warned),
+		validateWorkloads("workloads-warn-default.validate.statekeeper.io", ignore, noNamespace),
 		validateScaling("scaling.validate.statekeeper.io", fail, enforced),
 		validateScaling("scaling-warn.validate.statekeeper.io", ignore, warned),
+		validateScaling("scaling-warn-default.validate.statekeeper.io", ignore, noNamespace),
 		{
 			Name:           "deletions.validate.statekeeper.io",
 			ClientConfig:   clientConfig("/validate"),

@@ -177,11 +177,11 @@ The mode groups each webhook has an entry for, as a JSON list:
 Every namespace in scope matches exactly one group; off namespaces none.
 */}}
 {{- define "statekeeper.modeGroups" -}}
-{{- $groups := list "enforce" "warn" }}
-{{- if has .Values.config.defaultMode (include "statekeeper.warnModes" . | fromJsonArray) }}
-{{- $groups = append $groups "warn-default" }}
-{{- end }}
-{{- $groups | toJson }}
+{{- /* warn-default is always rendered (matching nothing unless the default
+  mode is a warn mode): cert-manager's CA injector co-owns each entry's
+  caBundle through server-side apply, so an entry Helm stops rendering would
+  stay behind, invalid, and fail the upgrade. */}}
+{{- list "enforce" "warn" "warn-default" | toJson }}
 {{- end }}
 
 {{/*
@@ -250,6 +250,10 @@ namespaceSelector:
     {{- else if eq $group "warn-default" }}
     - key: statekeeper.io/mode
       operator: DoesNotExist
+    {{- if not (has $root.Values.config.defaultMode $warnModes) }}
+    - key: statekeeper.io/mode
+      operator: Exists
+    {{- end }}
     {{- else if eq $group "all" }}
     - key: statekeeper.io/mode
       operator: NotIn
