@@ -6,6 +6,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/statekeeper/statekeeper/internal/policy"
 	"github.com/statekeeper/statekeeper/test/workloads"
@@ -112,4 +114,31 @@ func TestWarnNamespaceWarnsOfAKindMismatchTheAPIServerRefuses(t *testing.T) {
 	assert.Equal(t, []string{`statefulset "db" is labelled stateless-multi, which runs as a Deployment: ` +
 		`use stateful-single or stateful-multi, or create a deployment [kind-mismatch]`}, tn.warnings.take())
 	tn.assertNotStored(sts)
+}
+
+// TestOffNamespaceTurnedOnGetsItsServices: the reconciler reacts to a
+// namespace's mode label, so a stateful StatefulSet created while its
+// namespace was off gets its headless Service once the namespace is
+// relabelled enforce, without waiting for a resync (hours away here).
+func TestOffNamespaceTurnedOnGetsItsServices(t *testing.T) {
+	t.Parallel()
+	tn := newTenant(t, policy.ModeOff)
+	sts := workloads.StatefulSet("db", policy.StatefulSingle, 1)
+	sts.Spec.Template.Spec.Containers[0].VolumeMounts = nil
+	sts.Spec.ServiceName = "db-headless"
+	require.NoError(t, tn.create(sts, false))
+
+	svc := &corev1.Service{}
+	key := client.ObjectKey{Namespace: tn.ns, Name: "db-headless"}
+	require.True(t, apierrors.IsNotFound(tn.c.Get(tn.ctx, key, svc)), "no Service in an off namespace")
+
+	ns := &corev1.Namespace{}
+	require.NoError(t, tn.c.Get(tn.ctx, client.ObjectKey{Name: tn.ns}, ns))
+	ns.Labels[policy.LabelMode] = string(policy.ModeEnforce)
+	require.NoError(t, tn.c.Update(tn.ctx, ns))
+
+	require.Eventually(t, func() bool { return tn.c.Get(tn.ctx, key, svc) == nil }, settleTimeout, settlePoll,
+		"the Service is created after the relabel")
+	assert.Equal(t, corev1.ClusterIPNone, svc.Spec.ClusterIP)
+	assert.Equal(t, policy.ManagerName, svc.Labels[policy.LabelManagedBy])
 }
