@@ -38,4 +38,8 @@ type Lookup interface {
 	// NamespaceMode returns the namespace's statekeeper.io/mode label; ok is
 	// false when the label is absent (the default mode applies).
 	NamespaceMode(ctx context.Context, namespace string) (mode string, ok bool, err error)
+	// Autoscalers returns the HorizontalPodAutoscalers of the namespace whose
+	// scale target is the apps/* workload of that kind and name, ordered by
+	// name; none is an empty result.
+	Autoscalers(ctx context.Context, namespace string, kind policy.Kind, name string) ([]policy.Autoscaler, error)
 }

@@ -35,4 +35,13 @@ type WorkloadRequest struct {
 	// Service is, on CREATE of a stateful-* StatefulSet, the existing Service
 	// named by spec.serviceName (after mutation), or nil.
 	Service *corev1.Service
+	// Autoscalers are, on CREATE of a *-single workload, the existing
+	// HorizontalPodAutoscalers whose scale target is the workload.
+	Autoscalers []Autoscaler
+}
+
+// Autoscaler is a HorizontalPodAutoscaler as the rules read it.
+type Autoscaler struct {
+	Name        string
+	MaxReplicas int32
 }

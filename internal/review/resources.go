@@ -26,6 +26,11 @@ const (
 	StepStamp
 	// StepValidate is /validate: the rules of SPEC §4.
 	StepValidate
+	// StepUnlabelled is /validate-unlabelled: the kind-switch rule on the
+	// CREATE of an unlabelled workload, which the other webhooks' object
+	// selector never sends. A webhook of its own, failing open, so that an
+	// outage of statekeeper never blocks unmanaged workloads.
+	StepUnlabelled
 )
 
 // Reviewed is one resource statekeeper reviews: what the API server calls it
@@ -49,10 +54,10 @@ type Reviewed struct {
 // compare them). Adding a resource is adding a row.
 var Resources = []Reviewed{
 	{Group: appsv1.GroupName, Resource: "deployments", Kind: kindDeployment,
-		New: func() runtime.Object { return &appsv1.Deployment{} }, Steps: StepMutate | StepValidate,
+		New: func() runtime.Object { return &appsv1.Deployment{} }, Steps: StepMutate | StepValidate | StepUnlabelled,
 		judge: workloadJudge(policy.KindDeployment)},
 	{Group: appsv1.GroupName, Resource: "statefulsets", Kind: kindStatefulSet,
-		New: func() runtime.Object { return &appsv1.StatefulSet{} }, Steps: StepMutate | StepValidate,
+		New: func() runtime.Object { return &appsv1.StatefulSet{} }, Steps: StepMutate | StepValidate | StepUnlabelled,
 		judge: workloadJudge(policy.KindStatefulSet)},
 	{Group: appsv1.GroupName, Resource: "deployments", SubResource: "scale", Kind: kindScale,
 		New: func() runtime.Object { return &autoscalingv1.Scale{} }, Steps: StepValidate,
@@ -84,10 +89,14 @@ type judgeFunc func(ctx context.Context, req Request) (Decision, error)
 func workloadJudge(kind policy.Kind) func(*Engine, Step) judgeFunc {
 	return func(e *Engine, step Step) judgeFunc {
 		return func(ctx context.Context, req Request) (Decision, error) {
-			if step == StepMutate {
+			switch step {
+			case StepMutate:
 				return e.workload(ctx, req, kind, e.mutateWorkload)
+			case StepUnlabelled:
+				return e.unlabelled(ctx, req, kind)
+			default:
+				return e.workload(ctx, req, kind, e.validateWorkload)
 			}
-			return e.workload(ctx, req, kind, e.validateWorkload)
 		}
 	}
 }
@@ -143,7 +152,9 @@ func NewObject(kind schema.GroupKind) runtime.Object {
 }
 
 // stepNames name the steps in errors.
-var stepNames = map[Step]string{StepMutate: "mutated", StepStamp: "stamped", StepValidate: "validated"}
+var stepNames = map[Step]string{
+	StepMutate: "mutated", StepStamp: "stamped", StepValidate: "validated", StepUnlabelled: "guarded unlabelled",
+}
 
 // judgeOf returns the decision of step for the request's resource.
 func (e *Engine) judgeOf(step Step, res Resource) (judgeFunc, error) {

@@ -350,6 +350,17 @@ func TestWebhookContract(t *testing.T) {
 			NamespaceSelector: namespaceSelector,
 		},
 		{
+			Name:          "unlabelled-workloads.validate.statekeeper.io",
+			ClientConfig:  clientConfig("/validate-unlabelled"),
+			Rules:         []admissionregistrationv1.RuleWithOperations{rule("apps", "v1", workloads, create)},
+			FailurePolicy: ignore,
+			ObjectSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+				{Key: "statekeeper.io/deploy-type", Operator: metav1.LabelSelectorOpDoesNotExist},
+			}},
+			AdmissionReviewVersions: v1, SideEffects: none, MatchPolicy: equivalent, TimeoutSeconds: timeout,
+			NamespaceSelector: namespaceSelector,
+		},
+		{
 			Name:         "scaling.validate.statekeeper.io",
 			ClientConfig: clientConfig("/validate"),
 			Rules: []admissionregistrationv1.RuleWithOperations{
@@ -367,15 +378,22 @@ func TestWebhookContract(t *testing.T) {
 // cert-manager injects the CA of the serving Certificate.
 func TestWebhookServiceModeWithCertManager(t *testing.T) {
 	manifest := mustRender(t)
-	wantConfig := admissionregistrationv1.WebhookClientConfig{Service: &admissionregistrationv1.ServiceReference{
-		Namespace: releaseNS, Name: "sk-statekeeper-webhook", Path: ptr.To("/validate"), Port: ptr.To[int32](443),
-	}}
+	serviceConfig := func(path string) admissionregistrationv1.WebhookClientConfig {
+		return admissionregistrationv1.WebhookClientConfig{Service: &admissionregistrationv1.ServiceReference{
+			Namespace: releaseNS, Name: "sk-statekeeper-webhook", Path: ptr.To(path), Port: ptr.To[int32](443),
+		}}
+	}
+	paths := map[string]string{"unlabelled-workloads.validate.statekeeper.io": "/validate-unlabelled"}
 	wantAnnotations := map[string]string{"cert-manager.io/inject-ca-from": "statekeeper/sk-statekeeper-serving-cert"}
 
 	validating := decodeOne[admissionregistrationv1.ValidatingWebhookConfiguration](t, manifest, "ValidatingWebhookConfiguration")
 	assert.Equal(t, wantAnnotations, validating.Annotations)
 	for _, w := range validating.Webhooks {
-		assert.Equal(t, wantConfig, w.ClientConfig, w.Name)
+		path := paths[w.Name]
+		if path == "" {
+			path = "/validate"
+		}
+		assert.Equal(t, serviceConfig(path), w.ClientConfig, w.Name)
 	}
 	mutating := decodeOne[admissionregistrationv1.MutatingWebhookConfiguration](t, manifest, "MutatingWebhookConfiguration")
 	assert.Equal(t, wantAnnotations, mutating.Annotations)
@@ -452,6 +470,7 @@ func TestRBAC(t *testing.T) {
 	assert.Equal(t, []rbacv1.PolicyRule{
 		{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets"}, Verbs: read},
 		{APIGroups: []string{""}, Resources: []string{"pods", "persistentvolumeclaims", "namespaces"}, Verbs: read},
+		{APIGroups: []string{"autoscaling"}, Resources: []string{"horizontalpodautoscalers"}, Verbs: read},
 		{APIGroups: []string{""}, Resources: []string{"services"}, Verbs: []string{"get", "list", "watch", "create", "patch", "delete"}},
 		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 		{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
