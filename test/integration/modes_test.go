@@ -1,12 +1,14 @@
 package integration
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/statekeeper/statekeeper/internal/policy"
@@ -141,4 +143,35 @@ func TestOffNamespaceTurnedOnGetsItsServices(t *testing.T) {
 		"the Service is created after the relabel")
 	assert.Equal(t, corev1.ClusterIPNone, svc.Spec.ClusterIP)
 	assert.Equal(t, policy.ManagerName, svc.Labels[policy.LabelManagedBy])
+}
+
+// TestEveryRuleIsExercised: each rule of policy.Rules has a test here.
+func TestEveryRuleIsExercised(t *testing.T) {
+	missing, err := workloads.RulesNotTested(".")
+	require.NoError(t, err)
+	assert.Empty(t, missing, "rules without an integration test")
+}
+
+// TestInvalidModeLabelEnforcesAndSaysSo: a mode statekeeper does not know
+// enforces, and every reviewed write says why.
+func TestInvalidModeLabelEnforcesAndSaysSo(t *testing.T) {
+	t.Parallel()
+	tn := newTenant(t, policy.Mode("strict"))
+	warnings := tn.admitted(func(dryRun bool) error {
+		return tn.create(workloads.Deployment("web", policy.StatelessSingle, 1), dryRun)
+	})
+	assert.Equal(t, []string{fmt.Sprintf(`namespace %q has an invalid statekeeper.io/mode label (unknown mode "strict": `+
+		`must be one of "enforce", "warn", "off"); statekeeper enforces its rules there until it is fixed [invalid-mode]`, tn.ns)}, warnings)
+}
+
+// TestInvalidAnnotationIsDenied: a statekeeper annotation whose value cannot
+// be used is denied by the first webhook that sees it, with the whole verdict.
+func TestInvalidAnnotationIsDenied(t *testing.T) {
+	t.Parallel()
+	tn := newTenant(t, "")
+	sts := workloads.StatefulSet("db", policy.StatefulSingle, 1)
+	sts.Annotations = map[string]string{policy.AnnotationStorageSize: "lots"}
+	requireDenial(t, tn.create(sts, false), denial{mutateWorkloads, statefulSetKind, "db",
+		field.NewPath("metadata", "annotations").Key(policy.AnnotationStorageSize),
+		`statefulset "db": annotation statekeeper.io/storage-size must be a positive resource quantity such as "10Gi", got "lots" [invalid-annotation]`})
 }
