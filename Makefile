@@ -144,10 +144,10 @@ e2e: cluster-up build $(HELM) $(CERT_MANAGER_CRDS) ## Run the end-to-end suite a
 		$(E2E_TEST)
 
 .PHONY: e2e-kind
-e2e-kind: $(KIND) $(HELM) $(KUBECTL) docker-build ## Run the end-to-end suite on a kind cluster with cert-manager (needs Docker).
+e2e-kind: $(KIND) $(HELM) $(KUBECTL) build docker-build ## Run the end-to-end suite on a kind cluster with cert-manager (needs Docker).
 	KIND=$(KIND) KIND_CLUSTER=$(KIND_CLUSTER) KIND_KUBECONFIG=$(KIND_KUBECONFIG) KUBECTL=$(KUBECTL) \
 		IMG=$(IMG) CERT_MANAGER_VERSION=$(CERT_MANAGER_VERSION) hack/e2e-kind.sh
-	KUBECONFIG=$(KIND_KUBECONFIG) E2E_IMAGE=$(IMG) $(E2E_ENV) $(E2E_TEST)
+	KUBECONFIG=$(KIND_KUBECONFIG) E2E_IMAGE=$(IMG) STATEKEEPER=$(STATEKEEPER) $(E2E_ENV) $(E2E_TEST)
 
 # cert-manager's CRDs from its Go module (plain YAML in deploy/crds), cached
 # beside the other tools.
@@ -204,6 +204,10 @@ $(ENVTEST_DIR)/%:
 # Runs statekeeper (leader-elected, no webhook registered) against the local
 # cluster and reads its memory before and after 1,000 StatefulSets and 1,000
 # Deployments; MEASURE_FLAGS passes more flags (see go run ./hack/measure/cachesize -h).
+.PHONY: measure-audit
+measure-audit: cluster-up build ## Measure the audit with COUNT (5,000) broken workloads in one namespace: pass times, report sizes, memory.
+	@$(TOOL_ENV) COUNT=$(or $(COUNT),5000) hack/measure-audit.sh
+
 .PHONY: measure-cache
 measure-cache: cluster-up build ## Measure the informer caches' memory with 1,000 StatefulSets and Deployments.
 	certs/dev-ca.sh $(LOCAL)/measure/certs 127.0.0.1 >/dev/null

@@ -38,7 +38,9 @@ func TestReleaseLifecycle(t *testing.T) {
 		{"helm upgrade with changed values changes the decisions", upgradeChangesDecisions},
 		{"the failure policies as shipped", failurePoliciesAsShipped},
 		{"helm uninstall leaves no webhook configuration behind", uninstallLeavesNothing},
+		{"violations are stored without statekeeper", storeViolations(t)},
 		{"a fresh install adopts a StatefulSet created without statekeeper", installAdoptsExistingStatefulSet},
+		{"the audit reports what was stored before it started", auditReportsStoredViolations},
 	}
 	for _, step := range steps {
 		if !t.Run(step.name, step.run) {

@@ -8,21 +8,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/statekeeper/statekeeper/test/podproc"
 )
 
 const (
@@ -71,11 +69,11 @@ func (s *localServer) start(ctx context.Context, deploy *appsv1.Deployment) erro
 	if err := s.prepare(ctx); err != nil {
 		return err
 	}
-	container, err := containerNamed(deploy, chartContainer)
+	container, err := podproc.Container(deploy, chartContainer)
 	if err != nil {
 		return err
 	}
-	env, err := containerEnv(container, deploy.Namespace)
+	env, err := podproc.Env(container, deploy.Namespace)
 	if err != nil {
 		return err
 	}
@@ -83,7 +81,7 @@ func (s *localServer) start(ctx context.Context, deploy *appsv1.Deployment) erro
 	if err != nil {
 		return err
 	}
-	args := localArgs(container.Args, map[string]string{
+	args := podproc.Args(container.Args, map[string]string{
 		"webhook-host":              localHost,
 		"webhook-port":              fmt.Sprint(s.port),
 		"cert-dir":                  s.certDir,
@@ -191,24 +189,8 @@ func (s *localServer) stop() error {
 // ServiceAccount as the impersonated user, so the server has exactly the
 // permissions the chart's RBAC grants it.
 func (s *localServer) impersonatingKubeconfig(namespace, serviceAccount string) (string, error) {
-	if serviceAccount == "" {
-		return "", errors.New("the chart's Deployment names no serviceAccountName")
-	}
-	raw, err := clientcmd.LoadFromFile(s.kubeconfig)
-	if err != nil {
-		return "", err
-	}
-	ctx, ok := raw.Contexts[raw.CurrentContext]
-	if !ok {
-		return "", fmt.Errorf("%s: no current context", s.kubeconfig)
-	}
-	user, ok := raw.AuthInfos[ctx.AuthInfo]
-	if !ok {
-		return "", fmt.Errorf("%s: context %s names no known user", s.kubeconfig, raw.CurrentContext)
-	}
-	user.Impersonate = fmt.Sprintf("system:serviceaccount:%s:%s", namespace, serviceAccount)
 	path := filepath.Join(s.workDir, "kubeconfig-"+serviceAccount)
-	return path, clientcmd.WriteToFile(*raw, path)
+	return path, podproc.ImpersonatingKubeconfig(s.kubeconfig, path, namespace, serviceAccount, nil)
 }
 
 // dumpLog writes the last lines of the server's log.
@@ -229,49 +211,6 @@ func (s *localServer) dumpLog(w io.Writer) {
 		}
 	}
 	fmt.Fprintf(w, "--- the last %d lines of %s\n%s\n---\n", len(lines), s.logPath, strings.Join(lines, "\n"))
-}
-
-// localArgs returns the container's arguments with the flags in replace set
-// to the given values instead; the chart passes flags as --name=value.
-func localArgs(args []string, replace map[string]string) []string {
-	var out []string
-	for _, arg := range args {
-		name, _, _ := strings.Cut(strings.TrimPrefix(arg, "--"), "=")
-		if _, replaced := replace[name]; replaced && strings.HasPrefix(arg, "--") {
-			continue
-		}
-		out = append(out, arg)
-	}
-	for _, name := range slices.Sorted(maps.Keys(replace)) {
-		out = append(out, fmt.Sprintf("--%s=%s", name, replace[name]))
-	}
-	return out
-}
-
-// containerEnv resolves the container's environment as the kubelet would
-// for the variables the chart sets: literal values and the pod's namespace.
-func containerEnv(c *corev1.Container, namespace string) ([]string, error) {
-	var env []string
-	for _, e := range c.Env {
-		switch {
-		case e.ValueFrom == nil:
-			env = append(env, e.Name+"="+e.Value)
-		case e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.namespace":
-			env = append(env, e.Name+"="+namespace)
-		default:
-			return nil, fmt.Errorf("container %s: cannot resolve environment variable %s locally", c.Name, e.Name)
-		}
-	}
-	return env, nil
-}
-
-func containerNamed(deploy *appsv1.Deployment, name string) (*corev1.Container, error) {
-	for i := range deploy.Spec.Template.Spec.Containers {
-		if c := &deploy.Spec.Template.Spec.Containers[i]; c.Name == name {
-			return c, nil
-		}
-	}
-	return nil, fmt.Errorf("deployment %s has no container %q", deploy.Name, name)
 }
 
 // freePort asks the kernel for a port no one listens on.

@@ -7,6 +7,9 @@
 #
 #   hack/cluster.sh up     create or restart the cluster (a no-op when it runs)
 #   hack/cluster.sh down   delete it
+#   hack/cluster.sh restart COMPONENT
+#                          stop one component (etcd, kube-apiserver, ...) with
+#                          SIGTERM and start it again, for the fault suite
 set -euo pipefail
 
 : "${LOCAL:?}" "${KUBECONFIG_LOCAL:?}" "${KUBE_VERSION:?}" "${KUBE_DIR:?}" "${KWOK_DIR:?}" "${ETCD:?}" "${KUBECTL:?}"
@@ -28,6 +31,11 @@ export KWOK_ETCD_VERSION
 # watches fail at once and KWOK, which watches that way, would see pods only
 # on its backed-off relists. Off, those watches work as they did before 1.34.
 KUBE_FEATURE_GATES=${KUBE_FEATURE_GATES:-WatchList=false}
+# The API server calls a webhook's Service through the Service's endpoints
+# (as it does for aggregated APIs) rather than its cluster IP: no kube-proxy
+# runs here, and the fault suite (test/faults) routes to statekeeper
+# replicas in network namespaces that way.
+APISERVER_EXTRA_ARGS=(--extra-args kube-apiserver=enable-aggregator-routing=true)
 
 kwokctl() { "$KWOK_DIR/kwokctl" "$@"; }
 kubectl() { "$KUBECTL" --kubeconfig "$KUBECONFIG_LOCAL" "$@"; }
@@ -53,6 +61,7 @@ create_cluster() {
 		--kwok-controller-binary "$KWOK_DIR/kwok" \
 		--etcd-binary "$ETCD" \
 		--kube-feature-gates "$KUBE_FEATURE_GATES" \
+		"${APISERVER_EXTRA_ARGS[@]}" \
 		--kubeconfig "" \
 		--wait 3m
 }
@@ -165,7 +174,16 @@ setup_cluster() {
 	wait_until "the default service account" 120 kubectl get serviceaccount default -n default
 }
 
+# A cluster made before the API server routed to endpoints is made anew.
+routes_to_endpoints() {
+	grep -q 'enable-aggregator-routing' "$KWOK_WORKDIR/clusters/$CLUSTER_NAME/kwok.yaml" 2>/dev/null
+}
+
 up() {
+	if cluster_exists && ! routes_to_endpoints; then
+		log "recreating cluster $CLUSTER_NAME: its API server does not route to Service endpoints"
+		kwokctl delete cluster --name "$CLUSTER_NAME" || true
+	fi
 	if cluster_exists; then
 		[[ -f $KUBECONFIG_LOCAL ]] || write_kubeconfig
 		if api_ready; then
@@ -196,11 +214,26 @@ down() {
 	rm -f "$KUBECONFIG_LOCAL"
 }
 
+# kwokctl starts only the components that are not running; their pids are
+# in the cluster's workdir.
+restart() {
+	local component=$1 pidfile pid
+	pidfile=$KWOK_WORKDIR/clusters/$CLUSTER_NAME/pids/$component.pid
+	pid=$(cat "$pidfile") || { log "no pid file for $component"; return 1; }
+	kill -TERM "$pid"
+	wait_until "$component (pid $pid) to stop" 60 bash -c "! kill -0 $pid"
+	kwokctl start cluster --name "$CLUSTER_NAME" --wait 3m >&2
+}
+
 case ${1:-} in
 up) up ;;
 down) down ;;
+restart)
+	[[ -n ${2:-} ]] || { log "usage: $0 restart COMPONENT"; exit 2; }
+	restart "$2"
+	;;
 *)
-	log "usage: $0 up|down"
+	log "usage: $0 up|down|restart COMPONENT"
 	exit 2
 	;;
 esac

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/statekeeper/statekeeper/internal/check"
 	"github.com/statekeeper/statekeeper/internal/config"
@@ -52,14 +51,7 @@ func runCheck(args []string, s streams) int {
 	if namespace == "" {
 		problems = append(problems, "--namespace: must not be empty")
 	}
-	if err := cfg.Validate(); err != nil {
-		problems = append(problems, strings.Split(err.Error(), "\n")...)
-	}
-	if len(problems) > 0 {
-		for _, p := range problems {
-			fmt.Fprintf(s.stderr, "error: %s\n", p)
-		}
-		fmt.Fprintln(s.stderr, `Run "statekeeper check --help" for usage.`)
+	if reportProblems(s, "check", problems, cfg.Validate()) {
 		return ExitUsage
 	}
 	return check.Run(context.Background(), check.Options{

@@ -1,5 +1,5 @@
-// Package cli is statekeeper's command line: the `serve`, `check` and
-// `version` subcommands, their flags (see internal/config) and exit codes.
+// Package cli is statekeeper's command line: the `serve`, `check`, `audit`
+// and `version` subcommands, their flags (see internal/config) and exit codes.
 package cli
 
 import (
@@ -42,6 +42,7 @@ func commands() []command {
 	return []command{
 		{name: "serve", summary: "run the admission webhook server and the headless-Service reconciler", run: runServe},
 		{name: "check", summary: "check manifests offline with the same mutations and rules as the server", run: runCheck},
+		{name: "audit", summary: "audit what a live cluster already stores by the same rules (read-only)", run: runAudit},
 		{name: "version", summary: "print the version", run: runVersion},
 	}
 }
@@ -130,4 +131,21 @@ func commandName(h commandHelp) string {
 
 func newFlagSet(name string) *pflag.FlagSet {
 	return pflag.NewFlagSet("statekeeper "+name, pflag.ContinueOnError)
+}
+
+// reportProblems writes a command's usage problems and its configuration's
+// invalid settings (invalid, nil when none), one "error:" line each, and
+// reports whether there were any.
+func reportProblems(s streams, command string, problems []string, invalid error) bool {
+	if invalid != nil {
+		problems = append(problems, strings.Split(invalid.Error(), "\n")...)
+	}
+	if len(problems) == 0 {
+		return false
+	}
+	for _, p := range problems {
+		fmt.Fprintf(s.stderr, "error: %s\n", p)
+	}
+	fmt.Fprintf(s.stderr, "Run \"statekeeper %s --help\" for usage.\n", command)
+	return true
 }

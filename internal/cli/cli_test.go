@@ -40,6 +40,7 @@ Usage:
 Commands:
   serve    run the admission webhook server and the headless-Service reconciler
   check    check manifests offline with the same mutations and rules as the server
+  audit    audit what a live cluster already stores by the same rules (read-only)
   version  print the version
   help     show the help of a command
 
@@ -83,7 +84,7 @@ func TestCommands(t *testing.T) {
 			name: "serve: unusable environment variable",
 			args: []string{"serve"},
 			env:  map[string]string{"STATEKEEPER_DEFAULT_MODE": "strict"},
-			want: result{code: ExitUsage, stderr: "error: STATEKEEPER_DEFAULT_MODE=\"strict\" (--default-mode): unknown mode \"strict\": must be one of \"enforce\", \"warn\", \"off\"\n"},
+			want: result{code: ExitUsage, stderr: "error: STATEKEEPER_DEFAULT_MODE=\"strict\" (--default-mode): unknown mode \"strict\": must be one of \"enforce\", \"warn\", \"audit\", \"off\"\n"},
 		},
 		{
 			name: "serve: certificates missing",
@@ -104,6 +105,18 @@ func TestCommands(t *testing.T) {
 			want: result{code: ExitUsage, stderr: "error: --default-storage-size: storage size must be positive, got \"0\"\n" +
 				"Run \"statekeeper check --help\" for usage.\n"},
 		},
+		{
+			name: "audit: unknown format and arguments",
+			args: []string{"audit", "-o", "yaml", "now"},
+			want: result{code: ExitUsage, stderr: "error: audit takes no arguments, got [\"now\"]\n" +
+				"error: --output: unknown format \"yaml\": must be table, json or junit\n" +
+				"Run \"statekeeper audit --help\" for usage.\n"},
+		},
+		{
+			name: "audit: no cluster",
+			args: []string{"audit", "--kubeconfig", "/nonexistent/kubeconfig"},
+			want: result{code: ExitUsage, stderr: "error: --kubeconfig /nonexistent/kubeconfig: stat /nonexistent/kubeconfig: no such file or directory\n"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -122,7 +135,7 @@ func TestVersion(t *testing.T) {
 // TestHelp compares each command's whole --help with a golden file, and checks
 // that serve's help names every configuration flag with its environment twin.
 func TestHelp(t *testing.T) {
-	for _, command := range []string{"serve", "check", "version"} {
+	for _, command := range []string{"serve", "check", "audit", "version"} {
 		t.Run(command, func(t *testing.T) {
 			got := runWith([]string{command, "--help"}, nil)
 			require.Equal(t, ExitOK, got.code, got.stderr)

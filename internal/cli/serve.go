@@ -22,6 +22,8 @@ var serveHelp = commandHelp{
 	description: `Runs the admission webhook server (TLS, certificates reloaded from --cert-dir when
 they rotate), the headless-Service reconciler (leader-elected), /healthz and /readyz
 on --health-probe-bind-address and Prometheus metrics on --metrics-bind-address.
+On SIGTERM it fails readiness and keeps answering for --shutdown-drain, then
+finishes the requests in flight and releases the leader-election Lease.
 Every flag can also be set through the environment variable named beside it;
 a flag given on the command line wins.`,
 }
@@ -61,7 +63,7 @@ func runServe(args []string, s streams) int {
 		log.Error(err, "Cannot load the API server configuration")
 		return ExitFailure
 	}
-	mgr, err := server.New(cfg, rc)
+	srv, err := server.New(cfg, rc)
 	if err != nil {
 		log.Error(err, "Cannot set up the server")
 		return ExitFailure
@@ -70,13 +72,14 @@ func runServe(args []string, s streams) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {
-		// A second signal during the graceful shutdown kills the process.
+		// A second signal during the drain or the graceful shutdown kills
+		// the process.
 		<-ctx.Done()
 		stop()
 	}()
 	log.Info("Starting statekeeper", "version", Version(),
-		"webhookPort", cfg.WebhookPort, "defaultMode", cfg.DefaultMode, "excludedNamespaces", cfg.Excluded())
-	if err := mgr.Start(ctx); err != nil {
+		"webhookPort", cfg.WebhookPort, "defaultMode", cfg.DefaultMode, "excludedNamespaces", cfg.Excluded(), "shutdownDrain", cfg.ShutdownDrain)
+	if err := srv.Start(ctx); err != nil {
 		log.Error(err, "Server stopped with an error")
 		return ExitFailure
 	}

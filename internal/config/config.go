@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -37,6 +38,11 @@ type Config struct {
 	MetricsBindAddress     string
 	HealthProbeBindAddress string
 
+	// ShutdownDrain is how long the server keeps answering after SIGTERM,
+	// with readiness failing, before it stops: the endpoints that route to a
+	// terminating replica are updated a moment after it is told to stop.
+	ShutdownDrain time.Duration
+
 	// LeaderElect elects one replica to run the reconciler; webhooks serve on every replica.
 	LeaderElect             bool
 	LeaderElectionNamespace string
@@ -53,6 +59,14 @@ type Config struct {
 	DefaultStorageClass string
 	// ClusterDomain builds the pods' fully qualified names.
 	ClusterDomain string
+
+	// Audit runs the background audit on the elected leader: findings as
+	// metrics and Events, and as PolicyReports when AuditReports is set.
+	Audit        bool
+	AuditReports bool
+	// AuditInterval is the period of the audit's full passes; 0 audits only
+	// at start and on changes.
+	AuditInterval time.Duration
 
 	// EnableHTTP2 serves the webhook over HTTP/2 too; off by default because of
 	// the HTTP/2 rapid-reset and stream-cancellation CVEs.
@@ -82,6 +96,9 @@ func Default() Config {
 		ClusterDomain:          "cluster.local",
 		LogFormat:              LogFormatJSON,
 		LogLevel:               "info",
+		Audit:                  true,
+		AuditReports:           true,
+		AuditInterval:          time.Hour,
 	}
 }
 
@@ -99,6 +116,9 @@ func (c Config) Validate() error {
 	}
 	if err := validateBindAddress(c.HealthProbeBindAddress); err != nil {
 		add(FlagHealthProbeBindAddress, "%v", err)
+	}
+	if c.ShutdownDrain < 0 {
+		add(FlagShutdownDrain, "must not be negative, got %s", c.ShutdownDrain)
 	}
 	if _, err := policy.ParseMode(string(c.DefaultMode)); err != nil {
 		add(FlagDefaultMode, "%v", err)
@@ -127,6 +147,9 @@ func (c Config) Validate() error {
 		for _, msg := range validation.IsDNS1123Subdomain(c.ClusterDomain) {
 			add(FlagClusterDomain, "%q is not a valid domain: %s", c.ClusterDomain, msg)
 		}
+	}
+	if c.AuditInterval < 0 {
+		add(FlagAuditInterval, "must not be negative, got %s", c.AuditInterval)
 	}
 	if c.LogFormat != LogFormatJSON && c.LogFormat != LogFormatConsole {
 		add(FlagLogFormat, "unknown log format %q: must be %q or %q", c.LogFormat, LogFormatJSON, LogFormatConsole)

@@ -2,6 +2,7 @@ package config
 
 import (
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
 	"github.com/stretchr/testify/assert"
@@ -51,6 +52,7 @@ func TestFlagsWinOverEnvironmentOverDefaults(t *testing.T) {
 				"STATEKEEPER_LEADER_ELECT":         "true",
 				"STATEKEEPER_ENABLE_HTTP2":         "true",
 				"STATEKEEPER_LOG_FORMAT":           "console",
+				"STATEKEEPER_SHUTDOWN_DRAIN":       "7s",
 			},
 			want: func(c *Config) {
 				c.WebhookPort = 10443
@@ -58,6 +60,7 @@ func TestFlagsWinOverEnvironmentOverDefaults(t *testing.T) {
 				c.DefaultStorageSize = resource.MustParse("5Gi")
 				c.ExcludedNamespaces = []string{"a", "b"}
 				c.LeaderElect = true
+				c.ShutdownDrain = 7 * time.Second
 				c.EnableHTTP2 = true
 				c.LogFormat = LogFormatConsole
 			},
@@ -117,8 +120,8 @@ func TestBadValuesAreRejectedWithTheirSource(t *testing.T) {
 	}{
 		{
 			name:    "flag: unknown mode",
-			args:    []string{"--default-mode=audit"},
-			wantErr: `invalid argument "audit" for "--default-mode" flag: unknown mode "audit": must be one of "enforce", "warn", "off"`,
+			args:    []string{"--default-mode=strict"},
+			wantErr: `invalid argument "strict" for "--default-mode" flag: unknown mode "strict": must be one of "enforce", "warn", "audit", "off"`,
 		},
 		{
 			name:    "flag: bad quantity",
@@ -128,7 +131,7 @@ func TestBadValuesAreRejectedWithTheirSource(t *testing.T) {
 		{
 			name: "environment: each bad variable named",
 			env:  map[string]string{"STATEKEEPER_WEBHOOK_PORT": "https", "STATEKEEPER_DEFAULT_MODE": "strict"},
-			wantErr: `STATEKEEPER_DEFAULT_MODE="strict" (--default-mode): unknown mode "strict": must be one of "enforce", "warn", "off"` + "\n" +
+			wantErr: `STATEKEEPER_DEFAULT_MODE="strict" (--default-mode): unknown mode "strict": must be one of "enforce", "warn", "audit", "off"` + "\n" +
 				`STATEKEEPER_WEBHOOK_PORT="https" (--webhook-port): strconv.ParseInt: parsing "https": invalid syntax`,
 		},
 	}
@@ -166,9 +169,14 @@ func TestValidate(t *testing.T) {
 			wantErr: `--health-probe-bind-address: ":http": port must be a number between 0 and 65535`,
 		},
 		{
+			name:    "negative drain",
+			change:  func(c *Config) { c.ShutdownDrain = -time.Second },
+			wantErr: "--shutdown-drain: must not be negative, got -1s",
+		},
+		{
 			name:    "unknown mode",
-			change:  func(c *Config) { c.DefaultMode = "audit" },
-			wantErr: `--default-mode: unknown mode "audit": must be one of "enforce", "warn", "off"`,
+			change:  func(c *Config) { c.DefaultMode = "strict" },
+			wantErr: `--default-mode: unknown mode "strict": must be one of "enforce", "warn", "audit", "off"`,
 		},
 		{
 			name:    "zero storage size",

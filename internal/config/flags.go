@@ -18,6 +18,7 @@ const (
 	FlagCertDir                 = "cert-dir"
 	FlagMetricsBindAddress      = "metrics-bind-address"
 	FlagHealthProbeBindAddress  = "health-probe-bind-address"
+	FlagShutdownDrain           = "shutdown-drain"
 	FlagLeaderElect             = "leader-elect"
 	FlagLeaderElectionNamespace = "leader-election-namespace"
 	FlagNamespace               = "namespace"
@@ -30,6 +31,9 @@ const (
 	FlagLogFormat               = "log-format"
 	FlagLogLevel                = "log-level"
 	FlagKubeconfig              = "kubeconfig"
+	FlagAudit                   = "audit"
+	FlagAuditReports            = "audit-reports"
+	FlagAuditInterval           = "audit-interval"
 )
 
 // EnvPrefix starts every environment twin of a flag.
@@ -56,7 +60,20 @@ func envNames(flag string) []string {
 func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	c.bindServerFlags(fs)
 	c.BindPolicyFlags(fs)
+	c.bindAuditFlags(fs)
 	c.bindLogFlags(fs)
+}
+
+// bindAuditFlags binds the flags of the background audit.
+func (c *Config) bindAuditFlags(fs *pflag.FlagSet) {
+	own := pflag.NewFlagSet("audit", pflag.ContinueOnError)
+	defer addWithEnv(fs, own)
+	own.BoolVar(&c.Audit, FlagAudit, c.Audit,
+		"audit the stored objects on the elected leader: at start, on changes and every --audit-interval")
+	own.BoolVar(&c.AuditReports, FlagAuditReports, c.AuditReports,
+		"write the audit's findings as wgpolicyk8s.io/v1alpha2 PolicyReports (needs their CRD)")
+	own.DurationVar(&c.AuditInterval, FlagAuditInterval, c.AuditInterval,
+		"period of the audit's full passes (0: only at start and on changes)")
 }
 
 // bindServerFlags binds the flags of the running server: listeners,
@@ -74,6 +91,8 @@ func (c *Config) bindServerFlags(fs *pflag.FlagSet) {
 		`address of the Prometheus /metrics endpoint, "0" to disable`)
 	own.StringVar(&c.HealthProbeBindAddress, FlagHealthProbeBindAddress, c.HealthProbeBindAddress,
 		`address of the /healthz and /readyz endpoints, "0" to disable`)
+	own.DurationVar(&c.ShutdownDrain, FlagShutdownDrain, c.ShutdownDrain,
+		"after SIGTERM, fail readiness and keep answering this long (closing keep-alive connections) before stopping; set it to how long the cluster takes to stop routing to a terminating pod (0: stop at once)")
 	own.BoolVar(&c.LeaderElect, FlagLeaderElect, c.LeaderElect,
 		"elect one replica to run the headless-Service reconciler (webhooks serve on every replica)")
 	own.StringVar(&c.LeaderElectionNamespace, FlagLeaderElectionNamespace, c.LeaderElectionNamespace,
@@ -94,7 +113,7 @@ func (c *Config) BindPolicyFlags(fs *pflag.FlagSet) {
 	own.StringSliceVar(&c.ExcludedNamespaces, FlagExcludedNamespaces, c.ExcludedNamespaces,
 		"comma-separated namespaces never reviewed (statekeeper's own namespace is added)")
 	own.Var(&modeValue{&c.DefaultMode}, FlagDefaultMode,
-		"mode of namespaces without the statekeeper.io/mode label: enforce, warn or off")
+		"mode of namespaces without the statekeeper.io/mode label: enforce, warn, audit or off")
 	own.Var(&quantityValue{&c.DefaultStorageSize}, FlagDefaultStorageSize,
 		"size of injected volume claims without the statekeeper.io/storage-size annotation")
 	own.StringVar(&c.DefaultStorageClass, FlagDefaultStorageClass, c.DefaultStorageClass,

@@ -4,8 +4,9 @@ package policy
 // README's table of rules shows it.
 type RuleDoc struct {
 	Rule Rule
-	// Denies and Warns say how the rule answers (some do both).
-	Denies, Warns bool
+	// Denies and Warns say how the rule answers admission (some do both);
+	// AuditOnly marks a rule only the background audit reports.
+	Denies, Warns, AuditOnly bool
 	// On names the requests it judges; What says what it refuses or warns of.
 	On, What string
 }
@@ -42,4 +43,7 @@ var Rules = []RuleDoc{
 	{Rule: RuleInvalidMode, Warns: true,
 		On:   "every reviewed request in the namespace",
 		What: "a `statekeeper.io/mode` label statekeeper does not know; the namespace is enforced until it is fixed"},
+	{Rule: RuleHeadlessMissing, AuditOnly: true,
+		On:   "stored StatefulSets (the background audit)",
+		What: "a stateful StatefulSet whose headless Service does not exist"},
 }

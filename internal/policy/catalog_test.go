@@ -25,7 +25,7 @@ func TestEveryRuleIsListed(t *testing.T) {
 	var listed []Rule
 	for _, d := range Rules {
 		listed = append(listed, d.Rule)
-		assert.True(t, d.Denies || d.Warns, "%s neither denies nor warns", d.Rule)
+		assert.True(t, d.Denies || d.Warns || d.AuditOnly, "%s neither denies nor warns", d.Rule)
 	}
 	assert.ElementsMatch(t, declared, listed)
 }
@@ -70,6 +70,9 @@ func rulesTable() string {
 		}
 		if d.Warns {
 			answers = append(answers, "warns")
+		}
+		if d.AuditOnly {
+			answers = append(answers, "audit only")
 		}
 		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", d.Rule, strings.Join(answers, ", "), d.On, d.What)
 	}

@@ -67,6 +67,12 @@ func msgHeadlessConflict(w Workload, service, clusterIP string) string {
 		service, w.Ref(), clusterIP, ManagerName, ManagerName)
 }
 
+func msgHeadlessMissing(w Workload, service string) string {
+	return fmt.Sprintf("service %q named by spec.serviceName of %s does not exist, so its pods get no per-pod DNS names; "+
+		"%s creates it in enforce and warn namespaces (in audit mode create it yourself, headless: clusterIP: None)",
+		service, w.Ref(), ManagerName)
+}
+
 func msgSharedClaimStatefulMulti(w Workload, volume, claim string) string {
 	return fmt.Sprintf("%s is %s but mounts claim %q (volume %q), which all its instances share: use a volume claim template for one volume per instance",
 		w.Ref(), StatefulMulti, claim, volume)

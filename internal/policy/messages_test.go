@@ -45,12 +45,12 @@ func TestNamespaceMode(t *testing.T) {
 	}{
 		{name: "no label: the default", want: ModeWarn},
 		{name: "an empty label is invalid", labelled: true, want: ModeEnforce, wantWarnings: []string{
-			`namespace "shop" has an invalid statekeeper.io/mode label (unknown mode "": must be one of "enforce", "warn", "off"); ` +
+			`namespace "shop" has an invalid statekeeper.io/mode label (unknown mode "": must be one of "enforce", "warn", "audit", "off"); ` +
 				`statekeeper enforces its rules there until it is fixed [invalid-mode]`,
 		}},
 		{name: "off", label: "off", labelled: true, want: ModeOff},
 		{name: "an invalid label enforces and says so", label: "strict", labelled: true, want: ModeEnforce, wantWarnings: []string{
-			`namespace "shop" has an invalid statekeeper.io/mode label (unknown mode "strict": must be one of "enforce", "warn", "off"); ` +
+			`namespace "shop" has an invalid statekeeper.io/mode label (unknown mode "strict": must be one of "enforce", "warn", "audit", "off"); ` +
 				`statekeeper enforces its rules there until it is fixed [invalid-mode]`,
 		}},
 	}

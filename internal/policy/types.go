@@ -91,11 +91,20 @@ type Mode string
 const (
 	ModeEnforce Mode = "enforce"
 	ModeWarn    Mode = "warn"
-	ModeOff     Mode = "off"
+	// ModeAudit admits everything unchanged and records what the rules say
+	// (the audit report, the API server's audit log), as Pod Security
+	// Admission's audit mode does: a namespace can be judged before it is enforced.
+	ModeAudit Mode = "audit"
+	ModeOff   Mode = "off"
 )
 
 // Modes lists the valid modes.
-var Modes = []Mode{ModeEnforce, ModeWarn, ModeOff}
+var Modes = []Mode{ModeEnforce, ModeWarn, ModeAudit, ModeOff}
+
+// Acts reports whether statekeeper changes anything in a namespace of this
+// mode: mutations, pod identity and headless Services apply in enforce and
+// warn only; audit only observes.
+func (m Mode) Acts() bool { return m == ModeEnforce || m == ModeWarn }
 
 // ParseMode returns the mode named by s, or an error listing the valid ones.
 func ParseMode(s string) (Mode, error) {
@@ -138,6 +147,10 @@ const (
 	// RuleInvalidMode warns that a namespace's statekeeper.io/mode label has a
 	// value statekeeper does not know; the namespace is then enforced.
 	RuleInvalidMode Rule = "invalid-mode"
+	// RuleHeadlessMissing is found by the background audit only: a stateful
+	// StatefulSet whose headless Service does not exist (admission cannot see
+	// a Service deleted later, nor a namespace where statekeeper only audits).
+	RuleHeadlessMissing Rule = "headless-missing"
 )
 
 // Violation is one denial or warning: the rule, the field it is about and a

@@ -45,8 +45,12 @@ type Decision struct {
 	// Patch is the JSON patch against Request.Object (mutations only).
 	Patch []jsonpatch.Operation
 	// Result holds denials and warnings. In warn mode the engine has already
-	// moved denials to warnings.
+	// moved denials to warnings; in audit mode it is empty.
 	Result policy.Result
+	// Verdict is what the rules said before the namespace mode applied
+	// (without the mode's own warnings): the audit annotations and the
+	// background audit report it whatever the mode.
+	Verdict policy.Result
 	// Name is the object's name (from the request, else from the object),
 	// which a denial's status names.
 	Name string

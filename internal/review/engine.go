@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
@@ -139,8 +140,14 @@ func (e *Engine) workload(ctx context.Context, req Request, kind policy.Kind, st
 		return d, err
 	}
 	verdict, err := step(ctx, facts, &d)
-	if err != nil || !verdict {
+	if err != nil {
 		return d, err
+	}
+	if !d.Mode.Acts() {
+		d.Patch = nil // audit mode changes nothing
+	}
+	if !verdict {
+		return d, nil
 	}
 	e.applyMode(&d, warnings)
 	return d, nil
@@ -369,16 +376,17 @@ func (e *Engine) judgeParent(ctx context.Context, d *Decision, namespace string,
 	return *d, nil
 }
 
-// InScope reports whether statekeeper acts in the namespace at all: it is not
-// excluded and its mode is not off (SPEC §6). The headless-Service reconciler
-// asks it, so that an off namespace gets no Services either.
+// InScope reports whether statekeeper acts in the namespace: it is not
+// excluded and its mode changes objects (enforce or warn, SPEC §6). The
+// headless-Service reconciler asks it, so that an off or audit namespace gets
+// no Services either.
 func (e *Engine) InScope(ctx context.Context, namespace string) (bool, error) {
 	if e.excluded[namespace] {
 		return false, nil
 	}
 	var d Decision
 	_, err := e.resolveMode(ctx, &d, namespace)
-	return !d.Skipped, err
+	return !d.Skipped && d.Mode.Acts(), err
 }
 
 // resolveMode sets d.Mode to the namespace's mode (policy.NamespaceMode: its
@@ -394,8 +402,15 @@ func (e *Engine) resolveMode(ctx context.Context, d *Decision, namespace string)
 	return warnings, nil
 }
 
-// applyMode turns denials into warnings in warn mode and adds the mode's own warnings.
+// applyMode keeps the rules' verdict, turns denials into warnings in warn
+// mode, admits unchanged and silently in audit mode, and adds the mode's own
+// warnings.
 func (e *Engine) applyMode(d *Decision, modeWarnings []policy.Violation) {
+	d.Verdict = policy.Result{Denials: slices.Clone(d.Result.Denials), Warnings: slices.Clone(d.Result.Warnings)}
+	if d.Mode == policy.ModeAudit {
+		d.Result, d.Patch = policy.Result{}, nil
+		return
+	}
 	if d.Mode == policy.ModeWarn && len(d.Result.Denials) > 0 {
 		d.Result.Warnings = append(d.Result.Denials, d.Result.Warnings...)
 		d.Result.Denials = nil

@@ -19,6 +19,7 @@ const (
 	reasonOwnerNotFound   = "its statefulset does not exist: the pod is admitted unstamped"
 	reasonOwnerUnmanaged  = "its statefulset is not stateful-*"
 	reasonOwnerIncarnated = "its statefulset has another uid than the pod's controller reference: the pod is admitted unstamped"
+	reasonAuditOnly       = "its namespace is in audit mode, where statekeeper changes nothing"
 )
 
 // stampPod stamps the stable identity of SPEC §5 on a pod CREATE (the
@@ -60,6 +61,9 @@ func (e *Engine) stampPod(ctx context.Context, req Request) (Decision, error) {
 	ownerUID := metav1.GetControllerOfNoCopy(pod).UID
 	if _, err := e.resolveMode(ctx, &d, pod.Namespace); err != nil || d.Skipped {
 		return d, err
+	}
+	if !d.Mode.Acts() {
+		return skip(reasonAuditOnly)
 	}
 	owner, err := e.lookup.StatefulSet(ctx, pod.Namespace, ownerName, ownerUID)
 	if err != nil {

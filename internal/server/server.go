@@ -27,6 +27,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	"github.com/statekeeper/statekeeper/internal/auditor"
 	"github.com/statekeeper/statekeeper/internal/config"
 	"github.com/statekeeper/statekeeper/internal/lookup"
 	"github.com/statekeeper/statekeeper/internal/reconciler"
@@ -43,31 +44,48 @@ const (
 	KeyName  = "tls.key"
 )
 
-// New builds the manager that `statekeeper serve` starts. cfg must have passed
+// Server is statekeeper's manager with its graceful shutdown.
+type Server struct {
+	manager.Manager
+	drain       *drain
+	drainPeriod time.Duration
+}
+
+// Start runs the server until ctx is done, then shuts it down without
+// dropping requests: readiness fails and the webhooks keep answering for
+// cfg.ShutdownDrain, then the requests in flight finish and the Lease is
+// released (see shutdown.go).
+func (s *Server) Start(ctx context.Context) error {
+	return runWithDrain(ctx, s.Manager, s.drain, s.drainPeriod, time.After, s.GetLogger().WithName("shutdown"))
+}
+
+// New builds the server that `statekeeper serve` starts. cfg must have passed
 // Validate. New registers statekeeper's metrics on controller-runtime's
 // process-wide registry, so it is called once per process. Tests run it against envtest with cfg.WebhookHost, WebhookPort and
 // CertDir from envtest's WebhookInstallOptions and MetricsBindAddress and
 // HealthProbeBindAddress "0"; nothing else is needed.
-func New(cfg config.Config, rc *rest.Config) (manager.Manager, error) {
+func New(cfg config.Config, rc *rest.Config) (*Server, error) {
 	return build(cfg, rc, func(*manager.Options) {})
 }
 
 // build is New with a last say on the manager's options, for tests.
-func build(cfg config.Config, rc *rest.Config, customize func(*manager.Options)) (manager.Manager, error) {
+func build(cfg config.Config, rc *rest.Config, customize func(*manager.Options)) (*Server, error) {
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return nil, fmt.Errorf("building the scheme: %w", err)
 	}
+	d := &drain{}
 	opts := managerOptions(cfg, scheme)
+	opts.WebhookServer = drainingWebhookServer{Server: opts.WebhookServer, drain: d}
 	customize(&opts)
 	mgr, err := manager.New(rc, opts)
 	if err != nil {
 		return nil, fmt.Errorf("creating the manager: %w", err)
 	}
-	if err := setup(mgr, cfg); err != nil {
+	if err := setup(mgr, cfg, d); err != nil {
 		return nil, err
 	}
-	return mgr, nil
+	return &Server{Manager: mgr, drain: d, drainPeriod: cfg.ShutdownDrain}, nil
 }
 
 func managerOptions(cfg config.Config, scheme *runtime.Scheme) manager.Options {
@@ -126,7 +144,7 @@ func cacheOptions() cache.Options {
 }
 
 // setup registers everything statekeeper runs on mgr.
-func setup(mgr manager.Manager, cfg config.Config) error {
+func setup(mgr manager.Manager, cfg config.Config, d *drain) error {
 	ctx := context.Background() // IndexField only records the index before the cache starts
 	if err := lookup.IndexFields(ctx, mgr.GetFieldIndexer()); err != nil {
 		return fmt.Errorf("indexing the cache: %w", err)
@@ -151,6 +169,12 @@ func setup(mgr manager.Manager, cfg config.Config) error {
 		return fmt.Errorf("setting up the headless-Service reconciler: %w", err)
 	}
 
+	if cfg.Audit {
+		if err := setupAudit(mgr, cfg, engine); err != nil {
+			return err
+		}
+	}
+
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return fmt.Errorf("adding the health check: %w", err)
 	}
@@ -159,6 +183,24 @@ func setup(mgr manager.Manager, cfg config.Config) error {
 	}
 	if err := mgr.AddReadyzCheck("cache", cacheSynced(mgr.GetCache())); err != nil {
 		return fmt.Errorf("adding the cache readiness check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("shutdown", d.readyz()); err != nil {
+		return fmt.Errorf("adding the shutdown readiness check: %w", err)
+	}
+	return nil
+}
+
+// setupAudit registers the background audit (leader-elected). Without the
+// PolicyReport CRD the audit still publishes metrics, Events and log lines.
+func setupAudit(mgr manager.Manager, cfg config.Config, engine *review.Engine) error {
+	metrics, err := auditor.NewMetrics(ctrlmetrics.Registry)
+	if err != nil {
+		return err
+	}
+	if err := auditor.SetupWithManager(mgr, auditor.Options{
+		Engine: engine, Interval: cfg.AuditInterval, Reports: cfg.AuditReports, Metrics: metrics,
+	}); err != nil {
+		return fmt.Errorf("setting up the audit: %w", err)
 	}
 	return nil
 }

@@ -82,7 +82,8 @@ func TestCheckCertificates(t *testing.T) {
 // TestNewRegistersTheWebhookPaths builds the whole wiring and checks that
 // each of the chart's paths serves its own handler: a request in an excluded
 // namespace (decided without the cache, which is not started here) is
-// admitted by the path that serves its resource and refused by the others.
+// admitted by the path that serves its resource and refused by the others;
+// and that each path closes its connections once the shutdown drain begins.
 func TestNewRegistersTheWebhookPaths(t *testing.T) {
 	cfg := config.Default()
 	cfg.MetricsBindAddress, cfg.HealthProbeBindAddress = "0", "0"
@@ -150,6 +151,20 @@ func TestNewRegistersTheWebhookPaths(t *testing.T) {
 	rec := httptest.NewRecorder()
 	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/nothing", strings.NewReader("")))
 	assert.Equal(t, http.StatusNotFound, rec.Code)
+
+	// Once the shutdown drain begins, every path's answer closes its
+	// connection (shutdown.go).
+	for path := range want {
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, path, strings.NewReader("")))
+		assert.Empty(t, rec.Header().Get("Connection"), path)
+	}
+	mgr.drain.begin()
+	for path := range want {
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, path, strings.NewReader("")))
+		assert.Equal(t, "close", rec.Header().Get("Connection"), path)
+	}
 }
 
 // TestCacheOptionsMergeLookupsAndReconciler: pods are cached as metadata for

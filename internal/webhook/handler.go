@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/go-logr/logr"
@@ -163,7 +164,27 @@ func response(req admission.Request, d review.Decision) (admission.Response, str
 	for _, w := range d.Result.Warnings {
 		resp.Warnings = append(resp.Warnings, w.String())
 	}
+	resp.AuditAnnotations = auditAnnotations(d.Verdict)
 	return resp, outcome
+}
+
+// auditAnnotations records what the rules said, whatever the namespace mode,
+// in the API server's audit log: one annotation per rule (the API server
+// prefixes the key with the webhook's name), its messages joined.
+func auditAnnotations(verdict policy.Result) map[string]string {
+	if len(verdict.Denials)+len(verdict.Warnings) == 0 {
+		return nil
+	}
+	out := map[string]string{}
+	for _, v := range slices.Concat(verdict.Denials, verdict.Warnings) {
+		key := string(v.Rule)
+		if prev, ok := out[key]; ok {
+			out[key] = prev + "; " + v.String()
+			continue
+		}
+		out[key] = v.String()
+	}
+	return out
 }
 
 // denial is a 422 Invalid status whose causes carry the fields, so that

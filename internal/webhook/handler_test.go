@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
@@ -52,10 +53,29 @@ func badRequest(message string) *metav1.Status {
 }
 
 // answer is the whole AdmissionResponse to the review body: allowed exactly
-// when status is ok(), with warnings and no patch.
+// when status is ok(), with warnings and no patch, and an audit annotation
+// per rule named by a denial or warning (every one here comes from a rule).
 func answer(t testing.TB, body []byte, status *metav1.Status, warnings ...string) admissionv1.AdmissionResponse {
+	var annotations map[string]string
+	record := func(message string) {
+		open := strings.LastIndex(message, " [")
+		require.True(t, open > 0 && strings.HasSuffix(message, "]"), "%q names no rule", message)
+		if annotations == nil {
+			annotations = map[string]string{}
+		}
+		annotations[message[open+2:len(message)-1]] = message
+	}
+	if status.Details != nil {
+		for _, c := range status.Details.Causes {
+			record(strings.TrimPrefix(c.Message, "Forbidden: "))
+		}
+	}
+	for _, w := range warnings {
+		record(w)
+	}
 	return admissionv1.AdmissionResponse{
 		UID: uidOf(t, body), Allowed: status.Code == http.StatusOK, Result: status, Warnings: warnings,
+		AuditAnnotations: annotations,
 	}
 }
 

@@ -66,7 +66,9 @@ func TestServeHTTPEnvelope(t *testing.T) {
 			want: admissionv1.AdmissionReview{
 				TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1beta1", Kind: "AdmissionReview"},
 				Response: &admissionv1.AdmissionResponse{UID: "00000000-0000-0000-0000-000000000002", Result: invalid("apps", "StatefulSet", "mysql",
-					forbidden("spec.replicas", `statefulset "mysql" is stateful-single: replicas must be 0 or 1, got 3 [single-instance]`))},
+					forbidden("spec.replicas", `statefulset "mysql" is stateful-single: replicas must be 0 or 1, got 3 [single-instance]`)),
+					AuditAnnotations: map[string]string{
+						"single-instance": `statefulset "mysql" is stateful-single: replicas must be 0 or 1, got 3 [single-instance]`}},
 			},
 		},
 	}

@@ -423,12 +423,16 @@ func TestDeployment(t *testing.T) {
 		"--cert-dir=/tmp/k8s-webhook-server/serving-certs",
 		"--metrics-bind-address=:8080",
 		"--health-probe-bind-address=:8081",
+		"--shutdown-drain=5s",
 		"--leader-elect=true",
 		"--default-mode=enforce",
 		"--excluded-namespaces=kube-system,statekeeper", // the release namespace only once
 		"--default-storage-size=1Gi",
 		"--default-storage-class=fast",
 		"--cluster-domain=cluster.local",
+		"--audit=true",
+		"--audit-reports=true",
+		"--audit-interval=1h",
 		"--log-format=json",
 		"--log-level=info",
 	}, container.Args)
@@ -472,6 +476,8 @@ func TestRBAC(t *testing.T) {
 		{APIGroups: []string{""}, Resources: []string{"pods", "persistentvolumeclaims", "namespaces"}, Verbs: read},
 		{APIGroups: []string{"autoscaling"}, Resources: []string{"horizontalpodautoscalers"}, Verbs: read},
 		{APIGroups: []string{""}, Resources: []string{"services"}, Verbs: []string{"get", "list", "watch", "create", "patch", "delete"}},
+		{APIGroups: []string{"autoscaling"}, Resources: []string{"horizontalpodautoscalers"}, Verbs: []string{"list", "watch"}},
+		{APIGroups: []string{"wgpolicyk8s.io"}, Resources: []string{"policyreports"}, Verbs: []string{"list", "create", "update", "delete"}},
 		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 		{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 	}, clusterRole.Rules)
@@ -499,7 +505,7 @@ func TestInvalidValuesAreRejected(t *testing.T) {
 		{
 			name:    "unknown default mode",
 			values:  []string{"--set", "config.defaultMode=bogus"},
-			wantErr: schemaError("at '/config/defaultMode': value must be one of 'enforce', 'warn', 'off'"),
+			wantErr: schemaError("at '/config/defaultMode': value must be one of 'enforce', 'warn', 'audit', 'off'"),
 		},
 		{
 			name:    "no replicas",
@@ -570,4 +576,40 @@ func intOrName(name string) intstr.IntOrString { return intstr.FromString(name) 
 func schemaError(violation string) string {
 	return "Error: values don't meet the specifications of the schema(s) in the following chart(s):\n" +
 		"statekeeper:\n- " + violation + "\n\n"
+}
+
+// The audit's CRD, its RBAC and its flags follow the values: a cluster that
+// already has the PolicyReport CRD (installCRD=false) gets none, and a
+// disabled audit asks for neither HPAs nor reports.
+func TestAuditValues(t *testing.T) {
+	crd := func(values ...string) []string {
+		var kinds []string
+		for _, doc := range strings.Split(mustRender(t, values...), "\n---") {
+			if strings.Contains(doc, "kind: CustomResourceDefinition") {
+				kinds = append(kinds, doc[strings.Index(doc, "name: "):][:len("name: policyreports.wgpolicyk8s.io")])
+			}
+		}
+		return kinds
+	}
+	assert.Equal(t, []string{"name: policyreports.wgpolicyk8s.io"}, crd())
+	assert.Empty(t, crd("--set", "audit.reports.installCRD=false"))
+	assert.Empty(t, crd("--set", "audit.reports.enabled=false"))
+	assert.Empty(t, crd("--set", "audit.enabled=false"))
+
+	rulesOf := func(values ...string) []string {
+		role := decodeOne[rbacv1.ClusterRole](t, mustRender(t, values...), "ClusterRole")
+		var groups []string
+		for _, r := range role.Rules {
+			groups = append(groups, strings.Join(r.APIGroups, ",")+"/"+strings.Join(r.Resources, ","))
+		}
+		return groups
+	}
+	assert.Equal(t, []string{"apps/deployments,statefulsets", "/pods,persistentvolumeclaims,namespaces", "/services",
+		"autoscaling/horizontalpodautoscalers", "/events", "events.k8s.io/events"}, rulesOf("--set", "audit.reports.enabled=false"))
+	assert.Equal(t, []string{"apps/deployments,statefulsets", "/pods,persistentvolumeclaims,namespaces", "/services",
+		"/events", "events.k8s.io/events"}, rulesOf("--set", "audit.enabled=false"))
+
+	deployment := decodeOne[appsv1.Deployment](t, renderOnly(t, "templates/deployment.yaml",
+		"--set", "audit.enabled=false", "--set", "audit.interval=10m"), "Deployment")
+	assert.Subset(t, deployment.Spec.Template.Spec.Containers[0].Args, []string{"--audit=false", "--audit-interval=10m"})
 }

@@ -2,6 +2,7 @@ package chart
 
 import (
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
 	"github.com/stretchr/testify/assert"
@@ -32,7 +33,27 @@ func TestDefaultDeploymentConfig(t *testing.T) {
 	want.LeaderElect = true
 	want.Namespace = releaseNS
 	want.ExcludedNamespaces = []string{"kube-system", "kube-public", "kube-node-lease", releaseNS}
+	want.ShutdownDrain = 5 * time.Second
 	assert.Equal(t, want, got)
+}
+
+// A pod must outlive its drain and the requests in flight after it: the
+// kubelet kills it at terminationGracePeriodSeconds.
+func TestGracePeriodCoversDrainAndRequestsInFlight(t *testing.T) {
+	for _, tc := range []struct {
+		values []string
+		want   int64
+	}{
+		{nil, 5 + 5 + 10},
+		{[]string{"--set", "shutdownDrainSeconds=0", "--set", "webhook.timeoutSeconds=30"}, 0 + 30 + 10},
+		{[]string{"--set", "shutdownDrainSeconds=15", "--set", "webhook.timeoutSeconds=2"}, 15 + 2 + 10},
+	} {
+		manifest := renderOnly(t, "templates/deployment.yaml", tc.values...)
+		deployment := decodeOne[appsv1.Deployment](t, manifest, "Deployment")
+		assert.Equal(t, &tc.want, deployment.Spec.Template.Spec.TerminationGracePeriodSeconds, "%v", tc.values)
+		cfg := parseServeArgs(t, manifest)
+		assert.Less(t, cfg.ShutdownDrain, time.Duration(tc.want)*time.Second, "%v", tc.values)
+	}
 }
 
 // parseServeArgs parses the rendered container's arguments after "serve" the

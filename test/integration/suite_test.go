@@ -81,6 +81,9 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 	env := &envtest.Environment{
+		// The chart's PolicyReport CRD: the server's background audit writes its reports.
+		CRDDirectoryPaths:     []string{"../../charts/statekeeper/files"},
+		ErrorIfCRDPathMissing: true,
 		WebhookInstallOptions: envtest.WebhookInstallOptions{
 			MutatingWebhooks:   mutating,
 			ValidatingWebhooks: validating,
