@@ -182,7 +182,7 @@ func (c *Cache) Workload(ctx context.Context, kind policy.Kind, namespace, name 
 		}
 		w = policy.FromStatefulSet(&s)
 	default:
-		return nil, fmt.Errorf("unknown workload kind %q", kind)
+		return nil, fmt.Errorf("%w %q", ErrUnknownKind, kind)
 	}
 	return &w, nil
 }
@@ -209,8 +209,9 @@ func (c *Cache) Component(ctx context.Context, kind policy.Kind, namespace, comp
 			workloads = append(workloads, policy.FromStatefulSet(&list.Items[i]))
 		}
 	default:
-		return nil, fmt.Errorf("unknown workload kind %q", kind)
+		return nil, fmt.Errorf("%w %q", ErrUnknownKind, kind)
 	}
+	slices.SortFunc(workloads, func(a, b policy.Workload) int { return strings.Compare(a.Name, b.Name) })
 	out := make([]policy.Observed, 0, len(workloads))
 	for _, w := range workloads {
 		o, err := c.observe(ctx, w)

@@ -2,6 +2,7 @@ package lookup
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -104,7 +105,7 @@ func (m *Memory) Workload(_ context.Context, kind policy.Kind, namespace, name s
 		}
 		w = policy.FromStatefulSet(s)
 	default:
-		return nil, nil
+		return nil, fmt.Errorf("%w %q", ErrUnknownKind, kind)
 	}
 	return &w, nil
 }
@@ -126,6 +127,8 @@ func (m *Memory) Component(_ context.Context, kind policy.Kind, namespace, compo
 		for _, s := range m.statefulSets {
 			keep(policy.FromStatefulSet(s))
 		}
+	default:
+		return nil, fmt.Errorf("%w %q", ErrUnknownKind, kind)
 	}
 	// Maps iterate in random order; messages that name a counterpart must not.
 	slices.SortFunc(out, func(a, b policy.Observed) int { return strings.Compare(a.Name, b.Name) })
