@@ -476,7 +476,6 @@ func TestRBAC(t *testing.T) {
 		{APIGroups: []string{""}, Resources: []string{"pods", "persistentvolumeclaims", "namespaces"}, Verbs: read},
 		{APIGroups: []string{"autoscaling"}, Resources: []string{"horizontalpodautoscalers"}, Verbs: read},
 		{APIGroups: []string{""}, Resources: []string{"services"}, Verbs: []string{"get", "list", "watch", "create", "patch", "delete"}},
-		{APIGroups: []string{"autoscaling"}, Resources: []string{"horizontalpodautoscalers"}, Verbs: []string{"list", "watch"}},
 		{APIGroups: []string{"wgpolicyk8s.io"}, Resources: []string{"policyreports"}, Verbs: []string{"list", "create", "update", "delete"}},
 		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 		{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
@@ -604,10 +603,10 @@ func TestAuditValues(t *testing.T) {
 		}
 		return groups
 	}
-	assert.Equal(t, []string{"apps/deployments,statefulsets", "/pods,persistentvolumeclaims,namespaces", "/services",
-		"autoscaling/horizontalpodautoscalers", "/events", "events.k8s.io/events"}, rulesOf("--set", "audit.reports.enabled=false"))
-	assert.Equal(t, []string{"apps/deployments,statefulsets", "/pods,persistentvolumeclaims,namespaces", "/services",
-		"/events", "events.k8s.io/events"}, rulesOf("--set", "audit.enabled=false"))
+	assert.Equal(t, []string{"apps/deployments,statefulsets", "/pods,persistentvolumeclaims,namespaces",
+		"autoscaling/horizontalpodautoscalers", "/services", "/events", "events.k8s.io/events"}, rulesOf("--set", "audit.reports.enabled=false"))
+	assert.Equal(t, []string{"apps/deployments,statefulsets", "/pods,persistentvolumeclaims,namespaces",
+		"autoscaling/horizontalpodautoscalers", "/services", "/events", "events.k8s.io/events"}, rulesOf("--set", "audit.enabled=false"))
 
 	deployment := decodeOne[appsv1.Deployment](t, renderOnly(t, "templates/deployment.yaml",
 		"--set", "audit.enabled=false", "--set", "audit.interval=10m"), "Deployment")
