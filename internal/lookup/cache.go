@@ -66,12 +66,9 @@ func scaleTargetOf(obj client.Object) []string {
 	return nil
 }
 
-// componentOf is the index function: the component label, or the name.
+// componentOf is the index function: policy.ComponentOf.
 func componentOf(obj client.Object) []string {
-	if c := obj.GetLabels()[policy.LabelComponent]; c != "" {
-		return []string{c}
-	}
-	return []string{obj.GetName()}
+	return []string{policy.ComponentOf(obj.GetLabels(), obj.GetName())}
 }
 
 // CacheOptions returns the cache settings the lookups need. Every object
