@@ -161,7 +161,7 @@ func TestInvalidModeLabelEnforcesAndSaysSo(t *testing.T) {
 		return tn.create(workloads.Deployment("web", policy.StatelessSingle, 1), dryRun)
 	})
 	assert.Equal(t, []string{fmt.Sprintf(`namespace %q has an invalid statekeeper.io/mode label (unknown mode "strict": `+
-		`must be one of "enforce", "warn", "off"); statekeeper enforces its rules there until it is fixed [invalid-mode]`, tn.ns)}, warnings)
+		`must be one of "enforce", "warn", "audit", "off"); statekeeper enforces its rules there until it is fixed [invalid-mode]`, tn.ns)}, warnings)
 }
 
 // TestInvalidAnnotationIsDenied: a statekeeper annotation whose value cannot
