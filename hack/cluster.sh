@@ -31,6 +31,10 @@ export KWOK_ETCD_VERSION
 # watches fail at once and KWOK, which watches that way, would see pods only
 # on its backed-off relists. Off, those watches work as they did before 1.34.
 KUBE_FEATURE_GATES=${KUBE_FEATURE_GATES:-WatchList=false}
+# kube-controller-manager's client is limited to 20 requests/s by default:
+# 10,000 workloads (make measure-cache-scale) would then take half an hour
+# of status writes alone. 200/s keeps it bounded on two shared cores.
+KCM_API_QPS=${KCM_API_QPS:-200}
 # The API server calls a webhook's Service through the Service's endpoints
 # (as it does for aggregated APIs) rather than its cluster IP: no kube-proxy
 # runs here, and the fault suite (test/faults) routes to statekeeper
@@ -61,6 +65,8 @@ create_cluster() {
 		--kwok-controller-binary "$KWOK_DIR/kwok" \
 		--etcd-binary "$ETCD" \
 		--kube-feature-gates "$KUBE_FEATURE_GATES" \
+		--extra-args "kube-controller-manager=kube-api-qps=$KCM_API_QPS" \
+		--extra-args "kube-controller-manager=kube-api-burst=$((2 * KCM_API_QPS))" \
 		"${APISERVER_EXTRA_ARGS[@]}" \
 		--kubeconfig "" \
 		--wait 3m

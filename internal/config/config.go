@@ -37,6 +37,9 @@ type Config struct {
 	// MetricsBindAddress and HealthProbeBindAddress are "host:port", or "0" to disable.
 	MetricsBindAddress     string
 	HealthProbeBindAddress string
+	// PprofBindAddress serves Go's profiler: "host:port", or "0" (the
+	// default) to disable. Never expose it beyond the pod.
+	PprofBindAddress string
 
 	// ShutdownDrain is how long the server keeps answering after SIGTERM,
 	// with readiness failing, before it stops: the endpoints that route to a
@@ -90,6 +93,7 @@ func Default() Config {
 		WebhookPort:            9443,
 		MetricsBindAddress:     ":8080",
 		HealthProbeBindAddress: ":8081",
+		PprofBindAddress:       "0",
 		ExcludedNamespaces:     slices.Clone(DefaultExcludedNamespaces),
 		DefaultMode:            policy.ModeEnforce,
 		DefaultStorageSize:     resource.MustParse("1Gi"),
@@ -116,6 +120,9 @@ func (c Config) Validate() error {
 	}
 	if err := validateBindAddress(c.HealthProbeBindAddress); err != nil {
 		add(FlagHealthProbeBindAddress, "%v", err)
+	}
+	if err := validateBindAddress(c.PprofBindAddress); err != nil {
+		add(FlagPprofBindAddress, "%v", err)
 	}
 	if c.ShutdownDrain < 0 {
 		add(FlagShutdownDrain, "must not be negative, got %s", c.ShutdownDrain)

@@ -18,6 +18,7 @@ const (
 	FlagCertDir                 = "cert-dir"
 	FlagMetricsBindAddress      = "metrics-bind-address"
 	FlagHealthProbeBindAddress  = "health-probe-bind-address"
+	FlagPprofBindAddress        = "pprof-bind-address"
 	FlagShutdownDrain           = "shutdown-drain"
 	FlagLeaderElect             = "leader-elect"
 	FlagLeaderElectionNamespace = "leader-election-namespace"
@@ -91,6 +92,8 @@ func (c *Config) bindServerFlags(fs *pflag.FlagSet) {
 		`address of the Prometheus /metrics endpoint, "0" to disable`)
 	own.StringVar(&c.HealthProbeBindAddress, FlagHealthProbeBindAddress, c.HealthProbeBindAddress,
 		`address of the /healthz and /readyz endpoints, "0" to disable`)
+	own.StringVar(&c.PprofBindAddress, FlagPprofBindAddress, c.PprofBindAddress,
+		`address of Go's /debug/pprof endpoints, for profiling; "0" to disable`)
 	own.DurationVar(&c.ShutdownDrain, FlagShutdownDrain, c.ShutdownDrain,
 		"after SIGTERM, fail readiness and keep answering this long (closing keep-alive connections) before stopping; set it to how long the cluster takes to stop routing to a terminating pod (0: stop at once)")
 	own.BoolVar(&c.LeaderElect, FlagLeaderElect, c.LeaderElect,

@@ -1,7 +1,9 @@
 package server
 
 import (
+	"errors"
 	"io"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/go-logr/zapr"
@@ -28,9 +30,17 @@ func NewLogger(cfg config.Config, w io.Writer) (log logr.Logger, flush func() er
 	} else {
 		encoder = zapcore.NewJSONEncoder(encoding)
 	}
-	sink := zapcore.Lock(zapcore.AddSync(w))
+	// One line per admission decision would otherwise be one write system
+	// call per request; buffered, the lines go out in batches, at the latest
+	// a second later (klog, which Kubernetes' own components log through,
+	// flushes every five). flush writes what is left, on the way out.
+	sink := &zapcore.BufferedWriteSyncer{WS: zapcore.AddSync(w), FlushInterval: time.Second}
 	// logr's V(n) is zap level -n, so verbosity n enables V(0)..V(n).
 	core := zapcore.NewCore(encoder, sink, zap.NewAtomicLevelAt(zapcore.Level(level)))
 	z := zap.New(core, zap.AddCaller(), zap.ErrorOutput(sink))
-	return zapr.NewLogger(z), z.Sync, nil
+	flush = func() error {
+		err := z.Sync()
+		return errors.Join(err, sink.Stop())
+	}
+	return zapr.NewLogger(z), flush, nil
 }

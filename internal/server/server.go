@@ -123,6 +123,7 @@ func managerOptions(cfg config.Config, scheme *runtime.Scheme) manager.Options {
 			TLSOpts:     tlsOpts,
 		},
 		HealthProbeBindAddress:  cfg.HealthProbeBindAddress,
+		PprofBindAddress:        cfg.PprofBindAddress,
 		LeaderElection:          cfg.LeaderElect,
 		LeaderElectionID:        LeaderElectionID,
 		LeaderElectionNamespace: leaderElectionNamespace,

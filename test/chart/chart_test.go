@@ -439,6 +439,8 @@ func TestDeployment(t *testing.T) {
 	assert.Equal(t, []corev1.EnvVar{{
 		Name:      "POD_NAMESPACE",
 		ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}},
+	}, {
+		Name: "GOMEMLIMIT", Value: "483183820", // 90 % of the default limit, 512Mi
 	}}, container.Env)
 	assert.Equal(t, "ghcr.io/statekeeper/statekeeper:0.1.0", container.Image)
 
@@ -461,6 +463,35 @@ func TestDeployment(t *testing.T) {
 	require.NotNil(t, pod.Affinity)
 	assert.NotNil(t, pod.Affinity.PodAntiAffinity)
 	assert.Len(t, pod.TopologySpreadConstraints, 2)
+}
+
+// GOMEMLIMIT follows the container's memory limit, in every unit a limit
+// is commonly written in, and is left out without a limit.
+func TestGoMemLimit(t *testing.T) {
+	cases := []struct {
+		name   string
+		values []string
+		want   []string // the GOMEMLIMIT values set; none without a limit
+	}{
+		{name: "binary suffix", values: []string{"--set", "resources.limits.memory=1Gi"}, want: []string{"966367641"}},
+		{name: "fractional", values: []string{"--set", "resources.limits.memory=1.5Gi"}, want: []string{"1449551462"}},
+		{name: "decimal suffix", values: []string{"--set", "resources.limits.memory=2G"}, want: []string{"1800000000"}},
+		{name: "bytes as a number", values: []string{"--set", "resources.limits.memory=536870912"}, want: []string{"483183820"}},
+		{name: "bytes as a string", values: []string{"--set-string", "resources.limits.memory=536870912"}, want: []string{"483183820"}},
+		{name: "no limit", values: []string{"--set", "resources.limits=null"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			deployment := decodeOne[appsv1.Deployment](t, renderOnly(t, "templates/deployment.yaml", tc.values...), "Deployment")
+			var got []string
+			for _, env := range deployment.Spec.Template.Spec.Containers[0].Env {
+				if env.Name == "GOMEMLIMIT" {
+					got = append(got, env.Value)
+				}
+			}
+			assert.Equal(t, tc.want, got)
+		})
+	}
 }
 
 // Least privilege: nothing on Secrets, no wildcards anywhere, and the exact
@@ -540,6 +571,11 @@ func TestInvalidValuesAreRejected(t *testing.T) {
 			name:    "misspelt key",
 			values:  []string{"--set", "webhook.timeoutSecond=3"},
 			wantErr: schemaError("at '/webhook': additional properties 'timeoutSecond' not allowed"),
+		},
+		{
+			name:    "memory limit that is no quantity",
+			values:  []string{"--set", "resources.limits.memory=lots"},
+			wantErr: schemaError(`at '/resources/limits/memory': 'lots' does not match pattern '^[0-9]+(\\.[0-9]+)?(k|M|G|T|Ki|Mi|Gi|Ti)?$'`),
 		},
 		{
 			name:   "secret mode without a CA bundle",

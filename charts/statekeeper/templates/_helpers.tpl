@@ -194,3 +194,23 @@ The TLS mode's requirements, checked once for every render.
 {{- $_ := required "tls.mode=secret needs webhook.caBundle: the base64-encoded PEM CA that signed the certificate in the Secret tls.secretName" .Values.webhook.caBundle }}
 {{- end }}
 {{- end }}
+
+{{/*
+GOMEMLIMIT for the container: 90 % of resources.limits.memory in bytes, so
+that the Go runtime collects harder as the heap nears the limit instead of
+the container being OOM-killed; the rest is headroom for what the runtime
+does not count (binary, thread stacks outside the heap). Empty without a
+memory limit. values.schema.json admits the suffixes handled here (not
+exponents such as "5e8", nor milli-bytes).
+*/}}
+{{- define "statekeeper.goMemLimit" -}}
+{{- $limit := dig "limits" "memory" "" (.Values.resources | default dict) }}
+{{- if or (kindIs "float64" $limit) (kindIs "int64" $limit) }}
+{{- mulf $limit 0.9 | floor | int64 }}
+{{- else if $limit }}
+{{- $number := regexFind "^[0-9]+(\\.[0-9]+)?" $limit }}
+{{- $unit := trimPrefix $number $limit }}
+{{- $factors := dict "" 1 "k" 1e3 "M" 1e6 "G" 1e9 "T" 1e12 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 }}
+{{- mulf (float64 $number) (index $factors $unit) 0.9 | floor | int64 }}
+{{- end }}
+{{- end }}

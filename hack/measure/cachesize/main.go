@@ -37,16 +37,20 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/statekeeper/statekeeper/hack/measure/internal/skprocess"
 	"github.com/statekeeper/statekeeper/internal/policy"
 	"github.com/statekeeper/statekeeper/internal/reconciler"
 )
 
 type options struct {
-	server          serverOptions
-	count           int
+	server          skprocess.Options
+	statefulSets    int
+	deployments     int
+	pods            int
 	parallel        int
 	namespace       string
 	gcs             int
+	goMemLimit      string
 	settle, timeout time.Duration
 }
 
@@ -64,14 +68,17 @@ func main() {
 	fs.StringVar(&o.server.MetricsAddress, "metrics-address", "127.0.0.1:18080", "where statekeeper serves /metrics")
 	fs.StringVar(&o.server.HealthAddress, "health-address", "127.0.0.1:18081", "where statekeeper serves /readyz")
 	fs.StringVar(&o.namespace, "namespace", "statekeeper-measure-load", "namespace of the created workloads; created and deleted")
-	fs.IntVar(&o.count, "count", 1000, "StatefulSets to create, and as many Deployments")
+	fs.IntVar(&o.statefulSets, "statefulsets", 1000, "stateful-multi StatefulSets to create (replicas 0; the reconciler makes a Service for each)")
+	fs.IntVar(&o.deployments, "deployments", 1000, "unmanaged Deployments to create")
+	fs.IntVar(&o.pods, "pods", 0, "pods to create, spread over the Deployments (with a ReplicaSet each)")
+	fs.StringVar(&o.goMemLimit, "gomemlimit", "", "GOMEMLIMIT of statekeeper (empty: none, as without a chart)")
 	fs.IntVar(&o.parallel, "parallel", 32, "creations in flight at once")
 	fs.IntVar(&o.gcs, "gcs", 5, "garbage collections sampled per reading (the median is reported)")
 	fs.DurationVar(&o.settle, "settle", 10*time.Second, "pause before each reading, for watch events and controllers to finish")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "limit on each wait (controllers, the reconciler, a GC)")
 	_ = fs.Parse(os.Args[1:])
-	if o.server.CertDir == "" || o.count < 1 || o.parallel < 1 || o.gcs < 1 {
-		fmt.Fprintln(os.Stderr, "cachesize: --cert-dir is required; --count, --parallel and --gcs must be positive")
+	if o.server.CertDir == "" || o.statefulSets < 0 || o.deployments < 1 || o.pods < 0 || o.parallel < 1 || o.gcs < 1 {
+		fmt.Fprintln(os.Stderr, "cachesize: --cert-dir is required; --deployments, --parallel and --gcs must be positive, --statefulsets and --pods not negative")
 		fs.Usage()
 		os.Exit(2)
 	}
@@ -86,13 +93,14 @@ func main() {
 
 // result is one measurement, for the report.
 type result struct {
-	options       options
-	clusterBefore clusterCounts
-	baseline      memory
-	deployments   memory
-	statefulSets  memory
-	sizes         []kindSize
-	events        kindSize
+	options          options
+	clusterBefore    clusterCounts
+	baseline         memory
+	statefulSetsRead memory
+	deploymentsRead  memory
+	podsRead         memory
+	sizes            []kindSize
+	events           kindSize
 	// lastApplied is what client-side kubectl apply would add to each
 	// Deployment and StatefulSet (see lastAppliedBytes).
 	lastApplied struct{ Deployment, StatefulSet int }
@@ -133,6 +141,9 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		return err
 	}
 
+	if o.goMemLimit != "" {
+		o.server.Env = append(o.server.Env, "GOMEMLIMIT="+o.goMemLimit)
+	}
 	log("starting statekeeper (log %s)", o.server.LogFile)
 	proc, err := startServer(o.server)
 	if err != nil {
@@ -142,7 +153,7 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		// The caller's context may be cancelled (Ctrl-C); cleaning up must not be.
 		cleanup, cancel := context.WithTimeout(context.Background(), o.timeout)
 		defer cancel()
-		proc.stop(20 * time.Second)
+		proc.Stop(20 * time.Second)
 		log("deleting namespaces %s and %s", o.namespace, o.server.Namespace)
 		errs := []error{err,
 			deleteNamespace(cleanup, kube, o.namespace, o.timeout),
@@ -158,7 +169,7 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		if err := sleep(ctx, o.settle); err != nil {
 			return memory{}, err
 		}
-		if err := proc.alive(); err != nil {
+		if err := proc.Alive(); err != nil {
 			return memory{}, err
 		}
 		samples, err := proc.metrics.afterGCs(ctx, o.gcs, o.timeout)
@@ -181,40 +192,10 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		return err
 	}
 
-	deployments := kube.AppsV1().Deployments(o.namespace)
-	err = timed(fmt.Sprintf("create %d Deployments", o.count), func() error {
-		return createAll(ctx, o.count, o.parallel, func(ctx context.Context, i int) error {
-			_, err := deployments.Create(ctx, deployment(o.namespace, fmt.Sprintf("web-%04d", i)), metav1.CreateOptions{})
-			return err
-		})
-	})
-	if err != nil {
-		return err
-	}
-	// The deployment controller then creates ReplicaSets and writes each
-	// Deployment's status; the cache holds the last version.
-	err = timed("deployment controller observes them", func() error {
-		return waitFor(ctx, o.timeout, proc, func(ctx context.Context) (bool, error) {
-			list, err := deployments.List(ctx, metav1.ListOptions{})
-			if err != nil {
-				return false, err
-			}
-			return countTrue(list.Items, func(d appsv1.Deployment) bool {
-				return d.Status.ObservedGeneration == d.Generation
-			}) == o.count, nil
-		})
-	})
-	if err != nil {
-		return err
-	}
-	if r.deployments, err = read(fmt.Sprintf("%d Deployments", o.count)); err != nil {
-		return err
-	}
-
 	statefulSets := kube.AppsV1().StatefulSets(o.namespace)
-	err = timed(fmt.Sprintf("create %d StatefulSets", o.count), func() error {
-		return createAll(ctx, o.count, o.parallel, func(ctx context.Context, i int) error {
-			_, err := statefulSets.Create(ctx, statefulSet(o.namespace, fmt.Sprintf("db-%04d", i)), metav1.CreateOptions{})
+	err = timed(fmt.Sprintf("create %d StatefulSets", o.statefulSets), func() error {
+		return createAll(ctx, o.statefulSets, o.parallel, func(ctx context.Context, i int) error {
+			_, err := statefulSets.Create(ctx, statefulSet(o.namespace, fmt.Sprintf("db-%05d", i)), metav1.CreateOptions{})
 			return err
 		})
 	})
@@ -226,10 +207,10 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 	// The Services exist and this process's reconciler has handled every
 	// StatefulSet (another statekeeper running against the cluster could
 	// have made the Services too).
-	err = timed(fmt.Sprintf("reconciler makes %d Services", o.count), func() error {
+	err = timed(fmt.Sprintf("reconciler makes %d Services", o.statefulSets), func() error {
 		return waitFor(ctx, o.timeout, proc, func(ctx context.Context) (bool, error) {
 			list, err := services.List(ctx, managed)
-			if err != nil || len(list.Items) < o.count {
+			if err != nil || len(list.Items) < o.statefulSets {
 				return false, err
 			}
 			s, err := proc.metrics.scrape(ctx)
@@ -237,7 +218,7 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 				return false, err
 			}
 			reconciles, _ := s.value(metricReconciles, map[string]string{"controller": reconciler.ControllerName})
-			return reconciles >= float64(o.count), nil
+			return reconciles >= float64(o.statefulSets), nil
 		})
 	})
 	if err != nil {
@@ -251,23 +232,70 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 			}
 			return countTrue(list.Items, func(s appsv1.StatefulSet) bool {
 				return s.Status.ObservedGeneration == s.Generation
-			}) == o.count, nil
+			}) == o.statefulSets, nil
 		})
 	})
 	if err != nil {
 		return err
 	}
-	if r.statefulSets, err = read(fmt.Sprintf("%d StatefulSets and Services", o.count)); err != nil {
+	if r.statefulSetsRead, err = read(fmt.Sprintf("%d StatefulSets and Services", o.statefulSets)); err != nil {
 		return err
 	}
 
-	if r.sizes, r.events, err = measureKinds(ctx, kube, o.namespace); err != nil {
+	// Each Deployment gets its share of the pods to come as replicas.
+	replicasOf := func(i int) int32 {
+		share := o.pods / o.deployments
+		if i < o.pods%o.deployments {
+			share++
+		}
+		return int32(share)
+	}
+	deployments := kube.AppsV1().Deployments(o.namespace)
+	err = timed(fmt.Sprintf("create %d Deployments", o.deployments), func() error {
+		return createAll(ctx, o.deployments, o.parallel, func(ctx context.Context, i int) error {
+			_, err := deployments.Create(ctx, deployment(o.namespace, fmt.Sprintf("web-%05d", i), replicasOf(i)), metav1.CreateOptions{})
+			return err
+		})
+	})
+	if err != nil {
 		return err
 	}
-	if r.lastApplied.Deployment, err = lastAppliedBytes(deployment(o.namespace, "web-0000"), appsv1.SchemeGroupVersion.WithKind("Deployment")); err != nil {
+	// The deployment controller writes each Deployment's status; the cache
+	// holds the last version.
+	err = timed("deployment controller observes them", func() error {
+		return waitFor(ctx, o.timeout, proc, func(ctx context.Context) (bool, error) {
+			list, err := deployments.List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return false, err
+			}
+			return countTrue(list.Items, func(d appsv1.Deployment) bool {
+				return d.Status.ObservedGeneration == d.Generation
+			}) == o.deployments, nil
+		})
+	})
+	if err != nil {
 		return err
 	}
-	if r.lastApplied.StatefulSet, err = lastAppliedBytes(statefulSet(o.namespace, "db-0000"), appsv1.SchemeGroupVersion.WithKind("StatefulSet")); err != nil {
+	if r.deploymentsRead, err = read(fmt.Sprintf("%d Deployments", o.deployments)); err != nil {
+		return err
+	}
+
+	if o.pods > 0 {
+		if err := createPods(ctx, kube, proc, o, timed); err != nil {
+			return err
+		}
+		if r.podsRead, err = read(fmt.Sprintf("%d pods", o.pods)); err != nil {
+			return err
+		}
+	}
+
+	if r.sizes, r.events, err = measureKinds(ctx, kube, o.namespace, o.pods > 0); err != nil {
+		return err
+	}
+	if r.lastApplied.Deployment, err = lastAppliedBytes(deployment(o.namespace, "web-00000", 0), appsv1.SchemeGroupVersion.WithKind("Deployment")); err != nil {
+		return err
+	}
+	if r.lastApplied.StatefulSet, err = lastAppliedBytes(statefulSet(o.namespace, "db-00000"), appsv1.SchemeGroupVersion.WithKind("StatefulSet")); err != nil {
 		return err
 	}
 	report(out, r)
@@ -353,7 +381,7 @@ func deleteNamespace(ctx context.Context, kube kubernetes.Interface, name string
 // statekeeper exits.
 func waitFor(ctx context.Context, timeout time.Duration, proc *process, done func(context.Context) (bool, error)) error {
 	return wait.PollUntilContextTimeout(ctx, time.Second, timeout, true, func(ctx context.Context) (bool, error) {
-		if err := proc.alive(); err != nil {
+		if err := proc.Alive(); err != nil {
 			return false, err
 		}
 		return done(ctx)

@@ -8,44 +8,59 @@ import (
 
 // report prints r as Markdown tables, ready for docs/performance.md.
 func report(w io.Writer, r result) {
-	n := r.options.count
+	o := r.options
 	c := r.clusterBefore
 	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
 
-	p("## statekeeper's caches with %d StatefulSets and %d Deployments", n, n)
+	p("## statekeeper's caches with %d StatefulSets, %d Deployments and %d pods", o.statefulSets, o.deployments, o.pods)
 	p("")
 	p("Measured %s. Before the load the cluster held %d namespaces, %d Deployments, %d StatefulSets, "+
 		"%d pods, %d claims and %d statekeeper-managed Services (in the baseline). "+
 		"Each reading is the median over %d garbage collections.",
 		time.Now().UTC().Format(time.DateTime+" MST"), c.Namespaces, c.Deployments, c.StatefulSets,
-		c.Pods, c.Claims, c.ManagedServices, r.options.gcs)
+		c.Pods, c.Claims, c.ManagedServices, o.gcs)
+	if o.goMemLimit != "" {
+		p("statekeeper ran with GOMEMLIMIT=%s.", o.goMemLimit)
+	}
 	p("")
 	p("| reading | live heap | heap in use | RSS |")
 	p("|---|--:|--:|--:|")
 	row := func(what string, m memory) {
 		p("| %s | %s | %s | %s |", what, mib(m.LiveHeap), mib(m.HeapInuse), mib(m.RSS))
 	}
+	last := r.deploymentsRead
 	row("baseline (empty namespace)", r.baseline)
-	row(fmt.Sprintf("+ %d Deployments (unmanaged)", n), r.deployments)
-	row(fmt.Sprintf("+ %d StatefulSets (stateful-multi) and their %d Services", n, n), r.statefulSets)
-	row("growth", diff(r.statefulSets, r.baseline))
+	row(fmt.Sprintf("+ %d StatefulSets (stateful-multi) and their %d Services", o.statefulSets, o.statefulSets), r.statefulSetsRead)
+	row(fmt.Sprintf("+ %d Deployments (unmanaged)", o.deployments), r.deploymentsRead)
+	if o.pods > 0 {
+		row(fmt.Sprintf("+ %d pods (and their ReplicaSets, not cached)", o.pods), r.podsRead)
+		last = r.podsRead
+	}
+	row("growth", diff(last, r.baseline))
 	p("")
 	p("| cost per object | live heap | heap in use | RSS |")
 	p("|---|--:|--:|--:|")
 	perObject := func(what string, m memory, objects int) {
+		if objects == 0 {
+			return
+		}
 		k := float64(objects)
 		p("| %s | %s | %s | %s |", what, kib(m.LiveHeap/k), kib(m.HeapInuse/k), kib(m.RSS/k))
 	}
-	perObject("Deployment", diff(r.deployments, r.baseline), n)
-	perObject("StatefulSet with its Service", diff(r.statefulSets, r.deployments), n)
+	perObject("StatefulSet with its Service", diff(r.statefulSetsRead, r.baseline), o.statefulSets)
+	perObject("Deployment", diff(r.deploymentsRead, r.statefulSetsRead), o.deployments)
+	if o.pods > 0 {
+		perObject("pod (metadata)", diff(r.podsRead, r.deploymentsRead), o.pods)
+	}
 	p("")
 	p("| kind | objects | JSON per object | decoded per object (as cached) | managedFields JSON per object | decoded with managedFields |")
 	p("|---|--:|--:|--:|--:|--:|")
-	var decoded, withManagedFields, managedJSON int
+	var decoded, withManagedFields, managedJSON, objects int
 	for _, s := range r.sizes {
 		p("| %s | %d | %s | %s | %s | %s |", s.Kind, s.Objects, kib(s.perObject(s.JSON)), kib(s.perObject(s.Decoded)),
 			kib(s.perObject(s.ManagedFieldsJSON)), kib(s.perObject(s.DecodedWithManagedFields)))
 		decoded += s.Decoded
+		objects += s.Objects
 		withManagedFields += s.DecodedWithManagedFields
 		managedJSON += s.ManagedFieldsJSON
 	}
@@ -57,7 +72,7 @@ func report(w io.Writer, r result) {
 		"take %s, %s of the live heap's growth; the rest is the informers' stores and indexes, the Events "+
 		"client-go's event broadcaster keeps for 6 to 12 minutes to detect series (%s decoded), and the reconciler's "+
 		"work queue. Without the managedFields transform they would take %s, %s more (%s of managedFields JSON).",
-		r.options.count*len(r.sizes), mib(float64(decoded)), percent(float64(decoded), diff(r.statefulSets, r.baseline).LiveHeap),
+		objects, mib(float64(decoded)), percent(float64(decoded), diff(last, r.baseline).LiveHeap),
 		mib(float64(e.Decoded)), mib(float64(withManagedFields)), mib(float64(withManagedFields-decoded)), mib(float64(managedJSON)))
 	p("")
 	p("Workloads written with client-side `kubectl apply` also carry their manifest in the "+

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	kruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -49,9 +50,10 @@ type listed struct {
 	newList func() kruntime.Object
 }
 
-// measureKinds weighs the Deployments, StatefulSets and managed Services
-// in namespace, and the Events the reconciler recorded there.
-func measureKinds(ctx context.Context, kube kubernetes.Interface, namespace string) (cached []kindSize, events kindSize, err error) {
+// measureKinds weighs the Deployments, StatefulSets, managed Services and,
+// with withPods, the pods' metadata (all the pod cache holds) in namespace,
+// and the Events the reconciler recorded there.
+func measureKinds(ctx context.Context, kube kubernetes.Interface, namespace string, withPods bool) (cached []kindSize, events kindSize, err error) {
 	managed := labels.Set{policy.LabelManagedBy: policy.ManagerName}.String()
 	kinds := []listed{
 		{"Deployment", kube.AppsV1().RESTClient().Get().Namespace(namespace).Resource("deployments"),
@@ -60,10 +62,16 @@ func measureKinds(ctx context.Context, kube kubernetes.Interface, namespace stri
 			func() kruntime.Object { return &appsv1.StatefulSetList{} }},
 		{"Service", kube.CoreV1().RESTClient().Get().Namespace(namespace).Resource("services").Param("labelSelector", managed),
 			func() kruntime.Object { return &corev1.ServiceList{} }},
-		{"Event", kube.EventsV1().RESTClient().Get().Namespace(namespace).Resource("events").
-			Param("fieldSelector", "reportingController="+reconciler.EventSource),
-			func() kruntime.Object { return &eventsv1.EventList{} }},
 	}
+	if withPods {
+		kinds = append(kinds, listed{"Pod (metadata)", kube.CoreV1().RESTClient().Get().Namespace(namespace).Resource("pods").
+			SetHeader("Accept", "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"),
+			func() kruntime.Object { return &metav1.PartialObjectMetadataList{} }})
+	}
+	kinds = append(kinds,
+		listed{"Event", kube.EventsV1().RESTClient().Get().Namespace(namespace).Resource("events").
+			Param("fieldSelector", "reportingController="+reconciler.EventSource),
+			func() kruntime.Object { return &eventsv1.EventList{} }})
 	for _, k := range kinds {
 		size, err := measureKind(ctx, k)
 		if err != nil {
@@ -71,7 +79,8 @@ func measureKinds(ctx context.Context, kube kubernetes.Interface, namespace stri
 		}
 		cached = append(cached, size)
 	}
-	return cached[:3], cached[3], nil
+	last := len(cached) - 1
+	return cached[:last], cached[last], nil
 }
 
 func measureKind(ctx context.Context, k listed) (kindSize, error) {
