@@ -65,6 +65,9 @@ func failurePoliciesAsShipped(t *testing.T) {
 	ns.create(workloads.StatefulSet("db", policy.StatefulMulti, 1)).expect(t, allowed)
 	before := ns.eventuallyReadyPod("db-0", "")
 	require.Equal(t, "0", before.Annotations[policy.AnnotationOrdinal], "db-0 was created with statekeeper serving")
+	kept := unboundClaims(workloads.StatefulSet("kept", policy.StatefulSingle, 0))
+	kept.Annotations[policy.AnnotationProtect] = "true"
+	ns.create(kept).expect(t, allowed)
 
 	require.NoError(t, suite.release.stop(t.Context()))
 	t.Cleanup(func() {
@@ -89,6 +92,13 @@ func failurePoliciesAsShipped(t *testing.T) {
 	ns.kubectl(nil, "delete", "pod", "db-0", "--wait=false").expect(t, allowed)
 	after := ns.eventuallyReadyPod("db-0", before.UID)
 	assert.Empty(t, identityOf(after), "db-0 stamped with statekeeper down")
+
+	// Deletion protection fails closed for protected workloads only: the
+	// API server sends no other deletion to statekeeper.
+	res = ns.kubectl(nil, "delete", "statefulset", "kept", "--wait=false")
+	require.Error(t, res.err, "a protected StatefulSet was deleted with statekeeper down: %s", res)
+	assert.Contains(t, res.stderr, `failed calling webhook "deletions.validate.statekeeper.io"`)
+	ns.kubectl(nil, "delete", "statefulset", "db", "--wait=false").expect(t, allowed)
 }
 
 func uninstallLeavesNothing(t *testing.T) {
@@ -139,12 +149,13 @@ func installAdoptsExistingStatefulSet(t *testing.T) {
 	next := ns.eventuallyReadyPod("legacy-0", first.UID)
 	fqdn := fmt.Sprintf("legacy-0.legacy.%s.svc.%s", ns.name, clusterDomain)
 	assert.Equal(t, map[string]string{
-		policy.AnnotationOrdinal:     "0",
-		policy.AnnotationHostname:    "legacy-0",
-		policy.AnnotationService:     "legacy",
-		policy.AnnotationFQDN:        fqdn,
-		policy.AnnotationPrimaryFQDN: fqdn,
-		policy.AnnotationPeers:       fqdn,
+		policy.AnnotationOrdinal:       "0",
+		policy.AnnotationHostname:      "legacy-0",
+		policy.AnnotationService:       "legacy",
+		policy.AnnotationFQDN:          fqdn,
+		policy.AnnotationPrimaryFQDN:   fqdn,
+		policy.AnnotationPeers:         fqdn,
+		policy.AnnotationPeersReplicas: "1",
 	}, identityOf(next))
 
 	var after appsv1.StatefulSet

@@ -9,6 +9,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -75,7 +76,8 @@ func componentOf(obj client.Object) []string {
 // loses its managedFields and kubectl's last-applied-configuration
 // annotation: statekeeper reads neither, and they are often the bulk of an
 // object (docs/performance.md measures them). Pods, which are cached as
-// metadata only to answer "do pods still exist", lose all their annotations.
+// metadata only to answer "do pods still exist", lose all their annotations
+// but the two the peers reconciler compares.
 //
 // Deployments and StatefulSets must be cached without a label selector: a
 // kind switch is judged against the other kind's workload even when that one
@@ -109,6 +111,7 @@ func cachedObjects() []client.Object {
 	return []client.Object{
 		&appsv1.Deployment{}, &appsv1.StatefulSet{}, &corev1.PersistentVolumeClaim{}, &corev1.Namespace{}, podMetadata(),
 		&autoscalingv2.HorizontalPodAutoscaler{},
+		&storagev1.StorageClass{},
 	}
 }
 
@@ -133,11 +136,21 @@ func podMetadata() *metav1.PartialObjectMetadata {
 	return m
 }
 
-// stripPodMetadata keeps what selector matching needs.
+// stripPodMetadata keeps what selector matching needs, and of the
+// annotations the two the peers reconciler compares.
 func stripPodMetadata(in any) (any, error) {
 	if m, ok := in.(*metav1.PartialObjectMetadata); ok {
 		m.ManagedFields = nil
-		m.Annotations = nil
+		var kept map[string]string
+		for _, key := range []string{policy.AnnotationOrdinal, policy.AnnotationPeersReplicas} {
+			if v, ok := m.Annotations[key]; ok {
+				if kept == nil {
+					kept = map[string]string{}
+				}
+				kept[key] = v
+			}
+		}
+		m.Annotations = kept
 	}
 	return in, nil
 }
@@ -289,21 +302,48 @@ func (c *Cache) StatefulSet(ctx context.Context, namespace, name string, uid typ
 	return s, nil
 }
 
-// NamespaceMode implements Lookup. A namespace is often created in the same
-// apply as its workloads, before the informer has seen it; a miss is read
-// from the API server so its mode label is not ignored.
+// StorageClasses implements Lookup from the cache.
+func (c *Cache) StorageClasses(ctx context.Context) ([]storagev1.StorageClass, error) {
+	var list storagev1.StorageClassList
+	if err := c.cached.List(ctx, &list); err != nil {
+		return nil, fmt.Errorf("listing storage classes: %w", err)
+	}
+	return list.Items, nil
+}
+
+// NamespaceMode implements Lookup through namespace.
 func (c *Cache) NamespaceMode(ctx context.Context, namespace string) (string, bool, error) {
-	key := client.ObjectKey{Name: namespace}
+	ns, err := c.namespace(ctx, namespace)
+	if err != nil || ns == nil {
+		return "", false, err
+	}
+	mode, ok := ns.Labels[policy.LabelMode]
+	return mode, ok, nil
+}
+
+// NamespaceProtected implements Lookup through namespace.
+func (c *Cache) NamespaceProtected(ctx context.Context, namespace string) (bool, error) {
+	ns, err := c.namespace(ctx, namespace)
+	if err != nil || ns == nil {
+		return false, err
+	}
+	return ns.Labels[policy.LabelProtect] == "true", nil
+}
+
+// namespace reads a namespace, nil when it does not exist. A namespace is
+// often created in the same apply as its workloads, before the informer has
+// seen it; a miss is read from the API server so its labels are not ignored.
+func (c *Cache) namespace(ctx context.Context, name string) (*corev1.Namespace, error) {
+	key := client.ObjectKey{Name: name}
 	ns := &corev1.Namespace{}
 	err := c.cached.Get(ctx, key, ns)
 	if apierrors.IsNotFound(err) {
 		err = c.uncached.Get(ctx, key, ns)
 	}
 	if err != nil {
-		return "", false, client.IgnoreNotFound(err)
+		return nil, client.IgnoreNotFound(err)
 	}
-	mode, ok := ns.Labels[policy.LabelMode]
-	return mode, ok, nil
+	return ns, nil
 }
 
 // Autoscalers implements Lookup through ScaleTargetIndex.

@@ -9,6 +9,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -48,6 +49,9 @@ type Lookup interface {
 	// uid is set, the incarnation with that uid is wanted: Cache reads the API
 	// server when its copy is missing or another incarnation.
 	StatefulSet(ctx context.Context, namespace, name string, uid types.UID) (*appsv1.StatefulSet, error)
+	// StorageClasses returns every StorageClass of the cluster, in no
+	// particular order (a cluster has a handful).
+	StorageClasses(ctx context.Context) ([]storagev1.StorageClass, error)
 	// NamespaceMode returns the namespace's statekeeper.io/mode label; ok is
 	// false when the label or the namespace is absent (the default mode
 	// applies). Cache reads a namespace it has not seen from the API server.
@@ -56,4 +60,7 @@ type Lookup interface {
 	// scale target is the apps/* workload of that kind and name, ordered by
 	// name; none is an empty result.
 	Autoscalers(ctx context.Context, namespace string, kind policy.Kind, name string) ([]policy.Autoscaler, error)
+	// NamespaceProtected reports whether the namespace carries the
+	// statekeeper.io/protect: "true" label (false when it is unknown).
+	NamespaceProtected(ctx context.Context, namespace string) (bool, error)
 }

@@ -314,7 +314,7 @@ func TestCacheTransformsDropWhatNoLookupReads(t *testing.T) {
 
 	pod := podMetadata()
 	pod.Name, pod.Labels = "db-0", map[string]string{"app": "db"}
-	pod.Annotations = map[string]string{"a": "b"}
+	pod.Annotations = map[string]string{"a": "b", policy.AnnotationOrdinal: "0", policy.AnnotationPeers: "db-0.db", policy.AnnotationPeersReplicas: "1"}
 	pod.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubelet"}}
 	var podTransform func(any) (any, error)
 	for obj, by := range CacheOptions().ByObject {
@@ -327,5 +327,12 @@ func TestCacheTransformsDropWhatNoLookupReads(t *testing.T) {
 	require.NoError(t, err)
 	want := podMetadata()
 	want.Name, want.Labels = "db-0", map[string]string{"app": "db"}
-	assert.Equal(t, want, out, "pods keep what selector matching needs")
+	want.Annotations = map[string]string{policy.AnnotationOrdinal: "0", policy.AnnotationPeersReplicas: "1"}
+	assert.Equal(t, want, out, "pods keep what selector matching and the peers reconciler need")
+
+	pod = podMetadata()
+	pod.Annotations = map[string]string{"a": "b"}
+	out, err = podTransform(pod)
+	require.NoError(t, err)
+	assert.Equal(t, podMetadata(), out, "a pod statekeeper did not stamp keeps no annotations")
 }

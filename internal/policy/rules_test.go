@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
 )
@@ -824,4 +825,40 @@ func FuzzValidateWorkload(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestValidateWorkloadRecreateStrategy(t *testing.T) {
+	withClaim := func(edits ...func(*appsv1.Deployment)) Workload {
+		edits = append([]func(*appsv1.Deployment){deployVolumes(claimVolume("data", "web-data")), deployMounts("data")}, edits...)
+		return FromDeployment(deployFixture("web", "stateless-single", edits...))
+	}
+	strategy := func(maxSurge intstr.IntOrString) func(*appsv1.Deployment) {
+		return func(d *appsv1.Deployment) {
+			d.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType,
+				RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: &maxSurge, MaxUnavailable: ptr.To(intstr.FromInt32(1))}}
+		}
+	}
+	recreate := func(d *appsv1.Deployment) {
+		d.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}
+	}
+	rwo := map[string]*corev1.PersistentVolumeClaim{"web-data": existingClaim("web-data", corev1.ReadWriteOnce)}
+	rwx := map[string]*corev1.PersistentVolumeClaim{"web-data": existingClaim("web-data", corev1.ReadWriteMany)}
+	surging := withClaim(strategy(intstr.FromInt32(1)))
+	tests := []struct {
+		name   string
+		object Workload
+		claims map[string]*corev1.PersistentVolumeClaim
+		want   Result
+	}{
+		{"a surging RollingUpdate on a ReadWriteOnce claim: warned", surging, rwo,
+			warned(RuleRecreateStrategy, pathStrategy, msgRollingUpdateWithClaim(surging))},
+		{"maxSurge 0 stops the old pod first", withClaim(strategy(intstr.FromInt32(0))), rwo, Result{}},
+		{"Recreate", withClaim(recreate), rwo, Result{}},
+		{"a ReadWriteMany claim can roll", surging, rwx, Result{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, ValidateWorkload(WorkloadRequest{Operation: OpCreate, Object: tt.object, Claims: tt.claims}))
+		})
+	}
 }

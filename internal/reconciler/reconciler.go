@@ -53,11 +53,13 @@ const eventAction = "ReconcileHeadlessService"
 // or fixing a foreign one raises no event here.
 const foreignRecheckInterval = 10 * time.Minute
 
-// Options tunes the controller.
+// Options tunes the controllers.
 type Options struct {
 	// InScope tells whether statekeeper acts in a namespace (not excluded,
 	// mode not off); nil means every namespace.
 	InScope func(ctx context.Context, namespace string) (bool, error)
+	// ClusterDomain builds the pods' peer FQDNs (the --cluster-domain flag).
+	ClusterDomain string
 }
 
 // CacheByObject is the reconciler's part of the manager's cache options:
@@ -89,11 +91,32 @@ type Reconciler struct {
 	InScope func(ctx context.Context, namespace string) (bool, error)
 }
 
-// SetupWithManager registers the controller with mgr. It needs RBAC to get,
-// list and watch StatefulSets and Namespaces; get, list, watch, create, patch and delete
-// Services; and create and patch events.k8s.io Events. The manager's leader
-// election applies: only the leader reconciles.
+// SetupWithManager registers statekeeper's controllers with mgr: the
+// headless Service (SPEC §3), the disruption budget, the pods' peers and the
+// growth of injected claims. The manager's leader election applies: only
+// the leader reconciles. RBAC: the chart's ClusterRole.
 func SetupWithManager(mgr ctrl.Manager, opts Options) error {
+	controllers := []struct {
+		name  string
+		setup func(ctrl.Manager, Options) error
+	}{
+		{ControllerName, setupHeadlessService},
+		{DisruptionBudgetControllerName, setupDisruptionBudgets},
+		{PeersControllerName, setupPeers},
+		{VolumesControllerName, setupVolumes},
+	}
+	for _, c := range controllers {
+		if err := c.setup(mgr, opts); err != nil {
+			return fmt.Errorf("setting up the %s controller: %w", c.name, err)
+		}
+	}
+	return nil
+}
+
+// setupHeadlessService registers the headless-Service controller. It needs
+// RBAC to get, list and watch StatefulSets; get, list, watch, create, patch
+// and delete Services; and create and patch events.k8s.io Events.
+func setupHeadlessService(mgr ctrl.Manager, opts Options) error {
 	r := &Reconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
@@ -155,6 +178,41 @@ func isStateful(obj client.Object) bool {
 	return err == nil && t.Stateful()
 }
 
+// isManagedWorkload selects StatefulSets that carry the deploy-type label.
+func isManagedWorkload(obj client.Object) bool {
+	_, ok := obj.GetLabels()[policy.LabelDeployType]
+	return ok
+}
+
+// statefulSetToReconcile reads the StatefulSet of key from the cache and
+// returns it when a reconciler acts on it now: it exists (a deleted one's
+// dependents go with it through their owner references), is not being
+// deleted (the garbage collector would delete anything made now), lies in a
+// namespace statekeeper acts in (an excluded or off one is left as it is),
+// and wanted accepts it. Otherwise it returns nil.
+func statefulSetToReconcile(ctx context.Context, c client.Reader, check func(context.Context, string) (bool, error),
+	key client.ObjectKey, wanted func(client.Object) bool) (*appsv1.StatefulSet, error) {
+	var sts appsv1.StatefulSet
+	if err := c.Get(ctx, key, &sts); err != nil {
+		return nil, client.IgnoreNotFound(err)
+	}
+	if sts.DeletionTimestamp != nil || !wanted(&sts) {
+		return nil, nil
+	}
+	if in, err := inScope(ctx, check, sts.Namespace); err != nil || !in {
+		return nil, err
+	}
+	return &sts, nil
+}
+
+// inScope asks check (Options.InScope) about namespace; a nil check means every namespace.
+func inScope(ctx context.Context, check func(context.Context, string) (bool, error), namespace string) (bool, error) {
+	if check == nil {
+		return true, nil
+	}
+	return check(ctx, namespace)
+}
+
 // isManaged selects the Services statekeeper manages. The cache holds no
 // others when CacheByObject is applied; the predicate keeps the controller
 // correct when it is not.
@@ -177,36 +235,35 @@ func specOrLabelsChanged() predicate.Predicate {
 	}}
 }
 
+// specLabelsOrAnnotationsChanged is specOrLabelsChanged that also passes
+// annotation changes, which do not bump the generation
+// (statekeeper.io/quorum, statekeeper.io/storage-size, ...).
+func specLabelsOrAnnotationsChanged() predicate.Predicate {
+	specOrLabels := specOrLabelsChanged()
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		if specOrLabels.Update(e) {
+			return true
+		}
+		return !maps.Equal(e.ObjectOld.GetAnnotations(), e.ObjectNew.GetAnnotations())
+	}}
+}
+
 // Reconcile makes the StatefulSet's headless Service right, or says why it
 // cannot on the StatefulSet's Events.
 func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	log := logf.FromContext(ctx)
 
-	var sts appsv1.StatefulSet
-	if err := r.Client.Get(ctx, req.NamespacedName, &sts); err != nil {
-		// Gone: the garbage collector deletes the Service through its owner reference.
-		return reconcile.Result{}, client.IgnoreNotFound(err)
-	}
-	// A StatefulSet being deleted is left to the garbage collector, which
-	// would delete a Service recreated now.
-	if !isStateful(&sts) || sts.DeletionTimestamp != nil {
-		return reconcile.Result{}, nil
-	}
-	// An excluded or off namespace is not statekeeper's: nothing is created
-	// there, and a Service made earlier is left as it is.
-	if r.InScope != nil {
-		in, err := r.InScope(ctx, sts.Namespace)
-		if err != nil || !in {
-			return reconcile.Result{}, err
-		}
+	sts, err := statefulSetToReconcile(ctx, r.Client, r.InScope, req.NamespacedName, isStateful)
+	if err != nil || sts == nil {
+		return reconcile.Result{}, err
 	}
 
-	key := client.ObjectKey{Namespace: sts.Namespace, Name: policy.ServiceNameOf(&sts)}
+	key := client.ObjectKey{Namespace: sts.Namespace, Name: policy.ServiceNameOf(sts)}
 	current, err := r.currentService(ctx, key)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	plan := policy.PlanHeadlessService(&sts, current)
+	plan := policy.PlanHeadlessService(sts, current)
 	log = log.WithValues("service", key.Name, "action", plan.Action)
 
 	switch plan.Action {
@@ -217,14 +274,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{RequeueAfter: foreignRecheckInterval}, nil
 	case policy.ServiceConflict:
 		log.Info("leaving a conflicting service alone", "reason", plan.Reason)
-		r.Recorder.Eventf(&sts, current, corev1.EventTypeWarning, ReasonServiceConflict, eventAction, "%s", plan.Reason)
+		r.Recorder.Eventf(sts, current, corev1.EventTypeWarning, ReasonServiceConflict, eventAction, "%s", plan.Reason)
 		return reconcile.Result{RequeueAfter: foreignRecheckInterval}, nil
 	case policy.ServiceCreate:
-		if err := r.create(ctx, &sts, plan.Service); err != nil {
+		if err := r.create(ctx, sts, plan.Service); err != nil {
 			return reconcile.Result{}, err
 		}
 		log.Info("created the headless service")
-		r.Recorder.Eventf(&sts, plan.Service, corev1.EventTypeNormal, ReasonServiceCreated, eventAction,
+		r.Recorder.Eventf(sts, plan.Service, corev1.EventTypeNormal, ReasonServiceCreated, eventAction,
 			"created headless service %q", key.Name)
 	case policy.ServiceUpdate:
 		patch := client.MergeFromWithOptions(current, client.MergeFromWithOptimisticLock{})
@@ -232,7 +289,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 			return reconcile.Result{}, fmt.Errorf("repairing service %q: %w", key.Name, err)
 		}
 		log.Info("repaired the headless service")
-		r.Recorder.Eventf(&sts, plan.Service, corev1.EventTypeNormal, ReasonServiceRepaired, eventAction,
+		r.Recorder.Eventf(sts, plan.Service, corev1.EventTypeNormal, ReasonServiceRepaired, eventAction,
 			"repaired headless service %q (selector, ports, publishNotReadyAddresses, labels or owner)", key.Name)
 	case policy.ServiceRecreate:
 		// clusterIP is immutable: a managed Service that is no longer
@@ -245,11 +302,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		}
 		// Until the old Service is gone (finalizers), creating fails with
 		// AlreadyExists and the request is retried with backoff.
-		if err := r.create(ctx, &sts, plan.Service); err != nil {
+		if err := r.create(ctx, sts, plan.Service); err != nil {
 			return reconcile.Result{}, err
 		}
 		log.Info("recreated the headless service", "previousClusterIP", current.Spec.ClusterIP)
-		r.Recorder.Eventf(&sts, plan.Service, corev1.EventTypeNormal, ReasonServiceRecreated, eventAction,
+		r.Recorder.Eventf(sts, plan.Service, corev1.EventTypeNormal, ReasonServiceRecreated, eventAction,
 			"recreated service %q as headless: its clusterIP was %q and a clusterIP cannot be changed", key.Name, current.Spec.ClusterIP)
 	default:
 		return reconcile.Result{}, reconcile.TerminalError(fmt.Errorf("unknown service action %q", plan.Action))

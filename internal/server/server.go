@@ -165,9 +165,11 @@ func setup(mgr manager.Manager, cfg config.Config, d *drain) error {
 	engine := review.New(lookup.NewCache(mgr.GetCache(), mgr.GetAPIReader()), cfg.ReviewSettings())
 	skwebhook.Register(mgr.GetWebhookServer(), engine, mgr.GetLogger().WithName("admission"), metrics)
 
-	// The headless-Service reconciler runs on the elected leader only.
-	if err := reconciler.SetupWithManager(mgr, reconciler.Options{InScope: engine.InScope}); err != nil {
-		return fmt.Errorf("setting up the headless-Service reconciler: %w", err)
+	// The reconcilers run on the elected leader only.
+	if err := reconciler.SetupWithManager(mgr, reconciler.Options{
+		InScope: engine.InScope, ClusterDomain: cfg.ReviewSettings().ClusterDomain,
+	}); err != nil {
+		return fmt.Errorf("setting up the reconcilers: %w", err)
 	}
 
 	if cfg.Audit {

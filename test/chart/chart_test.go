@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -371,8 +372,38 @@ func TestWebhookContract(t *testing.T) {
 			AdmissionReviewVersions: v1, SideEffects: none, MatchPolicy: equivalent, TimeoutSeconds: timeout,
 			NamespaceSelector: namespaceSelector,
 		},
+		{
+			Name:           "deletions.validate.statekeeper.io",
+			ClientConfig:   clientConfig("/validate"),
+			Rules:          []admissionregistrationv1.RuleWithOperations{rule("apps", "v1", workloads, admissionregistrationv1.Delete)},
+			FailurePolicy:  fail,
+			ObjectSelector: workloadSelector,
+			MatchConditions: []admissionregistrationv1.MatchCondition{
+				{Name: "workload-protected", Expression: protectedWorkload},
+			},
+			AdmissionReviewVersions: v1, SideEffects: none, MatchPolicy: equivalent, TimeoutSeconds: timeout,
+			NamespaceSelector: namespaceSelector,
+		},
+		{
+			Name:           "namespace-deletions.validate.statekeeper.io",
+			ClientConfig:   clientConfig("/validate"),
+			Rules:          []admissionregistrationv1.RuleWithOperations{rule("apps", "v1", workloads, admissionregistrationv1.Delete)},
+			FailurePolicy:  fail,
+			ObjectSelector: workloadSelector,
+			MatchConditions: []admissionregistrationv1.MatchCondition{
+				{Name: "workload-not-protected-itself", Expression: "!(" + protectedWorkload + ")"},
+			},
+			AdmissionReviewVersions: v1, SideEffects: none, MatchPolicy: equivalent, TimeoutSeconds: timeout,
+			NamespaceSelector: &metav1.LabelSelector{MatchExpressions: append(slices.Clone(namespaceSelector.MatchExpressions),
+				metav1.LabelSelectorRequirement{Key: "statekeeper.io/protect", Operator: metav1.LabelSelectorOpIn, Values: []string{"true"}})},
+		},
 	}, validating.Webhooks)
 }
+
+// protectedWorkload is the CEL condition that sends a workload's deletion to
+// statekeeper: its statekeeper.io/protect annotation is "true".
+const protectedWorkload = "has(oldObject.metadata.annotations) && 'statekeeper.io/protect' in oldObject.metadata.annotations && " +
+	"oldObject.metadata.annotations['statekeeper.io/protect'] == 'true'"
 
 // In the default cert-manager mode the webhooks call the chart's Service and
 // cert-manager injects the CA of the serving Certificate.
@@ -507,6 +538,9 @@ func TestRBAC(t *testing.T) {
 		{APIGroups: []string{""}, Resources: []string{"pods", "persistentvolumeclaims", "namespaces"}, Verbs: read},
 		{APIGroups: []string{"autoscaling"}, Resources: []string{"horizontalpodautoscalers"}, Verbs: read},
 		{APIGroups: []string{""}, Resources: []string{"services"}, Verbs: []string{"get", "list", "watch", "create", "patch", "delete"}},
+		{APIGroups: []string{"policy"}, Resources: []string{"poddisruptionbudgets"}, Verbs: []string{"get", "list", "watch", "create", "update", "delete"}},
+		{APIGroups: []string{""}, Resources: []string{"pods", "persistentvolumeclaims"}, Verbs: []string{"patch"}},
+		{APIGroups: []string{"storage.k8s.io"}, Resources: []string{"storageclasses"}, Verbs: read},
 		{APIGroups: []string{"wgpolicyk8s.io"}, Resources: []string{"policyreports"}, Verbs: []string{"list", "create", "update", "delete"}},
 		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 		{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
@@ -639,10 +673,11 @@ func TestAuditValues(t *testing.T) {
 		}
 		return groups
 	}
-	assert.Equal(t, []string{"apps/deployments,statefulsets", "/pods,persistentvolumeclaims,namespaces",
-		"autoscaling/horizontalpodautoscalers", "/services", "/events", "events.k8s.io/events"}, rulesOf("--set", "audit.reports.enabled=false"))
-	assert.Equal(t, []string{"apps/deployments,statefulsets", "/pods,persistentvolumeclaims,namespaces",
-		"autoscaling/horizontalpodautoscalers", "/services", "/events", "events.k8s.io/events"}, rulesOf("--set", "audit.enabled=false"))
+	core := []string{"apps/deployments,statefulsets", "/pods,persistentvolumeclaims,namespaces", "autoscaling/horizontalpodautoscalers",
+		"/services", "policy/poddisruptionbudgets", "/pods,persistentvolumeclaims", "storage.k8s.io/storageclasses"}
+	events := []string{"/events", "events.k8s.io/events"}
+	assert.Equal(t, slices.Concat(core, events), rulesOf("--set", "audit.reports.enabled=false"))
+	assert.Equal(t, slices.Concat(core, events), rulesOf("--set", "audit.enabled=false"))
 
 	deployment := decodeOne[appsv1.Deployment](t, renderOnly(t, "templates/deployment.yaml",
 		"--set", "audit.enabled=false", "--set", "audit.interval=10m"), "Deployment")

@@ -117,4 +117,3 @@ func refOf(t *testing.T, obj client.Object, namespace string) string {
 	require.NoError(t, err)
 	return fmt.Sprintf("%s/%s/%s", gvk.Kind, namespace, obj.GetName())
 }
-

@@ -159,21 +159,46 @@ clientConfig:
 Fields shared by every webhook: scope, protocol and timeout.
 */}}
 {{- define "statekeeper.webhookCommon" -}}
+{{ include "statekeeper.webhookProtocol" . }}
+{{ include "statekeeper.namespaceSelector" (list . false) }}
+{{- end }}
+
+{{- define "statekeeper.webhookProtocol" -}}
 admissionReviewVersions: ["v1"]
 sideEffects: None
 matchPolicy: Equivalent
 timeoutSeconds: {{ .Values.webhook.timeoutSeconds }}
+{{- end }}
+
+{{/*
+The reviewed namespaces: not excluded, not off. With protectedOnly, only
+those labelled statekeeper.io/protect: "true" (deletion protection).
+*/}}
+{{- define "statekeeper.namespaceSelector" -}}
+{{- $ := index . 0 -}}
 namespaceSelector:
   matchExpressions:
     - key: kubernetes.io/metadata.name
       operator: NotIn
       values:
-        {{- range splitList "," (include "statekeeper.excludedNamespaces" .) }}
+        {{- range splitList "," (include "statekeeper.excludedNamespaces" $) }}
         - {{ . | quote }}
         {{- end }}
     - key: statekeeper.io/mode
       operator: NotIn
       values: ["off"]
+    {{- if index . 1 }}
+    - key: statekeeper.io/protect
+      operator: In
+      values: ["true"]
+    {{- end }}
+{{- end }}
+
+{{/*
+CEL over the object being deleted: annotated statekeeper.io/protect: "true".
+*/}}
+{{- define "statekeeper.protectedExpression" -}}
+has(oldObject.metadata.annotations) && 'statekeeper.io/protect' in oldObject.metadata.annotations && oldObject.metadata.annotations['statekeeper.io/protect'] == 'true'
 {{- end }}
 
 {{/*
