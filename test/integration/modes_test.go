@@ -152,7 +152,8 @@ func TestOffNamespaceTurnedOnGetsItsServices(t *testing.T) {
 func TestEveryRuleIsExercised(t *testing.T) {
 	missing, err := workloads.RulesNotTested(".")
 	require.NoError(t, err)
-	onlyInE2E := []policy.Rule{policy.RuleStorageResize, policy.RuleRecreateStrategy, policy.RuleDeletionProtection}
+	// Written as strings: a constant here would count as a test.
+	onlyInE2E := []policy.Rule{"storage-resize", "recreate-strategy", "deletion-protection"}
 	assert.ElementsMatch(t, onlyInE2E, missing, "rules without an integration test")
 }
 
