@@ -73,7 +73,7 @@ pass_line() {
 wait_pass() {
 	local n=$1 line
 	for _ in $(seq 3000); do
-		line=$(pass_line "$n")
+		line=$(pass_line "$n" || true)
 		[[ -n $line ]] && { echo "$line"; return; }
 		kill -0 "$PID" || { log "statekeeper exited; see $LOG"; exit 1; }
 		sleep 0.2
@@ -98,8 +98,8 @@ stop_server
 
 log "creating $COUNT Deployments in $NS"
 created=$(now)
-for part in $(seq 0 7); do
-	for ((i = part; i < COUNT; i += 8)); do
+for part in $(seq 0 15); do
+	for ((i = part; i < COUNT; i += 16)); do
 		printf -- '---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web-%05d, labels: {app: web-%05d, statekeeper.io/deploy-type: stateful-multi}}\n' "$i" "$i"
 		printf 'spec: {replicas: 0, selector: {matchLabels: {app: web-%05d}}, template: {metadata: {labels: {app: web-%05d}}, spec: {containers: [{name: web, image: registry.k8s.io/pause:3.10}]}}}\n' "$i" "$i"
 	done | kubectl create -n "$NS" -f - >/dev/null &
