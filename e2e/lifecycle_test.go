@@ -60,6 +60,10 @@ func upgradeChangesDecisions(t *testing.T) {
 	ns.eventuallyAdmission(denied(policy.RuleSingleInstance), tooMany)
 }
 
+// failurePoliciesAsShipped stops statekeeper and checks what an outage
+// blocks (the table in README.md): managed writes in enforce namespaces and
+// scaling them past one replica; and what it does not: scaling to 0 or 1,
+// anything in a warn namespace, unmanaged workloads, pods.
 func failurePoliciesAsShipped(t *testing.T) {
 	ns := newNamespace(t, "")
 	ns.create(workloads.StatefulSet("db", policy.StatefulMulti, 1)).expect(t, allowed)
@@ -68,6 +72,9 @@ func failurePoliciesAsShipped(t *testing.T) {
 	kept := unboundClaims(workloads.StatefulSet("kept", policy.StatefulSingle, 0))
 	kept.Annotations[policy.AnnotationProtect] = "true"
 	ns.create(kept).expect(t, allowed)
+	ns.create(workloads.Deployment("single", policy.StatelessSingle, 1)).expect(t, allowed)
+	lenient := newNamespace(t, policy.ModeWarn)
+	lenient.create(workloads.Deployment("web", policy.StatelessSingle, 1)).expect(t, allowed)
 
 	require.NoError(t, suite.release.stop(t.Context()))
 	t.Cleanup(func() {
@@ -86,6 +93,22 @@ func failurePoliciesAsShipped(t *testing.T) {
 	assert.True(t, apierrors.IsNotFound(err), "statefulset other was stored: %v", err)
 	// ...while the objectSelector keeps every unmanaged workload out of it.
 	ns.create(withoutMounts(workloads.StatefulSet("unmanaged", "", 0))).expect(t, allowed)
+
+	// Scaling to 0 or 1 is never sent to statekeeper (the scaling webhook's
+	// match condition), so it is the way out even now; past one it fails closed.
+	ns.kubectl(nil, "scale", "deployment", "single", "--replicas=0").expect(t, allowed)
+	ns.kubectl(nil, "scale", "deployment", "single", "--replicas=1").expect(t, allowed)
+	res = ns.kubectl(nil, "scale", "deployment", "single", "--replicas=3")
+	require.Error(t, res.err, "scaled past one with statekeeper down: %s", res)
+	assert.Contains(t, res.stderr, `failed calling webhook "scaling.validate.statekeeper.io"`)
+
+	// A warn namespace is never blocked: its webhooks fail open, so writes
+	// are admitted unchecked and unmutated (hence no undeclared mount here).
+	lenient.create(withoutMounts(workloads.StatefulSet("db", policy.StatefulSingle, 1))).expect(t, allowed)
+	lenient.kubectl(nil, "scale", "deployment", "web", "--replicas=3").expect(t, allowed)
+	var unmutated appsv1.StatefulSet
+	lenient.get("db", &unmutated)
+	assert.Empty(t, unmutated.Spec.ServiceName, "mutated with statekeeper down")
 
 	// Pod stamping fails open: the StatefulSet controller recreates a
 	// deleted pod, without the identity statekeeper would have stamped.

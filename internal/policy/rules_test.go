@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"math"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -784,6 +785,28 @@ func TestValidateHPA(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			assert.Equal(t, tt.want, ValidateHPA("db-hpa", tt.target, tt.maxReplicas))
 		})
+	}
+}
+
+// The chart's scaling webhook has a match condition that keeps a Scale to at
+// most one replica and an HPA with maxReplicas at most one from reaching
+// statekeeper at all (so that an outage never blocks them). That is right
+// only while no rule says anything about them, for any parent: every deploy
+// type (valid, unknown, none), both kinds, quorum on, off or malformed.
+func TestNothingAtMostOneReplicaIsJudged(t *testing.T) {
+	var parents []Workload
+	for _, deployType := range []string{"stateful-single", "stateful-multi", "stateless-single", "stateless-multi", "database", ""} {
+		for _, quorum := range []string{"true", "false", "yes", ""} {
+			parents = append(parents,
+				FromStatefulSet(stsFixture("db", deployType, stsAnnotations(AnnotationQuorum, quorum))),
+				FromDeployment(deployFixture("db", deployType, deployAnnotations(AnnotationQuorum, quorum))))
+		}
+	}
+	for _, parent := range parents {
+		for _, replicas := range []int32{math.MinInt32, -1, 0, 1} {
+			assert.Equal(t, Result{}, ValidateScale(parent, replicas), "scale of %s (%v) to %d", parent.Ref(), parent.Labels, replicas)
+			assert.Equal(t, Result{}, ValidateHPA("hpa", parent, replicas), "hpa of %s (%v) with maxReplicas %d", parent.Ref(), parent.Labels, replicas)
+		}
 	}
 }
 

@@ -15,11 +15,9 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -48,8 +46,8 @@ const (
 const eventAction = "ReconcileHeadlessService"
 
 // foreignRecheckInterval bounds how long a Service statekeeper does not
-// manage goes unnoticed: the cache holds managed Services only, so deleting
-// or fixing a foreign one raises no event here.
+// manage goes unnoticed: only owned Services are watched for this controller,
+// so deleting or fixing a foreign one raises no event here.
 const foreignRecheckInterval = 10 * time.Minute
 
 // Options tunes the controllers.
@@ -61,31 +59,16 @@ type Options struct {
 	ClusterDomain string
 }
 
-// CacheByObject is the reconciler's part of the manager's cache options:
-// Services are cached only when statekeeper manages them, without their
-// managedFields, so that the cache stays small on clusters with many
-// Services. Merge it into cache.Options.ByObject.
-//
-// StatefulSets get no entry: the webhook's lookups need all of them (a kind
-// switch is judged against unlabelled workloads too), so this controller
-// filters them with a predicate instead of a cache selector.
-func CacheByObject() map[client.Object]cache.ByObject {
-	return map[client.Object]cache.ByObject{
-		&corev1.Service{}: {
-			Label:     labels.SelectorFromSet(labels.Set{policy.LabelManagedBy: policy.ManagerName}),
-			Transform: cache.TransformStripManagedFields(),
-		},
-	}
-}
-
 // Reconciler creates and repairs the headless Service of a stateful StatefulSet.
+//
+// It reads only from the manager's cache, which must hold every Service (the
+// lookups' cache options do): a Service missing from it may still exist,
+// unmanaged and not yet delivered, and creating one then fails with
+// AlreadyExists and is retried once the cache has it.
 type Reconciler struct {
 	// Client reads from the manager's cache and writes to the API server.
-	Client client.Client
-	// APIReader reads from the API server: a Service missing from the cache
-	// may exist unmanaged, and must then be left alone.
-	APIReader client.Reader
-	Recorder  events.EventRecorder
+	Client   client.Client
+	Recorder events.EventRecorder
 	// InScope is Options.InScope.
 	InScope func(ctx context.Context, namespace string) (bool, error)
 }
@@ -117,10 +100,9 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 // and delete Services; and create and patch events.k8s.io Events.
 func setupHeadlessService(mgr ctrl.Manager, opts Options) error {
 	r := &Reconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Recorder:  mgr.GetEventRecorder(EventSource),
-		InScope:   opts.InScope,
+		Client:   mgr.GetClient(),
+		Recorder: mgr.GetEventRecorder(EventSource),
+		InScope:  opts.InScope,
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(ControllerName).
@@ -173,9 +155,8 @@ func inScope(ctx context.Context, check func(context.Context, string) (bool, err
 	return check(ctx, namespace)
 }
 
-// isManaged selects the Services statekeeper manages. The cache holds no
-// others when CacheByObject is applied; the predicate keeps the controller
-// correct when it is not.
+// isManaged selects the Services statekeeper manages: only their changes
+// concern the StatefulSet that owns them.
 func isManaged(obj client.Object) bool {
 	return obj.GetLabels()[policy.LabelManagedBy] == policy.ManagerName
 }
@@ -274,19 +255,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	return reconcile.Result{}, nil
 }
 
-// currentService reads the Service from the cache and, when the cache does
-// not hold it, from the API server: the cache holds managed Services only.
-// It returns nil when no Service of that name exists.
+// currentService reads the Service from the cache; nil when it has none.
 func (r *Reconciler) currentService(ctx context.Context, key client.ObjectKey) (*corev1.Service, error) {
 	var svc corev1.Service
-	err := r.Client.Get(ctx, key, &svc)
-	if apierrors.IsNotFound(err) {
-		err = r.APIReader.Get(ctx, key, &svc)
+	if err := r.Client.Get(ctx, key, &svc); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, nil
 		}
-	}
-	if err != nil {
 		return nil, fmt.Errorf("reading service %q: %w", key.Name, err)
 	}
 	return &svc, nil
@@ -294,7 +269,8 @@ func (r *Reconciler) currentService(ctx context.Context, key client.ObjectKey) (
 
 // create creates svc. A Service the API server refuses as invalid (a
 // spec.serviceName that is not a valid Service name) will not become valid by
-// retrying, so it is reported on the StatefulSet and not retried.
+// retrying, so it is reported on the StatefulSet and not retried. One that
+// already exists was not in the cache yet: the retry judges it from there.
 func (r *Reconciler) create(ctx context.Context, sts *appsv1.StatefulSet, svc *corev1.Service) error {
 	err := r.Client.Create(ctx, svc)
 	if apierrors.IsInvalid(err) {

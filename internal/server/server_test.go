@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/statekeeper/statekeeper/internal/config"
+	"github.com/statekeeper/statekeeper/internal/lookup"
 )
 
 func TestHTTP2IsOffUnlessEnabled(t *testing.T) {
@@ -169,11 +170,12 @@ func TestNewRegistersTheWebhookPaths(t *testing.T) {
 	}
 }
 
-// TestCacheOptionsMergeLookupsAndReconciler: pods are cached as metadata for
-// the lookups, Services only when statekeeper manages them.
-func TestCacheOptionsMergeLookupsAndReconciler(t *testing.T) {
+// TestCacheOptions: pods are cached as metadata, and nothing is cached
+// through a label selector: the lookups must see every Service, managed or
+// not, and the reconciler reads the same cache.
+func TestCacheOptions(t *testing.T) {
 	byKind := map[string]string{}
-	for obj, by := range cacheOptions().ByObject {
+	for obj, by := range lookup.CacheOptions().ByObject {
 		selector := "<all>"
 		if by.Label != nil {
 			selector = by.Label.String()
@@ -182,6 +184,7 @@ func TestCacheOptionsMergeLookupsAndReconciler(t *testing.T) {
 	}
 	assert.Equal(t, map[string]string{
 		"*v1.PartialObjectMetadata": "<all>",
-		"*v1.Service":               "app.kubernetes.io/managed-by=statekeeper",
+		"*v1.Namespace":             "<all>",
+		"*v1.Service":               "<all>",
 	}, byKind)
 }
