@@ -73,12 +73,13 @@ func TestStableIdentity(t *testing.T) {
 	fqdn := func(i int) string { return fmt.Sprintf("redis-%d.redis-headless.%s.svc.%s", i, ns.name, clusterDomain) }
 	wantIdentity := func(i int) map[string]string {
 		return map[string]string{
-			policy.AnnotationOrdinal:     fmt.Sprint(i),
-			policy.AnnotationHostname:    fmt.Sprintf("redis-%d", i),
-			policy.AnnotationService:     "redis-headless",
-			policy.AnnotationFQDN:        fqdn(i),
-			policy.AnnotationPrimaryFQDN: fqdn(0),
-			policy.AnnotationPeers:       fqdn(0) + "," + fqdn(1),
+			policy.AnnotationOrdinal:       fmt.Sprint(i),
+			policy.AnnotationHostname:      fmt.Sprintf("redis-%d", i),
+			policy.AnnotationService:       "redis-headless",
+			policy.AnnotationFQDN:          fqdn(i),
+			policy.AnnotationPrimaryFQDN:   fqdn(0),
+			policy.AnnotationPeers:         fqdn(0) + "," + fqdn(1),
+			policy.AnnotationPeersReplicas: "2",
 		}
 	}
 	assert.Equal(t, wantIdentity(0), identityOf(redis0))

@@ -60,11 +60,21 @@ func upgradeChangesDecisions(t *testing.T) {
 	ns.eventuallyAdmission(denied(policy.RuleSingleInstance), tooMany)
 }
 
+// failurePoliciesAsShipped stops statekeeper and checks what an outage
+// blocks (the table in README.md): managed writes in enforce namespaces and
+// scaling them past one replica; and what it does not: scaling to 0 or 1,
+// anything in a warn namespace, unmanaged workloads, pods.
 func failurePoliciesAsShipped(t *testing.T) {
 	ns := newNamespace(t, "")
 	ns.create(workloads.StatefulSet("db", policy.StatefulMulti, 1)).expect(t, allowed)
 	before := ns.eventuallyReadyPod("db-0", "")
 	require.Equal(t, "0", before.Annotations[policy.AnnotationOrdinal], "db-0 was created with statekeeper serving")
+	kept := unboundClaims(workloads.StatefulSet("kept", policy.StatefulSingle, 0))
+	kept.Annotations[policy.AnnotationProtect] = "true"
+	ns.create(kept).expect(t, allowed)
+	ns.create(workloads.Deployment("single", policy.StatelessSingle, 1)).expect(t, allowed)
+	lenient := newNamespace(t, policy.ModeWarn)
+	lenient.create(workloads.Deployment("web", policy.StatelessSingle, 1)).expect(t, allowed)
 
 	require.NoError(t, suite.release.stop(t.Context()))
 	t.Cleanup(func() {
@@ -84,11 +94,34 @@ func failurePoliciesAsShipped(t *testing.T) {
 	// ...while the objectSelector keeps every unmanaged workload out of it.
 	ns.create(withoutMounts(workloads.StatefulSet("unmanaged", "", 0))).expect(t, allowed)
 
+	// Scaling to 0 or 1 is never sent to statekeeper (the scaling webhook's
+	// match condition), so it is the way out even now; past one it fails closed.
+	ns.kubectl(nil, "scale", "deployment", "single", "--replicas=0").expect(t, allowed)
+	ns.kubectl(nil, "scale", "deployment", "single", "--replicas=1").expect(t, allowed)
+	res = ns.kubectl(nil, "scale", "deployment", "single", "--replicas=3")
+	require.Error(t, res.err, "scaled past one with statekeeper down: %s", res)
+	assert.Contains(t, res.stderr, `failed calling webhook "scaling.validate.statekeeper.io"`)
+
+	// A warn namespace is never blocked: its webhooks fail open, so writes
+	// are admitted unchecked and unmutated (hence no undeclared mount here).
+	lenient.create(withoutMounts(workloads.StatefulSet("db", policy.StatefulSingle, 1))).expect(t, allowed)
+	lenient.kubectl(nil, "scale", "deployment", "web", "--replicas=3").expect(t, allowed)
+	var unmutated appsv1.StatefulSet
+	lenient.get("db", &unmutated)
+	assert.Empty(t, unmutated.Spec.ServiceName, "mutated with statekeeper down")
+
 	// Pod stamping fails open: the StatefulSet controller recreates a
 	// deleted pod, without the identity statekeeper would have stamped.
 	ns.kubectl(nil, "delete", "pod", "db-0", "--wait=false").expect(t, allowed)
 	after := ns.eventuallyReadyPod("db-0", before.UID)
 	assert.Empty(t, identityOf(after), "db-0 stamped with statekeeper down")
+
+	// Deletion protection fails closed for protected workloads only: the
+	// API server sends no other deletion to statekeeper.
+	res = ns.kubectl(nil, "delete", "statefulset", "kept", "--wait=false")
+	require.Error(t, res.err, "a protected StatefulSet was deleted with statekeeper down: %s", res)
+	assert.Contains(t, res.stderr, `failed calling webhook "deletions.validate.statekeeper.io"`)
+	ns.kubectl(nil, "delete", "statefulset", "db", "--wait=false").expect(t, allowed)
 }
 
 func uninstallLeavesNothing(t *testing.T) {
@@ -139,12 +172,13 @@ func installAdoptsExistingStatefulSet(t *testing.T) {
 	next := ns.eventuallyReadyPod("legacy-0", first.UID)
 	fqdn := fmt.Sprintf("legacy-0.legacy.%s.svc.%s", ns.name, clusterDomain)
 	assert.Equal(t, map[string]string{
-		policy.AnnotationOrdinal:     "0",
-		policy.AnnotationHostname:    "legacy-0",
-		policy.AnnotationService:     "legacy",
-		policy.AnnotationFQDN:        fqdn,
-		policy.AnnotationPrimaryFQDN: fqdn,
-		policy.AnnotationPeers:       fqdn,
+		policy.AnnotationOrdinal:       "0",
+		policy.AnnotationHostname:      "legacy-0",
+		policy.AnnotationService:       "legacy",
+		policy.AnnotationFQDN:          fqdn,
+		policy.AnnotationPrimaryFQDN:   fqdn,
+		policy.AnnotationPeers:         fqdn,
+		policy.AnnotationPeersReplicas: "1",
 	}, identityOf(next))
 
 	var after appsv1.StatefulSet

@@ -117,7 +117,10 @@ EOF
 
 # No provisioner runs here, so claims bind to a pre-made pool of volumes. The
 # class binds immediately (not WaitForFirstConsumer) because no kubelet
-# would report the pod's node to a provisioner anyway.
+# would report the pod's node to a provisioner anyway. It allows volume
+# expansion so that statekeeper's claim growth can be seen: a claim's
+# requested size changes, but no resizer runs here, so its capacity never
+# does (the pool's volumes are 10Gi anyway).
 apply_storage_class() {
 	kubectl apply -f - >/dev/null <<'EOF'
 apiVersion: storage.k8s.io/v1
@@ -129,6 +132,7 @@ metadata:
 provisioner: kubernetes.io/no-provisioner
 reclaimPolicy: Retain
 volumeBindingMode: Immediate
+allowVolumeExpansion: true
 EOF
 }
 
@@ -227,9 +231,17 @@ restart() {
 	pidfile=$KWOK_WORKDIR/clusters/$CLUSTER_NAME/pids/$component.pid
 	pid=$(cat "$pidfile") || { log "no pid file for $component"; return 1; }
 	kill -TERM "$pid"
-	wait_until "$component (pid $pid) to stop" 60 bash -c "! kill -0 $pid"
+	# Gone, or a zombie no one has reaped yet.
+	if ! wait_until "$component (pid $pid) to stop" 30 exited "$pid"; then
+		kill -KILL "$pid" 2>/dev/null || true
+		wait_until "$component (pid $pid) to be killed" 30 exited "$pid"
+	fi
+	# kwokctl would take a zombie's pid for a running component.
+	rm -f "$pidfile"
 	kwokctl start cluster --name "$CLUSTER_NAME" --wait 3m >&2
 }
+
+exited() { [[ ! -e /proc/$1 ]] || grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
 
 case ${1:-} in
 up) up ;;

@@ -21,7 +21,9 @@
 // With -o yaml the objects are printed as statekeeper would have them stored,
 // and each admitted stateful-* StatefulSet is followed by the headless
 // Service the reconciler creates for it (SPEC §3), unless a Service of that
-// name precedes it. That Service carries no owner reference when the
+// name precedes it, and each stateful-multi one by the PodDisruptionBudget
+// the reconciler creates, unless the input holds a budget that covers its
+// pods or holds its name. That Service carries no owner reference when the
 // StatefulSet has no uid (a manifest rather than a stored object): the
 // reference needs the uid, and the reconciler adds it once both exist.
 package check
@@ -36,6 +38,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -84,6 +87,10 @@ func Run(ctx context.Context, opts Options, stdin io.Reader, stdout, stderr io.W
 	state := lookup.NewMemory()
 	c := checker{engine: review.New(state, opts.Settings), state: state, namespace: opts.Namespace}
 	c.inputServices = c.servicesOf(docs)
+	if c.inputBudgets, err = c.budgetsOf(docs); err != nil {
+		writeErrors(stderr, err)
+		return ExitInvalid
+	}
 
 	decisions, yamlOut := stdout, io.Discard
 	if opts.Output == OutputYAML {
@@ -141,6 +148,28 @@ type checker struct {
 	// add the reconciler's Service where the input has one of that name, so
 	// that checking check's own output gives the same objects, each once.
 	inputServices map[client.ObjectKey]bool
+	// inputBudgets are the PodDisruptionBudgets anywhere in the input, for
+	// the same reason: a budget of the user's, or the one check printed,
+	// means no budget of the reconciler's is added.
+	inputBudgets []policyv1.PodDisruptionBudget
+}
+
+// budgetsOf decodes the PodDisruptionBudgets of docs, with their namespaces
+// defaulted as check defaults them.
+func (c *checker) budgetsOf(docs []document) ([]policyv1.PodDisruptionBudget, error) {
+	var budgets []policyv1.PodDisruptionBudget
+	for _, doc := range docs {
+		if doc.gvk != budgetGVK {
+			continue
+		}
+		var pdb policyv1.PodDisruptionBudget
+		if err := json.Unmarshal(doc.json, &pdb); err != nil {
+			return nil, &inputError{source: doc.source, index: doc.index, err: err}
+		}
+		pdb.Namespace = c.namespaceOf(doc)
+		budgets = append(budgets, pdb)
+	}
+	return budgets, nil
 }
 
 // servicesOf names the Services of docs, with their namespaces defaulted
@@ -179,6 +208,9 @@ type outcome struct {
 	// service is the headless Service the reconciler creates for an admitted
 	// stateful StatefulSet, as JSON; nil for anything else.
 	service []byte
+	// budget is the PodDisruptionBudget the reconciler creates for an
+	// admitted stateful-multi StatefulSet, as JSON; nil for anything else.
+	budget []byte
 }
 
 func (o outcome) denied() bool { return o.reported && !o.result.Allowed() }
@@ -214,7 +246,7 @@ func (o outcome) lines() []string {
 // headless Service when there is one.
 func (o outcome) yaml() ([][]byte, error) {
 	var docs [][]byte
-	for _, js := range [][]byte{o.object, o.service} {
+	for _, js := range [][]byte{o.object, o.service, o.budget} {
 		if js == nil {
 			continue
 		}
@@ -230,6 +262,7 @@ func (o outcome) yaml() ([][]byte, error) {
 var (
 	namespaceGVK    = schema.GroupVersionKind{Version: "v1", Kind: "Namespace"}
 	serviceGVK      = schema.GroupVersionKind{Version: "v1", Kind: "Service"}
+	budgetGVK       = policyv1.SchemeGroupVersion.WithKind("PodDisruptionBudget")
 	statefulSetKind = schema.GroupKind{Group: "apps", Kind: "StatefulSet"}
 	podKind         = schema.GroupKind{Kind: "Pod"}
 )
@@ -302,6 +335,9 @@ func (c *checker) admit(ctx context.Context, req review.Request, doc document, o
 		if out.service, err = c.headlessService(ctx, a.Object, doc.meta.Namespace == ""); err != nil {
 			return a.Object, err
 		}
+		if out.budget, err = c.disruptionBudget(a.Object, doc.meta.Namespace == ""); err != nil {
+			return a.Object, err
+		}
 	}
 	return a.Object, nil
 }
@@ -332,6 +368,38 @@ func (c *checker) headlessService(ctx context.Context, stored []byte, defaultedN
 		svc.Namespace = ""
 	}
 	return withoutStatus(svc)
+}
+
+// disruptionBudget is, as JSON, the PodDisruptionBudget the reconciler
+// creates for the stored StatefulSet (policy.PlanDisruptionBudget against the
+// input's budgets): nil unless it is stateful-multi, did not opt out, and no
+// budget in the input covers its pods or holds its name.
+func (c *checker) disruptionBudget(stored []byte, defaultedNamespace bool) ([]byte, error) {
+	var sts appsv1.StatefulSet
+	if err := json.Unmarshal(stored, &sts); err != nil {
+		return nil, err
+	}
+	if sts.Namespace == "" {
+		sts.Namespace = c.namespace
+	}
+	var budgets []policyv1.PodDisruptionBudget
+	for _, b := range c.inputBudgets {
+		if b.Namespace == sts.Namespace {
+			budgets = append(budgets, b)
+		}
+	}
+	plan := policy.PlanDisruptionBudget(&sts, budgets)
+	if plan.Action != policy.BudgetCreate {
+		return nil, nil
+	}
+	pdb := plan.Budget
+	if sts.UID == "" {
+		pdb.OwnerReferences = nil
+	}
+	if defaultedNamespace {
+		pdb.Namespace = ""
+	}
+	return withoutStatus(pdb)
 }
 
 // withoutStatus is obj as JSON without its status, which the API server

@@ -257,3 +257,35 @@ func runYAML(t *testing.T, paths []string, stdin string) string {
 	require.Equal(t, ExitAllowed, code, stderr.String())
 	return stdout.String()
 }
+
+// TestYAMLOutputLeavesTheUsersBudget: a budget in the input that selects a
+// stateful-multi StatefulSet's pods, before or after it, means none of the
+// reconciler's (the eviction API refuses pods covered by two).
+func TestYAMLOutputLeavesTheUsersBudget(t *testing.T) {
+	const sts = `apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: db
+  labels: {statekeeper.io/deploy-type: stateful-multi}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec: {containers: [{name: db, image: db}]}
+`
+	const budget = `apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: mine}
+spec:
+  maxUnavailable: 2
+  selector: {matchLabels: {app: db}}
+`
+	alone := runYAML(t, []string{Stdin}, sts)
+	assert.Contains(t, alone, "kind: PodDisruptionBudget\nmetadata:\n  labels:\n    app.kubernetes.io/managed-by: statekeeper\n  name: db\n")
+	for _, input := range []string{budget + "---\n" + sts, sts + "---\n" + budget} {
+		out := runYAML(t, []string{Stdin}, input)
+		assert.Equal(t, 1, strings.Count(out, "kind: PodDisruptionBudget"), out)
+		assert.NotContains(t, out, "managed-by: statekeeper\n  name: db\n")
+	}
+}

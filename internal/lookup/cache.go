@@ -6,6 +6,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -44,16 +45,21 @@ func componentOf(obj client.Object) []string {
 // loses its managedFields and kubectl's last-applied-configuration
 // annotation: statekeeper reads neither, and they are often the bulk of an
 // object (docs/performance.md measures them). Pods, which are cached as
-// metadata only to answer "do pods still exist", lose all their annotations.
+// metadata only to answer "do pods still exist", lose all their annotations
+// but the two the peers reconciler compares; namespaces and Services keep
+// only what is read of them (trimNamespace, trimService).
 //
 // Deployments and StatefulSets must be cached without a label selector: a
 // kind switch is judged against the other kind's workload even when that one
-// predates statekeeper and carries no deploy-type label.
+// predates statekeeper and carries no deploy-type label. Services too: the
+// headless-conflict rule must see any Service of the name, managed or not.
 func CacheOptions() cache.Options {
 	return cache.Options{
 		DefaultTransform: stripUnread,
 		ByObject: map[client.Object]cache.ByObject{
-			podMetadata(): {Transform: stripPodMetadata},
+			podMetadata():       {Transform: stripPodMetadata},
+			&corev1.Namespace{}: {Transform: trimNamespace},
+			&corev1.Service{}:   {Transform: trimService},
 		},
 	}
 }
@@ -76,7 +82,8 @@ func stripUnread(in any) (any, error) {
 // cachedObjects are the kinds the Cache reads from the informer cache.
 func cachedObjects() []client.Object {
 	return []client.Object{
-		&appsv1.Deployment{}, &appsv1.StatefulSet{}, &corev1.PersistentVolumeClaim{}, &corev1.Namespace{}, podMetadata(),
+		&appsv1.Deployment{}, &appsv1.StatefulSet{}, &corev1.PersistentVolumeClaim{}, &corev1.Namespace{}, &corev1.Service{}, podMetadata(),
+		&storagev1.StorageClass{},
 	}
 }
 
@@ -101,32 +108,75 @@ func podMetadata() *metav1.PartialObjectMetadata {
 	return m
 }
 
-// stripPodMetadata keeps what selector matching needs.
-func stripPodMetadata(in any) (any, error) {
-	if m, ok := in.(*metav1.PartialObjectMetadata); ok {
-		m.ManagedFields = nil
-		m.Annotations = nil
+// trimNamespace keeps a namespace's metadata without annotations: only its
+// mode label is read.
+func trimNamespace(in any) (any, error) {
+	if ns, ok := in.(*corev1.Namespace); ok {
+		ns.ManagedFields = nil
+		ns.Annotations = nil
+		ns.Spec = corev1.NamespaceSpec{}
+		ns.Status = corev1.NamespaceStatus{}
 	}
 	return in, nil
 }
 
-// Cache answers lookups from the manager's informer cache, except Services
-// (always live) and the misses that StatefulSet and NamespaceMode read live.
+// trimService keeps what the headless-conflict rule and the reconciler read:
+// the metadata without annotations, and of the spec clusterIP, selector,
+// ports and publishNotReadyAddresses. The reconciler patches a Service as a
+// diff against this copy, so a trimmed field is never written back.
+func trimService(in any) (any, error) {
+	if svc, ok := in.(*corev1.Service); ok {
+		svc.ManagedFields = nil
+		svc.Annotations = nil
+		svc.Spec = corev1.ServiceSpec{
+			ClusterIP:                svc.Spec.ClusterIP,
+			Selector:                 svc.Spec.Selector,
+			Ports:                    svc.Spec.Ports,
+			PublishNotReadyAddresses: svc.Spec.PublishNotReadyAddresses,
+		}
+		svc.Status = corev1.ServiceStatus{}
+	}
+	return in, nil
+}
+
+// stripPodMetadata keeps what selector matching needs, and of the
+// annotations the two the peers reconciler compares.
+func stripPodMetadata(in any) (any, error) {
+	if m, ok := in.(*metav1.PartialObjectMetadata); ok {
+		m.ManagedFields = nil
+		var kept map[string]string
+		for _, key := range []string{policy.AnnotationOrdinal, policy.AnnotationPeersReplicas} {
+			if v, ok := m.Annotations[key]; ok {
+				if kept == nil {
+					kept = map[string]string{}
+				}
+				kept[key] = v
+			}
+		}
+		m.Annotations = kept
+	}
+	return in, nil
+}
+
+// Cache answers lookups from the manager's informer cache. Only the misses of
+// StatefulSet and NamespaceMode are read from the API server, through a
+// liveReader that coalesces, remembers and rate-limits them.
 type Cache struct {
-	cached   client.Reader
-	uncached client.Reader
+	cached client.Reader
+	live   *liveReader
 }
 
 var _ Lookup = (*Cache)(nil)
 
 // NewCache returns a Lookup over cached (mgr.GetCache(), with IndexFields
-// registered and CacheOptions applied) and uncached (mgr.GetAPIReader()).
-//
-// Services are read through uncached: the reconciler's cache holds only the
-// Services statekeeper manages, while the headless-conflict rule must see any
-// Service of the name, and it asks only when a stateful StatefulSet is created.
+// registered, CacheOptions applied and StartInformers called) and uncached
+// (mgr.GetAPIReader()), which only the bounded reads of misses use.
 func NewCache(cached, uncached client.Reader) *Cache {
-	return &Cache{cached: cached, uncached: uncached}
+	return newCache(cached, uncached, DefaultLiveReadOptions())
+}
+
+func newCache(cached, uncached client.Reader, opts LiveReadOptions) *Cache {
+	return &Cache{cached: cached, live: newLiveReader(uncached, opts)}
 }
 
 // Workload implements Lookup.
@@ -226,10 +276,14 @@ func (c *Cache) Claims(ctx context.Context, namespace string, names []string) (m
 	return out, nil
 }
 
-// Service implements Lookup with a live read (see NewCache).
+// Service implements Lookup from the cache alone. A Service created moments
+// before the StatefulSet that names it may not be there yet; the reconciler
+// then finds it and reports a conflict on the StatefulSet. Reading misses
+// live instead would cost a GET for nearly every stateful StatefulSet
+// created, whose Service does not exist yet.
 func (c *Cache) Service(ctx context.Context, namespace, name string) (*corev1.Service, error) {
 	svc := &corev1.Service{}
-	if err := c.uncached.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, svc); err != nil {
+	if err := c.cached.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, svc); err != nil {
 		return nil, client.IgnoreNotFound(err)
 	}
 	return svc, nil
@@ -250,27 +304,53 @@ func (c *Cache) StatefulSet(ctx context.Context, namespace, name string, uid typ
 	if err != nil && !apierrors.IsNotFound(err) {
 		return nil, err
 	}
-	if err := c.uncached.Get(ctx, key, s); err != nil {
-		return nil, client.IgnoreNotFound(err)
-	}
-	return s, nil
+	return readLive(ctx, c.live, key, string(uid), func(s *appsv1.StatefulSet) bool {
+		return uid == "" || s.UID == uid
+	})
 }
 
-// NamespaceMode implements Lookup. A namespace is often created in the same
-// apply as its workloads, before the informer has seen it; a miss is read
-// from the API server so its mode label is not ignored.
-func (c *Cache) NamespaceMode(ctx context.Context, namespace string) (string, bool, error) {
-	key := client.ObjectKey{Name: namespace}
-	ns := &corev1.Namespace{}
-	err := c.cached.Get(ctx, key, ns)
-	if apierrors.IsNotFound(err) {
-		err = c.uncached.Get(ctx, key, ns)
+// StorageClasses implements Lookup from the cache.
+func (c *Cache) StorageClasses(ctx context.Context) ([]storagev1.StorageClass, error) {
+	var list storagev1.StorageClassList
+	if err := c.cached.List(ctx, &list); err != nil {
+		return nil, fmt.Errorf("listing storage classes: %w", err)
 	}
-	if err != nil {
-		return "", false, client.IgnoreNotFound(err)
+	return list.Items, nil
+}
+
+// NamespaceMode implements Lookup through namespace.
+func (c *Cache) NamespaceMode(ctx context.Context, namespace string) (string, bool, error) {
+	ns, err := c.namespace(ctx, namespace)
+	if err != nil || ns == nil {
+		return "", false, err
 	}
 	mode, ok := ns.Labels[policy.LabelMode]
 	return mode, ok, nil
+}
+
+// NamespaceProtected implements Lookup through namespace.
+func (c *Cache) NamespaceProtected(ctx context.Context, namespace string) (bool, error) {
+	ns, err := c.namespace(ctx, namespace)
+	if err != nil || ns == nil {
+		return false, err
+	}
+	return ns.Labels[policy.LabelProtect] == "true", nil
+}
+
+// namespace reads a namespace, nil when it does not exist. A namespace is
+// often created in the same apply as its workloads, before the informer has
+// seen it; a miss is read from the API server so its labels are not ignored.
+func (c *Cache) namespace(ctx context.Context, name string) (*corev1.Namespace, error) {
+	key := client.ObjectKey{Name: name}
+	ns := &corev1.Namespace{}
+	err := c.cached.Get(ctx, key, ns)
+	if apierrors.IsNotFound(err) {
+		ns, err = readLive(ctx, c.live, key, "", func(*corev1.Namespace) bool { return true })
+	}
+	if err != nil || ns == nil {
+		return nil, client.IgnoreNotFound(err)
+	}
+	return ns, nil
 }
 
 // selectorOf converts a workload's selector; ok is false when it selects no

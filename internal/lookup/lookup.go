@@ -8,6 +8,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -35,7 +36,13 @@ type Lookup interface {
 	// uid is set, the incarnation with that uid is wanted: an implementation
 	// whose copy is missing or older reads the source of truth.
 	StatefulSet(ctx context.Context, namespace, name string, uid types.UID) (*appsv1.StatefulSet, error)
+	// StorageClasses returns every StorageClass of the cluster, in no
+	// particular order (a cluster has a handful).
+	StorageClasses(ctx context.Context) ([]storagev1.StorageClass, error)
 	// NamespaceMode returns the namespace's statekeeper.io/mode label; ok is
 	// false when the label is absent (the default mode applies).
 	NamespaceMode(ctx context.Context, namespace string) (mode string, ok bool, err error)
+	// NamespaceProtected reports whether the namespace carries the
+	// statekeeper.io/protect: "true" label (false when it is unknown).
+	NamespaceProtected(ctx context.Context, namespace string) (bool, error)
 }

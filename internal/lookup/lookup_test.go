@@ -2,6 +2,7 @@ package lookup
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -280,7 +281,7 @@ func TestCacheTransformsDropWhatNoLookupReads(t *testing.T) {
 
 	pod := podMetadata()
 	pod.Name, pod.Labels = "db-0", map[string]string{"app": "db"}
-	pod.Annotations = map[string]string{"a": "b"}
+	pod.Annotations = map[string]string{"a": "b", policy.AnnotationOrdinal: "0", policy.AnnotationPeers: "db-0.db", policy.AnnotationPeersReplicas: "1"}
 	pod.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubelet"}}
 	var podTransform func(any) (any, error)
 	for obj, by := range CacheOptions().ByObject {
@@ -293,5 +294,69 @@ func TestCacheTransformsDropWhatNoLookupReads(t *testing.T) {
 	require.NoError(t, err)
 	want := podMetadata()
 	want.Name, want.Labels = "db-0", map[string]string{"app": "db"}
-	assert.Equal(t, want, out, "pods keep what selector matching needs")
+	want.Annotations = map[string]string{policy.AnnotationOrdinal: "0", policy.AnnotationPeersReplicas: "1"}
+	assert.Equal(t, want, out, "pods keep what selector matching and the peers reconciler need")
+
+	pod = podMetadata()
+	pod.Annotations = map[string]string{"a": "b"}
+	out, err = podTransform(pod)
+	require.NoError(t, err)
+	assert.Equal(t, podMetadata(), out, "a pod statekeeper did not stamp keeps no annotations")
+
+	out, err = transformOf(t, &corev1.Namespace{})(&corev1.Namespace{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: "shop", UID: "u", ResourceVersion: "7",
+			Labels:        map[string]string{policy.LabelMode: "warn"},
+			Annotations:   map[string]string{"note": "x"},
+			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
+		},
+		Spec:   corev1.NamespaceSpec{Finalizers: []corev1.FinalizerName{corev1.FinalizerKubernetes}},
+		Status: corev1.NamespaceStatus{Phase: corev1.NamespaceActive},
+	})
+	require.NoError(t, err)
+	assert.Equal(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+		Name: "shop", UID: "u", ResourceVersion: "7", Labels: map[string]string{policy.LabelMode: "warn"},
+	}}, out, "namespaces keep their metadata without annotations")
+
+	owner := metav1.OwnerReference{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "db", UID: "s"}
+	ports := []corev1.ServicePort{{Name: "sql", Port: 3306, Protocol: corev1.ProtocolTCP}}
+	out, err = transformOf(t, &corev1.Service{})(&corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: "shop", Name: "db-headless", UID: "u", ResourceVersion: "7",
+			Labels:          map[string]string{policy.LabelManagedBy: policy.ManagerName},
+			Annotations:     map[string]string{lastApplied: "{}"},
+			OwnerReferences: []metav1.OwnerReference{owner},
+			ManagedFields:   []metav1.ManagedFieldsEntry{{Manager: "statekeeper"}},
+		},
+		Spec: corev1.ServiceSpec{
+			Type: corev1.ServiceTypeClusterIP, ClusterIP: corev1.ClusterIPNone, ClusterIPs: []string{corev1.ClusterIPNone},
+			Selector: map[string]string{"app": "db"}, Ports: ports, PublishNotReadyAddresses: true,
+			IPFamilies: []corev1.IPFamily{corev1.IPv4Protocol}, SessionAffinity: corev1.ServiceAffinityNone,
+		},
+		Status: corev1.ServiceStatus{Conditions: []metav1.Condition{{Type: "x"}}},
+	})
+	require.NoError(t, err)
+	assert.Equal(t, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: "shop", Name: "db-headless", UID: "u", ResourceVersion: "7",
+			Labels:          map[string]string{policy.LabelManagedBy: policy.ManagerName},
+			OwnerReferences: []metav1.OwnerReference{owner},
+		},
+		Spec: corev1.ServiceSpec{
+			ClusterIP: corev1.ClusterIPNone, Selector: map[string]string{"app": "db"}, Ports: ports, PublishNotReadyAddresses: true,
+		},
+	}, out, "services keep what the headless-conflict rule and the reconciler read")
+}
+
+// transformOf is the cache transform of obj's type.
+func transformOf(t *testing.T, obj client.Object) func(any) (any, error) {
+	t.Helper()
+	for o, by := range CacheOptions().ByObject {
+		if fmt.Sprintf("%T", o) == fmt.Sprintf("%T", obj) {
+			require.NotNil(t, by.Transform)
+			return by.Transform
+		}
+	}
+	t.Fatalf("no cache options for %T", obj)
+	return nil
 }

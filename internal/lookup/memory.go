@@ -7,6 +7,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
@@ -25,6 +26,7 @@ type Memory struct {
 	claims       map[client.ObjectKey]*corev1.PersistentVolumeClaim
 	services     map[client.ObjectKey]*corev1.Service
 	namespaces   map[string]*corev1.Namespace
+	classes      map[string]*storagev1.StorageClass
 	// podLabels holds the labels of each pod by namespace, for PodsExist.
 	podLabels map[string][]map[string]string
 }
@@ -39,13 +41,14 @@ func NewMemory() *Memory {
 		claims:       map[client.ObjectKey]*corev1.PersistentVolumeClaim{},
 		services:     map[client.ObjectKey]*corev1.Service{},
 		namespaces:   map[string]*corev1.Namespace{},
+		classes:      map[string]*storagev1.StorageClass{},
 		podLabels:    map[string][]map[string]string{},
 	}
 }
 
 // Add stores obj, replacing an object of the same kind and name. It reports
 // whether obj is of a kind the lookups read (Deployment, StatefulSet,
-// PersistentVolumeClaim, Service, Namespace, Pod, all as typed objects);
+// PersistentVolumeClaim, Service, Namespace, Pod, StorageClass, all as typed objects);
 // other objects are ignored.
 func (m *Memory) Add(obj client.Object) bool {
 	key := client.ObjectKeyFromObject(obj)
@@ -60,6 +63,9 @@ func (m *Memory) Add(obj client.Object) bool {
 		m.services[key] = o
 	case *corev1.Namespace:
 		m.namespaces[o.Name] = o
+	case *storagev1.StorageClass:
+		m.classes[o.Name] = o
+
 	case *corev1.Pod:
 		m.podLabels[o.Namespace] = append(m.podLabels[o.Namespace], o.Labels)
 	default:
@@ -161,4 +167,20 @@ func (m *Memory) NamespaceMode(_ context.Context, namespace string) (string, boo
 	}
 	mode, ok := ns.Labels[policy.LabelMode]
 	return mode, ok, nil
+}
+
+// NamespaceProtected implements Lookup.
+func (m *Memory) NamespaceProtected(_ context.Context, namespace string) (bool, error) {
+	ns, ok := m.namespaces[namespace]
+	return ok && ns.Labels[policy.LabelProtect] == "true", nil
+}
+
+// StorageClasses implements Lookup, in name order.
+func (m *Memory) StorageClasses(context.Context) ([]storagev1.StorageClass, error) {
+	out := make([]storagev1.StorageClass, 0, len(m.classes))
+	for _, c := range m.classes {
+		out = append(out, *c)
+	}
+	slices.SortFunc(out, func(a, b storagev1.StorageClass) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
 }

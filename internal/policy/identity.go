@@ -20,6 +20,9 @@ const (
 	AnnotationFQDN        = "statekeeper.io/fqdn"
 	AnnotationPrimaryFQDN = "statekeeper.io/primary-fqdn"
 	AnnotationPeers       = "statekeeper.io/peers"
+	// AnnotationPeersReplicas records the replica count the peers reflect;
+	// the peers reconciler brings it (and the peers) up to date on a scale.
+	AnnotationPeersReplicas = "statekeeper.io/peers-replicas"
 )
 
 // Environment variables injected with statekeeper.io/inject-env (SPEC §5).
@@ -50,6 +53,8 @@ type Identity struct {
 	// was created (empty, not nil, at zero replicas); nil when the list would
 	// exceed maxPeersLength, and then the peers are not stamped.
 	Peers []string
+	// Replicas is the replica count Peers reflects.
+	Replicas int32
 }
 
 // InjectEnvRequested reports whether the StatefulSet asks for the identity as
@@ -134,6 +139,7 @@ func PodIdentity(pod *corev1.Pod, owner *appsv1.StatefulSet, clusterDomain strin
 		FQDN:        pod.Name + suffix,
 		PrimaryFQDN: fqdnOf(int64(start)),
 		Peers:       peers(int64(start), int64(replicas), fqdnOf),
+		Replicas:    replicas,
 	}, nil
 }
 
@@ -197,7 +203,7 @@ func (id Identity) annotations() []annotation {
 	if id.Peers != nil {
 		out = append(out, annotation{AnnotationPeers, strings.Join(id.Peers, ",")})
 	}
-	return out
+	return append(out, annotation{AnnotationPeersReplicas, strconv.Itoa(int(id.Replicas))})
 }
 
 // env is the identity as environment variables, in the order they are injected.

@@ -53,7 +53,8 @@ func TestPodIdentity(t *testing.T) {
 			owner:         identitySTS("db", ptr.To[int32](2), nil, "db-headless"),
 			clusterDomain: "cluster.local",
 			want: Identity{
-				Ordinal: 1, Hostname: "db-1", Service: "db-headless",
+				Replicas: 2,
+				Ordinal:  1, Hostname: "db-1", Service: "db-headless",
 				FQDN:        "db-1.db-headless.shop.svc.cluster.local",
 				PrimaryFQDN: "db-0.db-headless.shop.svc.cluster.local",
 				Peers:       []string{"db-0.db-headless.shop.svc.cluster.local", "db-1.db-headless.shop.svc.cluster.local"},
@@ -65,7 +66,8 @@ func TestPodIdentity(t *testing.T) {
 			owner:         identitySTS("db", ptr.To[int32](3), ptr.To[int32](5), "db-headless"),
 			clusterDomain: "cluster.local",
 			want: Identity{
-				Ordinal: 6, Hostname: "db-6", Service: "db-headless",
+				Replicas: 3,
+				Ordinal:  6, Hostname: "db-6", Service: "db-headless",
 				FQDN:        "db-6.db-headless.shop.svc.cluster.local",
 				PrimaryFQDN: "db-5.db-headless.shop.svc.cluster.local",
 				Peers: []string{
@@ -81,7 +83,8 @@ func TestPodIdentity(t *testing.T) {
 			owner:         identitySTS("db", ptr.To[int32](1), nil, "db-headless"),
 			clusterDomain: "cluster.local",
 			want: Identity{
-				Ordinal: 0, Hostname: "db-9", Service: "db-headless",
+				Replicas: 1,
+				Ordinal:  0, Hostname: "db-9", Service: "db-headless",
 				FQDN:        "db-9.db-headless.shop.svc.cluster.local",
 				PrimaryFQDN: "db-0.db-headless.shop.svc.cluster.local",
 				Peers:       []string{"db-0.db-headless.shop.svc.cluster.local"},
@@ -93,7 +96,8 @@ func TestPodIdentity(t *testing.T) {
 			owner:         identitySTS("db", ptr.To[int32](3), nil, "db-headless"),
 			clusterDomain: "cluster.local",
 			want: Identity{
-				Ordinal: 2, Hostname: "db-2", Service: "db-headless",
+				Replicas: 3,
+				Ordinal:  2, Hostname: "db-2", Service: "db-headless",
 				FQDN:        "db-2.db-headless.shop.svc.cluster.local",
 				PrimaryFQDN: "db-0.db-headless.shop.svc.cluster.local",
 				Peers: []string{
@@ -109,7 +113,8 @@ func TestPodIdentity(t *testing.T) {
 			owner:         identitySTS("db", nil, nil, "db-headless"),
 			clusterDomain: "corp.example.",
 			want: Identity{
-				Ordinal: 0, Hostname: "db-0", Service: "db-headless",
+				Replicas: 1,
+				Ordinal:  0, Hostname: "db-0", Service: "db-headless",
 				FQDN:        "db-0.db-headless.shop.svc.corp.example",
 				PrimaryFQDN: "db-0.db-headless.shop.svc.corp.example",
 				Peers:       []string{"db-0.db-headless.shop.svc.corp.example"},
@@ -120,7 +125,8 @@ func TestPodIdentity(t *testing.T) {
 			pod:   identityPod("redis-0", nil),
 			owner: identitySTS("redis", ptr.To[int32](1), nil, ""),
 			want: Identity{
-				Ordinal: 0, Hostname: "redis-0", Service: "redis-headless",
+				Replicas: 1,
+				Ordinal:  0, Hostname: "redis-0", Service: "redis-headless",
 				FQDN:        "redis-0.redis-headless.shop.svc.cluster.local",
 				PrimaryFQDN: "redis-0.redis-headless.shop.svc.cluster.local",
 				Peers:       []string{"redis-0.redis-headless.shop.svc.cluster.local"},
@@ -132,7 +138,8 @@ func TestPodIdentity(t *testing.T) {
 			owner:         identitySTS(longName, ptr.To[int32](2), ptr.To[int32](9), ""),
 			clusterDomain: "cluster.local",
 			want: Identity{
-				Ordinal: 10, Hostname: longName + "-10", Service: longService,
+				Replicas: 2,
+				Ordinal:  10, Hostname: longName + "-10", Service: longService,
 				FQDN:        longName + "-10" + longSuffix,
 				PrimaryFQDN: longName + "-9" + longSuffix,
 				Peers:       []string{longName + "-9" + longSuffix, longName + "-10" + longSuffix},
@@ -144,7 +151,8 @@ func TestPodIdentity(t *testing.T) {
 			owner:         identitySTS("db", ptr.To[int32](0), nil, "db-headless"),
 			clusterDomain: "cluster.local",
 			want: Identity{
-				Ordinal: 0, Hostname: "db-0", Service: "db-headless",
+				Replicas: 0,
+				Ordinal:  0, Hostname: "db-0", Service: "db-headless",
 				FQDN:        "db-0.db-headless.shop.svc.cluster.local",
 				PrimaryFQDN: "db-0.db-headless.shop.svc.cluster.local",
 				Peers:       []string{},
@@ -156,7 +164,8 @@ func TestPodIdentity(t *testing.T) {
 			owner:         identitySTS("db", ptr.To[int32](math.MaxInt32), ptr.To[int32](math.MaxInt32), "db-headless"),
 			clusterDomain: "cluster.local",
 			want: Identity{
-				Ordinal: 0, Hostname: "db-0", Service: "db-headless",
+				Replicas: math.MaxInt32,
+				Ordinal:  0, Hostname: "db-0", Service: "db-headless",
 				FQDN:        "db-0.db-headless.shop.svc.cluster.local",
 				PrimaryFQDN: "db-2147483647.db-headless.shop.svc.cluster.local",
 			},
@@ -225,7 +234,8 @@ func TestPodIdentityNamespaceFromOwner(t *testing.T) {
 	got, err := PodIdentity(pod, identitySTS("db", nil, nil, "db-headless"), "cluster.local")
 	require.NoError(t, err)
 	assert.Equal(t, Identity{
-		Ordinal: 0, Hostname: "db-0", Service: "db-headless",
+		Replicas: 1,
+		Ordinal:  0, Hostname: "db-0", Service: "db-headless",
 		FQDN:        "db-0.db-headless.shop.svc.cluster.local",
 		PrimaryFQDN: "db-0.db-headless.shop.svc.cluster.local",
 		Peers:       []string{"db-0.db-headless.shop.svc.cluster.local"},
@@ -234,7 +244,8 @@ func TestPodIdentityNamespaceFromOwner(t *testing.T) {
 
 // stampIdentity is the SPEC §5 example: pod db-1 of a two-replica "db".
 var stampIdentity = Identity{
-	Ordinal: 1, Hostname: "db-1", Service: "db-headless",
+	Replicas: 2,
+	Ordinal:  1, Hostname: "db-1", Service: "db-headless",
 	FQDN:        "db-1.db-headless.shop.svc.cluster.local",
 	PrimaryFQDN: "db-0.db-headless.shop.svc.cluster.local",
 	Peers:       []string{"db-0.db-headless.shop.svc.cluster.local", "db-1.db-headless.shop.svc.cluster.local"},
@@ -252,12 +263,13 @@ var stampEnv = []corev1.EnvVar{
 
 func TestStampPod(t *testing.T) {
 	allAnnotations := map[string]string{
-		AnnotationOrdinal:     "1",
-		AnnotationHostname:    "db-1",
-		AnnotationService:     "db-headless",
-		AnnotationFQDN:        "db-1.db-headless.shop.svc.cluster.local",
-		AnnotationPrimaryFQDN: "db-0.db-headless.shop.svc.cluster.local",
-		AnnotationPeers:       stampPeers,
+		AnnotationOrdinal:       "1",
+		AnnotationHostname:      "db-1",
+		AnnotationService:       "db-headless",
+		AnnotationFQDN:          "db-1.db-headless.shop.svc.cluster.local",
+		AnnotationPrimaryFQDN:   "db-0.db-headless.shop.svc.cluster.local",
+		AnnotationPeers:         stampPeers,
+		AnnotationPeersReplicas: "2",
 	}
 	podWith := func(annotations map[string]string, init, containers []corev1.Container) *corev1.Pod {
 		return &corev1.Pod{
@@ -294,6 +306,7 @@ func TestStampPod(t *testing.T) {
 				jsonpatch.NewOperation("add", "/metadata/annotations/statekeeper.io~1fqdn", "db-1.db-headless.shop.svc.cluster.local"),
 				jsonpatch.NewOperation("add", "/metadata/annotations/statekeeper.io~1primary-fqdn", "db-0.db-headless.shop.svc.cluster.local"),
 				jsonpatch.NewOperation("add", "/metadata/annotations/statekeeper.io~1peers", stampPeers),
+				jsonpatch.NewOperation("add", "/metadata/annotations/statekeeper.io~1peers-replicas", "2"),
 			},
 		},
 		{
@@ -334,6 +347,7 @@ func TestStampPod(t *testing.T) {
 			id: Identity{
 				Ordinal: 0, Hostname: "db-0", Service: "db-headless",
 				FQDN: "db-0.db-headless.shop.svc.cluster.local", PrimaryFQDN: "db-0.db-headless.shop.svc.cluster.local",
+				Replicas: 100000,
 			},
 			injectEnv: true,
 			want: []jsonpatch.Operation{
@@ -342,6 +356,7 @@ func TestStampPod(t *testing.T) {
 				jsonpatch.NewOperation("add", "/metadata/annotations/statekeeper.io~1service", "db-headless"),
 				jsonpatch.NewOperation("add", "/metadata/annotations/statekeeper.io~1fqdn", "db-0.db-headless.shop.svc.cluster.local"),
 				jsonpatch.NewOperation("add", "/metadata/annotations/statekeeper.io~1primary-fqdn", "db-0.db-headless.shop.svc.cluster.local"),
+				jsonpatch.NewOperation("add", "/metadata/annotations/statekeeper.io~1peers-replicas", "100000"),
 				jsonpatch.NewOperation("add", "/spec/containers/0/env", []corev1.EnvVar{
 					{Name: EnvOrdinal, Value: "0"},
 					{Name: EnvFQDN, Value: "db-0.db-headless.shop.svc.cluster.local"},
@@ -375,7 +390,7 @@ func TestStampPodRaw(t *testing.T) {
 				`"statekeeper.io/ordinal":"1","statekeeper.io/hostname":"db-1","statekeeper.io/service":"db-headless",` +
 				`"statekeeper.io/fqdn":"db-1.db-headless.shop.svc.cluster.local",` +
 				`"statekeeper.io/primary-fqdn":"db-0.db-headless.shop.svc.cluster.local",` +
-				`"statekeeper.io/peers":"` + stampPeers + `"}},` +
+				`"statekeeper.io/peers":"` + stampPeers + `","statekeeper.io/peers-replicas":"2"}},` +
 				`"spec":{"futureField":{"x":1},"containers":[{"name":"db","image":"db","env":[` +
 				`{"name":"STATEKEEPER_ORDINAL","value":"1"},` +
 				`{"name":"STATEKEEPER_FQDN","value":"db-1.db-headless.shop.svc.cluster.local"},` +
@@ -392,7 +407,7 @@ func TestStampPodRaw(t *testing.T) {
 				`"statekeeper.io/ordinal":"1","statekeeper.io/hostname":"db-1","statekeeper.io/service":"db-headless",` +
 				`"statekeeper.io/fqdn":"db-1.db-headless.shop.svc.cluster.local",` +
 				`"statekeeper.io/primary-fqdn":"db-0.db-headless.shop.svc.cluster.local",` +
-				`"statekeeper.io/peers":"` + stampPeers + `"}},` +
+				`"statekeeper.io/peers":"` + stampPeers + `","statekeeper.io/peers-replicas":"2"}},` +
 				`"spec":{"initContainers":[{"name":"init","env":[` +
 				`{"name":"STATEKEEPER_ORDINAL","value":"1"},` +
 				`{"name":"STATEKEEPER_FQDN","value":"db-1.db-headless.shop.svc.cluster.local"},` +
@@ -479,12 +494,13 @@ func TestStampStatefulPod(t *testing.T) {
 		return p
 	}
 	annotations := jsonpatch.NewOperation("add", "/metadata/annotations", map[string]string{
-		AnnotationOrdinal:     "1",
-		AnnotationHostname:    "db-1",
-		AnnotationService:     "db-headless",
-		AnnotationFQDN:        "db-1.db-headless.shop.svc.cluster.local",
-		AnnotationPrimaryFQDN: "db-0.db-headless.shop.svc.cluster.local",
-		AnnotationPeers:       stampPeers,
+		AnnotationOrdinal:       "1",
+		AnnotationHostname:      "db-1",
+		AnnotationService:       "db-headless",
+		AnnotationFQDN:          "db-1.db-headless.shop.svc.cluster.local",
+		AnnotationPrimaryFQDN:   "db-0.db-headless.shop.svc.cluster.local",
+		AnnotationPeers:         stampPeers,
+		AnnotationPeersReplicas: "2",
 	})
 	tests := []struct {
 		name        string

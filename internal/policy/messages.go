@@ -3,6 +3,8 @@ package policy
 import (
 	"fmt"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/api/resource"
 )
 
 // Every message users read lives in this file, so that wording stays
@@ -106,6 +108,75 @@ func msgServiceOfAnother(service, owner string) string {
 	return fmt.Sprintf("service %q is managed by %s for %s; %s leaves it alone: "+
 		"each StatefulSet needs a headless Service of its own (spec.serviceName)",
 		service, ManagerName, owner, ManagerName)
+}
+
+func msgStorageShrink(w Workload, have, want resource.Quantity) string {
+	return fmt.Sprintf("%s: %s cannot shrink from %s to %s, because volume claims only grow: keep %s or more, "+
+		"or back the data up and recreate the statefulset and its claims to use smaller volumes",
+		w.Ref(), AnnotationStorageSize, have.String(), want.String(), have.String())
+}
+
+func msgStorageClassRefuses(w Workload, template, class string, have, want resource.Quantity) string {
+	return fmt.Sprintf("%s: %s cannot grow to %s: storage class %q of claim template %q does not allow volume expansion (allowVolumeExpansion is not true); "+
+		"set allowVolumeExpansion: true on the class if its provisioner can expand volumes, or keep %s",
+		w.Ref(), AnnotationStorageSize, want.String(), class, template, have.String())
+}
+
+func msgStorageNoClass(w Workload, template string, have, want resource.Quantity) string {
+	return fmt.Sprintf("%s: %s cannot grow to %s: claim template %q names no storage class and the cluster has no default one, "+
+		"and only claims of a class that allows volume expansion can grow; keep %s",
+		w.Ref(), AnnotationStorageSize, want.String(), template, have.String())
+}
+
+func msgStorageClassMissing(w Workload, template, class string, want resource.Quantity) string {
+	return fmt.Sprintf("%s: storage class %q of claim template %q does not exist, so its claims grow to %s only once it exists and allows volume expansion",
+		w.Ref(), class, template, want.String())
+}
+
+func msgStorageNoInjectedTemplate(w Workload, want resource.Quantity) string {
+	return fmt.Sprintf("%s: %s changes to %s, but no claim template of it was injected by %s (annotation %s), so no claim grows: "+
+		"resize the claims of your own templates yourself",
+		w.Ref(), AnnotationStorageSize, want.String(), ManagerName, AnnotationInjected)
+}
+
+// The volume reconciler's reason for leaving a claim as it is (ClaimStep.Reason).
+
+func msgClaimClassRefuses(sts Workload, claim, class string, want resource.Quantity) string {
+	if class == "" {
+		return fmt.Sprintf("claim %q of %s names no storage class, so it cannot grow to %s (%s)",
+			claim, sts.Ref(), want.String(), AnnotationStorageSize)
+	}
+	return fmt.Sprintf("claim %q of %s cannot grow to %s (%s): storage class %q does not exist or does not allow volume expansion; "+
+		"set allowVolumeExpansion: true on the class if its provisioner can expand volumes",
+		claim, sts.Ref(), want.String(), AnnotationStorageSize, class)
+}
+
+func msgRollingUpdateWithClaim(w Workload) string {
+	return fmt.Sprintf("%s is %s and mounts a single-node claim, but its manifest sets a RollingUpdate strategy, which %s leaves as written: "+
+		"a rolling update starts the new pod while the old one still holds the volume, and waits for it; set strategy.type: Recreate, or rollingUpdate.maxSurge: 0",
+		w.Ref(), StatelessSingle, ManagerName)
+}
+
+func msgDeletionProtected(w Observed, by string) string {
+	return fmt.Sprintf("%s is protected from deletion (%s: \"true\" on %s) and is running with persistent volumes: "+
+		"scale it to 0 first (kubectl scale %s %s --replicas=0), wait for its pods to stop, then delete it",
+		w.Ref(), AnnotationProtect, by, w.Kind.Lower(), w.Name)
+}
+
+func quote(s string) string { return fmt.Sprintf("%q", s) }
+
+// The disruption-budget reconciler's reasons (BudgetPlan.Reason), recorded
+// as Events on the StatefulSet.
+
+func msgBudgetNotWanted(sts string) string {
+	return fmt.Sprintf("statefulset %q is not %s or has %s: \"false\": its pod disruption budget is removed",
+		sts, StatefulMulti, AnnotationDisruptionBudget)
+}
+
+func msgBudgetForeign(sts string, budgets []string) string {
+	return fmt.Sprintf("pod disruption budget %s, not managed by %s, covers the pods of statefulset %q; %s keeps no budget of its own for them "+
+		"(the eviction API refuses pods covered by two budgets): delete yours to get one that follows the replica count, or set %s: \"false\" to silence this",
+		joinQuoted(budgets), ManagerName, sts, ManagerName, AnnotationDisruptionBudget)
 }
 
 // orList renders deploy types as "a or b" / "a, b or c".

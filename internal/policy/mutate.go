@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"encoding/json"
 	"reflect"
 
 	"gomodules.xyz/jsonpatch/v2"
@@ -8,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // Workload mutations (SPEC §2) are small mutators run in a fixed order; each
@@ -28,7 +30,7 @@ import (
 //
 // Deployment, CREATE or UPDATE:
 //  1. recreateForSingleNodeClaims  spec.strategy = Recreate for stateless-single
-//     with a ReadWriteOnce claim mounted
+//     with a ReadWriteOnce claim mounted, unless the manifest sets a strategy
 //
 // Every mutator is idempotent: on its own output it adds nothing.
 
@@ -182,9 +184,84 @@ func recreateForSingleNodeClaims(m *mutation) {
 	if w.Strategy.Type == appsv1.RecreateDeploymentStrategyType && w.Strategy.RollingUpdate == nil {
 		return
 	}
+	// A RollingUpdate the manifest spells out is left as written (overriding
+	// it would show as a diff forever in GitOps tools, which re-apply it);
+	// validation warns about it (recreate-strategy).
+	if w.Strategy.Type != appsv1.RecreateDeploymentStrategyType && strategyWrittenByUser(w) {
+		return
+	}
 	// The whole strategy is replaced: the API rejects rollingUpdate with Recreate.
 	recreate := appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}
 	m.patch.set(recreate, specStep(w), step("strategy", !isZero(w.Strategy)))
+}
+
+// strategyWrittenByUser reports whether the Deployment's manifest sets
+// spec.strategy. The API server defaults an omitted strategy to RollingUpdate
+// with maxSurge and maxUnavailable 25% before admission, so the object alone
+// cannot tell; what the client sent can: server-side apply records the
+// fields a manifest sets in an Apply entry of managedFields (Flux, Argo CD
+// with ServerSideApply, Helm 4), and client-side `kubectl apply` (Argo CD's
+// default) keeps the manifest in the last-applied-configuration annotation.
+// Other parameters than the defaults were written by someone in any case.
+func strategyWrittenByUser(w Workload) bool {
+	if !isDefaultRollingUpdate(w.Strategy) {
+		return true
+	}
+	for _, entry := range w.ManagedFields {
+		if entry.Operation == metav1.ManagedFieldsOperationApply && entry.FieldsV1 != nil &&
+			(ownsField(entry.FieldsV1.Raw, "f:spec", "f:strategy", "f:type") ||
+				ownsField(entry.FieldsV1.Raw, "f:spec", "f:strategy", "f:rollingUpdate")) {
+			return true
+		}
+	}
+	if last := w.Annotations[lastAppliedConfiguration]; last != "" {
+		var applied struct {
+			Spec struct {
+				Strategy map[string]json.RawMessage `json:"strategy"`
+			} `json:"spec"`
+		}
+		// An empty strategy ("strategy: {}") sets nothing.
+		if json.Unmarshal([]byte(last), &applied) == nil && len(applied.Spec.Strategy) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// lastAppliedConfiguration is where client-side `kubectl apply` keeps the manifest.
+const lastAppliedConfiguration = "kubectl.kubernetes.io/last-applied-configuration"
+
+// isDefaultRollingUpdate reports whether s is what the API server makes of
+// an omitted strategy.
+func isDefaultRollingUpdate(s appsv1.DeploymentStrategy) bool {
+	defaultPercent := intstr.FromString("25%")
+	return (s.Type == "" || s.Type == appsv1.RollingUpdateDeploymentStrategyType) &&
+		(s.RollingUpdate == nil ||
+			((s.RollingUpdate.MaxSurge == nil || *s.RollingUpdate.MaxSurge == defaultPercent) &&
+				(s.RollingUpdate.MaxUnavailable == nil || *s.RollingUpdate.MaxUnavailable == defaultPercent)))
+}
+
+// surgesNone reports whether a rolling update stops the old pod before it
+// starts the new one (maxSurge 0), which a single-node claim needs.
+func surgesNone(s appsv1.DeploymentStrategy) bool {
+	return s.RollingUpdate != nil && s.RollingUpdate.MaxSurge != nil &&
+		(*s.RollingUpdate.MaxSurge == intstr.FromInt32(0) || *s.RollingUpdate.MaxSurge == intstr.FromString("0%"))
+}
+
+// ownsField reports whether a managedFields FieldsV1 set holds the path.
+func ownsField(raw []byte, path ...string) bool {
+	for _, key := range path {
+		var fields map[string]json.RawMessage
+		if json.Unmarshal(raw, &fields) != nil {
+			return false
+		}
+		next, ok := fields[key]
+		if !ok {
+			return false
+		}
+		raw = next
+	}
+	return true
 }
 
 func mountsSingleNodeClaim(w Workload, claims map[string]*corev1.PersistentVolumeClaim) bool {
@@ -220,7 +297,7 @@ func (m *mutation) storage() (resource.Quantity, string) {
 
 func newClaimTemplate(name string, size resource.Quantity, class string) injectedClaimTemplate {
 	t := injectedClaimTemplate{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{AnnotationInjected: "true"}},
 		Spec: corev1.PersistentVolumeClaimSpec{
 			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
 			Resources: corev1.VolumeResourceRequirements{

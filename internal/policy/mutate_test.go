@@ -123,7 +123,7 @@ func injectedTemplate(name, size, class string) string {
 	if class != "" {
 		classField = fmt.Sprintf(`,"storageClassName":%q`, class)
 	}
-	return fmt.Sprintf(`{"metadata":{"name":%q},"spec":{"accessModes":["ReadWriteOnce"],"resources":{"requests":{"storage":%q}}%s}}`,
+	return fmt.Sprintf(`{"metadata":{"name":%q,"annotations":{"statekeeper.io/injected":"true"}},"spec":{"accessModes":["ReadWriteOnce"],"resources":{"requests":{"storage":%q}}%s}}`,
 		name, size, classField)
 }
 
@@ -402,6 +402,47 @@ func TestMutateDeployment(t *testing.T) {
 			want:   replaceWithRecreate,
 		},
 		{name: "already Recreate", op: OpCreate, object: withClaim("stateless-single", recreate), claims: claims(corev1.ReadWriteOnce)},
+		// A strategy the manifest sets is left as written (validation warns,
+		// recreate-strategy): GitOps tools would re-apply it forever.
+		{
+			name:   "a RollingUpdate the manifest tunes is left as written",
+			op:     OpCreate,
+			object: withClaim("stateless-single", rollingUpdate, func(d *appsv1.Deployment) { d.Spec.Strategy.RollingUpdate.MaxSurge = ptr.To(intstr.FromInt32(1)) }),
+			claims: claims(corev1.ReadWriteOnce),
+		},
+		{
+			name: "a RollingUpdate a server-side apply set is left as written",
+			op:   OpUpdate,
+			object: withClaim("stateless-single", rollingUpdate, func(d *appsv1.Deployment) {
+				d.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kustomize-controller", Operation: metav1.ManagedFieldsOperationApply,
+					FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:replicas":{},"f:strategy":{"f:type":{}}}}`)}}}
+			}),
+			claims: claims(corev1.ReadWriteOnce),
+		},
+		{
+			name: "a server-side apply that does not set the strategy: Recreate",
+			op:   OpCreate,
+			object: withClaim("stateless-single", rollingUpdate, func(d *appsv1.Deployment) {
+				d.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kustomize-controller", Operation: metav1.ManagedFieldsOperationApply,
+					FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:replicas":{}}}`)}}}
+			}),
+			claims: claims(corev1.ReadWriteOnce),
+			want:   replaceWithRecreate,
+		},
+		{
+			name: "a RollingUpdate in kubectl's last applied manifest is left as written",
+			op:   OpCreate,
+			object: withClaim("stateless-single", rollingUpdate, deployAnnotations(lastAppliedConfiguration,
+				`{"kind":"Deployment","spec":{"strategy":{"type":"RollingUpdate"}}}`)),
+			claims: claims(corev1.ReadWriteOnce),
+		},
+		{
+			name:   "a last applied manifest without a strategy (or an empty one): Recreate",
+			op:     OpCreate,
+			object: withClaim("stateless-single", rollingUpdate, deployAnnotations(lastAppliedConfiguration, `{"kind":"Deployment","spec":{"replicas":1,"strategy":{}}}`)),
+			claims: claims(corev1.ReadWriteOnce),
+			want:   replaceWithRecreate,
+		},
 		{name: "a ReadWriteMany claim can roll", op: OpCreate, object: withClaim("stateless-single", rollingUpdate), claims: claims(corev1.ReadWriteMany)},
 		{
 			name:   "a claim volume no container mounts",

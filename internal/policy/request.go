@@ -1,6 +1,9 @@
 package policy
 
-import corev1 "k8s.io/api/core/v1"
+import (
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+)
 
 // The requests the rules and mutations judge: the object together with the
 // cluster facts the review engine gathered for it.
@@ -35,4 +38,7 @@ type WorkloadRequest struct {
 	// Service is, on CREATE of a stateful-* StatefulSet, the existing Service
 	// named by spec.serviceName (after mutation), or nil.
 	Service *corev1.Service
+	// StorageClasses are the cluster's classes, looked up on a StatefulSet
+	// UPDATE that changes statekeeper.io/storage-size (nil otherwise).
+	StorageClasses []storagev1.StorageClass
 }

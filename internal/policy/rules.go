@@ -3,6 +3,8 @@ package policy
 import (
 	"fmt"
 
+	appsv1 "k8s.io/api/apps/v1"
+
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -16,6 +18,7 @@ var (
 	pathReplicas    = field.NewPath("spec", "replicas")
 	pathMaxReplicas = field.NewPath("spec", "maxReplicas")
 	pathServiceName = field.NewPath("spec", "serviceName")
+	pathStrategy    = field.NewPath("spec", "strategy")
 	pathVolumes     = field.NewPath("spec", "template", "spec", "volumes")
 )
 
@@ -54,11 +57,28 @@ func ValidateWorkload(req WorkloadRequest) Result {
 	if kindMatches && req.Operation == OpCreate {
 		r.Add(checkHeadlessConflict(req, t))
 	}
+	if kindMatches && req.Operation == OpUpdate {
+		r.Add(checkStorageResize(req, t))
+	}
 	r.Add(checkAnnotations(w))
 	if kindMatches {
 		r.Add(checkSharedClaims(req, t))
+		r.Add(checkRecreateStrategy(req, t))
 	}
 	return r
+}
+
+// checkRecreateStrategy warns about a single-instance Deployment with a
+// single-node claim whose manifest sets a surging RollingUpdate, which the
+// mutation leaves as written (it sets Recreate only where the strategy was
+// left unset).
+func checkRecreateStrategy(req WorkloadRequest, t DeployType) Result {
+	w := req.Object
+	if t != StatelessSingle || w.Strategy.Type == appsv1.RecreateDeploymentStrategyType || surgesNone(w.Strategy) ||
+		!strategyWrittenByUser(w) || !mountsSingleNodeClaim(w, req.Claims) {
+		return Result{}
+	}
+	return warned(RuleRecreateStrategy, pathStrategy, msgRollingUpdateWithClaim(w))
 }
 
 // ValidateScale judges a /scale subresource update to replicas. The Scale

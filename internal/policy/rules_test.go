@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"math"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -8,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
 )
@@ -786,6 +788,28 @@ func TestValidateHPA(t *testing.T) {
 	}
 }
 
+// The chart's scaling webhook has a match condition that keeps a Scale to at
+// most one replica and an HPA with maxReplicas at most one from reaching
+// statekeeper at all (so that an outage never blocks them). That is right
+// only while no rule says anything about them, for any parent: every deploy
+// type (valid, unknown, none), both kinds, quorum on, off or malformed.
+func TestNothingAtMostOneReplicaIsJudged(t *testing.T) {
+	var parents []Workload
+	for _, deployType := range []string{"stateful-single", "stateful-multi", "stateless-single", "stateless-multi", "database", ""} {
+		for _, quorum := range []string{"true", "false", "yes", ""} {
+			parents = append(parents,
+				FromStatefulSet(stsFixture("db", deployType, stsAnnotations(AnnotationQuorum, quorum))),
+				FromDeployment(deployFixture("db", deployType, deployAnnotations(AnnotationQuorum, quorum))))
+		}
+	}
+	for _, parent := range parents {
+		for _, replicas := range []int32{math.MinInt32, -1, 0, 1} {
+			assert.Equal(t, Result{}, ValidateScale(parent, replicas), "scale of %s (%v) to %d", parent.Ref(), parent.Labels, replicas)
+			assert.Equal(t, Result{}, ValidateHPA("hpa", parent, replicas), "hpa of %s (%v) with maxReplicas %d", parent.Ref(), parent.Labels, replicas)
+		}
+	}
+}
+
 // FuzzValidateWorkload decodes an arbitrary workload and another one (the
 // stored object when of the same kind, else a counterpart) and checks that no
 // rule panics and that every violation is well formed.
@@ -824,4 +848,40 @@ func FuzzValidateWorkload(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestValidateWorkloadRecreateStrategy(t *testing.T) {
+	withClaim := func(edits ...func(*appsv1.Deployment)) Workload {
+		edits = append([]func(*appsv1.Deployment){deployVolumes(claimVolume("data", "web-data")), deployMounts("data")}, edits...)
+		return FromDeployment(deployFixture("web", "stateless-single", edits...))
+	}
+	strategy := func(maxSurge intstr.IntOrString) func(*appsv1.Deployment) {
+		return func(d *appsv1.Deployment) {
+			d.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType,
+				RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: &maxSurge, MaxUnavailable: ptr.To(intstr.FromInt32(1))}}
+		}
+	}
+	recreate := func(d *appsv1.Deployment) {
+		d.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}
+	}
+	rwo := map[string]*corev1.PersistentVolumeClaim{"web-data": existingClaim("web-data", corev1.ReadWriteOnce)}
+	rwx := map[string]*corev1.PersistentVolumeClaim{"web-data": existingClaim("web-data", corev1.ReadWriteMany)}
+	surging := withClaim(strategy(intstr.FromInt32(1)))
+	tests := []struct {
+		name   string
+		object Workload
+		claims map[string]*corev1.PersistentVolumeClaim
+		want   Result
+	}{
+		{"a surging RollingUpdate on a ReadWriteOnce claim: warned", surging, rwo,
+			warned(RuleRecreateStrategy, pathStrategy, msgRollingUpdateWithClaim(surging))},
+		{"maxSurge 0 stops the old pod first", withClaim(strategy(intstr.FromInt32(0))), rwo, Result{}},
+		{"Recreate", withClaim(recreate), rwo, Result{}},
+		{"a ReadWriteMany claim can roll", surging, rwx, Result{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, ValidateWorkload(WorkloadRequest{Operation: OpCreate, Object: tt.object, Claims: tt.claims}))
+		})
+	}
 }

@@ -147,6 +147,15 @@ const (
 	// RuleInvalidMode warns that a namespace's statekeeper.io/mode label has a
 	// value statekeeper does not know; the namespace is then enforced.
 	RuleInvalidMode Rule = "invalid-mode"
+	// RuleStorageResize denies a statekeeper.io/storage-size change that the
+	// claims cannot follow: a shrink, or growth their class cannot expand.
+	RuleStorageResize Rule = "storage-resize"
+	// RuleRecreateStrategy warns that a single-instance Deployment with a
+	// single-node claim keeps the RollingUpdate strategy its manifest sets.
+	RuleRecreateStrategy Rule = "recreate-strategy"
+	// RuleDeletionProtection denies deleting a protected workload that runs
+	// with persistent volumes.
+	RuleDeletionProtection Rule = "deletion-protection"
 	// RuleHeadlessMissing is found by the background audit only: a stateful
 	// StatefulSet whose headless Service does not exist (admission cannot see
 	// a Service deleted later, nor a namespace where statekeeper only audits).
@@ -197,6 +206,8 @@ type Workload struct {
 	ServiceName    string
 	// Strategy is spec.strategy; zero for StatefulSets.
 	Strategy appsv1.DeploymentStrategy
+	// ManagedFields tell which fields a server-side apply set.
+	ManagedFields []metav1.ManagedFieldsEntry
 }
 
 // FromDeployment views d as a Workload.
@@ -206,7 +217,7 @@ func FromDeployment(d *appsv1.Deployment) Workload {
 		Labels: d.Labels, Annotations: d.Annotations,
 		Replicas: d.Spec.Replicas, StatusReplicas: d.Status.Replicas,
 		Selector: d.Spec.Selector, Template: &d.Spec.Template,
-		Strategy: d.Spec.Strategy,
+		Strategy: d.Spec.Strategy, ManagedFields: d.ManagedFields,
 	}
 }
 

@@ -15,11 +15,9 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -48,56 +46,63 @@ const (
 const eventAction = "ReconcileHeadlessService"
 
 // foreignRecheckInterval bounds how long a Service statekeeper does not
-// manage goes unnoticed: the cache holds managed Services only, so deleting
-// or fixing a foreign one raises no event here.
+// manage goes unnoticed: only owned Services are watched for this controller,
+// so deleting or fixing a foreign one raises no event here.
 const foreignRecheckInterval = 10 * time.Minute
 
-// Options tunes the controller.
+// Options tunes the controllers.
 type Options struct {
 	// InScope tells whether statekeeper acts in a namespace (not excluded,
 	// mode not off); nil means every namespace.
 	InScope func(ctx context.Context, namespace string) (bool, error)
-}
-
-// CacheByObject is the reconciler's part of the manager's cache options:
-// Services are cached only when statekeeper manages them, without their
-// managedFields, so that the cache stays small on clusters with many
-// Services. Merge it into cache.Options.ByObject.
-//
-// StatefulSets get no entry: the webhook's lookups need all of them (a kind
-// switch is judged against unlabelled workloads too), so this controller
-// filters them with a predicate instead of a cache selector.
-func CacheByObject() map[client.Object]cache.ByObject {
-	return map[client.Object]cache.ByObject{
-		&corev1.Service{}: {
-			Label:     labels.SelectorFromSet(labels.Set{policy.LabelManagedBy: policy.ManagerName}),
-			Transform: cache.TransformStripManagedFields(),
-		},
-	}
+	// ClusterDomain builds the pods' peer FQDNs (the --cluster-domain flag).
+	ClusterDomain string
 }
 
 // Reconciler creates and repairs the headless Service of a stateful StatefulSet.
+//
+// It reads only from the manager's cache, which must hold every Service (the
+// lookups' cache options do): a Service missing from it may still exist,
+// unmanaged and not yet delivered, and creating one then fails with
+// AlreadyExists and is retried once the cache has it.
 type Reconciler struct {
 	// Client reads from the manager's cache and writes to the API server.
-	Client client.Client
-	// APIReader reads from the API server: a Service missing from the cache
-	// may exist unmanaged, and must then be left alone.
-	APIReader client.Reader
-	Recorder  events.EventRecorder
+	Client   client.Client
+	Recorder events.EventRecorder
 	// InScope is Options.InScope.
 	InScope func(ctx context.Context, namespace string) (bool, error)
 }
 
-// SetupWithManager registers the controller with mgr. It needs RBAC to get,
-// list and watch StatefulSets; get, list, watch, create, patch and delete
-// Services; and create and patch events.k8s.io Events. The manager's leader
-// election applies: only the leader reconciles.
+// SetupWithManager registers statekeeper's controllers with mgr: the
+// headless Service (SPEC §3), the disruption budget, the pods' peers and the
+// growth of injected claims. The manager's leader election applies: only
+// the leader reconciles. RBAC: the chart's ClusterRole.
 func SetupWithManager(mgr ctrl.Manager, opts Options) error {
+	controllers := []struct {
+		name  string
+		setup func(ctrl.Manager, Options) error
+	}{
+		{ControllerName, setupHeadlessService},
+		{DisruptionBudgetControllerName, setupDisruptionBudgets},
+		{PeersControllerName, setupPeers},
+		{VolumesControllerName, setupVolumes},
+	}
+	for _, c := range controllers {
+		if err := c.setup(mgr, opts); err != nil {
+			return fmt.Errorf("setting up the %s controller: %w", c.name, err)
+		}
+	}
+	return nil
+}
+
+// setupHeadlessService registers the headless-Service controller. It needs
+// RBAC to get, list and watch StatefulSets; get, list, watch, create, patch
+// and delete Services; and create and patch events.k8s.io Events.
+func setupHeadlessService(mgr ctrl.Manager, opts Options) error {
 	r := &Reconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Recorder:  mgr.GetEventRecorder(EventSource),
-		InScope:   opts.InScope,
+		Client:   mgr.GetClient(),
+		Recorder: mgr.GetEventRecorder(EventSource),
+		InScope:  opts.InScope,
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(ControllerName).
@@ -115,9 +120,43 @@ func isStateful(obj client.Object) bool {
 	return err == nil && t.Stateful()
 }
 
-// isManaged selects the Services statekeeper manages. The cache holds no
-// others when CacheByObject is applied; the predicate keeps the controller
-// correct when it is not.
+// isManagedWorkload selects StatefulSets that carry the deploy-type label.
+func isManagedWorkload(obj client.Object) bool {
+	_, ok := obj.GetLabels()[policy.LabelDeployType]
+	return ok
+}
+
+// statefulSetToReconcile reads the StatefulSet of key from the cache and
+// returns it when a reconciler acts on it now: it exists (a deleted one's
+// dependents go with it through their owner references), is not being
+// deleted (the garbage collector would delete anything made now), lies in a
+// namespace statekeeper acts in (an excluded or off one is left as it is),
+// and wanted accepts it. Otherwise it returns nil.
+func statefulSetToReconcile(ctx context.Context, c client.Reader, check func(context.Context, string) (bool, error),
+	key client.ObjectKey, wanted func(client.Object) bool) (*appsv1.StatefulSet, error) {
+	var sts appsv1.StatefulSet
+	if err := c.Get(ctx, key, &sts); err != nil {
+		return nil, client.IgnoreNotFound(err)
+	}
+	if sts.DeletionTimestamp != nil || !wanted(&sts) {
+		return nil, nil
+	}
+	if in, err := inScope(ctx, check, sts.Namespace); err != nil || !in {
+		return nil, err
+	}
+	return &sts, nil
+}
+
+// inScope asks check (Options.InScope) about namespace; a nil check means every namespace.
+func inScope(ctx context.Context, check func(context.Context, string) (bool, error), namespace string) (bool, error) {
+	if check == nil {
+		return true, nil
+	}
+	return check(ctx, namespace)
+}
+
+// isManaged selects the Services statekeeper manages: only their changes
+// concern the StatefulSet that owns them.
 func isManaged(obj client.Object) bool {
 	return obj.GetLabels()[policy.LabelManagedBy] == policy.ManagerName
 }
@@ -137,36 +176,35 @@ func specOrLabelsChanged() predicate.Predicate {
 	}}
 }
 
+// specLabelsOrAnnotationsChanged is specOrLabelsChanged that also passes
+// annotation changes, which do not bump the generation
+// (statekeeper.io/quorum, statekeeper.io/storage-size, ...).
+func specLabelsOrAnnotationsChanged() predicate.Predicate {
+	specOrLabels := specOrLabelsChanged()
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		if specOrLabels.Update(e) {
+			return true
+		}
+		return !maps.Equal(e.ObjectOld.GetAnnotations(), e.ObjectNew.GetAnnotations())
+	}}
+}
+
 // Reconcile makes the StatefulSet's headless Service right, or says why it
 // cannot on the StatefulSet's Events.
 func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	log := logf.FromContext(ctx)
 
-	var sts appsv1.StatefulSet
-	if err := r.Client.Get(ctx, req.NamespacedName, &sts); err != nil {
-		// Gone: the garbage collector deletes the Service through its owner reference.
-		return reconcile.Result{}, client.IgnoreNotFound(err)
-	}
-	// A StatefulSet being deleted is left to the garbage collector, which
-	// would delete a Service recreated now.
-	if !isStateful(&sts) || sts.DeletionTimestamp != nil {
-		return reconcile.Result{}, nil
-	}
-	// An excluded or off namespace is not statekeeper's: nothing is created
-	// there, and a Service made earlier is left as it is.
-	if r.InScope != nil {
-		in, err := r.InScope(ctx, sts.Namespace)
-		if err != nil || !in {
-			return reconcile.Result{}, err
-		}
+	sts, err := statefulSetToReconcile(ctx, r.Client, r.InScope, req.NamespacedName, isStateful)
+	if err != nil || sts == nil {
+		return reconcile.Result{}, err
 	}
 
-	key := client.ObjectKey{Namespace: sts.Namespace, Name: policy.ServiceNameOf(&sts)}
+	key := client.ObjectKey{Namespace: sts.Namespace, Name: policy.ServiceNameOf(sts)}
 	current, err := r.currentService(ctx, key)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	plan := policy.PlanHeadlessService(&sts, current)
+	plan := policy.PlanHeadlessService(sts, current)
 	log = log.WithValues("service", key.Name, "action", plan.Action)
 
 	switch plan.Action {
@@ -177,14 +215,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{RequeueAfter: foreignRecheckInterval}, nil
 	case policy.ServiceConflict:
 		log.Info("leaving a conflicting service alone", "reason", plan.Reason)
-		r.Recorder.Eventf(&sts, current, corev1.EventTypeWarning, ReasonServiceConflict, eventAction, "%s", plan.Reason)
+		r.Recorder.Eventf(sts, current, corev1.EventTypeWarning, ReasonServiceConflict, eventAction, "%s", plan.Reason)
 		return reconcile.Result{RequeueAfter: foreignRecheckInterval}, nil
 	case policy.ServiceCreate:
-		if err := r.create(ctx, &sts, plan.Service); err != nil {
+		if err := r.create(ctx, sts, plan.Service); err != nil {
 			return reconcile.Result{}, err
 		}
 		log.Info("created the headless service")
-		r.Recorder.Eventf(&sts, plan.Service, corev1.EventTypeNormal, ReasonServiceCreated, eventAction,
+		r.Recorder.Eventf(sts, plan.Service, corev1.EventTypeNormal, ReasonServiceCreated, eventAction,
 			"created headless service %q", key.Name)
 	case policy.ServiceUpdate:
 		patch := client.MergeFromWithOptions(current, client.MergeFromWithOptimisticLock{})
@@ -192,7 +230,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 			return reconcile.Result{}, fmt.Errorf("repairing service %q: %w", key.Name, err)
 		}
 		log.Info("repaired the headless service")
-		r.Recorder.Eventf(&sts, plan.Service, corev1.EventTypeNormal, ReasonServiceRepaired, eventAction,
+		r.Recorder.Eventf(sts, plan.Service, corev1.EventTypeNormal, ReasonServiceRepaired, eventAction,
 			"repaired headless service %q (selector, ports, publishNotReadyAddresses, labels or owner)", key.Name)
 	case policy.ServiceRecreate:
 		// clusterIP is immutable: a managed Service that is no longer
@@ -205,11 +243,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		}
 		// Until the old Service is gone (finalizers), creating fails with
 		// AlreadyExists and the request is retried with backoff.
-		if err := r.create(ctx, &sts, plan.Service); err != nil {
+		if err := r.create(ctx, sts, plan.Service); err != nil {
 			return reconcile.Result{}, err
 		}
 		log.Info("recreated the headless service", "previousClusterIP", current.Spec.ClusterIP)
-		r.Recorder.Eventf(&sts, plan.Service, corev1.EventTypeNormal, ReasonServiceRecreated, eventAction,
+		r.Recorder.Eventf(sts, plan.Service, corev1.EventTypeNormal, ReasonServiceRecreated, eventAction,
 			"recreated service %q as headless: its clusterIP was %q and a clusterIP cannot be changed", key.Name, current.Spec.ClusterIP)
 	default:
 		return reconcile.Result{}, reconcile.TerminalError(fmt.Errorf("unknown service action %q", plan.Action))
@@ -217,19 +255,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	return reconcile.Result{}, nil
 }
 
-// currentService reads the Service from the cache and, when the cache does
-// not hold it, from the API server: the cache holds managed Services only.
-// It returns nil when no Service of that name exists.
+// currentService reads the Service from the cache; nil when it has none.
 func (r *Reconciler) currentService(ctx context.Context, key client.ObjectKey) (*corev1.Service, error) {
 	var svc corev1.Service
-	err := r.Client.Get(ctx, key, &svc)
-	if apierrors.IsNotFound(err) {
-		err = r.APIReader.Get(ctx, key, &svc)
+	if err := r.Client.Get(ctx, key, &svc); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, nil
 		}
-	}
-	if err != nil {
 		return nil, fmt.Errorf("reading service %q: %w", key.Name, err)
 	}
 	return &svc, nil
@@ -237,7 +269,8 @@ func (r *Reconciler) currentService(ctx context.Context, key client.ObjectKey) (
 
 // create creates svc. A Service the API server refuses as invalid (a
 // spec.serviceName that is not a valid Service name) will not become valid by
-// retrying, so it is reported on the StatefulSet and not retried.
+// retrying, so it is reported on the StatefulSet and not retried. One that
+// already exists was not in the cache yet: the retry judges it from there.
 func (r *Reconciler) create(ctx context.Context, sts *appsv1.StatefulSet, svc *corev1.Service) error {
 	err := r.Client.Create(ctx, svc)
 	if apierrors.IsInvalid(err) {

@@ -19,7 +19,6 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
@@ -65,33 +64,22 @@ func foreignService(clusterIP string) *corev1.Service {
 	}
 }
 
-// harness mimics the manager: client is the cache (managed Services only)
-// and the writer; apiServer is what mgr.GetAPIReader() sees besides.
+// harness mimics the manager: client is the cache, which holds every
+// Service as the lookups' cache options make it, and the writer.
 type harness struct {
-	client    client.WithWatch
-	apiServer client.WithWatch
-	recorder  *events.FakeRecorder
-	r         *Reconciler
+	client   client.WithWatch
+	recorder *events.FakeRecorder
+	r        *Reconciler
 }
 
 func newHarness(t *testing.T, funcs *interceptor.Funcs, objs ...client.Object) *harness {
 	t.Helper()
-	var cached []client.Object
-	for _, o := range objs {
-		if _, isService := o.(*corev1.Service); !isService || isManaged(o) {
-			cached = append(cached, o.DeepCopyObject().(client.Object))
-		}
-	}
-	builder := fake.NewClientBuilder().WithScheme(clientgoscheme.Scheme).WithObjects(cached...)
+	builder := fake.NewClientBuilder().WithScheme(clientgoscheme.Scheme).WithObjects(objs...)
 	if funcs != nil {
 		builder = builder.WithInterceptorFuncs(*funcs)
 	}
-	h := &harness{
-		client:    builder.Build(),
-		apiServer: fake.NewClientBuilder().WithScheme(clientgoscheme.Scheme).WithObjects(objs...).Build(),
-		recorder:  events.NewFakeRecorder(10),
-	}
-	h.r = &Reconciler{Client: h.client, APIReader: h.apiServer, Recorder: h.recorder}
+	h := &harness{client: builder.Build(), recorder: events.NewFakeRecorder(10)}
+	h.r = &Reconciler{Client: h.client, Recorder: h.recorder}
 	return h
 }
 
@@ -129,14 +117,13 @@ func (h *harness) recorded() []string {
 func TestReconcile(t *testing.T) {
 	const created = `Normal ServiceCreated created headless service "redis-headless"`
 	tests := []struct {
-		name        string
-		objs        []client.Object
-		funcs       *interceptor.Funcs
-		want        *corev1.Service // in the cache/writer after Reconcile
-		wantForeign *corev1.Service // in the API server only, untouched
-		wantResult  reconcile.Result
-		wantErr     string
-		wantEvents  []string
+		name       string
+		objs       []client.Object
+		funcs      *interceptor.Funcs
+		want       *corev1.Service // in the cache/writer after Reconcile
+		wantResult reconcile.Result
+		wantErr    string
+		wantEvents []string
 	}{
 		{
 			name:       "missing Service is created",
@@ -184,20 +171,20 @@ func TestReconcile(t *testing.T) {
 			wantEvents: nil,
 		},
 		{
-			name:        "foreign non-headless Service is left alone with a warning",
-			objs:        []client.Object{redis("stateful-multi"), foreignService("10.0.0.9")},
-			wantForeign: foreignService("10.0.0.9"),
-			wantResult:  reconcile.Result{RequeueAfter: foreignRecheckInterval},
+			name:       "foreign non-headless Service is left alone with a warning",
+			objs:       []client.Object{redis("stateful-multi"), foreignService("10.0.0.9")},
+			want:       foreignService("10.0.0.9"),
+			wantResult: reconcile.Result{RequeueAfter: foreignRecheckInterval},
 			wantEvents: []string{`Warning ServiceConflict service "redis-headless" is not managed by statekeeper ` +
 				`(no app.kubernetes.io/managed-by=statekeeper label) and is not headless (clusterIP "10.0.0.9"), ` +
 				`so the pods of statefulset "redis" get no per-pod DNS names; statekeeper leaves it alone: ` +
 				`delete it so that statekeeper creates a headless one, or recreate it with clusterIP: None`},
 		},
 		{
-			name:        "foreign headless Service is left alone quietly",
-			objs:        []client.Object{redis("stateful-multi"), foreignService(corev1.ClusterIPNone)},
-			wantForeign: foreignService(corev1.ClusterIPNone),
-			wantResult:  reconcile.Result{RequeueAfter: foreignRecheckInterval},
+			name:       "foreign headless Service is left alone quietly",
+			objs:       []client.Object{redis("stateful-multi"), foreignService(corev1.ClusterIPNone)},
+			want:       foreignService(corev1.ClusterIPNone),
+			wantResult: reconcile.Result{RequeueAfter: foreignRecheckInterval},
 		},
 		{
 			name: "stateless StatefulSet is ignored",
@@ -221,6 +208,12 @@ func TestReconcile(t *testing.T) {
 			name: "StatefulSet gone: nothing to do",
 		},
 		{
+			name:    "a Service the cache has not delivered yet: retried, nothing recorded",
+			objs:    []client.Object{redis("stateful-multi")},
+			funcs:   &interceptor.Funcs{Create: createExisting},
+			wantErr: `creating service "redis-headless": services "redis-headless" already exists`,
+		},
+		{
 			name:  "invalid Service name: reported once, not retried",
 			objs:  []client.Object{redis("stateful-multi")},
 			funcs: &interceptor.Funcs{Create: createInvalid},
@@ -241,9 +234,6 @@ func TestReconcile(t *testing.T) {
 			}
 			assert.Equal(t, tt.wantResult, result)
 			assert.Equal(t, tt.want, service(t, h.client), "service written")
-			if tt.wantForeign != nil {
-				assert.Equal(t, tt.wantForeign, service(t, h.apiServer), "foreign service")
-			}
 			assert.Equal(t, tt.wantEvents, h.recorded())
 		})
 	}
@@ -281,6 +271,12 @@ func failCreate(context.Context, client.WithWatch, client.Object, ...client.Crea
 
 func failDelete(context.Context, client.WithWatch, client.Object, ...client.DeleteOption) error {
 	return assert.AnError
+}
+
+// createExisting answers as the API server does for a Service the cache has
+// not delivered yet.
+func createExisting(_ context.Context, _ client.WithWatch, obj client.Object, _ ...client.CreateOption) error {
+	return apierrors.NewAlreadyExists(schema.GroupResource{Resource: "services"}, obj.GetName())
 }
 
 func createInvalid(_ context.Context, _ client.WithWatch, obj client.Object, _ ...client.CreateOption) error {
@@ -321,22 +317,8 @@ func TestSpecOrLabelsChanged(t *testing.T) {
 	}
 }
 
-func TestCacheByObject(t *testing.T) {
-	byObject := CacheByObject()
-	require.Len(t, byObject, 1)
-	for obj, opts := range byObject {
-		assert.IsType(t, &corev1.Service{}, obj)
-		assert.Equal(t, "app.kubernetes.io/managed-by=statekeeper", opts.Label.String())
-
-		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "s", ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}}}
-		out, err := opts.Transform(svc)
-		require.NoError(t, err)
-		assert.Equal(t, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "s"}}, out)
-	}
-}
-
-// TestSetupWithManager wires the controller into a manager whose cache uses
-// CacheByObject; a static REST mapper keeps it from contacting an API server.
+// TestSetupWithManager wires the controller into a manager; a static REST
+// mapper keeps it from contacting an API server.
 func TestSetupWithManager(t *testing.T) {
 	mapper := meta.NewDefaultRESTMapper(nil)
 	mapper.Add(corev1.SchemeGroupVersion.WithKind("Service"), meta.RESTScopeNamespace)
@@ -344,7 +326,6 @@ func TestSetupWithManager(t *testing.T) {
 	mgr, err := ctrl.NewManager(&rest.Config{Host: "https://127.0.0.1:1"}, ctrl.Options{
 		Scheme:         clientgoscheme.Scheme,
 		MapperProvider: func(*rest.Config, *http.Client) (meta.RESTMapper, error) { return mapper, nil },
-		Cache:          cache.Options{ByObject: CacheByObject()},
 		Metrics:        metricsserver.Options{BindAddress: "0"},
 	})
 	require.NoError(t, err)
@@ -360,7 +341,7 @@ func TestReconcileLeavesOutOfScopeNamespacesAlone(t *testing.T) {
 	}
 	_, err := h.reconcile(t)
 	require.NoError(t, err)
-	assert.Nil(t, service(t, h.apiServer), "no Service in an off or excluded namespace")
+	assert.Nil(t, service(t, h.client), "no Service in an off or excluded namespace")
 	assert.Empty(t, h.recorded())
 	assert.Equal(t, []string{"shop"}, asked)
 

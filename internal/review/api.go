@@ -21,7 +21,8 @@ type Request struct {
 	Resource  Resource
 	Namespace string
 	Name      string
-	// Object and OldObject are the raw JSON bodies; OldObject only on UPDATE.
+	// Object and OldObject are the raw JSON bodies; OldObject only on UPDATE
+	// and DELETE (where it is the object being deleted, and Object is empty).
 	Object    []byte
 	OldObject []byte
 	// DecodedObject and DecodedOldObject, when set, replace Object and

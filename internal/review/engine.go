@@ -190,6 +190,12 @@ func (e *Engine) validateWorkload(ctx context.Context, facts *workloadFacts, d *
 			return false, err
 		}
 	case policy.OpUpdate:
+		// The classes decide whether claims can grow: read only when the size changes.
+		if w.Kind == policy.KindStatefulSet && facts.old.Annotations[policy.AnnotationStorageSize] != w.Annotations[policy.AnnotationStorageSize] {
+			if pr.StorageClasses, err = e.lookup.StorageClasses(ctx); err != nil {
+				return false, fmt.Errorf("looking up the storage classes: %w", err)
+			}
+		}
 		// Whether the old workload still has pods matters only to a type
 		// change, and costs a pod listing: ask only then. The old object is
 		// the stored one, so its selector is the one to match.
@@ -232,6 +238,44 @@ func (e *Engine) claims(ctx context.Context, w policy.Workload) (map[string]*cor
 		return nil, fmt.Errorf("looking up the claims of %s: %w", w.Ref(), err)
 	}
 	return claims, nil
+}
+
+// deletion judges deleting a workload (deletion protection): the object
+// being deleted is the request's old object.
+func (e *Engine) deletion(ctx context.Context, req Request, kind policy.Kind) (Decision, error) {
+	d := Decision{Name: req.Name}
+	if e.excluded[req.Namespace] {
+		d.Skipped = true
+		return d, nil
+	}
+	w, err := decodeWorkload(kind, req.DecodedOldObject, req.OldObject)
+	if err != nil {
+		return d, fmt.Errorf("old object: %w", err)
+	}
+	fillIdentity(&w, req)
+	d.Name = w.Name
+	if !w.Managed() {
+		d.Skipped = true
+		return d, nil
+	}
+	warnings, err := e.resolveMode(ctx, &d, w.Namespace)
+	if err != nil || d.Skipped {
+		return d, err
+	}
+	namespaceProtected, err := e.lookup.NamespaceProtected(ctx, w.Namespace)
+	if err != nil {
+		return d, fmt.Errorf("looking up namespace %q: %w", w.Namespace, err)
+	}
+	observed := policy.Observed{Workload: w}
+	// Only a protected workload with volumes needs to know whether pods remain.
+	if policy.Protected(w, namespaceProtected) && w.HasPersistentVolumes() && !observed.Running() {
+		if observed.PodsExist, err = e.lookup.PodsExist(ctx, w.Namespace, w.Selector); err != nil {
+			return d, fmt.Errorf("looking up the pods of %s: %w", w.Ref(), err)
+		}
+	}
+	d.Result = policy.ValidateDelete(observed, namespaceProtected)
+	e.applyMode(&d, warnings)
+	return d, nil
 }
 
 // scale judges a /scale update by the parent workload's labels.
@@ -312,8 +356,8 @@ func (e *Engine) judgeParent(ctx context.Context, d *Decision, namespace string,
 
 // InScope reports whether statekeeper acts in the namespace: it is not
 // excluded and its mode changes objects (enforce or warn, SPEC §6). The
-// headless-Service reconciler asks it, so that an off or audit namespace gets
-// no Services either.
+// reconcilers ask it, so that an off or audit namespace gets no Services,
+// budgets, peers updates or grown claims either.
 func (e *Engine) InScope(ctx context.Context, namespace string) (bool, error) {
 	if e.excluded[namespace] {
 		return false, nil

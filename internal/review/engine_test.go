@@ -284,9 +284,12 @@ func TestInvalidRequests(t *testing.T) {
 		{"scale on the mutating path", func() (Decision, error) {
 			return engine.Mutate(ctx, Request{Operation: policy.OpUpdate, Resource: statefulSetScaleRes, Object: sts})
 		}, "invalid admission request: statefulsets.apps/scale is not mutated by statekeeper"},
-		{"delete", func() (Decision, error) {
-			return engine.Validate(ctx, Request{Operation: policy.OpDelete, Resource: statefulSetsResource, Namespace: "shop", OldObject: sts})
+		{"delete on the mutating path", func() (Decision, error) {
+			return engine.Mutate(ctx, Request{Operation: policy.OpDelete, Resource: statefulSetsResource, Namespace: "shop", OldObject: sts})
 		}, `invalid admission request: operation "DELETE" is not reviewed`},
+		{"delete without the object being deleted", func() (Decision, error) {
+			return engine.Validate(ctx, Request{Operation: policy.OpDelete, Resource: statefulSetsResource, Namespace: "shop"})
+		}, "old object: invalid admission request: the request carries no StatefulSet object"},
 		{"no object", func() (Decision, error) {
 			return engine.Validate(ctx, Request{Operation: policy.OpCreate, Resource: statefulSetsResource, Namespace: "shop"})
 		}, "invalid admission request: the request carries no StatefulSet object"},

@@ -166,6 +166,7 @@ func TestStampPodIdentity(t *testing.T) {
 			{Operation: "add", Path: "/metadata/annotations/statekeeper.io~1fqdn", Value: "redis-1" + suffix},
 			{Operation: "add", Path: "/metadata/annotations/statekeeper.io~1primary-fqdn", Value: "redis-0" + suffix},
 			{Operation: "add", Path: "/metadata/annotations/statekeeper.io~1peers", Value: "redis-0" + suffix + ",redis-1" + suffix},
+			{Operation: "add", Path: "/metadata/annotations/statekeeper.io~1peers-replicas", Value: "2"},
 		},
 	}, d)
 }

@@ -39,6 +39,9 @@ type Reviewed struct {
 	New func() runtime.Object
 	// Steps are the webhooks that review it.
 	Steps Step
+	// Deletes are the steps that judge a DELETE of it (deletion protection);
+	// other steps let deletions through untouched.
+	Deletes Step
 	// judge is the engine's decision for the resource, whichever step asks.
 	judge func(e *Engine, step Step) judgeFunc
 }
@@ -49,10 +52,10 @@ type Reviewed struct {
 // compare them). Adding a resource is adding a row.
 var Resources = []Reviewed{
 	{Group: appsv1.GroupName, Resource: "deployments", Kind: kindDeployment,
-		New: func() runtime.Object { return &appsv1.Deployment{} }, Steps: StepMutate | StepValidate,
+		New: func() runtime.Object { return &appsv1.Deployment{} }, Steps: StepMutate | StepValidate, Deletes: StepValidate,
 		judge: workloadJudge(policy.KindDeployment)},
 	{Group: appsv1.GroupName, Resource: "statefulsets", Kind: kindStatefulSet,
-		New: func() runtime.Object { return &appsv1.StatefulSet{} }, Steps: StepMutate | StepValidate,
+		New: func() runtime.Object { return &appsv1.StatefulSet{} }, Steps: StepMutate | StepValidate, Deletes: StepValidate,
 		judge: workloadJudge(policy.KindStatefulSet)},
 	{Group: appsv1.GroupName, Resource: "deployments", SubResource: "scale", Kind: kindScale,
 		New: func() runtime.Object { return &autoscalingv1.Scale{} }, Steps: StepValidate,
@@ -84,6 +87,9 @@ type judgeFunc func(ctx context.Context, req Request) (Decision, error)
 func workloadJudge(kind policy.Kind) func(*Engine, Step) judgeFunc {
 	return func(e *Engine, step Step) judgeFunc {
 		return func(ctx context.Context, req Request) (Decision, error) {
+			if req.Operation == policy.OpDelete && step == StepValidate {
+				return e.deletion(ctx, req, kind)
+			}
 			if step == StepMutate {
 				return e.workload(ctx, req, kind, e.mutateWorkload)
 			}
@@ -108,6 +114,12 @@ func (r Reviewed) Matches(res Resource) bool {
 // String is "deployments.apps" or "deployments.apps/scale".
 func (r Reviewed) String() string {
 	return Resource{Group: r.Group, Resource: r.Resource, SubResource: r.SubResource}.String()
+}
+
+// JudgesDelete reports whether step judges a DELETE of the resource.
+func JudgesDelete(step Step, res Resource) bool {
+	r, ok := ResourceOf(res)
+	return ok && r.Deletes&step != 0
 }
 
 // ResourceOf returns the row of a request's resource.

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -20,7 +19,6 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -104,7 +102,9 @@ func managerOptions(cfg config.Config, scheme *runtime.Scheme) manager.Options {
 	}
 	return manager.Options{
 		Scheme: scheme,
-		Cache:  cacheOptions(),
+		// One cache for the lookups and the reconciler, which reads only
+		// what the lookups cache (reconciler.Reconciler says what it needs).
+		Cache: lookup.CacheOptions(),
 		// The webhook server does not need leader election: every replica
 		// answers admission requests. Only the reconciler is elected.
 		WebhookServer: webhook.NewServer(webhook.Options{
@@ -133,17 +133,6 @@ func managerOptions(cfg config.Config, scheme *runtime.Scheme) manager.Options {
 	}
 }
 
-// cacheOptions are the lookups' cache settings with the reconciler's
-// (managed Services only) merged in.
-func cacheOptions() cache.Options {
-	opts := lookup.CacheOptions()
-	if opts.ByObject == nil {
-		opts.ByObject = map[client.Object]cache.ByObject{}
-	}
-	maps.Copy(opts.ByObject, reconciler.CacheByObject())
-	return opts
-}
-
 // setup registers everything statekeeper runs on mgr.
 func setup(mgr manager.Manager, cfg config.Config, d *drain) error {
 	ctx := context.Background() // IndexField only records the index before the cache starts
@@ -165,9 +154,11 @@ func setup(mgr manager.Manager, cfg config.Config, d *drain) error {
 	engine := review.New(lookup.NewCache(mgr.GetCache(), mgr.GetAPIReader()), cfg.ReviewSettings())
 	skwebhook.Register(mgr.GetWebhookServer(), engine, mgr.GetLogger().WithName("admission"), metrics)
 
-	// The headless-Service reconciler runs on the elected leader only.
-	if err := reconciler.SetupWithManager(mgr, reconciler.Options{InScope: engine.InScope}); err != nil {
-		return fmt.Errorf("setting up the headless-Service reconciler: %w", err)
+	// The reconcilers run on the elected leader only.
+	if err := reconciler.SetupWithManager(mgr, reconciler.Options{
+		InScope: engine.InScope, ClusterDomain: cfg.ReviewSettings().ClusterDomain,
+	}); err != nil {
+		return fmt.Errorf("setting up the reconcilers: %w", err)
 	}
 
 	if cfg.Audit {

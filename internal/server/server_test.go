@@ -16,6 +16,8 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -24,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/statekeeper/statekeeper/internal/config"
+	"github.com/statekeeper/statekeeper/internal/lookup"
 )
 
 func TestHTTP2IsOffUnlessEnabled(t *testing.T) {
@@ -91,11 +94,12 @@ func TestNewRegistersTheWebhookPaths(t *testing.T) {
 	for _, gvk := range []schema.GroupVersionKind{
 		appsv1.SchemeGroupVersion.WithKind("Deployment"), appsv1.SchemeGroupVersion.WithKind("StatefulSet"),
 		corev1.SchemeGroupVersion.WithKind("Pod"), corev1.SchemeGroupVersion.WithKind("PersistentVolumeClaim"),
-		corev1.SchemeGroupVersion.WithKind("Service"),
+		corev1.SchemeGroupVersion.WithKind("Service"), policyv1.SchemeGroupVersion.WithKind("PodDisruptionBudget"),
 	} {
 		mapper.Add(gvk, meta.RESTScopeNamespace)
 	}
 	mapper.Add(corev1.SchemeGroupVersion.WithKind("Namespace"), meta.RESTScopeRoot)
+	mapper.Add(storagev1.SchemeGroupVersion.WithKind("StorageClass"), meta.RESTScopeRoot)
 
 	mgr, err := build(cfg, &rest.Config{Host: "https://127.0.0.1:1"}, func(o *manager.Options) {
 		o.MapperProvider = func(*rest.Config, *http.Client) (meta.RESTMapper, error) { return mapper, nil }
@@ -166,11 +170,12 @@ func TestNewRegistersTheWebhookPaths(t *testing.T) {
 	}
 }
 
-// TestCacheOptionsMergeLookupsAndReconciler: pods are cached as metadata for
-// the lookups, Services only when statekeeper manages them.
-func TestCacheOptionsMergeLookupsAndReconciler(t *testing.T) {
+// TestCacheOptions: pods are cached as metadata, and nothing is cached
+// through a label selector: the lookups must see every Service, managed or
+// not, and the reconciler reads the same cache.
+func TestCacheOptions(t *testing.T) {
 	byKind := map[string]string{}
-	for obj, by := range cacheOptions().ByObject {
+	for obj, by := range lookup.CacheOptions().ByObject {
 		selector := "<all>"
 		if by.Label != nil {
 			selector = by.Label.String()
@@ -179,6 +184,7 @@ func TestCacheOptionsMergeLookupsAndReconciler(t *testing.T) {
 	}
 	assert.Equal(t, map[string]string{
 		"*v1.PartialObjectMetadata": "<all>",
-		"*v1.Service":               "app.kubernetes.io/managed-by=statekeeper",
+		"*v1.Namespace":             "<all>",
+		"*v1.Service":               "<all>",
 	}, byKind)
 }

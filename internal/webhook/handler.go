@@ -86,10 +86,16 @@ func (h *Handler) handle(ctx context.Context, in incoming) admission.Response {
 	resource := resourceLabel(req.Resource.Resource, req.SubResource)
 
 	op := policy.Operation(req.Operation)
-	switch op {
-	case policy.OpCreate, policy.OpUpdate:
+	res := review.Resource{
+		Group: req.Resource.Group, Version: req.Resource.Version,
+		Resource: req.Resource.Resource, SubResource: req.SubResource,
+	}
+	switch {
+	case op == policy.OpCreate, op == policy.OpUpdate:
+	case op == policy.OpDelete && review.JudgesDelete(h.step, res):
 	default:
-		// DELETE and CONNECT change nothing statekeeper guards.
+		// CONNECT changes nothing statekeeper guards, nor DELETE but of a
+		// protected workload (deletion protection, on /validate).
 		h.observe(log, resource, review.Decision{Skipped: true}, OutcomeSkipped)
 		return admission.Allowed("")
 	}
@@ -99,11 +105,8 @@ func (h *Handler) handle(ctx context.Context, in incoming) admission.Response {
 	}
 
 	d, err := h.review(ctx, review.Request{
-		Operation: op,
-		Resource: review.Resource{
-			Group: req.Resource.Group, Version: req.Resource.Version,
-			Resource: req.Resource.Resource, SubResource: req.SubResource,
-		},
+		Operation:        op,
+		Resource:         res,
 		Namespace:        req.Namespace,
 		Name:             req.Name,
 		Object:           req.Object.Raw,

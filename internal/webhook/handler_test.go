@@ -140,15 +140,15 @@ func TestMutate(t *testing.T) {
 	}{
 		{fixture: "statefulset-create-stateful-multi", patch: `[
 			{"op":"add","path":"/spec/serviceName","value":"redis-headless"},
-			{"op":"add","path":"/spec/volumeClaimTemplates","value":[{"metadata":{"name":"data"},
+			{"op":"add","path":"/spec/volumeClaimTemplates","value":[{"metadata":{"name":"data","annotations":{"statekeeper.io/injected":"true"}},
 				"spec":{"accessModes":["ReadWriteOnce"],"resources":{"requests":{"storage":"5Gi"}}}}]},
 			{"op":"add","path":"/spec/template/metadata/labels/statekeeper.io~1deploy-type","value":"stateful-multi"}]`},
 		// Mutations apply in enforce and warn mode alike; validation denies.
 		{fixture: "statefulset-create-stateful-single-3", patch: `[
-			{"op":"add","path":"/spec/volumeClaimTemplates","value":[{"metadata":{"name":"data"},
+			{"op":"add","path":"/spec/volumeClaimTemplates","value":[{"metadata":{"name":"data","annotations":{"statekeeper.io/injected":"true"}},
 				"spec":{"accessModes":["ReadWriteOnce"],"resources":{"requests":{"storage":"1Gi"}}}}]}]`},
 		{fixture: "statefulset-create-stateful-single-3-warn", patch: `[
-			{"op":"add","path":"/spec/volumeClaimTemplates","value":[{"metadata":{"name":"data"},
+			{"op":"add","path":"/spec/volumeClaimTemplates","value":[{"metadata":{"name":"data","annotations":{"statekeeper.io/injected":"true"}},
 				"spec":{"accessModes":["ReadWriteOnce"],"resources":{"requests":{"storage":"1Gi"}}}}]}]`},
 		// Re-applying the original manifest: the stored injections are carried over.
 		{fixture: "statefulset-update-reapply", patch: `[

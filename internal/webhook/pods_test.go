@@ -26,7 +26,7 @@ func TestStampPods(t *testing.T) {
 			"statekeeper.io/service":"redis-headless",
 			"statekeeper.io/fqdn":"redis-1` + redis + `",
 			"statekeeper.io/primary-fqdn":"redis-0` + redis + `",
-			"statekeeper.io/peers":"redis-0` + redis + `,redis-1` + redis + `"}}]`},
+			"statekeeper.io/peers":"redis-0` + redis + `,redis-1` + redis + `","statekeeper.io/peers-replicas":"2"}}]`},
 		// zk numbers its pods from 1 and names its Service; the pod has an
 		// annotation already, an init container without env, and the user
 		// set STATEKEEPER_SERVICE, which is kept.
@@ -37,6 +37,7 @@ func TestStampPods(t *testing.T) {
 			{"op":"add","path":"/metadata/annotations/statekeeper.io~1fqdn","value":"zk-2` + zk + `"},
 			{"op":"add","path":"/metadata/annotations/statekeeper.io~1primary-fqdn","value":"zk-1` + zk + `"},
 			{"op":"add","path":"/metadata/annotations/statekeeper.io~1peers","value":"zk-1` + zk + `,zk-2` + zk + `,zk-3` + zk + `"},
+			{"op":"add","path":"/metadata/annotations/statekeeper.io~1peers-replicas","value":"3"},
 			{"op":"add","path":"/spec/initContainers/0/env","value":[
 				{"name":"STATEKEEPER_ORDINAL","value":"2"},
 				{"name":"STATEKEEPER_FQDN","value":"zk-2` + zk + `"},

@@ -15,9 +15,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -30,6 +32,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/utils/ptr"
@@ -284,10 +287,15 @@ func TestWebhookContract(t *testing.T) {
 			CABundle: []byte("foo"),
 		}
 	}
-	namespaceSelector := &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
-		{Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"kube-system", "kube-public", "kube-node-lease", releaseNS}},
-		{Key: "statekeeper.io/mode", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"off"}},
-	}}
+	namespaceSelector := func(mode metav1.LabelSelectorRequirement) *metav1.LabelSelector {
+		return &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+			{Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"kube-system", "kube-public", "kube-node-lease", releaseNS}},
+			mode,
+		}}
+	}
+	enforced := namespaceSelector(metav1.LabelSelectorRequirement{Key: "statekeeper.io/mode", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"off", "warn", "audit"}})
+	warned := namespaceSelector(metav1.LabelSelectorRequirement{Key: "statekeeper.io/mode", Operator: metav1.LabelSelectorOpIn, Values: []string{"warn", "audit"}})
+	notOff := namespaceSelector(metav1.LabelSelectorRequirement{Key: "statekeeper.io/mode", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"off"}})
 	workloadSelector := &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
 		{Key: "statekeeper.io/deploy-type", Operator: metav1.LabelSelectorOpExists},
 	}}
@@ -309,18 +317,32 @@ func TestWebhookContract(t *testing.T) {
 	timeout := ptr.To[int32](5)
 	v1 := []string{"v1"}
 
+	scaleRules := []admissionregistrationv1.RuleWithOperations{
+		rule("apps", "v1", []string{"deployments/scale", "statefulsets/scale"}, update),
+		rule("autoscaling", "v2", []string{"horizontalpodautoscalers"}, create, update),
+	}
+	beyondOne := []admissionregistrationv1.MatchCondition{{
+		Name: "may-exceed-one-replica",
+		Expression: "request.resource.resource == 'horizontalpodautoscalers' ? object.spec.maxReplicas > 1 : " +
+			"has(object.spec) && has(object.spec.replicas) && object.spec.replicas > 1",
+	}}
+
 	mutating := decodeOne[admissionregistrationv1.MutatingWebhookConfiguration](t, manifest, "MutatingWebhookConfiguration")
-	assert.Equal(t, []admissionregistrationv1.MutatingWebhook{
-		{
-			Name:                    "workloads.mutate.statekeeper.io",
+	mutateWorkloads := func(name string, policy *admissionregistrationv1.FailurePolicyType, namespaces *metav1.LabelSelector) admissionregistrationv1.MutatingWebhook {
+		return admissionregistrationv1.MutatingWebhook{
+			Name:                    name,
 			ClientConfig:            clientConfig("/mutate"),
 			Rules:                   []admissionregistrationv1.RuleWithOperations{rule("apps", "v1", workloads, create, update)},
-			FailurePolicy:           fail,
+			FailurePolicy:           policy,
 			ReinvocationPolicy:      never,
 			ObjectSelector:          workloadSelector,
 			AdmissionReviewVersions: v1, SideEffects: none, MatchPolicy: equivalent, TimeoutSeconds: timeout,
-			NamespaceSelector: namespaceSelector,
-		},
+			NamespaceSelector: namespaces,
+		}
+	}
+	assert.Equal(t, []admissionregistrationv1.MutatingWebhook{
+		mutateWorkloads("workloads.mutate.statekeeper.io", fail, enforced),
+		mutateWorkloads("workloads-warn.mutate.statekeeper.io", ignore, warned),
 		{
 			Name:               "pods.mutate.statekeeper.io",
 			ClientConfig:       clientConfig("/mutate-pods"),
@@ -333,34 +355,148 @@ func TestWebhookContract(t *testing.T) {
 					"object.metadata.ownerReferences.exists(r, r.kind == 'StatefulSet' && r.apiVersion.startsWith('apps/'))",
 			}},
 			AdmissionReviewVersions: v1, SideEffects: none, MatchPolicy: equivalent, TimeoutSeconds: timeout,
-			NamespaceSelector: namespaceSelector,
+			NamespaceSelector: notOff,
 		},
 	}, mutating.Webhooks)
 	assert.Empty(t, mutating.Annotations, "an explicit caBundle must not be overwritten by cert-manager's injector")
 
 	validating := decodeOne[admissionregistrationv1.ValidatingWebhookConfiguration](t, manifest, "ValidatingWebhookConfiguration")
-	assert.Equal(t, []admissionregistrationv1.ValidatingWebhook{
-		{
-			Name:                    "workloads.validate.statekeeper.io",
+	validateWorkloads := func(name string, policy *admissionregistrationv1.FailurePolicyType, namespaces *metav1.LabelSelector) admissionregistrationv1.ValidatingWebhook {
+		return admissionregistrationv1.ValidatingWebhook{
+			Name:                    name,
 			ClientConfig:            clientConfig("/validate"),
 			Rules:                   []admissionregistrationv1.RuleWithOperations{rule("apps", "v1", workloads, create, update)},
-			FailurePolicy:           fail,
+			FailurePolicy:           policy,
 			ObjectSelector:          workloadSelector,
 			AdmissionReviewVersions: v1, SideEffects: none, MatchPolicy: equivalent, TimeoutSeconds: timeout,
-			NamespaceSelector: namespaceSelector,
+			NamespaceSelector: namespaces,
+		}
+	}
+	validateScaling := func(name string, policy *admissionregistrationv1.FailurePolicyType, namespaces *metav1.LabelSelector) admissionregistrationv1.ValidatingWebhook {
+		return admissionregistrationv1.ValidatingWebhook{
+			Name:                    name,
+			ClientConfig:            clientConfig("/validate"),
+			Rules:                   scaleRules,
+			FailurePolicy:           policy,
+			MatchConditions:         beyondOne,
+			AdmissionReviewVersions: v1, SideEffects: none, MatchPolicy: equivalent, TimeoutSeconds: timeout,
+			NamespaceSelector: namespaces,
+		}
+	}
+	assert.Equal(t, []admissionregistrationv1.ValidatingWebhook{
+		validateWorkloads("workloads.validate.statekeeper.io", fail, enforced),
+		validateWorkloads("workloads-warn.validate.statekeeper.io", ignore, warned),
+		validateScaling("scaling.validate.statekeeper.io", fail, enforced),
+		validateScaling("scaling-warn.validate.statekeeper.io", ignore, warned),
+		{
+			Name:           "deletions.validate.statekeeper.io",
+			ClientConfig:   clientConfig("/validate"),
+			Rules:          []admissionregistrationv1.RuleWithOperations{rule("apps", "v1", workloads, admissionregistrationv1.Delete)},
+			FailurePolicy:  fail,
+			ObjectSelector: workloadSelector,
+			MatchConditions: []admissionregistrationv1.MatchCondition{
+				{Name: "workload-protected", Expression: protectedWorkload},
+			},
+			AdmissionReviewVersions: v1, SideEffects: none, MatchPolicy: equivalent, TimeoutSeconds: timeout,
+			NamespaceSelector: notOff,
 		},
 		{
-			Name:         "scaling.validate.statekeeper.io",
-			ClientConfig: clientConfig("/validate"),
-			Rules: []admissionregistrationv1.RuleWithOperations{
-				rule("apps", "v1", []string{"deployments/scale", "statefulsets/scale"}, update),
-				rule("autoscaling", "v2", []string{"horizontalpodautoscalers"}, create, update),
+			Name:           "namespace-deletions.validate.statekeeper.io",
+			ClientConfig:   clientConfig("/validate"),
+			Rules:          []admissionregistrationv1.RuleWithOperations{rule("apps", "v1", workloads, admissionregistrationv1.Delete)},
+			FailurePolicy:  fail,
+			ObjectSelector: workloadSelector,
+			MatchConditions: []admissionregistrationv1.MatchCondition{
+				{Name: "workload-not-protected-itself", Expression: "!(" + protectedWorkload + ")"},
 			},
-			FailurePolicy:           fail,
 			AdmissionReviewVersions: v1, SideEffects: none, MatchPolicy: equivalent, TimeoutSeconds: timeout,
-			NamespaceSelector: namespaceSelector,
+			NamespaceSelector: &metav1.LabelSelector{MatchExpressions: append(slices.Clone(notOff.MatchExpressions),
+				metav1.LabelSelectorRequirement{Key: "statekeeper.io/protect", Operator: metav1.LabelSelectorOpIn, Values: []string{"true"}})},
 		},
 	}, validating.Webhooks)
+}
+
+// protectedWorkload is the CEL condition that sends a workload's deletion to
+// statekeeper: its statekeeper.io/protect annotation is "true".
+const protectedWorkload = "has(oldObject.metadata.annotations) && 'statekeeper.io/protect' in oldObject.metadata.annotations && " +
+	"oldObject.metadata.annotations['statekeeper.io/protect'] == 'true'"
+
+// TestWebhooksPerNamespaceMode evaluates every webhook's namespaceSelector
+// against namespaces of every mode, for every default mode: a namespace in
+// scope matches exactly one entry of each webhook, whose failure policy is the
+// configured one where statekeeper enforces and Ignore where it never denies
+// (warn and audit: an outage must never block them); an off namespace matches
+// none.
+func TestWebhooksPerNamespaceMode(t *testing.T) {
+	namespaces := map[string]map[string]string{
+		"unlabelled": {},
+		"enforce":    {"statekeeper.io/mode": "enforce"},
+		"warn":       {"statekeeper.io/mode": "warn"},
+		"audit":      {"statekeeper.io/mode": "audit"},
+		"off":        {"statekeeper.io/mode": "off"},
+		// An unknown value is enforced (SPEC §6), whatever the default.
+		"unknown": {"statekeeper.io/mode": "bogus"},
+	}
+	for _, defaultMode := range []string{"enforce", "warn", "audit", "off"} {
+		t.Run("default "+defaultMode, func(t *testing.T) {
+			manifest := mustRender(t, "--set", "config.defaultMode="+defaultMode,
+				"--set", "webhook.failurePolicy.workloads=Fail", "--set", "webhook.failurePolicy.scaling=Fail")
+			type entry struct {
+				name     string
+				policy   admissionregistrationv1.FailurePolicyType
+				selector *metav1.LabelSelector
+			}
+			var entries []entry
+			for _, w := range decodeOne[admissionregistrationv1.MutatingWebhookConfiguration](t, manifest, "MutatingWebhookConfiguration").Webhooks {
+				entries = append(entries, entry{w.Name, *w.FailurePolicy, w.NamespaceSelector})
+			}
+			for _, w := range decodeOne[admissionregistrationv1.ValidatingWebhookConfiguration](t, manifest, "ValidatingWebhookConfiguration").Webhooks {
+				entries = append(entries, entry{w.Name, *w.FailurePolicy, w.NamespaceSelector})
+			}
+			for nsName, nsLabels := range namespaces {
+				effective := defaultMode
+				if v, ok := nsLabels["statekeeper.io/mode"]; ok {
+					effective = v
+					if !slices.Contains([]string{"enforce", "warn", "audit", "off"}, v) {
+						effective = "enforce"
+					}
+				}
+				if effective == "audit" {
+					effective = "warn" // the same entries: statekeeper never denies there
+				}
+				nsLabels := labels.Set(maps.Clone(nsLabels))
+				nsLabels["kubernetes.io/metadata.name"] = "team-a"
+				// The webhook each entry belongs to (its name without the
+				// mode group) → the failure policies of the entries that match.
+				got := map[string][]admissionregistrationv1.FailurePolicyType{}
+				for _, e := range entries {
+					selector, err := metav1.LabelSelectorAsSelector(e.selector)
+					require.NoError(t, err, e.name)
+					if selector.Matches(nsLabels) {
+						webhook := strings.Replace(strings.Replace(e.name, "-warn-default.", ".", 1), "-warn.", ".", 1)
+						got[webhook] = append(got[webhook], e.policy)
+					}
+				}
+				want := map[string][]admissionregistrationv1.FailurePolicyType{}
+				switch effective {
+				case "enforce":
+					for _, w := range []string{"workloads.mutate", "workloads.validate", "scaling.validate"} {
+						want[w+".statekeeper.io"] = []admissionregistrationv1.FailurePolicyType{admissionregistrationv1.Fail}
+					}
+				case "warn":
+					for _, w := range []string{"workloads.mutate", "workloads.validate", "scaling.validate"} {
+						want[w+".statekeeper.io"] = []admissionregistrationv1.FailurePolicyType{admissionregistrationv1.Ignore}
+					}
+				}
+				if effective != "off" {
+					want["pods.mutate.statekeeper.io"] = []admissionregistrationv1.FailurePolicyType{admissionregistrationv1.Ignore}
+					// Deletion protection: only protected workloads are ever sent.
+					want["deletions.validate.statekeeper.io"] = []admissionregistrationv1.FailurePolicyType{admissionregistrationv1.Fail}
+				}
+				assert.Equal(t, want, got, "namespace %s (mode %s)", nsName, effective)
+			}
+		})
+	}
 }
 
 // In the default cert-manager mode the webhooks call the chart's Service and
@@ -487,7 +623,10 @@ func TestRBAC(t *testing.T) {
 	assert.Equal(t, []rbacv1.PolicyRule{
 		{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets"}, Verbs: read},
 		{APIGroups: []string{""}, Resources: []string{"pods", "persistentvolumeclaims", "namespaces"}, Verbs: read},
-		{APIGroups: []string{""}, Resources: []string{"services"}, Verbs: []string{"get", "list", "watch", "create", "patch", "delete"}},
+		{APIGroups: []string{""}, Resources: []string{"services"}, Verbs: []string{"list", "watch", "create", "patch", "delete"}},
+		{APIGroups: []string{"policy"}, Resources: []string{"poddisruptionbudgets"}, Verbs: []string{"get", "list", "watch", "create", "update", "delete"}},
+		{APIGroups: []string{""}, Resources: []string{"pods", "persistentvolumeclaims"}, Verbs: []string{"patch"}},
+		{APIGroups: []string{"storage.k8s.io"}, Resources: []string{"storageclasses"}, Verbs: read},
 		{APIGroups: []string{"autoscaling"}, Resources: []string{"horizontalpodautoscalers"}, Verbs: []string{"list", "watch"}},
 		{APIGroups: []string{"wgpolicyk8s.io"}, Resources: []string{"policyreports"}, Verbs: []string{"list", "create", "update", "delete"}},
 		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
@@ -621,10 +760,11 @@ func TestAuditValues(t *testing.T) {
 		}
 		return groups
 	}
-	assert.Equal(t, []string{"apps/deployments,statefulsets", "/pods,persistentvolumeclaims,namespaces", "/services",
-		"autoscaling/horizontalpodautoscalers", "/events", "events.k8s.io/events"}, rulesOf("--set", "audit.reports.enabled=false"))
-	assert.Equal(t, []string{"apps/deployments,statefulsets", "/pods,persistentvolumeclaims,namespaces", "/services",
-		"/events", "events.k8s.io/events"}, rulesOf("--set", "audit.enabled=false"))
+	core := []string{"apps/deployments,statefulsets", "/pods,persistentvolumeclaims,namespaces", "/services",
+		"policy/poddisruptionbudgets", "/pods,persistentvolumeclaims", "storage.k8s.io/storageclasses"}
+	events := []string{"/events", "events.k8s.io/events"}
+	assert.Equal(t, slices.Concat(core, []string{"autoscaling/horizontalpodautoscalers"}, events), rulesOf("--set", "audit.reports.enabled=false"))
+	assert.Equal(t, slices.Concat(core, events), rulesOf("--set", "audit.enabled=false"))
 
 	deployment := decodeOne[appsv1.Deployment](t, renderOnly(t, "templates/deployment.yaml",
 		"--set", "audit.enabled=false", "--set", "audit.interval=10m"), "Deployment")

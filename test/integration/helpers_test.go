@@ -110,6 +110,7 @@ func storedClaimTemplate(name, size, class string) corev1.PersistentVolumeClaim 
 	pvc.Spec.Resources.Requests[corev1.ResourceStorage] = resource.MustParse(size)
 	pvc.Spec.VolumeMode = ptr.To(corev1.PersistentVolumeFilesystem)
 	pvc.Status.Phase = corev1.ClaimPending
+	pvc.Annotations = map[string]string{policy.AnnotationInjected: "true"}
 	if class != "" {
 		pvc.Spec.StorageClassName = ptr.To(class)
 	}

@@ -40,12 +40,13 @@ func TestPodsOfStatefulStatefulSetsAreStamped(t *testing.T) {
 		pod := tn.createStamped(podOf(redis, 1))
 		peers := fqdn("redis-0", "redis-headless") + "," + fqdn("redis-1", "redis-headless")
 		assert.Equal(t, map[string]string{
-			policy.AnnotationOrdinal:     "1",
-			policy.AnnotationHostname:    "redis-1",
-			policy.AnnotationService:     "redis-headless",
-			policy.AnnotationFQDN:        fqdn("redis-1", "redis-headless"),
-			policy.AnnotationPrimaryFQDN: fqdn("redis-0", "redis-headless"),
-			policy.AnnotationPeers:       peers,
+			policy.AnnotationOrdinal:       "1",
+			policy.AnnotationHostname:      "redis-1",
+			policy.AnnotationService:       "redis-headless",
+			policy.AnnotationFQDN:          fqdn("redis-1", "redis-headless"),
+			policy.AnnotationPrimaryFQDN:   fqdn("redis-0", "redis-headless"),
+			policy.AnnotationPeers:         peers,
+			policy.AnnotationPeersReplicas: "2",
 		}, pod.Annotations)
 		assert.Empty(t, pod.Spec.Containers[0].Env, "redis does not ask for the identity as env")
 	})
@@ -54,12 +55,13 @@ func TestPodsOfStatefulStatefulSetsAreStamped(t *testing.T) {
 		pod := tn.createStamped(podOf(zk, 2))
 		peers := fqdn("zk-1", "zk-peers") + "," + fqdn("zk-2", "zk-peers") + "," + fqdn("zk-3", "zk-peers")
 		assert.Equal(t, map[string]string{
-			policy.AnnotationOrdinal:     "2",
-			policy.AnnotationHostname:    "zk-2",
-			policy.AnnotationService:     "zk-peers",
-			policy.AnnotationFQDN:        fqdn("zk-2", "zk-peers"),
-			policy.AnnotationPrimaryFQDN: fqdn("zk-1", "zk-peers"),
-			policy.AnnotationPeers:       peers,
+			policy.AnnotationOrdinal:       "2",
+			policy.AnnotationHostname:      "zk-2",
+			policy.AnnotationService:       "zk-peers",
+			policy.AnnotationFQDN:          fqdn("zk-2", "zk-peers"),
+			policy.AnnotationPrimaryFQDN:   fqdn("zk-1", "zk-peers"),
+			policy.AnnotationPeers:         peers,
+			policy.AnnotationPeersReplicas: "3",
 		}, pod.Annotations)
 		assert.Equal(t, []corev1.EnvVar{
 			{Name: policy.EnvOrdinal, Value: "2"},

@@ -55,6 +55,10 @@ var shared struct {
 	scheme     *runtime.Scheme
 	httpClient *http.Client
 	mapper     meta.RESTMapper
+	// statekeeper is the client config of statekeeper's own user, whose
+	// requests the API server's audit log records.
+	statekeeper *rest.Config
+	audit       *auditLog
 }
 
 func TestMain(m *testing.M) {
@@ -93,6 +97,12 @@ func runSuite(m *testing.M) int {
 	// feature turns watches from resourceVersion "" into; the local cluster
 	// (hack/cluster.sh) turns it off for the same reason.
 	env.ControlPlane.GetAPIServer().Configure().Append("feature-gates", "WatchList=false")
+	audit, err := configureAuditLog(env.ControlPlane.GetAPIServer())
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "configuring the API server's audit log: %v\n", err)
+		return 1
+	}
+	defer audit.remove()
 	cfg, err := env.Start()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "starting envtest: %v\n", err)
@@ -107,8 +117,18 @@ func runSuite(m *testing.M) int {
 	// would make them wait on the client, not on the server.
 	cfg.QPS, cfg.Burst = 500, 1000
 
+	// statekeeper runs as a user of its own, so that the audit log tells its
+	// requests from the tests' own.
+	user, err := env.AddUser(envtest.User{Name: statekeeperUser, Groups: []string{"system:masters"}}, cfg)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "adding statekeeper's user: %v\n", err)
+		return 1
+	}
+	statekeeperConfig := user.Config()
+	statekeeperConfig.QPS, statekeeperConfig.Burst = cfg.QPS, cfg.Burst
+
 	ctx, cancel := context.WithCancel(context.Background())
-	stopped, err := startStatekeeper(ctx, cfg, env.WebhookInstallOptions)
+	stopped, err := startStatekeeper(ctx, statekeeperConfig, env.WebhookInstallOptions)
 	if err != nil {
 		cancel()
 		fmt.Fprintf(os.Stderr, "starting statekeeper: %v\n", err)
@@ -125,11 +145,12 @@ func runSuite(m *testing.M) int {
 		}
 	}()
 
+	shared.statekeeper, shared.audit = statekeeperConfig, audit
 	if err := initShared(cfg); err != nil {
 		fmt.Fprintf(os.Stderr, "building the test clients: %v\n", err)
 		return 1
 	}
-	if err := waitForWebhook(ctx); err != nil {
+	if err := waitForWebhook(ctx, "integration-readiness"); err != nil {
 		fmt.Fprintf(os.Stderr, "statekeeper never answered the API server: %v\n", err)
 		return 1
 	}
@@ -222,15 +243,15 @@ func initShared(cfg *rest.Config) error {
 	return err
 }
 
-// waitForWebhook polls a server-side dry run of a managed StatefulSet until it
-// comes back mutated: the API server then reaches statekeeper, and statekeeper
-// has started deciding.
-func waitForWebhook(ctx context.Context) error {
+// waitForWebhook polls a server-side dry run of a managed StatefulSet, in a
+// namespace it creates, until it comes back mutated: the API server then
+// reaches statekeeper, and statekeeper has started deciding.
+func waitForWebhook(ctx context.Context, namespace string) error {
 	c, err := client.New(shared.config, client.Options{Scheme: shared.scheme, HTTPClient: shared.httpClient, Mapper: shared.mapper})
 	if err != nil {
 		return err
 	}
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "integration-readiness"}}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}
 	if err := c.Create(ctx, ns); err != nil {
 		return err
 	}

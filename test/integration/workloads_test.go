@@ -68,6 +68,7 @@ func TestStatefulSetCreateStoresInjectedFieldsAndUpdateKeepsThem(t *testing.T) {
 			wantTemplates: []corev1.PersistentVolumeClaim{
 				func() corev1.PersistentVolumeClaim {
 					own := storedClaimTemplate("data", "1Gi", "")
+					own.Annotations = nil // the user's, not injected
 					own.Spec.AccessModes = []corev1.PersistentVolumeAccessMode{corev1.ReadWriteMany}
 					return own
 				}(),

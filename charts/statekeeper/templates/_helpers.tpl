@@ -156,24 +156,149 @@ clientConfig:
 {{- end }}
 
 {{/*
-Fields shared by every webhook: scope, protocol and timeout.
+Modes in which statekeeper never denies (warn: admits with the violation as a
+warning; audit: admits unchanged and records), as a JSON list. Their
+namespaces get webhook entries of their own that fail open, so that an outage
+of statekeeper never blocks a write there. A new mode that never denies
+belongs here and nowhere else.
+*/}}
+{{- define "statekeeper.warnModes" -}}
+{{- list "warn" "audit" | toJson }}
+{{- end }}
+
+{{/*
+The mode groups each webhook has an entry for, as a JSON list:
+  enforce       namespaces where statekeeper denies (failure policy from values)
+  warn          namespaces labelled with a warn mode, warn or audit (failure
+                policy Ignore)
+  warn-default  unlabelled namespaces, when the default mode is a warn mode
+                (Ignore); only then, because a selector cannot say "labelled
+                warn or unlabelled" in one entry.
+Every namespace in scope matches exactly one group; off namespaces none.
+*/}}
+{{- define "statekeeper.modeGroups" -}}
+{{- $groups := list "enforce" "warn" }}
+{{- if has .Values.config.defaultMode (include "statekeeper.warnModes" . | fromJsonArray) }}
+{{- $groups = append $groups "warn-default" }}
+{{- end }}
+{{- $groups | toJson }}
+{{- end }}
+
+{{/*
+A webhook entry's name in a mode group: the enforce entry keeps the plain name
+(workloads.validate.statekeeper.io), the others add the group
+(workloads-warn.validate.statekeeper.io).
+Usage: include "statekeeper.webhookName" (list "workloads" "validate" "warn")
+*/}}
+{{- define "statekeeper.webhookName" -}}
+{{- $what := index . 0 }}
+{{- $group := index . 2 }}
+{{- if ne $group "enforce" }}
+{{- $what = printf "%s-%s" $what $group }}
+{{- end }}
+{{- printf "%s.%s.statekeeper.io" $what (index . 1) }}
+{{- end }}
+
+{{/*
+A webhook entry's failure policy in a mode group: the configured one where
+statekeeper enforces; Ignore where it only warns, so that an outage of
+statekeeper never blocks a write in a warn namespace.
+Usage: include "statekeeper.failurePolicy" (list "warn" .Values.webhook.failurePolicy.workloads)
+*/}}
+{{- define "statekeeper.failurePolicy" -}}
+{{- if eq (index . 0) "enforce" }}
+{{- index . 1 }}
+{{- else -}}
+Ignore
+{{- end }}
+{{- end }}
+
+{{/*
+Fields shared by every webhook: scope, protocol and timeout, and the
+namespaces of one mode group (see statekeeper.modeGroups), or of "all" modes
+but off (the pod webhook, which behaves the same in every mode).
+Usage: include "statekeeper.webhookCommon" (list . "enforce")
+An unknown mode label is enforced (SPEC §6), so the enforce group is "not off
+and not a warn mode", narrowed to labelled namespaces when unlabelled ones
+default to another mode.
 */}}
 {{- define "statekeeper.webhookCommon" -}}
-admissionReviewVersions: ["v1"]
-sideEffects: None
-matchPolicy: Equivalent
-timeoutSeconds: {{ .Values.webhook.timeoutSeconds }}
+{{- $root := index . 0 }}
+{{- $group := index . 1 }}
+{{- $warnModes := include "statekeeper.warnModes" $root | fromJsonArray -}}
+{{ include "statekeeper.webhookProtocol" $root }}
 namespaceSelector:
   matchExpressions:
     - key: kubernetes.io/metadata.name
       operator: NotIn
       values:
-        {{- range splitList "," (include "statekeeper.excludedNamespaces" .) }}
+        {{- range splitList "," (include "statekeeper.excludedNamespaces" $root) }}
+        - {{ . | quote }}
+        {{- end }}
+    {{- if eq $group "enforce" }}
+    - key: statekeeper.io/mode
+      operator: NotIn
+      values: {{ prepend $warnModes "off" | toJson }}
+    {{- if ne $root.Values.config.defaultMode "enforce" }}
+    - key: statekeeper.io/mode
+      operator: Exists
+    {{- end }}
+    {{- else if eq $group "warn" }}
+    - key: statekeeper.io/mode
+      operator: In
+      values: {{ $warnModes | toJson }}
+    {{- else if eq $group "warn-default" }}
+    - key: statekeeper.io/mode
+      operator: DoesNotExist
+    {{- else if eq $group "all" }}
+    - key: statekeeper.io/mode
+      operator: NotIn
+      values: ["off"]
+    {{- if eq $root.Values.config.defaultMode "off" }}
+    - key: statekeeper.io/mode
+      operator: Exists
+    {{- end }}
+    {{- else }}
+    {{- fail (printf "unknown webhook mode group %q" $group) }}
+    {{- end }}
+{{- end }}
+
+{{- define "statekeeper.webhookProtocol" -}}
+admissionReviewVersions: ["v1"]
+sideEffects: None
+matchPolicy: Equivalent
+timeoutSeconds: {{ .Values.webhook.timeoutSeconds }}
+{{- end }}
+
+{{/*
+The reviewed namespaces: not excluded, not off. With protectedOnly, only
+those labelled statekeeper.io/protect: "true" (deletion protection).
+*/}}
+{{- define "statekeeper.namespaceSelector" -}}
+{{- $ := index . 0 -}}
+namespaceSelector:
+  matchExpressions:
+    - key: kubernetes.io/metadata.name
+      operator: NotIn
+      values:
+        {{- range splitList "," (include "statekeeper.excludedNamespaces" $) }}
         - {{ . | quote }}
         {{- end }}
     - key: statekeeper.io/mode
       operator: NotIn
       values: ["off"]
+    {{- if index . 1 }}
+    - key: statekeeper.io/protect
+      operator: In
+      values: ["true"]
+    {{- end }}
+{{- end }}
+
+{{/*
+CEL over the object being deleted: annotated statekeeper.io/protect: "true".
+*/}}
+{{- define "statekeeper.protectedExpression" -}}
+has(oldObject.metadata.annotations) && 'statekeeper.io/protect' in oldObject.metadata.annotations && oldObject.metadata.annotations['statekeeper.io/protect'] == 'true'
 {{- end }}
 
 {{/*

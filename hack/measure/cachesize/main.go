@@ -70,7 +70,7 @@ func main() {
 	fs.StringVar(&o.namespace, "namespace", "statekeeper-measure-load", "namespace of the created workloads; created and deleted")
 	fs.IntVar(&o.statefulSets, "statefulsets", 1000, "stateful-multi StatefulSets to create (replicas 0; the reconciler makes a Service for each)")
 	fs.IntVar(&o.deployments, "deployments", 1000, "unmanaged Deployments to create")
-	fs.IntVar(&o.pods, "pods", 0, "pods to create, spread over the Deployments (with a ReplicaSet each)")
+	fs.IntVar(&o.pods, "pods", 0, "pods to have the controllers make, by scaling the Deployments")
 	fs.StringVar(&o.goMemLimit, "gomemlimit", "", "GOMEMLIMIT of statekeeper (empty: none, as without a chart)")
 	fs.IntVar(&o.parallel, "parallel", 32, "creations in flight at once")
 	fs.IntVar(&o.gcs, "gcs", 5, "garbage collections sampled per reading (the median is reported)")
@@ -176,7 +176,10 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		if err != nil {
 			return memory{}, fmt.Errorf("reading memory (%s): %w", what, err)
 		}
-		return medianMemory(samples), nil
+		m := medianMemory(samples)
+		// Said at once: a long run stopped later still leaves its readings.
+		log("%s: live heap %s, heap in use %s, RSS %s", what, mib(m.LiveHeap), mib(m.HeapInuse), mib(m.RSS))
+		return m, nil
 	}
 	timed := func(what string, f func() error) error {
 		start := time.Now()
@@ -242,18 +245,10 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		return err
 	}
 
-	// Each Deployment gets its share of the pods to come as replicas.
-	replicasOf := func(i int) int32 {
-		share := o.pods / o.deployments
-		if i < o.pods%o.deployments {
-			share++
-		}
-		return int32(share)
-	}
 	deployments := kube.AppsV1().Deployments(o.namespace)
 	err = timed(fmt.Sprintf("create %d Deployments", o.deployments), func() error {
 		return createAll(ctx, o.deployments, o.parallel, func(ctx context.Context, i int) error {
-			_, err := deployments.Create(ctx, deployment(o.namespace, fmt.Sprintf("web-%05d", i), replicasOf(i)), metav1.CreateOptions{})
+			_, err := deployments.Create(ctx, deployment(o.namespace, deploymentName(i)), metav1.CreateOptions{})
 			return err
 		})
 	})
@@ -281,7 +276,7 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 	}
 
 	if o.pods > 0 {
-		if err := createPods(ctx, kube, proc, o, timed); err != nil {
+		if err := scaleForPods(ctx, kube, proc, o, timed); err != nil {
 			return err
 		}
 		if r.podsRead, err = read(fmt.Sprintf("%d pods", o.pods)); err != nil {
@@ -292,7 +287,7 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 	if r.sizes, r.events, err = measureKinds(ctx, kube, o.namespace, o.pods > 0); err != nil {
 		return err
 	}
-	if r.lastApplied.Deployment, err = lastAppliedBytes(deployment(o.namespace, "web-00000", 0), appsv1.SchemeGroupVersion.WithKind("Deployment")); err != nil {
+	if r.lastApplied.Deployment, err = lastAppliedBytes(deployment(o.namespace, deploymentName(0)), appsv1.SchemeGroupVersion.WithKind("Deployment")); err != nil {
 		return err
 	}
 	if r.lastApplied.StatefulSet, err = lastAppliedBytes(statefulSet(o.namespace, "db-00000"), appsv1.SchemeGroupVersion.WithKind("StatefulSet")); err != nil {

@@ -2,18 +2,13 @@ package main
 
 import (
 	"context"
-	"hash/fnv"
-	"maps"
-	"strconv"
 
 	"golang.org/x/sync/errgroup"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/utils/ptr"
 
 	"github.com/statekeeper/statekeeper/internal/policy"
@@ -65,11 +60,8 @@ func statefulSet(namespace, name string) *appsv1.StatefulSet {
 }
 
 // deployment is a workload statekeeper caches but does not manage: no
-// deploy-type label. It is paused, so the deployment controller makes no
-// ReplicaSet of its own: with pods to come, the tool makes the ReplicaSet
-// and the pods as the controllers would, far faster than kube-controller-
-// manager's rate limit lets them on two cores.
-func deployment(namespace, name string, replicas int32) *appsv1.Deployment {
+// deploy-type label, replicas 0 (scaleForPods gives it pods).
+func deployment(namespace, name string) *appsv1.Deployment {
 	selector := map[string]string{"app.kubernetes.io/name": name}
 	return &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{
@@ -77,8 +69,7 @@ func deployment(namespace, name string, replicas int32) *appsv1.Deployment {
 			Labels: map[string]string{"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "cachesize"},
 		},
 		Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To(replicas),
-			Paused:   true,
+			Replicas: ptr.To[int32](0),
 			Selector: &metav1.LabelSelector{MatchLabels: selector},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: selector},
@@ -130,67 +121,7 @@ func createAll(ctx context.Context, n, parallel int, create func(context.Context
 
 // The pods of the scale run are Pending and never scheduled: no scheduler
 // has this name, so none binds them and KWOK never runs them. statekeeper
-// caches only a pod's metadata, which is the same for a Running pod; what
-// it saves here is the scheduler's and KWOK's work for 50,000 pods on two
-// cores.
+// caches only a pod's metadata, which is the same for a Running pod (but
+// for its resourceVersion); what this saves is the scheduler's and KWOK's
+// work for 50,000 pods on two cores.
 const noScheduler = "statekeeper-measure-unscheduled"
-
-// podTemplateHash stands for the hash the deployment controller names a
-// ReplicaSet after (ten characters of a template hash): the same shape,
-// computed from the name instead of the template.
-func podTemplateHash(deployment string) string {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(deployment))
-	return rand.SafeEncodeString(strconv.FormatUint(uint64(h.Sum32()), 10))
-}
-
-// replicaSet is the ReplicaSet the deployment controller would make for d,
-// owned by d, with d's template and the pod-template-hash label.
-func replicaSet(d *appsv1.Deployment) *appsv1.ReplicaSet {
-	hash := podTemplateHash(d.Name)
-	template := *d.Spec.Template.DeepCopy()
-	template.Labels = withLabel(template.Labels, appsv1.DefaultDeploymentUniqueLabelKey, hash)
-	selector := d.Spec.Selector.DeepCopy()
-	selector.MatchLabels = withLabel(selector.MatchLabels, appsv1.DefaultDeploymentUniqueLabelKey, hash)
-	replicas := *d.Spec.Replicas
-	return &appsv1.ReplicaSet{
-		ObjectMeta: metav1.ObjectMeta{
-			Namespace: d.Namespace, Name: d.Name + "-" + hash,
-			Labels: template.Labels,
-			Annotations: map[string]string{
-				"deployment.kubernetes.io/desired-replicas": strconv.Itoa(int(replicas)),
-				"deployment.kubernetes.io/max-replicas":     strconv.Itoa(int(replicas) + 1),
-				"deployment.kubernetes.io/revision":         "1",
-			},
-			OwnerReferences: []metav1.OwnerReference{controllerRef(d, appsv1.SchemeGroupVersion.WithKind("Deployment"))},
-		},
-		Spec: appsv1.ReplicaSetSpec{Replicas: &replicas, Selector: selector, Template: template},
-	}
-}
-
-// pod is a pod as the ReplicaSet controller makes it from rs's template:
-// a generated name after the ReplicaSet's, the template's labels, rs as
-// its controller.
-func pod(rs *appsv1.ReplicaSet) *corev1.Pod {
-	return &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{
-			Namespace: rs.Namespace, GenerateName: rs.Name + "-",
-			Labels:          maps.Clone(rs.Spec.Template.Labels),
-			OwnerReferences: []metav1.OwnerReference{controllerRef(rs, appsv1.SchemeGroupVersion.WithKind("ReplicaSet"))},
-		},
-		Spec: *rs.Spec.Template.Spec.DeepCopy(),
-	}
-}
-
-func controllerRef(owner metav1.Object, gvk schema.GroupVersionKind) metav1.OwnerReference {
-	return *metav1.NewControllerRef(owner, gvk)
-}
-
-func withLabel(labels map[string]string, key, value string) map[string]string {
-	out := maps.Clone(labels)
-	if out == nil {
-		out = map[string]string{}
-	}
-	out[key] = value
-	return out
-}

@@ -4,65 +4,54 @@ import (
 	"context"
 	"fmt"
 
-	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 )
 
-// createPods gives each Deployment with replicas its ReplicaSet and pods,
-// as the deployment and ReplicaSet controllers would have made them (see
-// deployment, replicaSet and pod), and waits until the ReplicaSet
-// controller has counted them: it then has nothing left to do, since each
-// ReplicaSet has the pods it asks for, and the paused Deployments take their
-// ReplicaSet as their own.
-func createPods(ctx context.Context, kube kubernetes.Interface, proc *process, o options, timed func(string, func() error) error) error {
-	list, err := kube.AppsV1().Deployments(o.namespace).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return err
-	}
-	var owners []*appsv1.Deployment
-	for i := range list.Items {
-		if *list.Items[i].Spec.Replicas > 0 {
-			owners = append(owners, &list.Items[i])
-		}
-	}
-	replicaSets := kube.AppsV1().ReplicaSets(o.namespace)
-	created := make([]*appsv1.ReplicaSet, len(owners))
-	err = timed(fmt.Sprintf("create %d ReplicaSets", len(owners)), func() error {
-		return createAll(ctx, len(owners), o.parallel, func(ctx context.Context, i int) (err error) {
-			created[i], err = replicaSets.Create(ctx, replicaSet(owners[i]), metav1.CreateOptions{})
+// scaleForPods scales the Deployments so that they ask for o.pods pods in
+// all, and waits until the deployment and ReplicaSet controllers have made
+// them: the pods are the real controllers' (names, labels, owner
+// references), and only their metadata is cached. They are never
+// scheduled (see noScheduler). How fast this goes is kube-controller-
+// manager's rate limit and CPU: hack/cluster.sh raises the limit to 200
+// requests/s; on two idle cores that is about 150 pods/s.
+func scaleForPods(ctx context.Context, kube kubernetes.Interface, proc *process, o options, timed func(string, func() error) error) error {
+	deployments := kube.AppsV1().Deployments(o.namespace)
+	err := timed(fmt.Sprintf("scale %d Deployments to %d pods", o.deployments, o.pods), func() error {
+		return createAll(ctx, o.deployments, o.parallel, func(ctx context.Context, i int) error {
+			share := o.pods / o.deployments
+			if i < o.pods%o.deployments {
+				share++
+			}
+			if share == 0 {
+				return nil
+			}
+			patch := fmt.Appendf(nil, `{"spec":{"replicas":%d}}`, share)
+			_, err := deployments.Patch(ctx, deploymentName(i), types.MergePatchType, patch, metav1.PatchOptions{})
 			return err
 		})
 	})
 	if err != nil {
 		return err
 	}
-	// Pod i belongs to the ReplicaSet whose replicas it fills next.
-	var ownerOf []*appsv1.ReplicaSet
-	for _, rs := range created {
-		for range *rs.Spec.Replicas {
-			ownerOf = append(ownerOf, rs)
-		}
-	}
-	pods := kube.CoreV1().Pods(o.namespace)
-	err = timed(fmt.Sprintf("create %d pods", len(ownerOf)), func() error {
-		return createAll(ctx, len(ownerOf), o.parallel, func(ctx context.Context, i int) error {
-			_, err := pods.Create(ctx, pod(ownerOf[i]), metav1.CreateOptions{})
-			return err
-		})
-	})
-	if err != nil {
-		return err
-	}
-	return timed("replicaset controller counts them", func() error {
+	return timed(fmt.Sprintf("controllers make %d pods", o.pods), func() error {
 		return waitFor(ctx, o.timeout, proc, func(ctx context.Context) (bool, error) {
-			list, err := replicaSets.List(ctx, metav1.ListOptions{})
+			list, err := deployments.List(ctx, metav1.ListOptions{})
 			if err != nil {
 				return false, err
 			}
-			return countTrue(list.Items, func(rs appsv1.ReplicaSet) bool {
-				return rs.Status.ObservedGeneration == rs.Generation && rs.Status.Replicas == *rs.Spec.Replicas
-			}) == len(created), nil
+			pods, settled := 0, 0
+			for _, d := range list.Items {
+				pods += int(d.Status.Replicas)
+				if d.Status.ObservedGeneration == d.Generation && d.Status.Replicas == *d.Spec.Replicas {
+					settled++
+				}
+			}
+			log("%d of %d pods", pods, o.pods)
+			return settled == len(list.Items), nil
 		})
 	})
 }
+
+func deploymentName(i int) string { return fmt.Sprintf("web-%05d", i) }

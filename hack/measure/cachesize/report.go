@@ -33,7 +33,7 @@ func report(w io.Writer, r result) {
 	row(fmt.Sprintf("+ %d StatefulSets (stateful-multi) and their %d Services", o.statefulSets, o.statefulSets), r.statefulSetsRead)
 	row(fmt.Sprintf("+ %d Deployments (unmanaged)", o.deployments), r.deploymentsRead)
 	if o.pods > 0 {
-		row(fmt.Sprintf("+ %d pods (and their ReplicaSets, not cached)", o.pods), r.podsRead)
+		row(fmt.Sprintf("+ %d pods of the Deployments (metadata only; their ReplicaSets are not cached)", o.pods), r.podsRead)
 		last = r.podsRead
 	}
 	row("growth", diff(last, r.baseline))
