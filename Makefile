@@ -90,6 +90,16 @@ test: envtest-assets $(HELM) ## Run every test: unit, adapter, chart and integra
 	@$(MAKE) --no-print-directory e2e
 	@$(MAKE) --no-print-directory faults
 
+# `make test` runs every fuzz target on its seed corpus only; this target
+# fuzzes for real: FUZZTIME each (a duration or Nx executions), FUZZ_TARGETS
+# a regular expression on "<package> <FuzzName>".
+FUZZTIME ?= 30s
+FUZZ_TARGETS ?= .
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for FUZZTIME each (default 30s) and print the executions reached.
+	@LOCAL=$(LOCAL) FUZZTIME=$(FUZZTIME) FUZZ_TARGETS='$(FUZZ_TARGETS)' hack/fuzz.sh
+
 .PHONY: bench
 bench: ## Run the admission handler benchmarks.
 	go test -run '^$$' -bench . -benchmem ./internal/webhook/

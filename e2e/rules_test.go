@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -227,6 +228,12 @@ func TestNamespaceModes(t *testing.T) {
 		assert.Equal(t, []string{"data"}, claimTemplateNames(&sts))
 	})
 
+	t.Run("an invalid mode label enforces and says so", func(t *testing.T) {
+		t.Parallel()
+		ns := newNamespace(t, policy.Mode("strict"))
+		ns.create(workloads.Deployment("web", policy.StatelessSingle, 1)).expect(t, warned(policy.RuleInvalidMode))
+	})
+
 	t.Run("off skips statekeeper entirely", func(t *testing.T) {
 		t.Parallel()
 		ns := newNamespace(t, policy.ModeOff)
@@ -257,4 +264,11 @@ func claimTemplateNames(sts *appsv1.StatefulSet) []string {
 		names = append(names, c.Name)
 	}
 	return names
+}
+
+// TestEveryRuleIsExercised: each rule of policy.Rules has a test here.
+func TestEveryRuleIsExercised(t *testing.T) {
+	missing, err := workloads.RulesNotTested(".")
+	require.NoError(t, err)
+	assert.Empty(t, missing, "rules without an e2e test")
 }

@@ -14,9 +14,14 @@
 //	allowed <Kind>/<namespace>/<name>: mutated (<n> changes)
 //	allowed Pod/<namespace>/<name>: stamped <fqdn>
 //
-// Objects statekeeper does not review print nothing: other kinds, unlabelled
-// workloads, pods of other owners or of a StatefulSet the input does not
-// hold before them.
+// Every object goes through review.Engine.Admit, the admission sequence the
+// API server runs with statekeeper's webhooks, so check and the server say
+// the same: a denial names every rule the object breaks. Objects statekeeper
+// does not review print nothing: other kinds, unlabelled workloads (unless
+// the kind-switch rule speaks for a managed workload of the other kind),
+// pods of other owners or of a StatefulSet the input does not hold before
+// them. An HPA is judged by its target when that precedes it, and warned of
+// otherwise; the target is then judged against the HPA.
 //
 // With -o yaml the objects are printed as statekeeper would have them stored,
 // and each admitted stateful-* StatefulSet is followed by the headless

@@ -3,13 +3,17 @@ package lookup
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -22,23 +26,50 @@ import (
 // Component lookups read it so that no request lists a whole namespace.
 const ComponentIndex = "statekeeper.io/component"
 
-// IndexFields registers ComponentIndex on Deployments and StatefulSets. Call
-// it with mgr.GetFieldIndexer() before the manager starts.
+// ScaleTargetIndex is the cache field index on HorizontalPodAutoscalers
+// whose value is their scale target (TargetKey), for the apps group's kinds.
+const ScaleTargetIndex = "statekeeper.io/scale-target"
+
+// IndexFields registers ComponentIndex on Deployments and StatefulSets and
+// ScaleTargetIndex on HPAs. Call it with mgr.GetFieldIndexer() before the
+// manager starts.
 func IndexFields(ctx context.Context, indexer client.FieldIndexer) error {
 	for _, obj := range []client.Object{&appsv1.Deployment{}, &appsv1.StatefulSet{}} {
 		if err := indexer.IndexField(ctx, obj, ComponentIndex, componentOf); err != nil {
 			return fmt.Errorf("indexing %T by component: %w", obj, err)
 		}
 	}
+	if err := indexer.IndexField(ctx, &autoscalingv2.HorizontalPodAutoscaler{}, ScaleTargetIndex, scaleTargetOf); err != nil {
+		return fmt.Errorf("indexing horizontalpodautoscalers by scale target: %w", err)
+	}
 	return nil
 }
 
-// componentOf is the index function: the component label, or the name.
-func componentOf(obj client.Object) []string {
-	if c := obj.GetLabels()[policy.LabelComponent]; c != "" {
-		return []string{c}
+// TargetKey names an HPA's scale target in the apps group as
+// "<Kind>/<name>"; a target in another group has no key ("").
+func TargetKey(apiVersion, kind, name string) string {
+	gv, err := schema.ParseGroupVersion(apiVersion)
+	if err != nil || gv.Group != appsv1.GroupName {
+		return ""
 	}
-	return []string{obj.GetName()}
+	return kind + "/" + name
+}
+
+func scaleTargetOf(obj client.Object) []string {
+	h, ok := obj.(*autoscalingv2.HorizontalPodAutoscaler)
+	if !ok {
+		return nil
+	}
+	ref := h.Spec.ScaleTargetRef
+	if key := TargetKey(ref.APIVersion, ref.Kind, ref.Name); key != "" {
+		return []string{key}
+	}
+	return nil
+}
+
+// componentOf is the index function: policy.ComponentOf.
+func componentOf(obj client.Object) []string {
+	return []string{policy.ComponentOf(obj.GetLabels(), obj.GetName())}
 }
 
 // CacheOptions returns the cache settings the lookups need. Every object
@@ -83,6 +114,7 @@ func stripUnread(in any) (any, error) {
 func cachedObjects() []client.Object {
 	return []client.Object{
 		&appsv1.Deployment{}, &appsv1.StatefulSet{}, &corev1.PersistentVolumeClaim{}, &corev1.Namespace{}, &corev1.Service{}, podMetadata(),
+		&autoscalingv2.HorizontalPodAutoscaler{},
 		&storagev1.StorageClass{},
 	}
 }
@@ -197,7 +229,7 @@ func (c *Cache) Workload(ctx context.Context, kind policy.Kind, namespace, name 
 		}
 		w = policy.FromStatefulSet(&s)
 	default:
-		return nil, fmt.Errorf("unknown workload kind %q", kind)
+		return nil, fmt.Errorf("%w %q", ErrUnknownKind, kind)
 	}
 	return &w, nil
 }
@@ -224,8 +256,9 @@ func (c *Cache) Component(ctx context.Context, kind policy.Kind, namespace, comp
 			workloads = append(workloads, policy.FromStatefulSet(&list.Items[i]))
 		}
 	default:
-		return nil, fmt.Errorf("unknown workload kind %q", kind)
+		return nil, fmt.Errorf("%w %q", ErrUnknownKind, kind)
 	}
+	slices.SortFunc(workloads, func(a, b policy.Workload) int { return strings.Compare(a.Name, b.Name) })
 	out := make([]policy.Observed, 0, len(workloads))
 	for _, w := range workloads {
 		o, err := c.observe(ctx, w)
@@ -351,6 +384,21 @@ func (c *Cache) namespace(ctx context.Context, name string) (*corev1.Namespace, 
 		return nil, client.IgnoreNotFound(err)
 	}
 	return ns, nil
+}
+
+// Autoscalers implements Lookup through ScaleTargetIndex.
+func (c *Cache) Autoscalers(ctx context.Context, namespace string, kind policy.Kind, name string) ([]policy.Autoscaler, error) {
+	var list autoscalingv2.HorizontalPodAutoscalerList
+	key := TargetKey(appsv1.SchemeGroupVersion.String(), string(kind), name)
+	if err := c.cached.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{ScaleTargetIndex: key}); err != nil {
+		return nil, fmt.Errorf("listing the horizontalpodautoscalers of %s %q: %w", kind.Lower(), name, err)
+	}
+	out := make([]policy.Autoscaler, 0, len(list.Items))
+	for _, h := range list.Items {
+		out = append(out, policy.Autoscaler{Name: h.Name, MaxReplicas: h.Spec.MaxReplicas})
+	}
+	slices.SortFunc(out, func(a, b policy.Autoscaler) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
 }
 
 // selectorOf converts a workload's selector; ok is false when it selects no

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -54,6 +55,26 @@ func fixtures() []client.Object {
 		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "db-old-7c9f", Labels: map[string]string{"app": "db-old", "pod-template-hash": "7c9f"}}},
 		&corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "data"}},
 		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "db-headless"}, Spec: corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone}},
+		// A second Deployment of component "db", after "db-old" in the input
+		// and before it by name: results are ordered by name.
+		&appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "db-a", Labels: map[string]string{policy.LabelComponent: "db"}},
+			Spec:       appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db-a"}}},
+		},
+		// HPAs of StatefulSet "db", and one of a same-named target in another group.
+		hpaOf("db-scaler", "apps/v1", "StatefulSet", "db", 3),
+		hpaOf("a-scaler", "apps/v1", "StatefulSet", "db", 1),
+		hpaOf("foreign", "example.com/v1", "StatefulSet", "db", 5),
+	}
+}
+
+func hpaOf(name, apiVersion, kind, target string, maxReplicas int32) *autoscalingv2.HorizontalPodAutoscaler {
+	return &autoscalingv2.HorizontalPodAutoscaler{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: name},
+		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: apiVersion, Kind: kind, Name: target},
+			MaxReplicas:    maxReplicas,
+		},
 	}
 }
 
@@ -135,7 +156,7 @@ func TestLookups(t *testing.T) {
 
 			deployments, err := l.Component(ctx, policy.KindDeployment, "shop", "db")
 			require.NoError(t, err)
-			assert.Equal(t, []string{"db-old"}, names(deployments), "by label, in the namespace only")
+			assert.Equal(t, []string{"db-a", "db-old"}, names(deployments), "by label, in the namespace only, by name")
 			statefulSets, err := l.Component(ctx, policy.KindStatefulSet, "shop", "db")
 			require.NoError(t, err)
 			assert.Equal(t, []string{"db"}, names(statefulSets), "by name when unlabelled")
@@ -159,6 +180,19 @@ func TestLookups(t *testing.T) {
 			require.NoError(t, err)
 			require.NotNil(t, sts)
 			assert.Equal(t, "db-headless", sts.Spec.ServiceName)
+
+			autoscalers, err := l.Autoscalers(ctx, "shop", policy.KindStatefulSet, "db")
+			require.NoError(t, err)
+			assert.Equal(t, []policy.Autoscaler{{Name: "a-scaler", MaxReplicas: 1}, {Name: "db-scaler", MaxReplicas: 3}}, autoscalers,
+				"apps targets only, by name")
+			autoscalers, err = l.Autoscalers(ctx, "shop", policy.KindDeployment, "db")
+			require.NoError(t, err)
+			assert.Empty(t, autoscalers)
+
+			_, err = l.Workload(ctx, "ReplicaSet", "shop", "db")
+			assert.ErrorIs(t, err, ErrUnknownKind)
+			_, err = l.Component(ctx, "ReplicaSet", "shop", "db")
+			assert.ErrorIs(t, err, ErrUnknownKind)
 
 			mode, ok, err := l.NamespaceMode(ctx, "shop")
 			require.NoError(t, err)

@@ -2,10 +2,13 @@ package lookup
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -29,6 +32,14 @@ type Memory struct {
 	classes      map[string]*storagev1.StorageClass
 	// podLabels holds the labels of each pod by namespace, for PodsExist.
 	podLabels map[string][]map[string]string
+	// autoscalers holds the HPAs by namespace and name.
+	autoscalers map[client.ObjectKey]autoscaler
+}
+
+// autoscaler is an HPA as Autoscalers matches it.
+type autoscaler struct {
+	policy.Autoscaler
+	target string // TargetKey of its scale target
 }
 
 var _ Lookup = (*Memory)(nil)
@@ -43,12 +54,14 @@ func NewMemory() *Memory {
 		namespaces:   map[string]*corev1.Namespace{},
 		classes:      map[string]*storagev1.StorageClass{},
 		podLabels:    map[string][]map[string]string{},
+		autoscalers:  map[client.ObjectKey]autoscaler{},
 	}
 }
 
 // Add stores obj, replacing an object of the same kind and name. It reports
 // whether obj is of a kind the lookups read (Deployment, StatefulSet,
-// PersistentVolumeClaim, Service, Namespace, Pod, StorageClass, all as typed objects);
+// PersistentVolumeClaim, Service, Namespace, Pod, StorageClass, HorizontalPodAutoscaler
+// of autoscaling/v1 or v2, all as typed objects);
 // other objects are ignored.
 func (m *Memory) Add(obj client.Object) bool {
 	key := client.ObjectKeyFromObject(obj)
@@ -68,6 +81,12 @@ func (m *Memory) Add(obj client.Object) bool {
 
 	case *corev1.Pod:
 		m.podLabels[o.Namespace] = append(m.podLabels[o.Namespace], o.Labels)
+	case *autoscalingv2.HorizontalPodAutoscaler:
+		ref := o.Spec.ScaleTargetRef
+		m.autoscalers[key] = autoscaler{policy.Autoscaler{Name: o.Name, MaxReplicas: o.Spec.MaxReplicas}, TargetKey(ref.APIVersion, ref.Kind, ref.Name)}
+	case *autoscalingv1.HorizontalPodAutoscaler:
+		ref := o.Spec.ScaleTargetRef
+		m.autoscalers[key] = autoscaler{policy.Autoscaler{Name: o.Name, MaxReplicas: o.Spec.MaxReplicas}, TargetKey(ref.APIVersion, ref.Kind, ref.Name)}
 	default:
 		return false
 	}
@@ -92,7 +111,7 @@ func (m *Memory) Workload(_ context.Context, kind policy.Kind, namespace, name s
 		}
 		w = policy.FromStatefulSet(s)
 	default:
-		return nil, nil
+		return nil, fmt.Errorf("%w %q", ErrUnknownKind, kind)
 	}
 	return &w, nil
 }
@@ -114,6 +133,8 @@ func (m *Memory) Component(_ context.Context, kind policy.Kind, namespace, compo
 		for _, s := range m.statefulSets {
 			keep(policy.FromStatefulSet(s))
 		}
+	default:
+		return nil, fmt.Errorf("%w %q", ErrUnknownKind, kind)
 	}
 	// Maps iterate in random order; messages that name a counterpart must not.
 	slices.SortFunc(out, func(a, b policy.Observed) int { return strings.Compare(a.Name, b.Name) })
@@ -157,6 +178,19 @@ func (m *Memory) Service(_ context.Context, namespace, name string) (*corev1.Ser
 // StatefulSet implements Lookup.
 func (m *Memory) StatefulSet(_ context.Context, namespace, name string, _ types.UID) (*appsv1.StatefulSet, error) {
 	return m.statefulSets[client.ObjectKey{Namespace: namespace, Name: name}], nil
+}
+
+// Autoscalers implements Lookup.
+func (m *Memory) Autoscalers(_ context.Context, namespace string, kind policy.Kind, name string) ([]policy.Autoscaler, error) {
+	want := TargetKey(appsv1.SchemeGroupVersion.String(), string(kind), name)
+	var out []policy.Autoscaler
+	for key, a := range m.autoscalers {
+		if key.Namespace == namespace && a.target == want {
+			out = append(out, a.Autoscaler)
+		}
+	}
+	slices.SortFunc(out, func(a, b policy.Autoscaler) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
 }
 
 // NamespaceMode implements Lookup.

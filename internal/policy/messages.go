@@ -30,6 +30,16 @@ func msgSingleInstanceHPA(hpaName string, target Workload, t DeployType, maxRepl
 		hpaName, target.Ref(), t, maxReplicas)
 }
 
+func msgSingleInstanceAutoscaled(w Workload, t DeployType, a Autoscaler) string {
+	return fmt.Sprintf("%s is %s, but horizontalpodautoscaler %q scales it up to %d replicas: set its maxReplicas to 1 or delete it first",
+		w.Ref(), t, a.Name, a.MaxReplicas)
+}
+
+func msgSingleInstanceHPANoTarget(hpaName string, kind Kind, target string, maxReplicas int32) string {
+	return fmt.Sprintf("horizontalpodautoscaler %q targets %s %q, which does not exist yet: if it is created as %s, it will be denied while maxReplicas is %d",
+		hpaName, kind.Lower(), target, orList(singleTypesOf(kind)), maxReplicas)
+}
+
 func msgQuorum(w Workload, replicas int32) string {
 	return fmt.Sprintf("%s requires an odd number of replicas (%s: \"true\") so that a quorum cannot split, got %d: use %d or %d",
 		w.Ref(), AnnotationQuorum, replicas, replicas-1, replicas+1)
@@ -189,6 +199,17 @@ func orList(types []DeployType) string {
 		return strings.Join(names, "")
 	}
 	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}
+
+// singleTypesOf lists the single-instance deploy types that run as kind.
+func singleTypesOf(kind Kind) []DeployType {
+	var out []DeployType
+	for _, t := range typesOfKind(kind) {
+		if t.Single() {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // typesOfKind lists the deploy types that run as kind, in DeployTypes order.

@@ -41,4 +41,13 @@ type WorkloadRequest struct {
 	// StorageClasses are the cluster's classes, looked up on a StatefulSet
 	// UPDATE that changes statekeeper.io/storage-size (nil otherwise).
 	StorageClasses []storagev1.StorageClass
+	// Autoscalers are, on CREATE of a *-single workload, the existing
+	// HorizontalPodAutoscalers whose scale target is the workload.
+	Autoscalers []Autoscaler
+}
+
+// Autoscaler is a HorizontalPodAutoscaler as the rules read it.
+type Autoscaler struct {
+	Name        string
+	MaxReplicas int32
 }

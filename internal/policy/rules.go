@@ -43,6 +43,9 @@ func ValidateWorkload(req WorkloadRequest) Result {
 	t, _, typeErr := w.DeployType()
 	if typeErr == nil {
 		r.Add(checkSingleInstance(w, t, w.DesiredReplicas()))
+		if req.Operation == OpCreate {
+			r.Add(checkAutoscalers(w, t, req.Autoscalers))
+		}
 	}
 	r.Add(checkKindMismatch(w, t, typeErr))
 	switch req.Operation {
@@ -66,6 +69,24 @@ func ValidateWorkload(req WorkloadRequest) Result {
 		r.Add(checkRecreateStrategy(req, t))
 	}
 	return r
+}
+
+// ValidateUnlabelledCreate applies the kind-switch rule to the CREATE of an
+// unlabelled workload: unmanaged itself (SPEC §1), it must still not strand
+// the data of the other kind's managed workload of its component. Unmanaged
+// counterparts are not statekeeper's to guard.
+func ValidateUnlabelledCreate(req WorkloadRequest) Result {
+	if req.Object.Managed() || req.Operation != OpCreate {
+		return Result{}
+	}
+	var managed []Observed
+	for _, c := range req.Counterparts {
+		if c.Managed() {
+			managed = append(managed, c)
+		}
+	}
+	req.Counterparts = managed
+	return checkKindSwitch(req)
 }
 
 // checkRecreateStrategy warns about a single-instance Deployment with a
@@ -109,6 +130,18 @@ func ValidateHPA(hpaName string, target Workload, maxReplicas int32) Result {
 	return denied(RuleSingleInstance, pathMaxReplicas, msgSingleInstanceHPA(hpaName, target, t, maxReplicas))
 }
 
+// ValidateHPAWithoutTarget judges an HPA whose target workload does not
+// exist (yet): Helm installs HorizontalPodAutoscalers before the workloads
+// they scale, so the pair is judged when the workload is created (see
+// checkAutoscalers), and the HPA is admitted with a warning that says so.
+// targetKind is an apps kind statekeeper manages.
+func ValidateHPAWithoutTarget(hpaName string, targetKind Kind, targetName string, maxReplicas int32) Result {
+	if maxReplicas <= 1 {
+		return Result{}
+	}
+	return warned(RuleSingleInstance, pathMaxReplicas, msgSingleInstanceHPANoTarget(hpaName, targetKind, targetName, maxReplicas))
+}
+
 // ValidateKind is the kind-mismatch rule alone, for the mutating webhook. The
 // API server validates an object between the mutating and the validating
 // webhooks, so a StatefulSet of a stateless or unknown type that mounts a
@@ -128,6 +161,22 @@ func checkSingleInstance(w Workload, t DeployType, replicas int32) Result {
 		return Result{}
 	}
 	return denied(RuleSingleInstance, pathReplicas, msgSingleInstance(w, t, replicas))
+}
+
+// checkAutoscalers refuses to create a single-instance workload that an
+// existing HPA would scale past one replica: the HPA was admitted before its
+// target existed, so this is where the pair is judged.
+func checkAutoscalers(w Workload, t DeployType, autoscalers []Autoscaler) Result {
+	var r Result
+	if !t.Single() {
+		return r
+	}
+	for _, a := range autoscalers {
+		if a.MaxReplicas > 1 {
+			r.Add(denied(RuleSingleInstance, pathDeployType, msgSingleInstanceAutoscaled(w, t, a)))
+		}
+	}
+	return r
 }
 
 func checkKindMismatch(w Workload, t DeployType, typeErr error) Result {

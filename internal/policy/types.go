@@ -235,12 +235,17 @@ func FromStatefulSet(s *appsv1.StatefulSet) Workload {
 // Ref is "kind/name" lower-cased as in kubectl's output ("statefulset \"db\"").
 func (w Workload) Ref() string { return fmt.Sprintf("%s %q", w.Kind.Lower(), w.Name) }
 
-// Component is the identity that survives a kind switch: the component label, or the name.
-func (w Workload) Component() string {
-	if c := w.Labels[LabelComponent]; c != "" {
+// Component is the identity that survives a kind switch (ComponentOf).
+func (w Workload) Component() string { return ComponentOf(w.Labels, w.Name) }
+
+// ComponentOf is the component of a workload with these labels and name: its
+// component label, or its name. The one definition; the cache's component
+// index uses it too.
+func ComponentOf(labels map[string]string, name string) string {
+	if c := labels[LabelComponent]; c != "" {
 		return c
 	}
-	return w.Name
+	return name
 }
 
 // ServiceNameOrDefault is the headless Service a StatefulSet's pods live

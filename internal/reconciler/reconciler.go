@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -111,7 +112,46 @@ func setupHeadlessService(mgr ctrl.Manager, opts Options) error {
 			specOrLabelsChanged(),
 		)).
 		Owns(&corev1.Service{}, builder.WithPredicates(predicate.NewPredicateFuncs(isManaged))).
+		// A namespace whose mode changes (off → enforce) gets its Services
+		// now, not at the next resync.
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.statefulSetsIn),
+			builder.WithPredicates(modeChanged())).
 		Complete(r)
+}
+
+// modeChanged passes namespace updates that change the statekeeper.io/mode
+// label. Creations pass nothing: a new namespace holds no StatefulSets yet,
+// and at start-up every StatefulSet is reconciled anyway.
+func modeChanged() predicate.Predicate {
+	return predicate.Funcs{
+		CreateFunc:  func(event.CreateEvent) bool { return false },
+		DeleteFunc:  func(event.DeleteEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			if e.ObjectOld == nil || e.ObjectNew == nil {
+				return false
+			}
+			oldMode, oldOK := e.ObjectOld.GetLabels()[policy.LabelMode]
+			newMode, newOK := e.ObjectNew.GetLabels()[policy.LabelMode]
+			return oldMode != newMode || oldOK != newOK
+		},
+	}
+}
+
+// statefulSetsIn lists the stateful StatefulSets of a namespace from the cache.
+func (r *Reconciler) statefulSetsIn(ctx context.Context, ns client.Object) []reconcile.Request {
+	var list appsv1.StatefulSetList
+	if err := r.Client.List(ctx, &list, client.InNamespace(ns.GetName())); err != nil {
+		logf.FromContext(ctx).Error(err, "listing the statefulsets of a relabelled namespace", "namespace", ns.GetName())
+		return nil
+	}
+	var requests []reconcile.Request
+	for i := range list.Items {
+		if isStateful(&list.Items[i]) {
+			requests = append(requests, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
+	}
+	return requests
 }
 
 // isStateful selects StatefulSets labelled with a stateful-* deploy type.

@@ -28,8 +28,10 @@ type Admission struct {
 }
 
 // admissionOrder is the order in which the API server calls the webhooks:
-// every mutating one, then the validating ones on the mutated object.
-var admissionOrder = []Step{StepMutate, StepStamp, StepValidate}
+// every mutating one, then the validating ones on the mutated object (the
+// API server calls those in parallel; their answers do not depend on each
+// other).
+var admissionOrder = []Step{StepMutate, StepStamp, StepValidate, StepUnlabelled}
 
 // Admit runs a request through every step statekeeper registers for its
 // resource, as the API server does: mutate, stop at a denial, apply the

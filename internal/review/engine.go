@@ -153,6 +153,45 @@ func (e *Engine) workload(ctx context.Context, req Request, kind policy.Kind, st
 	return d, nil
 }
 
+// UnlabelledCreate judges the CREATE of an unlabelled workload by the
+// kind-switch rule alone (the /validate-unlabelled webhook): SPEC §1's
+// unlabelled workloads are not managed, but creating one must not strand the
+// data of the other kind's managed workload of its component. Anything else
+// on this step is skipped: managed workloads are judged by the workload
+// webhooks, and an UPDATE cannot switch kinds.
+func (e *Engine) UnlabelledCreate(ctx context.Context, req Request) (Decision, error) {
+	return e.step(ctx, StepUnlabelled, req)
+}
+
+func (e *Engine) unlabelled(ctx context.Context, req Request, kind policy.Kind) (Decision, error) {
+	d := Decision{Name: req.Name, Skipped: true}
+	if req.Operation != policy.OpCreate || e.excluded[req.Namespace] {
+		return d, nil
+	}
+	w, err := decodeWorkload(kind, req.DecodedObject, req.Object)
+	if err != nil {
+		return d, err
+	}
+	fillIdentity(&w, req)
+	d.Name = w.Name
+	if w.Managed() {
+		return d, nil
+	}
+	// The namespace's own warnings are left to managed workloads' reviews.
+	if _, err := e.resolveMode(ctx, &d, req.Namespace); err != nil || d.Skipped {
+		return d, err
+	}
+	counterparts, err := e.lookup.Component(ctx, kind.Other(), w.Namespace, w.Component())
+	if err != nil {
+		return d, fmt.Errorf("looking up %s workloads of component %q: %w", kind.Other().Lower(), w.Component(), err)
+	}
+	d.Result = policy.ValidateUnlabelledCreate(policy.WorkloadRequest{Operation: policy.OpCreate, Object: w, Counterparts: counterparts})
+	// Nothing to say is nothing done: the workload is not statekeeper's.
+	d.Skipped = len(d.Result.Denials)+len(d.Result.Warnings) == 0
+	e.applyMode(&d, nil)
+	return d, nil
+}
+
 // mutateWorkload patches a workload. A workload that cannot be mutated as
 // its type (a type of the other kind or none, an unusable annotation) is
 // answered with the whole validation verdict instead: the API server's own
@@ -187,6 +226,9 @@ func (e *Engine) validateWorkload(ctx context.Context, facts *workloadFacts, d *
 			return false, fmt.Errorf("looking up %s workloads of component %q: %w", w.Kind.Other().Lower(), w.Component(), err)
 		}
 		if pr.Service, err = e.headlessService(ctx, w); err != nil {
+			return false, err
+		}
+		if pr.Autoscalers, err = e.autoscalers(ctx, w); err != nil {
 			return false, err
 		}
 	case policy.OpUpdate:
@@ -225,6 +267,19 @@ func (e *Engine) headlessService(ctx context.Context, w policy.Workload) (*corev
 		return nil, fmt.Errorf("looking up service %q: %w", name, err)
 	}
 	return svc, nil
+}
+
+// autoscalers returns the HPAs that target a *-single workload being
+// created: Helm installs HPAs before workloads, so the pair is judged here.
+func (e *Engine) autoscalers(ctx context.Context, w policy.Workload) ([]policy.Autoscaler, error) {
+	if t, _, err := w.DeployType(); err != nil || !t.Single() {
+		return nil, nil
+	}
+	autoscalers, err := e.lookup.Autoscalers(ctx, w.Namespace, w.Kind, w.Name)
+	if err != nil {
+		return nil, fmt.Errorf("looking up the horizontalpodautoscalers of %s: %w", w.Ref(), err)
+	}
+	return autoscalers, nil
 }
 
 // claims returns the existing claims the pod template mounts.
@@ -291,9 +346,12 @@ func (e *Engine) scale(ctx context.Context, req Request, kind policy.Kind) (Deci
 	}
 	name := nonEmpty(req.Name, s.Name)
 	d.Name = name
-	return e.judgeParent(ctx, &d, req.Namespace, kind, name, func(parent policy.Workload) policy.Result {
+	return e.judgeParent(ctx, &d, req.Namespace, kind, name, func(parent *policy.Workload) policy.Result {
+		if parent == nil {
+			return policy.Result{} // the API server answers 404 itself
+		}
 		// An omitted spec.replicas is 0 (the field has omitempty).
-		return policy.ValidateScale(parent, s.Spec.Replicas)
+		return policy.ValidateScale(*parent, s.Spec.Replicas)
 	})
 }
 
@@ -329,14 +387,18 @@ func (e *Engine) hpa(ctx context.Context, req Request) (Decision, error) {
 		d.Skipped = true
 		return d, nil
 	}
-	return e.judgeParent(ctx, &d, req.Namespace, kind, target.Name, func(parent policy.Workload) policy.Result {
-		return policy.ValidateHPA(name, parent, h.Spec.MaxReplicas)
+	return e.judgeParent(ctx, &d, req.Namespace, kind, target.Name, func(parent *policy.Workload) policy.Result {
+		if parent == nil {
+			return policy.ValidateHPAWithoutTarget(name, kind, target.Name, h.Spec.MaxReplicas)
+		}
+		return policy.ValidateHPA(name, *parent, h.Spec.MaxReplicas)
 	})
 }
 
 // judgeParent applies the namespace mode and judge to the stored workload
-// that a Scale or an HPA acts on; an absent or unmanaged parent is skipped.
-func (e *Engine) judgeParent(ctx context.Context, d *Decision, namespace string, kind policy.Kind, name string, judge func(policy.Workload) policy.Result) (Decision, error) {
+// that a Scale or an HPA acts on, nil when it does not exist; an unmanaged
+// parent, and an absent one judge has nothing to say about, are skipped.
+func (e *Engine) judgeParent(ctx context.Context, d *Decision, namespace string, kind policy.Kind, name string, judge func(*policy.Workload) policy.Result) (Decision, error) {
 	warnings, err := e.resolveMode(ctx, d, namespace)
 	if err != nil || d.Skipped {
 		return *d, err
@@ -345,11 +407,15 @@ func (e *Engine) judgeParent(ctx context.Context, d *Decision, namespace string,
 	if err != nil {
 		return *d, fmt.Errorf("looking up %s %q: %w", kind.Lower(), name, err)
 	}
-	if parent == nil || !parent.Managed() {
+	if parent != nil && !parent.Managed() {
 		d.Skipped = true
 		return *d, nil
 	}
-	d.Result = judge(*parent)
+	d.Result = judge(parent)
+	if parent == nil && len(d.Result.Warnings) == 0 {
+		d.Skipped = true
+		return *d, nil
+	}
 	e.applyMode(d, warnings)
 	return *d, nil
 }

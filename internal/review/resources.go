@@ -26,6 +26,11 @@ const (
 	StepStamp
 	// StepValidate is /validate: the rules of SPEC §4.
 	StepValidate
+	// StepUnlabelled is /validate-unlabelled: the kind-switch rule on the
+	// CREATE of an unlabelled workload, which the other webhooks' object
+	// selector never sends. A webhook of its own, failing open, so that an
+	// outage of statekeeper never blocks unmanaged workloads.
+	StepUnlabelled
 )
 
 // Reviewed is one resource statekeeper reviews: what the API server calls it
@@ -52,10 +57,10 @@ type Reviewed struct {
 // compare them). Adding a resource is adding a row.
 var Resources = []Reviewed{
 	{Group: appsv1.GroupName, Resource: "deployments", Kind: kindDeployment,
-		New: func() runtime.Object { return &appsv1.Deployment{} }, Steps: StepMutate | StepValidate, Deletes: StepValidate,
+		New: func() runtime.Object { return &appsv1.Deployment{} }, Steps: StepMutate | StepValidate | StepUnlabelled, Deletes: StepValidate,
 		judge: workloadJudge(policy.KindDeployment)},
 	{Group: appsv1.GroupName, Resource: "statefulsets", Kind: kindStatefulSet,
-		New: func() runtime.Object { return &appsv1.StatefulSet{} }, Steps: StepMutate | StepValidate, Deletes: StepValidate,
+		New: func() runtime.Object { return &appsv1.StatefulSet{} }, Steps: StepMutate | StepValidate | StepUnlabelled, Deletes: StepValidate,
 		judge: workloadJudge(policy.KindStatefulSet)},
 	{Group: appsv1.GroupName, Resource: "deployments", SubResource: "scale", Kind: kindScale,
 		New: func() runtime.Object { return &autoscalingv1.Scale{} }, Steps: StepValidate,
@@ -90,10 +95,14 @@ func workloadJudge(kind policy.Kind) func(*Engine, Step) judgeFunc {
 			if req.Operation == policy.OpDelete && step == StepValidate {
 				return e.deletion(ctx, req, kind)
 			}
-			if step == StepMutate {
+			switch step {
+			case StepMutate:
 				return e.workload(ctx, req, kind, e.mutateWorkload)
+			case StepUnlabelled:
+				return e.unlabelled(ctx, req, kind)
+			default:
+				return e.workload(ctx, req, kind, e.validateWorkload)
 			}
-			return e.workload(ctx, req, kind, e.validateWorkload)
 		}
 	}
 }
@@ -155,7 +164,9 @@ func NewObject(kind schema.GroupKind) runtime.Object {
 }
 
 // stepNames name the steps in errors.
-var stepNames = map[Step]string{StepMutate: "mutated", StepStamp: "stamped", StepValidate: "validated"}
+var stepNames = map[Step]string{
+	StepMutate: "mutated", StepStamp: "stamped", StepValidate: "validated", StepUnlabelled: "guarded unlabelled",
+}
 
 // judgeOf returns the decision of step for the request's resource.
 func (e *Engine) judgeOf(step Step, res Resource) (judgeFunc, error) {

@@ -68,6 +68,12 @@ func NewValidator(engine *review.Engine, log logr.Logger, metrics *Metrics) *Han
 	return &Handler{name: PathValidate, step: review.StepValidate, review: engine.Validate, log: log, metrics: metrics}
 }
 
+// NewUnlabelledValidator returns the handler of /validate-unlabelled: the
+// kind-switch rule on unlabelled workload CREATEs (SPEC §1, §4).
+func NewUnlabelledValidator(engine *review.Engine, log logr.Logger, metrics *Metrics) *Handler {
+	return &Handler{name: PathValidateUnlabelled, step: review.StepUnlabelled, review: engine.UnlabelledCreate, log: log, metrics: metrics}
+}
+
 // Handle implements admission.Handler.
 func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.Response {
 	return h.handle(ctx, incoming{request: req})

@@ -421,6 +421,17 @@ func TestWebhookContract(t *testing.T) {
 		validateWorkloads("workloads.validate.statekeeper.io", fail, enforced),
 		validateWorkloads("workloads-warn.validate.statekeeper.io", ignore, warned),
 		validateWorkloads("workloads-warn-default.validate.statekeeper.io", ignore, noNamespace),
+		{
+			Name:          "unlabelled-workloads.validate.statekeeper.io",
+			ClientConfig:  clientConfig("/validate-unlabelled"),
+			Rules:         []admissionregistrationv1.RuleWithOperations{rule("apps", "v1", workloads, create)},
+			FailurePolicy: ignore,
+			ObjectSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+				{Key: "statekeeper.io/deploy-type", Operator: metav1.LabelSelectorOpDoesNotExist},
+			}},
+			AdmissionReviewVersions: v1, SideEffects: none, MatchPolicy: equivalent, TimeoutSeconds: timeout,
+			NamespaceSelector: notOff,
+		},
 		validateScaling("scaling.validate.statekeeper.io", fail, enforced),
 		validateScaling("scaling-warn.validate.statekeeper.io", ignore, warned),
 		validateScaling("scaling-warn-default.validate.statekeeper.io", ignore, noNamespace),
@@ -526,6 +537,8 @@ func TestWebhooksPerNamespaceMode(t *testing.T) {
 				}
 				if effective != "off" {
 					want["pods.mutate.statekeeper.io"] = []admissionregistrationv1.FailurePolicyType{admissionregistrationv1.Ignore}
+					// The kind-switch guard of unlabelled workloads fails open everywhere.
+					want["unlabelled-workloads.validate.statekeeper.io"] = []admissionregistrationv1.FailurePolicyType{admissionregistrationv1.Ignore}
 					// Deletion protection: only protected workloads are ever sent.
 					want["deletions.validate.statekeeper.io"] = []admissionregistrationv1.FailurePolicyType{admissionregistrationv1.Fail}
 				}
@@ -539,15 +552,22 @@ func TestWebhooksPerNamespaceMode(t *testing.T) {
 // cert-manager injects the CA of the serving Certificate.
 func TestWebhookServiceModeWithCertManager(t *testing.T) {
 	manifest := mustRender(t)
-	wantConfig := admissionregistrationv1.WebhookClientConfig{Service: &admissionregistrationv1.ServiceReference{
-		Namespace: releaseNS, Name: "sk-statekeeper-webhook", Path: ptr.To("/validate"), Port: ptr.To[int32](443),
-	}}
+	serviceConfig := func(path string) admissionregistrationv1.WebhookClientConfig {
+		return admissionregistrationv1.WebhookClientConfig{Service: &admissionregistrationv1.ServiceReference{
+			Namespace: releaseNS, Name: "sk-statekeeper-webhook", Path: ptr.To(path), Port: ptr.To[int32](443),
+		}}
+	}
+	paths := map[string]string{"unlabelled-workloads.validate.statekeeper.io": "/validate-unlabelled"}
 	wantAnnotations := map[string]string{"cert-manager.io/inject-ca-from": "statekeeper/sk-statekeeper-serving-cert"}
 
 	validating := decodeOne[admissionregistrationv1.ValidatingWebhookConfiguration](t, manifest, "ValidatingWebhookConfiguration")
 	assert.Equal(t, wantAnnotations, validating.Annotations)
 	for _, w := range validating.Webhooks {
-		assert.Equal(t, wantConfig, w.ClientConfig, w.Name)
+		path := paths[w.Name]
+		if path == "" {
+			path = "/validate"
+		}
+		assert.Equal(t, serviceConfig(path), w.ClientConfig, w.Name)
 	}
 	mutating := decodeOne[admissionregistrationv1.MutatingWebhookConfiguration](t, manifest, "MutatingWebhookConfiguration")
 	assert.Equal(t, wantAnnotations, mutating.Annotations)
@@ -662,11 +682,11 @@ func TestRBAC(t *testing.T) {
 		{APIGroups: []string{""}, Resources: []string{"pods", "persistentvolumeclaims"}, Verbs: cached},
 		{APIGroups: []string{"apps"}, Resources: []string{"statefulsets"}, Verbs: read},
 		{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: read},
+		{APIGroups: []string{"autoscaling"}, Resources: []string{"horizontalpodautoscalers"}, Verbs: read},
 		{APIGroups: []string{""}, Resources: []string{"services"}, Verbs: []string{"list", "watch", "create", "patch", "delete"}},
 		{APIGroups: []string{"policy"}, Resources: []string{"poddisruptionbudgets"}, Verbs: []string{"get", "list", "watch", "create", "update", "delete"}},
 		{APIGroups: []string{""}, Resources: []string{"pods", "persistentvolumeclaims"}, Verbs: []string{"patch"}},
 		{APIGroups: []string{"storage.k8s.io"}, Resources: []string{"storageclasses"}, Verbs: read},
-		{APIGroups: []string{"autoscaling"}, Resources: []string{"horizontalpodautoscalers"}, Verbs: []string{"list", "watch"}},
 		{APIGroups: []string{"wgpolicyk8s.io"}, Resources: []string{"policyreports"}, Verbs: []string{"list", "create", "update", "delete"}},
 		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 		{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
@@ -885,10 +905,10 @@ func TestAuditValues(t *testing.T) {
 		}
 		return groups
 	}
-	core := []string{"apps/deployments", "/pods,persistentvolumeclaims", "apps/statefulsets", "/namespaces", "/services",
-		"policy/poddisruptionbudgets", "/pods,persistentvolumeclaims", "storage.k8s.io/storageclasses"}
+	core := []string{"apps/deployments", "/pods,persistentvolumeclaims", "apps/statefulsets", "/namespaces", "autoscaling/horizontalpodautoscalers",
+		"/services", "policy/poddisruptionbudgets", "/pods,persistentvolumeclaims", "storage.k8s.io/storageclasses"}
 	events := []string{"/events", "events.k8s.io/events"}
-	assert.Equal(t, slices.Concat(core, []string{"autoscaling/horizontalpodautoscalers"}, events), rulesOf("--set", "audit.reports.enabled=false"))
+	assert.Equal(t, slices.Concat(core, events), rulesOf("--set", "audit.reports.enabled=false"))
 	assert.Equal(t, slices.Concat(core, events), rulesOf("--set", "audit.enabled=false"))
 
 	deployment := decodeOne[appsv1.Deployment](t, renderOnly(t, "templates/deployment.yaml",

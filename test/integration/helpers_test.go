@@ -294,6 +294,8 @@ const (
 	mutateWorkloads   = "workloads.mutate.statekeeper.io"
 	validateWorkloads = "workloads.validate.statekeeper.io"
 	validateScaling   = "scaling.validate.statekeeper.io"
+	// validateUnlabelled judges unlabelled workload CREATEs (kind-switch).
+	validateUnlabelled = "unlabelled-workloads.validate.statekeeper.io"
 )
 
 // The kinds a denial names: the kind of the request the webhook answered.

@@ -97,20 +97,23 @@ func stopStatekeeper(t *testing.T) {
 		u.Host = "127.0.0.1:1"
 		cc.URL = ptr.To(u.String())
 	}
-	var saved []client.Object
+	// Each configuration with the client configs of its webhooks.
+	configs := map[client.Object][]*admissionregistrationv1.WebhookClientConfig{}
 	for i := range mutating.Items {
-		config := &mutating.Items[i]
-		saved = append(saved, config.DeepCopy())
-		for j := range config.Webhooks {
-			nowhere(&config.Webhooks[j].ClientConfig)
+		for j := range mutating.Items[i].Webhooks {
+			configs[&mutating.Items[i]] = append(configs[&mutating.Items[i]], &mutating.Items[i].Webhooks[j].ClientConfig)
 		}
-		require.NoError(t, c.Update(ctx, config))
 	}
 	for i := range validating.Items {
-		config := &validating.Items[i]
-		saved = append(saved, config.DeepCopy())
-		for j := range config.Webhooks {
-			nowhere(&config.Webhooks[j].ClientConfig)
+		for j := range validating.Items[i].Webhooks {
+			configs[&validating.Items[i]] = append(configs[&validating.Items[i]], &validating.Items[i].Webhooks[j].ClientConfig)
+		}
+	}
+	var saved []client.Object
+	for config, clientConfigs := range configs {
+		saved = append(saved, config.DeepCopyObject().(client.Object))
+		for _, cc := range clientConfigs {
+			nowhere(cc)
 		}
 		require.NoError(t, c.Update(ctx, config))
 	}

@@ -110,6 +110,30 @@ func TestHorizontalPodAutoscalerOnSingleInstanceTarget(t *testing.T) {
 	assert.Empty(t, tn.admitted(func(dryRun bool) error { return tn.create(multi.DeepCopy(), dryRun) }))
 }
 
+// TestHorizontalPodAutoscalerBeforeItsSingleInstanceTarget: Helm installs
+// HPAs before StatefulSets. The HPA whose target does not exist yet is
+// admitted with a warning that says what will happen; creating the
+// single-instance target it would scale past one is then denied, naming it.
+func TestHorizontalPodAutoscalerBeforeItsSingleInstanceTarget(t *testing.T) {
+	t.Parallel()
+	tn := newTenant(t, "")
+	warnings := tn.admitted(func(dryRun bool) error { return tn.create(hpa("db", "db", 3), dryRun) })
+	assert.Equal(t, []string{`horizontalpodautoscaler "db" targets statefulset "db", which does not exist yet: ` +
+		`if it is created as stateful-single, it will be denied while maxReplicas is 3 [single-instance]`}, warnings)
+
+	sts := workloads.StatefulSet("db", policy.StatefulSingle, 1)
+	requireDenial(t, tn.denied(func(dryRun bool) error { return tn.create(sts.DeepCopy(), dryRun) }),
+		denial{validateWorkloads, statefulSetKind, "db", deployTypePath,
+			`statefulset "db" is stateful-single, but horizontalpodautoscaler "db" scales it up to 3 replicas: ` +
+				`set its maxReplicas to 1 or delete it first [single-instance]`})
+	tn.assertNotStored(sts)
+
+	// A multi-instance target may be autoscaled.
+	assert.Empty(t, tn.admitted(func(dryRun bool) error {
+		return tn.create(workloads.StatefulSet("db", policy.StatefulMulti, 1), dryRun)
+	}))
+}
+
 func hpa(name, statefulSet string, maxReplicas int32) *autoscalingv2.HorizontalPodAutoscaler {
 	return &autoscalingv2.HorizontalPodAutoscaler{
 		ObjectMeta: metav1.ObjectMeta{Name: name},

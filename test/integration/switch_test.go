@@ -60,6 +60,27 @@ func TestKindSwitch(t *testing.T) {
 			wantWarning: `statefulset "db" (component "db") is scaled to 0 but keeps its data in claims "data-db-*"; ` +
 				`deployment "db" mounts storage differently and will not reuse them: back up the data first [kind-switch]`,
 		},
+		// SPEC §1: unlabelled workloads are not managed, but the kind-switch
+		// rule guards a managed workload's data from them too, through the
+		// webhook entry for unlabelled workload CREATEs.
+		{
+			name:     "stateless-single Deployment with a claim, then an unlabelled StatefulSet",
+			existing: withClaimVolume(workloads.Deployment("db", policy.StatelessSingle, 1), "db-data"),
+			created:  unlabelledStatefulSet("db"),
+			wantDenial: denial{validateUnlabelled, statefulSetKind, "db", namePath,
+				kindSwitchMessage(`deployment "db"`, "db", `statefulset "db"`)},
+			wantWarning: `deployment "db" (component "db") is scaled to 0 but keeps its data in claims "db-data"; ` +
+				`statefulset "db" mounts storage differently and will not reuse them: back up the data first [kind-switch]`,
+		},
+		{
+			name:     "stateful-single StatefulSet with claim templates, then an unlabelled Deployment",
+			existing: workloads.StatefulSet("db", policy.StatefulSingle, 1),
+			created:  workloads.Deployment("db", "", 1),
+			wantDenial: denial{validateUnlabelled, deploymentKind, "db", namePath,
+				kindSwitchMessage(`statefulset "db"`, "db", `deployment "db"`)},
+			wantWarning: `statefulset "db" (component "db") is scaled to 0 but keeps its data in claims "data-db-*"; ` +
+				`deployment "db" mounts storage differently and will not reuse them: back up the data first [kind-switch]`,
+		},
 		{
 			name:     "the component label links workloads of different names",
 			existing: withComponent(withClaimVolume(workloads.Deployment("db-v1", policy.StatelessSingle, 1), "db-data"), "db"),
@@ -227,4 +248,25 @@ func service(name, clusterIP string) *corev1.Service {
 			Ports:     []corev1.ServicePort{{Name: "sql", Port: 5432, Protocol: corev1.ProtocolTCP}},
 		},
 	}
+}
+
+// unlabelledStatefulSet is a StatefulSet without the deploy-type label that
+// declares its own claim template and Service, as one written without
+// statekeeper must.
+func unlabelledStatefulSet(name string) *appsv1.StatefulSet {
+	sts := workloads.StatefulSet(name, "", 1)
+	sts.Spec.ServiceName = name
+	sts.Spec.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{*workloads.Claim("data", corev1.ReadWriteOnce)}
+	return sts
+}
+
+// TestUnlabelledWorkloadBesideAnUnmanagedOneIsAdmitted: the guard for
+// unlabelled workloads protects managed workloads only; two unmanaged ones
+// are not statekeeper's business.
+func TestUnlabelledWorkloadBesideAnUnmanagedOneIsAdmitted(t *testing.T) {
+	t.Parallel()
+	tn := newTenant(t, "")
+	tn.mustCreate(withClaimVolume(workloads.Deployment("db", "", 1), "db-data"))
+	require.NoError(t, tn.create(unlabelledStatefulSet("db"), false))
+	assert.Empty(t, tn.warnings.take())
 }

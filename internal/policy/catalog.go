@@ -1,0 +1,58 @@
+package policy
+
+// RuleDoc documents one rule ID: how it speaks and what it judges, as the
+// README's table of rules shows it.
+type RuleDoc struct {
+	Rule Rule
+	// Denies and Warns say how the rule answers admission (some do both);
+	// AuditOnly marks a rule only the background audit reports.
+	Denies, Warns, AuditOnly bool
+	// On names the requests it judges; What says what it refuses or warns of.
+	On, What string
+}
+
+// Rules is every rule ID statekeeper reports, in the order of SPEC §4's
+// table, then the rules it adds. It is the one list: the README's table is
+// tested against it, and the integration and e2e suites fail when a rule is
+// missing from their tests. A new rule is a constant in types.go and a row here.
+var Rules = []RuleDoc{
+	{Rule: RuleSingleInstance, Denies: true, Warns: true,
+		On:   "CREATE, UPDATE, `/scale`, HPA",
+		What: "replicas > 1 on a `*-single` workload; an HPA with `maxReplicas` > 1 on one, in either order of creation (an HPA whose target does not exist yet is warned of)"},
+	{Rule: RuleKindMismatch, Denies: true,
+		On:   "CREATE, UPDATE",
+		What: "`stateful-*` on a Deployment, `stateless-*` on a StatefulSet, an unknown deploy type"},
+	{Rule: RuleKindSwitch, Denies: true, Warns: true,
+		On:   "CREATE, labelled or not",
+		What: "creating a workload of component C while the other kind's workload of C runs with persistent volumes (a warning once it is scaled to 0)"},
+	{Rule: RuleTypeChange, Denies: true,
+		On:   "UPDATE",
+		What: "changing or removing `statekeeper.io/deploy-type` on a running workload with persistent volumes"},
+	{Rule: RuleQuorum, Denies: true,
+		On:   "CREATE, UPDATE, `/scale`",
+		What: "an even replica count ≥ 2 on a `statekeeper.io/quorum: \"true\"` workload"},
+	{Rule: RuleHeadlessConflict, Denies: true,
+		On:   "CREATE",
+		What: "a stateful StatefulSet whose Service exists, is not headless and is not statekeeper's"},
+	{Rule: RuleSharedClaim, Warns: true,
+		On:   "CREATE, UPDATE",
+		What: "a claim volume that several instances would share or could not attach"},
+	{Rule: RuleInvalidAnnotation, Denies: true,
+		On:   "CREATE, UPDATE",
+		What: "a statekeeper annotation whose value cannot be used (storage size or class, a boolean)"},
+	{Rule: RuleInvalidMode, Warns: true,
+		On:   "every reviewed request in the namespace",
+		What: "a `statekeeper.io/mode` label statekeeper does not know; the namespace is enforced until it is fixed"},
+	{Rule: RuleStorageResize, Denies: true, Warns: true,
+		On:   "UPDATE of a StatefulSet",
+		What: "a `statekeeper.io/storage-size` change the claims cannot follow (a shrink, growth their class cannot expand); warned of: a class that does not exist, templates statekeeper did not inject"},
+	{Rule: RuleRecreateStrategy, Warns: true,
+		On:   "CREATE, UPDATE of a Deployment",
+		What: "a single-instance Deployment with a single-node claim that keeps the surging RollingUpdate its manifest sets"},
+	{Rule: RuleDeletionProtection, Denies: true,
+		On:   "DELETE",
+		What: "deleting a protected workload that runs with persistent volumes"},
+	{Rule: RuleHeadlessMissing, AuditOnly: true,
+		On:   "stored StatefulSets (the background audit)",
+		What: "a stateful StatefulSet whose headless Service does not exist"},
+}
