@@ -87,7 +87,7 @@ func warned(rules ...policy.Rule) admission { return admission{Warned: rules} }
 var ruleIDs = []policy.Rule{
 	policy.RuleSingleInstance, policy.RuleKindMismatch, policy.RuleKindSwitch, policy.RuleTypeChange,
 	policy.RuleQuorum, policy.RuleHeadlessConflict, policy.RuleSharedClaim, policy.RuleInvalidAnnotation,
-	policy.RuleStorageResize, policy.RuleDeletionProtection, policy.RuleRecreateStrategy,
+	policy.RuleStorageResize, policy.RuleDeletionProtection, policy.RuleRecreateStrategy, policy.RuleInvalidMode,
 }
 
 var bracketed = regexp.MustCompile(`\[([a-z]+(?:-[a-z]+)*)\]`)
