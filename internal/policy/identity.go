@@ -229,42 +229,30 @@ func (id Identity) env() []corev1.EnvVar {
 // Variables that come from envFrom cannot be seen at admission; the injected
 // ones take precedence over them.
 func StampPod(pod *corev1.Pod, id Identity, injectEnv bool) []jsonpatch.Operation {
-	var ops []jsonpatch.Operation
-	wanted := id.annotations()
-	// An empty map or list may be absent from the raw JSON, so it is added
-	// whole ("add" also replaces a member that exists), as in patch.go.
-	if len(pod.Annotations) == 0 {
-		all := make(map[string]string, len(wanted))
-		for _, a := range wanted {
-			all[a.key] = a.value
-		}
-		ops = append(ops, jsonpatch.NewOperation("add", "/metadata/annotations", all))
-	} else {
-		for _, a := range wanted {
-			current, ok := pod.Annotations[a.key]
-			switch {
-			case !ok:
-				ops = append(ops, jsonpatch.NewOperation("add", pointer("metadata", "annotations", a.key), a.value))
-			case current != a.value:
-				ops = append(ops, jsonpatch.NewOperation("replace", pointer("metadata", "annotations", a.key), a.value))
-			}
+	var patch patchBuilder
+	var stale []member
+	for _, a := range id.annotations() {
+		if current, ok := pod.Annotations[a.key]; !ok || current != a.value {
+			stale = append(stale, member{key: a.key, value: a.value, present: ok})
 		}
 	}
+	patch.setMembers(stale, step("metadata", !isZero(pod.ObjectMeta)), step("annotations", len(pod.Annotations) > 0))
 	if !injectEnv {
-		return ops
+		return patch.ops
 	}
 	env := id.env()
 	for i := range pod.Spec.InitContainers {
-		ops = append(ops, injectEnvOps(fmt.Sprintf("/spec/initContainers/%d/env", i), pod.Spec.InitContainers[i].Env, env)...)
+		appendIdentityEnv(&patch, "initContainers", i, pod.Spec.InitContainers[i].Env, env)
 	}
 	for i := range pod.Spec.Containers {
-		ops = append(ops, injectEnvOps(fmt.Sprintf("/spec/containers/%d/env", i), pod.Spec.Containers[i].Env, env)...)
+		appendIdentityEnv(&patch, "containers", i, pod.Spec.Containers[i].Env, env)
 	}
-	return ops
+	return patch.ops
 }
 
-// injectEnvOps adds the variables of wanted that current does not name.
-func injectEnvOps(path string, current, wanted []corev1.EnvVar) []jsonpatch.Operation {
+// appendIdentityEnv appends to the env of container i of list the variables of wanted
+// that current does not name.
+func appendIdentityEnv(patch *patchBuilder, list string, i int, current, wanted []corev1.EnvVar) {
 	set := make(map[string]bool, len(current))
 	for _, e := range current {
 		set[e.Name] = true
@@ -275,15 +263,6 @@ func injectEnvOps(path string, current, wanted []corev1.EnvVar) []jsonpatch.Oper
 			missing = append(missing, e)
 		}
 	}
-	if len(missing) == 0 {
-		return nil
-	}
-	if len(current) == 0 {
-		return []jsonpatch.Operation{jsonpatch.NewOperation("add", path, missing)}
-	}
-	ops := make([]jsonpatch.Operation, 0, len(missing))
-	for _, e := range missing {
-		ops = append(ops, jsonpatch.NewOperation("add", path+"/-", e))
-	}
-	return ops
+	// A listed container exists in the raw JSON, and so do spec and the list.
+	appendItems(patch, missing, step("spec", true), step(list, true), step(strconv.Itoa(i), true), step("env", len(current) > 0))
 }

@@ -118,7 +118,7 @@ func injectClaimTemplates(m *mutation) {
 	for i, name := range names {
 		templates[i] = newClaimTemplate(name, size, class)
 	}
-	m.patch.appendItems(templates, specStep(w), step("volumeClaimTemplates", len(w.ClaimTemplates) > 0))
+	appendItems(&m.patch, templates, specStep(w), step("volumeClaimTemplates", len(w.ClaimTemplates) > 0))
 }
 
 // labelPodTemplate marks the pods with their deploy type, which lets the pod
@@ -154,7 +154,7 @@ func keepClaimTemplates(m *mutation) {
 			}
 		}
 	}
-	m.patch.appendItems(templates, specStep(w), step("volumeClaimTemplates", len(w.ClaimTemplates) > 0))
+	appendItems(&m.patch, templates, specStep(w), step("volumeClaimTemplates", len(w.ClaimTemplates) > 0))
 }
 
 func keepPodTemplateLabel(m *mutation) {

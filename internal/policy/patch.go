@@ -59,8 +59,9 @@ func (p *patchBuilder) set(value any, steps ...pathStep) {
 }
 
 // appendItems appends items to the array named by steps, adding the array
-// whole when it may be absent or empty.
-func (p *patchBuilder) appendItems(items []any, steps ...pathStep) {
+// whole when it may be absent or empty. It is a function, not a method, so
+// that the whole array keeps the items' type.
+func appendItems[T any](p *patchBuilder, items []T, steps ...pathStep) {
 	if len(items) == 0 || len(steps) == 0 {
 		return
 	}
@@ -71,6 +72,33 @@ func (p *patchBuilder) appendItems(items []any, steps ...pathStep) {
 	path := pointer(keys(steps)...)
 	for _, item := range items {
 		p.ops = append(p.ops, jsonpatch.NewOperation("add", path+"/-", item))
+	}
+}
+
+// member is one key of a string map (labels, annotations) to write, and
+// whether the typed object proves the key is present.
+type member struct {
+	key, value string
+	present    bool
+}
+
+// setMembers writes members into the string map named by steps: a map that
+// may be absent is added whole, with every member, in one operation; in a map
+// that exists each member is added or replaced on its own.
+func (p *patchBuilder) setMembers(members []member, steps ...pathStep) {
+	if len(members) == 0 || len(steps) == 0 {
+		return
+	}
+	if !steps[len(steps)-1].present && !p.created[pointer(keys(steps)...)] {
+		whole := make(map[string]string, len(members))
+		for _, m := range members {
+			whole[m.key] = m.value
+		}
+		p.set(whole, steps...)
+		return
+	}
+	for _, m := range members {
+		p.set(m.value, append(steps[:len(steps):len(steps)], step(m.key, m.present))...)
 	}
 }
 

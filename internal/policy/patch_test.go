@@ -52,7 +52,7 @@ func TestPatchBuilder(t *testing.T) {
 		},
 		{
 			name:  "items are appended to a present array",
-			build: func(p *patchBuilder) { p.appendItems([]any{1, 2}, step("spec", true), step("list", true)) },
+			build: func(p *patchBuilder) { appendItems(p, []any{1, 2}, step("spec", true), step("list", true)) },
 			want: []jsonpatch.Operation{
 				{Operation: "add", Path: "/spec/list/-", Value: 1},
 				{Operation: "add", Path: "/spec/list/-", Value: 2},
@@ -60,12 +60,40 @@ func TestPatchBuilder(t *testing.T) {
 		},
 		{
 			name:  "an absent array is added whole",
-			build: func(p *patchBuilder) { p.appendItems([]any{1, 2}, step("spec", true), step("list", false)) },
+			build: func(p *patchBuilder) { appendItems(p, []any{1, 2}, step("spec", true), step("list", false)) },
 			want:  []jsonpatch.Operation{{Operation: "add", Path: "/spec/list", Value: []any{1, 2}}},
 		},
 		{
+			name: "members of an absent map are added with the map, in one operation",
+			build: func(p *patchBuilder) {
+				p.setMembers([]member{{key: "a", value: "1"}, {key: "b/c", value: "2"}}, step("metadata", false), step("annotations", false))
+			},
+			want: []jsonpatch.Operation{{Operation: "add", Path: "/metadata", Value: map[string]any{"annotations": map[string]string{"a": "1", "b/c": "2"}}}},
+		},
+		{
+			name: "members of a present map are added or replaced one by one",
+			build: func(p *patchBuilder) {
+				p.setMembers([]member{{key: "a", value: "1", present: true}, {key: "b/c", value: "2"}}, step("metadata", true), step("annotations", true))
+			},
+			want: []jsonpatch.Operation{
+				{Operation: "replace", Path: "/metadata/annotations/a", Value: "1"},
+				{Operation: "add", Path: "/metadata/annotations/b~1c", Value: "2"},
+			},
+		},
+		{
+			name: "members of a map this patch created go inside it",
+			build: func(p *patchBuilder) {
+				p.set("x", step("metadata", true), step("annotations", false), step("first", false))
+				p.setMembers([]member{{key: "second", value: "y"}}, step("metadata", true), step("annotations", false))
+			},
+			want: []jsonpatch.Operation{
+				{Operation: "add", Path: "/metadata/annotations", Value: map[string]any{"first": "x"}},
+				{Operation: "add", Path: "/metadata/annotations/second", Value: "y"},
+			},
+		},
+		{
 			name:  "nothing to append",
-			build: func(p *patchBuilder) { p.appendItems(nil, step("spec", true), step("list", false)) },
+			build: func(p *patchBuilder) { appendItems[any](p, nil, step("spec", true), step("list", false)) },
 		},
 	}
 	for _, tt := range tests {
