@@ -39,12 +39,33 @@ KCM_API_QPS=${KCM_API_QPS:-200}
 # (as it does for aggregated APIs) rather than its cluster IP: no kube-proxy
 # runs here, and the fault suite (test/faults) routes to statekeeper
 # replicas in network namespaces that way.
-APISERVER_EXTRA_ARGS=(--extra-args kube-apiserver=enable-aggregator-routing=true)
+APISERVER_EXTRA_ARGS=(kube-apiserver=enable-aggregator-routing=true)
 # Admission plugins beyond the defaults, as hardened clusters (OpenShift among
 # them) run: OwnerReferencesPermissionEnforcement refuses a blockOwnerDeletion
 # that its writer may not set, which the e2e suite's ServiceAccount-bound
 # statekeeper would otherwise never meet.
-APISERVER_EXTRA_ARGS+=(--extra-args "kube-apiserver=enable-admission-plugins=${KUBE_ADMISSION_PLUGINS:-OwnerReferencesPermissionEnforcement}")
+APISERVER_EXTRA_ARGS+=("kube-apiserver=enable-admission-plugins=${KUBE_ADMISSION_PLUGINS:-OwnerReferencesPermissionEnforcement}")
+KCM_EXTRA_ARGS=("kube-controller-manager=kube-api-qps=$KCM_API_QPS" "kube-controller-manager=kube-api-burst=$((2 * KCM_API_QPS))")
+
+# extra_args prints kwokctl's --extra-args for COMPONENT=FLAG=VALUE words,
+# the first word of each component before any second one: kwokctl v0.8.0
+# remembers a component by the position of its first --extra-args among all
+# of them, not among the components, and indexes past its list (a panic in
+# mutationComponentPatches) when a component's first flag comes after another
+# component's second.
+extra_args() {
+	local word component seen=" " firsts=() rest=()
+	for word in "$@"; do
+		component=${word%%=*}
+		if [[ $seen == *" $component "* ]]; then
+			rest+=(--extra-args "$word")
+		else
+			seen+="$component "
+			firsts+=(--extra-args "$word")
+		fi
+	done
+	printf '%s\n' "${firsts[@]}" "${rest[@]}"
+}
 
 kwokctl() { "$KWOK_DIR/kwokctl" "$@"; }
 kubectl() { "$KUBECTL" --kubeconfig "$KUBECONFIG_LOCAL" "$@"; }
@@ -60,6 +81,8 @@ write_kubeconfig() {
 }
 
 create_cluster() {
+	local EXTRA_ARGS
+	mapfile -t EXTRA_ARGS < <(extra_args "${KCM_EXTRA_ARGS[@]}" "${APISERVER_EXTRA_ARGS[@]}")
 	# --kubeconfig "" keeps kwokctl away from ~/.kube/config.
 	kwokctl create cluster \
 		--name "$CLUSTER_NAME" \
@@ -70,9 +93,7 @@ create_cluster() {
 		--kwok-controller-binary "$KWOK_DIR/kwok" \
 		--etcd-binary "$ETCD" \
 		--kube-feature-gates "$KUBE_FEATURE_GATES" \
-		--extra-args "kube-controller-manager=kube-api-qps=$KCM_API_QPS" \
-		--extra-args "kube-controller-manager=kube-api-burst=$((2 * KCM_API_QPS))" \
-		"${APISERVER_EXTRA_ARGS[@]}" \
+		"${EXTRA_ARGS[@]}" \
 		--kubeconfig "" \
 		--wait 3m
 }
