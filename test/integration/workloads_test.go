@@ -107,6 +107,20 @@ func TestStatefulSetCreateStoresInjectedFieldsAndUpdateKeepsThem(t *testing.T) {
 	}
 }
 
+// surgeOne is a RollingUpdate with other parameters than the API server's
+// defaults: a strategy the manifest wrote, whatever client sent it.
+var surgeOne = appsv1.DeploymentStrategy{
+	Type: appsv1.RollingUpdateDeploymentStrategyType,
+	RollingUpdate: &appsv1.RollingUpdateDeployment{
+		MaxSurge: ptr.To(intstr.FromInt32(1)), MaxUnavailable: ptr.To(intstr.FromString("25%")),
+	},
+}
+
+func withStrategy(d *appsv1.Deployment, s appsv1.DeploymentStrategy) *appsv1.Deployment {
+	d.Spec.Strategy = s
+	return d
+}
+
 func TestDeploymentCreateAndUpdateSetRecreateForSingleInstanceWithReadWriteOnceClaim(t *testing.T) {
 	t.Parallel()
 	tn := newTenant(t, "")
@@ -127,6 +141,14 @@ func TestDeploymentCreateAndUpdateSetRecreateForSingleInstanceWithReadWriteOnceC
 			name:         "stateless-single with a ReadWriteOnce claim",
 			deployment:   withClaimVolume(workloads.Deployment("single-rwo", policy.StatelessSingle, 1), "exclusive"),
 			wantStrategy: recreateStrategy,
+		},
+		{
+			name:         "stateless-single with a ReadWriteOnce claim and a RollingUpdate the manifest sets is warned, not changed",
+			deployment:   withStrategy(withClaimVolume(workloads.Deployment("single-rolling", policy.StatelessSingle, 1), "exclusive"), surgeOne),
+			wantStrategy: surgeOne,
+			wantWarnings: []string{`deployment "single-rolling" is stateless-single and mounts a single-node claim, but its manifest sets a RollingUpdate strategy, ` +
+				`which statekeeper leaves as written: a rolling update starts the new pod while the old one still holds the volume, and waits for it; ` +
+				`set strategy.type: Recreate, or rollingUpdate.maxSurge: 0 [recreate-strategy]`},
 		},
 		{
 			name:         "stateless-single with a ReadWriteMany claim",
