@@ -61,7 +61,9 @@ func TestDayTwo(t *testing.T) {
 
 		res := ns.kubectl(nil, "annotate", "statefulset", "db", policy.AnnotationStorageSize+"=1Gi", "--overwrite")
 		res.expect(t, denied(policy.RuleStorageResize))
-		assert.Contains(t, res.stderr, `statekeeper.io/storage-size cannot shrink from 2Gi to 1Gi`)
+		assert.Equal(t, denialText("StatefulSet", "db", "metadata.annotations[statekeeper.io/storage-size]",
+			`statefulset "db": statekeeper.io/storage-size cannot shrink from 2Gi to 1Gi, because volume claims only grow: keep 2Gi or more, `+
+				`or back the data up and recreate the statefulset and its claims to use smaller volumes [storage-resize]`), res.stderr)
 	})
 
 	t.Run("scaling to 3: the peers of running pods and the new claim follow", func(t *testing.T) {
@@ -152,7 +154,10 @@ func TestStorageClassThatCannotExpand(t *testing.T) {
 	ns.apply(sts).expect(t, allowed)
 	res := ns.eventuallyDecision(denied(policy.RuleStorageResize), nil,
 		"annotate", "statefulset", "fixed", policy.AnnotationStorageSize+"=3Gi", "--overwrite")
-	assert.Contains(t, res.stderr, fmt.Sprintf(`storage class %q of claim template "data" does not allow volume expansion`, class.Name))
+	assert.Equal(t, denialText("StatefulSet", "fixed", "metadata.annotations[statekeeper.io/storage-size]",
+		fmt.Sprintf(`statefulset "fixed": statekeeper.io/storage-size cannot grow to 3Gi: storage class %q of claim template "data" does not allow volume expansion `+
+			`(allowVolumeExpansion is not true); set allowVolumeExpansion: true on the class if its provisioner can expand volumes, or keep 1Gi [storage-resize]`,
+			class.Name)), res.stderr)
 }
 
 // eventuallyBudget waits for the budget name to satisfy ok.
@@ -238,7 +243,9 @@ func TestDeletionProtection(t *testing.T) {
 		ns.create(protectedDB("db")).expect(t, allowed)
 		res := ns.kubectl(nil, "delete", "statefulset", "db", "--wait=false")
 		res.expect(t, denied(policy.RuleDeletionProtection))
-		assert.Contains(t, res.stderr, `scale it to 0 first (kubectl scale statefulset db --replicas=0)`)
+		assert.Equal(t, denialText("StatefulSet", "db", "metadata.annotations[statekeeper.io/protect]",
+			`statefulset "db" is protected from deletion (statekeeper.io/protect: "true" on the statefulset) and is running with persistent volumes: `+
+				`scale it to 0 first (kubectl scale statefulset db --replicas=0), wait for its pods to stop, then delete it [deletion-protection]`), res.stderr)
 
 		ns.kubectl(nil, "scale", "statefulset", "db", "--replicas=0").expect(t, allowed)
 		ns.eventuallyPodsGone(map[string]string{"app": "db"})
