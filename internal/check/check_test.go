@@ -292,7 +292,20 @@ spec:
   selector: {matchLabels: {app: db}}
 `
 	alone := runYAML(t, []string{Stdin}, sts)
-	assert.Contains(t, alone, "kind: PodDisruptionBudget\nmetadata:\n  labels:\n    app.kubernetes.io/managed-by: statekeeper\n  name: db\n")
+	docs := strings.Split(alone, "---\n")
+	assert.Equal(t, `apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  labels:
+    app.kubernetes.io/managed-by: statekeeper
+  name: db
+spec:
+  maxUnavailable: 1
+  selector:
+    matchLabels:
+      app: db
+  unhealthyPodEvictionPolicy: AlwaysAllow
+`, docs[len(docs)-1], "the reconciler's budget, last")
 	for _, input := range []string{budget + "---\n" + sts, sts + "---\n" + budget} {
 		out := runYAML(t, []string{Stdin}, input)
 		assert.Equal(t, 1, strings.Count(out, "kind: PodDisruptionBudget"), out)
