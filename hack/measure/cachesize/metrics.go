@@ -6,12 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/statekeeper/statekeeper/hack/measure/internal/stats"
 )
 
 // Metric names read from statekeeper's /metrics. client_golang's Go and
@@ -137,7 +138,7 @@ func medianMemory(samples []memory) memory {
 		for i, s := range samples {
 			values[i] = get(s)
 		}
-		return median(values)
+		return stats.Median(values)
 	}
 	return memory{
 		LiveHeap:  field(func(m memory) float64 { return m.LiveHeap }),
@@ -145,19 +146,6 @@ func medianMemory(samples []memory) memory {
 		HeapAlloc: field(func(m memory) float64 { return m.HeapAlloc }),
 		RSS:       field(func(m memory) float64 { return m.RSS }),
 	}
-}
-
-func median(values []float64) float64 {
-	if len(values) == 0 {
-		return 0
-	}
-	sorted := slices.Clone(values)
-	slices.Sort(sorted)
-	mid := len(sorted) / 2
-	if len(sorted)%2 == 1 {
-		return sorted[mid]
-	}
-	return (sorted[mid-1] + sorted[mid]) / 2
 }
 
 // metricsClient reads a process's /metrics.

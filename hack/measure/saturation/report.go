@@ -8,6 +8,8 @@ import (
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
+
+	"github.com/statekeeper/statekeeper/hack/measure/internal/stats"
 )
 
 // key names one server and body.
@@ -65,19 +67,9 @@ func report(w io.Writer, r result) {
 				failed += run.failed
 			}
 			p("| %s | %s | %s | %s (%s–%s) | %.2f | %d |", b.name, t.name, r.decisions[key{t.name, b.name}],
-				thousands(median(rates)), thousands(slices.Min(rates)), thousands(slices.Max(rates)), median(ratios), failed)
+				thousands(stats.Median(rates)), thousands(slices.Min(rates)), thousands(slices.Max(rates)), stats.Median(ratios), failed)
 		}
 	}
-}
-
-func median(values []float64) float64 {
-	sorted := slices.Clone(values)
-	slices.Sort(sorted)
-	mid := len(sorted) / 2
-	if len(sorted)%2 == 1 {
-		return sorted[mid]
-	}
-	return (sorted[mid-1] + sorted[mid]) / 2
 }
 
 // thousands formats a rate as 12,345.
