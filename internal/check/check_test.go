@@ -102,7 +102,7 @@ warning StatefulSet/staging/etcd: statefulset "etcd" requires an odd number of r
 			wantStdout: `allowed Deployment/default/api
 denied HorizontalPodAutoscaler/default/api: horizontalpodautoscaler "api" targets deployment "api", which is stateless-single: maxReplicas must be 1, got 3 [single-instance]
 allowed HorizontalPodAutoscaler/default/api-v1
-warning HorizontalPodAutoscaler/default/unmanaged: horizontalpodautoscaler "unmanaged" targets deployment "elsewhere", which does not exist yet: if it is created as stateless-single, it will be denied while maxReplicas is 5 [single-instance]
+warning HorizontalPodAutoscaler/default/unmanaged: horizontalpodautoscaler "unmanaged" targets deployment "elsewhere", which does not exist yet: if it is created as stateless-single, it will be denied while maxReplicas is 5; set maxReplicas to 1, or create it as stateless-multi [single-instance]
 `,
 		},
 		{
@@ -110,7 +110,7 @@ warning HorizontalPodAutoscaler/default/unmanaged: horizontalpodautoscaler "unma
 			name:     "an HPA before its single-instance target: the target is denied, naming the HPA",
 			paths:    []string{"testdata/hpa-first.yaml"},
 			wantCode: ExitDenied,
-			wantStdout: `warning HorizontalPodAutoscaler/default/db: horizontalpodautoscaler "db" targets statefulset "db", which does not exist yet: if it is created as stateful-single, it will be denied while maxReplicas is 3 [single-instance]
+			wantStdout: `warning HorizontalPodAutoscaler/default/db: horizontalpodautoscaler "db" targets statefulset "db", which does not exist yet: if it is created as stateful-single, it will be denied while maxReplicas is 3; set maxReplicas to 1, or create it as stateful-multi [single-instance]
 denied StatefulSet/default/db: statefulset "db" is stateful-single, but horizontalpodautoscaler "db" scales it up to 3 replicas: set its maxReplicas to 1 or delete it first [single-instance]
 `,
 		},

@@ -36,8 +36,9 @@ func msgSingleInstanceAutoscaled(w Workload, t DeployType, a Autoscaler) string 
 }
 
 func msgSingleInstanceHPANoTarget(hpaName string, kind Kind, target string, maxReplicas int32) string {
-	return fmt.Sprintf("horizontalpodautoscaler %q targets %s %q, which does not exist yet: if it is created as %s, it will be denied while maxReplicas is %d",
-		hpaName, kind.Lower(), target, orList(singleTypesOf(kind)), maxReplicas)
+	return fmt.Sprintf("horizontalpodautoscaler %q targets %s %q, which does not exist yet: if it is created as %s, it will be denied while maxReplicas is %d; "+
+		"set maxReplicas to 1, or create it as %s",
+		hpaName, kind.Lower(), target, orList(typesOfKindBySize(kind, true)), maxReplicas, orList(typesOfKindBySize(kind, false)))
 }
 
 func msgQuorum(w Workload, replicas int32) string {
@@ -201,11 +202,12 @@ func orList(types []DeployType) string {
 	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }
 
-// singleTypesOf lists the single-instance deploy types that run as kind.
-func singleTypesOf(kind Kind) []DeployType {
+// typesOfKindBySize lists the deploy types that run as kind and are
+// single-instance (single) or not.
+func typesOfKindBySize(kind Kind, single bool) []DeployType {
 	var out []DeployType
 	for _, t := range typesOfKind(kind) {
-		if t.Single() {
+		if t.Single() == single {
 			out = append(out, t)
 		}
 	}

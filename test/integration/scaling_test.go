@@ -119,7 +119,7 @@ func TestHorizontalPodAutoscalerBeforeItsSingleInstanceTarget(t *testing.T) {
 	tn := newTenant(t, "")
 	warnings := tn.admitted(func(dryRun bool) error { return tn.create(hpa("db", "db", 3), dryRun) })
 	assert.Equal(t, []string{`horizontalpodautoscaler "db" targets statefulset "db", which does not exist yet: ` +
-		`if it is created as stateful-single, it will be denied while maxReplicas is 3 [single-instance]`}, warnings)
+		`if it is created as stateful-single, it will be denied while maxReplicas is 3; set maxReplicas to 1, or create it as stateful-multi [single-instance]`}, warnings)
 
 	sts := workloads.StatefulSet("db", policy.StatefulSingle, 1)
 	requireDenial(t, tn.denied(func(dryRun bool) error { return tn.create(sts.DeepCopy(), dryRun) }),
