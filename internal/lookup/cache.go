@@ -3,6 +3,7 @@ package lookup
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -15,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -75,24 +77,75 @@ func componentOf(obj client.Object) []string {
 // CacheOptions returns the cache settings the lookups need. Every object
 // loses its managedFields and kubectl's last-applied-configuration
 // annotation: statekeeper reads neither, and they are often the bulk of an
-// object (docs/performance.md measures them). Pods, which are cached as
-// metadata only to answer "do pods still exist", lose all their annotations
-// but the two the peers reconciler compares; namespaces and Services keep
-// only what is read of them (trimNamespace, trimService).
+// object (docs/performance.md measures them). Deployments and StatefulSets
+// keep what policy reads of a stored workload (policy.TrimDeployment: of the
+// pod template little more than labels, volumes and the containers' names,
+// ports and mounts). Pods, which are cached as metadata only to answer "do
+// pods still exist", lose all their annotations but the two the peers
+// reconciler compares; namespaces and Services keep only what is read of
+// them (trimNamespace, trimService).
 //
 // Deployments and StatefulSets must be cached without a label selector: a
 // kind switch is judged against the other kind's workload even when that one
 // predates statekeeper and carries no deploy-type label. Services too: the
 // headless-conflict rule must see any Service of the name, managed or not.
 func CacheOptions() cache.Options {
-	return cache.Options{
-		DefaultTransform: stripUnread,
-		ByObject: map[client.Object]cache.ByObject{
-			podMetadata():       {Transform: stripPodMetadata},
-			&corev1.Namespace{}: {Transform: trimNamespace},
-			&corev1.Service{}:   {Transform: trimService},
-		},
+	byObject := map[client.Object]cache.ByObject{}
+	for _, t := range transforms {
+		byObject[t.obj()] = cache.ByObject{Transform: t.transform}
 	}
+	return cache.Options{DefaultTransform: stripUnread, ByObject: byObject}
+}
+
+// transforms are the kinds cached with a transform of their own rather
+// than stripUnread.
+var transforms = []struct {
+	obj       func() client.Object
+	transform toolscache.TransformFunc
+}{
+	{func() client.Object { return &appsv1.Deployment{} }, trimStoredWorkload},
+	{func() client.Object { return &appsv1.StatefulSet{} }, trimStoredWorkload},
+	{func() client.Object { return podMetadata() }, stripPodMetadata},
+	{func() client.Object { return &corev1.Namespace{} }, trimNamespace},
+	{func() client.Object { return &corev1.Service{} }, trimService},
+}
+
+// AsCached returns a deep copy of obj as the cache holds it, after the same
+// transform: for tests that judge an object both ways.
+func AsCached(obj client.Object) client.Object {
+	out := obj.DeepCopyObject().(client.Object)
+	transform := stripUnread
+	for _, t := range transforms {
+		if reflect.TypeOf(t.obj()) == reflect.TypeOf(out) && sameKind(t.obj(), out) {
+			transform = t.transform
+		}
+	}
+	cached, err := transform(out)
+	if err != nil {
+		panic(fmt.Sprintf("transforming %T: %v", obj, err)) // the transforms never fail
+	}
+	return cached.(client.Object)
+}
+
+// sameKind tells the metadata-only pods from other PartialObjectMetadata.
+func sameKind(a, b client.Object) bool {
+	if _, ok := a.(*metav1.PartialObjectMetadata); !ok {
+		return true
+	}
+	return a.GetObjectKind().GroupVersionKind() == b.GetObjectKind().GroupVersionKind()
+}
+
+// trimStoredWorkload is stripUnread, then what policy reads of a stored
+// Deployment or StatefulSet (policy.TrimDeployment, policy.TrimStatefulSet).
+func trimStoredWorkload(in any) (any, error) {
+	out, err := stripUnread(in)
+	switch w := out.(type) {
+	case *appsv1.Deployment:
+		policy.TrimDeployment(w)
+	case *appsv1.StatefulSet:
+		policy.TrimStatefulSet(w)
+	}
+	return out, err
 }
 
 // lastApplied is the annotation client-side `kubectl apply` keeps a whole
