@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"runtime"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -16,7 +17,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/statekeeper/statekeeper/internal/lookup"
 	"github.com/statekeeper/statekeeper/internal/policy"
 	"github.com/statekeeper/statekeeper/internal/reconciler"
 )
@@ -24,15 +27,16 @@ import (
 // kindSize is what the objects of one kind weigh, all in bytes: as the API
 // server serves them (JSON), and decoded into Go values in this process's
 // heap, which is the form an informer cache holds. Both are measured with
-// and without managedFields, the part the cache transform drops.
+// and without what the cache transform drops (managedFields; of the
+// workloads most of the pod template).
 type kindSize struct {
 	Kind    string
 	Objects int
 	// JSON is the objects without managedFields; ManagedFieldsJSON is their
 	// managedFields[*].fieldsV1, in ManagedFieldsEntries entries.
 	JSON, ManagedFieldsJSON, ManagedFieldsEntries int
-	// Decoded is the heap the decoded objects keep without managedFields,
-	// DecodedWithManagedFields with them.
+	// Decoded is the heap the decoded objects keep after the cache's
+	// transform, DecodedWithManagedFields as served (managedFields included).
 	Decoded, DecodedWithManagedFields int
 }
 
@@ -108,7 +112,7 @@ func measureKind(ctx context.Context, k listed) (kindSize, error) {
 		if err != nil {
 			return nil, err
 		}
-		return list, stripManagedFields(list)
+		return list, asCached(list)
 	})
 	if err != nil {
 		return kindSize{}, err
@@ -139,13 +143,19 @@ func measureKind(ctx context.Context, k listed) (kindSize, error) {
 	return size, err
 }
 
-func stripManagedFields(list kruntime.Object) error {
+// asCached replaces each item of list with what the informer cache keeps of
+// it: the cache's own transform (lookup.AsCached). Pods arrive as
+// PartialObjectMetadata, which the cache knows as pods.
+func asCached(list kruntime.Object) error {
 	return meta.EachListItem(list, func(obj kruntime.Object) error {
-		m, err := meta.Accessor(obj)
-		if err != nil {
-			return err
+		o, ok := obj.(client.Object)
+		if !ok {
+			return fmt.Errorf("%T is not an object", obj)
 		}
-		m.SetManagedFields(nil)
+		if _, ok := o.(*metav1.PartialObjectMetadata); ok {
+			o.GetObjectKind().SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Pod"))
+		}
+		reflect.ValueOf(o).Elem().Set(reflect.ValueOf(lookup.AsCached(o)).Elem())
 		return nil
 	})
 }
