@@ -226,27 +226,21 @@ func (m *Memory) StorageClasses(context.Context) ([]storagev1.StorageClass, erro
 // reading a field the cache drops fails a test instead of seeing it empty.
 func (m *Memory) AsCached() *Memory {
 	out := NewMemory()
-	for _, o := range m.deployments {
-		out.Add(AsCached(o))
-	}
-	for _, o := range m.statefulSets {
-		out.Add(AsCached(o))
-	}
-	for _, o := range m.claims {
-		out.Add(AsCached(o))
-	}
-	for _, o := range m.services {
-		out.Add(AsCached(o))
-	}
-	for _, o := range m.namespaces {
-		out.Add(AsCached(o))
-	}
-	for _, o := range m.classes {
-		out.Add(AsCached(o))
-	}
+	addAsCached(out, m.deployments)
+	addAsCached(out, m.statefulSets)
+	addAsCached(out, m.claims)
+	addAsCached(out, m.services)
+	addAsCached(out, m.namespaces)
+	addAsCached(out, m.classes)
 	for ns, pods := range m.podLabels {
 		out.podLabels[ns] = slices.Clone(pods)
 	}
 	maps.Copy(out.autoscalers, m.autoscalers)
 	return out
+}
+
+func addAsCached[K comparable, T client.Object](to *Memory, objects map[K]T) {
+	for _, o := range objects {
+		to.Add(AsCached(o))
+	}
 }
