@@ -224,11 +224,15 @@ func trimService(in any) (any, error) {
 	return in, nil
 }
 
-// stripPodMetadata keeps what selector matching needs, and of the
-// annotations the two the peers reconciler compares.
+// stripPodMetadata keeps what selector matching needs (the namespace and
+// labels) and what the peers reconciler reads: the name, the deletion
+// timestamp, a StatefulSet controller reference, and of the annotations the
+// two it compares. Other owner references (most pods are a ReplicaSet's or
+// a Job's), generateName and finalizers are dropped.
 func stripPodMetadata(in any) (any, error) {
 	if m, ok := in.(*metav1.PartialObjectMetadata); ok {
-		m.ManagedFields = nil
+		m.ManagedFields, m.GenerateName, m.Finalizers = nil, "", nil
+		m.OwnerReferences = statefulSetController(m.OwnerReferences)
 		var kept map[string]string
 		for _, key := range []string{policy.AnnotationOrdinal, policy.AnnotationPeersReplicas} {
 			if v, ok := m.Annotations[key]; ok {
@@ -241,6 +245,18 @@ func stripPodMetadata(in any) (any, error) {
 		m.Annotations = kept
 	}
 	return in, nil
+}
+
+// statefulSetController is refs' controller reference when it names an
+// apps/v1 StatefulSet, else none.
+func statefulSetController(refs []metav1.OwnerReference) []metav1.OwnerReference {
+	for _, ref := range refs {
+		if ref.Controller != nil && *ref.Controller &&
+			ref.APIVersion == appsv1.SchemeGroupVersion.String() && ref.Kind == string(policy.KindStatefulSet) {
+			return []metav1.OwnerReference{ref}
+		}
+	}
+	return nil
 }
 
 // Cache answers lookups from the manager's informer cache. Only the misses of

@@ -233,12 +233,27 @@ func TestStripPodMetadata(t *testing.T) {
 	in.Labels = map[string]string{"app": "db"}
 	in.Annotations = map[string]string{"big": "value"}
 	in.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubelet"}}
+	in.GenerateName, in.Finalizers = "db-", []string{"example.com/keep"}
+	controller := metav1.OwnerReference{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "db", UID: "s", Controller: ptr.To(true)}
+	in.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "ConfigMap", Name: "c"}, controller}
 	out, err := stripPodMetadata(in)
 	require.NoError(t, err)
 	want := podMetadata()
 	want.Name, want.Namespace = "db-0", "shop"
 	want.Labels = map[string]string{"app": "db"}
+	want.OwnerReferences = []metav1.OwnerReference{controller}
 	assert.Equal(t, want, out)
+
+	for _, other := range []metav1.OwnerReference{
+		{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-7d9f", UID: "r", Controller: ptr.To(true)},
+		{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "db", UID: "s"}, // not the controller
+	} {
+		in := podMetadata()
+		in.OwnerReferences = []metav1.OwnerReference{other}
+		out, err := stripPodMetadata(in)
+		require.NoError(t, err)
+		assert.Equal(t, podMetadata(), out, "only a StatefulSet controller is read")
+	}
 }
 
 func names(obs []policy.Observed) []string {
