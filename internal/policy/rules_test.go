@@ -812,7 +812,8 @@ func TestNothingAtMostOneReplicaIsJudged(t *testing.T) {
 
 // FuzzValidateWorkload decodes an arbitrary workload and another one (the
 // stored object when of the same kind, else a counterpart) and checks that no
-// rule panics and that every violation is well formed.
+// rule panics, that every violation is well formed, and that the workload's
+// cached copy (stored.go) is judged as the whole object.
 func FuzzValidateWorkload(f *testing.F) {
 	for _, seed := range mutateSeeds(f) {
 		f.Add(seed[0], seed[1], int32(3), true)
