@@ -10,6 +10,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -54,7 +55,8 @@ type listed struct {
 	newList func() kruntime.Object
 }
 
-// measureKinds weighs the Deployments, StatefulSets, managed Services and,
+// measureKinds weighs the Deployments, StatefulSets, managed Services and
+// disruption budgets and,
 // with withPods, the pods' metadata (all the pod cache holds) in namespace,
 // and the Events the reconciler recorded there.
 func measureKinds(ctx context.Context, kube kubernetes.Interface, namespace string, withPods bool) (cached []kindSize, events kindSize, err error) {
@@ -66,6 +68,8 @@ func measureKinds(ctx context.Context, kube kubernetes.Interface, namespace stri
 			func() kruntime.Object { return &appsv1.StatefulSetList{} }},
 		{"Service", kube.CoreV1().RESTClient().Get().Namespace(namespace).Resource("services").Param("labelSelector", managed),
 			func() kruntime.Object { return &corev1.ServiceList{} }},
+		{"PodDisruptionBudget", kube.PolicyV1().RESTClient().Get().Namespace(namespace).Resource("poddisruptionbudgets").Param("labelSelector", managed),
+			func() kruntime.Object { return &policyv1.PodDisruptionBudgetList{} }},
 	}
 	if withPods {
 		kinds = append(kinds, listed{"Pod (metadata)", kube.CoreV1().RESTClient().Get().Namespace(namespace).Resource("pods").
