@@ -355,7 +355,8 @@ func (c *Cache) PodsExist(ctx context.Context, namespace string, selector *metav
 	}
 	pods := &metav1.PartialObjectMetadataList{}
 	pods.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("PodList"))
-	if err := c.cached.List(ctx, pods, client.InNamespace(namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+	// Only counted: no copy of every pod of a large workload per review.
+	if err := c.cached.List(ctx, pods, client.InNamespace(namespace), client.MatchingLabelsSelector{Selector: sel}, client.UnsafeDisableDeepCopy); err != nil {
 		return false, err
 	}
 	return len(pods.Items) > 0, nil

@@ -180,6 +180,11 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		if err := proc.Alive(); err != nil {
 			return memory{}, err
 		}
+		idle := time.Now()
+		if err := proc.waitIdle(ctx, o.timeout); err != nil {
+			return memory{}, err
+		}
+		log("controllers idle after %s", time.Since(idle).Round(time.Second))
 		samples, err := proc.metrics.afterGCs(ctx, o.gcs, o.timeout)
 		if err != nil {
 			return memory{}, fmt.Errorf("reading memory (%s): %w", what, err)

@@ -77,7 +77,7 @@ func report(w io.Writer, r result) {
 		mib(float64(e.Decoded)), mib(float64(withManagedFields)), mib(float64(withManagedFields-decoded)), mib(float64(managedJSON)))
 	p("")
 	p("Workloads written with client-side `kubectl apply` also carry their manifest in the "+
-		"kubectl.kubernetes.io/last-applied-configuration annotation, which the caches keep: about %s more per "+
+		"kubectl.kubernetes.io/last-applied-configuration annotation, which the cache transform drops: about %s per "+
 		"Deployment and %s per StatefulSet of the kinds created here (not created by this tool).",
 		kib(float64(r.lastApplied.Deployment)), kib(float64(r.lastApplied.StatefulSet)))
 	p("")
