@@ -60,7 +60,7 @@ func statefulSet(namespace, name string) *appsv1.StatefulSet {
 }
 
 // deployment is a workload statekeeper caches but does not manage: no
-// deploy-type label, replicas 0 (scaleForPods gives it pods).
+// deploy-type label, replicas 0 (createPods makes pods shaped as its own).
 func deployment(namespace, name string) *appsv1.Deployment {
 	selector := map[string]string{"app.kubernetes.io/name": name}
 	return &appsv1.Deployment{

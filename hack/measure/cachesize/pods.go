@@ -3,55 +3,62 @@ package main
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 )
 
-// scaleForPods scales the Deployments so that they ask for o.pods pods in
-// all, and waits until the deployment and ReplicaSet controllers have made
-// them: the pods are the real controllers' (names, labels, owner
-// references), and only their metadata is cached. They are never
-// scheduled (see noScheduler). How fast this goes is kube-controller-
-// manager's rate limit and CPU: hack/cluster.sh raises the limit to 200
-// requests/s; on two idle cores that is about 150 pods/s.
-func scaleForPods(ctx context.Context, kube kubernetes.Interface, proc *process, o options, timed func(string, func() error) error) error {
-	deployments := kube.AppsV1().Deployments(o.namespace)
-	err := timed(fmt.Sprintf("scale %d Deployments to %d pods", o.deployments, o.pods), func() error {
-		return createAll(ctx, o.deployments, o.parallel, func(ctx context.Context, i int) error {
-			share := o.pods / o.deployments
-			if i < o.pods%o.deployments {
-				share++
-			}
-			if share == 0 {
-				return nil
-			}
-			patch := fmt.Appendf(nil, `{"spec":{"replicas":%d}}`, share)
-			_, err := deployments.Patch(ctx, deploymentName(i), types.MergePatchType, patch, metav1.PatchOptions{})
+// createPods creates o.pods pods spread over the Deployments, shaped as the
+// ReplicaSet controller makes them: named "<deployment>-<template hash>-
+// <suffix>", labelled with the Deployment's selector and a
+// pod-template-hash, the Deployment's pod template as spec. The tool makes
+// them itself rather than scaling the Deployments: on two shared cores the
+// deployment and ReplicaSet controllers took far more than the lock's 20
+// minutes for 9,000 Deployments and 50,000 pods.
+//
+// What statekeeper caches of them is what it caches of a ReplicaSet's pod:
+// the pod cache keeps metadata only, and of the owner references only a
+// StatefulSet controller (lookup's stripPodMetadata), so the ReplicaSet
+// reference these pods lack would be dropped anyway. Their
+// pod-template-hash matches no ReplicaSet, so no controller adopts or
+// deletes them; they name a scheduler that does not exist (noScheduler), so
+// they stay Pending.
+func createPods(ctx context.Context, kube kubernetes.Interface, o options, timed func(string, func() error) error) error {
+	pods := kube.CoreV1().Pods(o.namespace)
+	return timed(fmt.Sprintf("create %d pods of the %d Deployments", o.pods, o.deployments), func() error {
+		return createAll(ctx, o.pods, o.parallel, func(ctx context.Context, i int) error {
+			_, err := pods.Create(ctx, replicaSetPod(o.namespace, i%o.deployments, i/o.deployments), metav1.CreateOptions{})
 			return err
 		})
 	})
-	if err != nil {
-		return err
+}
+
+// replicaSetPod is pod number n of Deployment number d.
+func replicaSetPod(namespace string, d, n int) *corev1.Pod {
+	owner := deployment(namespace, deploymentName(d))
+	hash := templateHash(owner.Name)
+	labels := map[string]string{"pod-template-hash": hash}
+	for k, v := range owner.Spec.Template.Labels {
+		labels[k] = v
 	}
-	return timed(fmt.Sprintf("controllers make %d pods", o.pods), func() error {
-		return waitFor(ctx, o.timeout, proc, func(ctx context.Context) (bool, error) {
-			list, err := deployments.List(ctx, metav1.ListOptions{})
-			if err != nil {
-				return false, err
-			}
-			pods, settled := 0, 0
-			for _, d := range list.Items {
-				pods += int(d.Status.Replicas)
-				if d.Status.ObservedGeneration == d.Generation && d.Status.Replicas == *d.Spec.Replicas {
-					settled++
-				}
-			}
-			log("%d of %d pods", pods, o.pods)
-			return settled == len(list.Items), nil
-		})
-	})
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: namespace, Name: fmt.Sprintf("%s-%s-%05d", owner.Name, hash, n),
+			GenerateName: owner.Name + "-" + hash + "-", Labels: labels,
+		},
+		Spec: owner.Spec.Template.Spec,
+	}
+}
+
+// templateHash is a 10-character stand-in for the ReplicaSet controller's
+// pod-template-hash (which is 10 characters too); it matches no
+// ReplicaSet's.
+func templateHash(name string) string {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(name))
+	return fmt.Sprintf("x%09x", h.Sum32())[:10]
 }
 
 func deploymentName(i int) string { return fmt.Sprintf("web-%05d", i) }
