@@ -25,7 +25,6 @@ const (
 	metricHeapInuse    = "go_memstats_heap_inuse_bytes"
 	metricHeapAlloc    = "go_memstats_heap_alloc_bytes"
 	metricRSS          = "process_resident_memory_bytes"
-	metricLeader       = "leader_election_master_status"
 	metricReconciles   = "controller_runtime_reconcile_total"
 	metricQueueDepth   = "workqueue_depth"
 	metricActive       = "controller_runtime_active_workers"

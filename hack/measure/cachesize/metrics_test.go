@@ -51,8 +51,8 @@ func TestScrapeValue(t *testing.T) {
 		{"a counter summed over the series that match", metricReconciles, map[string]string{"controller": "headless-service"}, 1000, true},
 		{"a counter summed over every series", metricReconciles, nil, 1005, true},
 		{"a label value that differs", metricReconciles, map[string]string{"controller": "none"}, 0, false},
-		{"a label the series lack", metricLeader, map[string]string{"namespace": "x"}, 0, false},
-		{"the leader's Lease", metricLeader, map[string]string{"name": "statekeeper.statekeeper.io"}, 1, true},
+		{"a label the series lack", "leader_election_master_status", map[string]string{"namespace": "x"}, 0, false},
+		{"the leader's Lease", "leader_election_master_status", map[string]string{"name": "statekeeper.statekeeper.io"}, 1, true},
 		{"a missing family", "nothing_here", nil, 0, false},
 	}
 	for _, tt := range tests {

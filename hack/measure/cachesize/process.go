@@ -37,7 +37,7 @@ func (p *process) waitLeading(ctx context.Context, timeout time.Duration) error 
 		if err != nil {
 			return false, nil
 		}
-		v, _ := s.value(metricLeader, map[string]string{"name": server.LeaderElectionID})
+		v, _ := s.value(server.LeadingMetric, nil)
 		return v == 1, nil
 	})
 }
