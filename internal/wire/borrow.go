@@ -20,9 +20,11 @@ import (
 // alive): Read owns the body it reads, and nothing statekeeper keeps beyond
 // a request is a string of a request. It is also right only for a body
 // without escapes (a backslash), where the bytes between the quotes are the
-// string: readOnePass checks that before choosing it.
+// string: readOnePass checks that before choosing it. For the same reason
+// it reads the objects' keys without copying them
+// (ObjectFieldMustBeSimpleString).
 var borrowing = func() jsoniter.API {
-	api := jsoniter.Config{EscapeHTML: true, CaseSensitive: true}.Froze()
+	api := jsoniter.Config{EscapeHTML: true, CaseSensitive: true, ObjectFieldMustBeSimpleString: true}.Froze()
 	api.RegisterExtension(&borrowStrings{})
 	return api
 }()
