@@ -67,7 +67,16 @@ extra_args() {
 	printf '%s\n' "${firsts[@]}" "${rest[@]}"
 }
 
-kwokctl() { "$KWOK_DIR/kwokctl" "$@"; }
+# The cluster's processes outlive this script and inherit what kwokctl has
+# open: under `flock LOCK make faults` they would hold LOCK for as long as
+# the cluster runs. kwokctl gets only stdin, stdout and stderr.
+kwokctl() (
+	for fd in /proc/$BASHPID/fd/*; do
+		fd=${fd##*/}
+		if ((fd > 2)); then exec {fd}>&-; fi
+	done
+	exec "$KWOK_DIR/kwokctl" "$@"
+)
 kubectl() { "$KUBECTL" --kubeconfig "$KUBECONFIG_LOCAL" "$@"; }
 log() { printf '%s\n' "$*" >&2; }
 

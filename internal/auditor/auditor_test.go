@@ -55,6 +55,13 @@ func TestReconcileAnnouncesOnceAndCounts(t *testing.T) {
 	assert.Equal(t, []string{`Warning single-instance deployment "web" is stateless-single: replicas must be 0 or 1, got 3 [single-instance]`}, drain(recorder))
 	assert.Equal(t, map[string]float64{"shop/single-instance/fail": 1}, gauges(t, reg))
 
+	// A replica that stops leading forgets its counts, and counts anew in
+	// its next term.
+	metrics.Forget()
+	assert.Empty(t, gauges(t, reg))
+	metrics.set("shop", map[[2]string]int{{"single-instance", "fail"}: 1})
+	assert.Equal(t, map[string]float64{"shop/single-instance/fail": 1}, gauges(t, reg))
+
 	// Too soon after the last pass: put off, not audited.
 	clock = clock.Add(time.Second)
 	assert.Equal(t, reconcile.Result{RequeueAfter: time.Second}, pass())

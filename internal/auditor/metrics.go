@@ -65,6 +65,19 @@ func (m *Metrics) set(namespace string, counts map[[2]string]int) {
 	m.labels[namespace] = now
 }
 
+// Forget drops every violation count: a replica that stops leading no
+// longer audits, and its last counts would be counted beside the new
+// leader's.
+func (m *Metrics) Forget() {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.violations.Reset()
+	m.labels = map[string][]prometheus.Labels{}
+}
+
 func (m *Metrics) observe(seconds float64) {
 	if m != nil {
 		m.duration.Observe(seconds)

@@ -20,8 +20,9 @@ import (
 var serveHelp = commandHelp{
 	usage: "serve [flags]",
 	description: `Runs the admission webhook server (TLS, certificates reloaded from --cert-dir when
-they rotate), the headless-Service reconciler (leader-elected), /healthz and /readyz
-on --health-probe-bind-address and Prometheus metrics on --metrics-bind-address.
+they rotate), /healthz and /readyz on --health-probe-bind-address and Prometheus
+metrics on --metrics-bind-address; and, while it holds the leader-election Lease,
+the reconcilers and the audit (losing the Lease stops them, not the server).
 On SIGTERM it fails readiness and keeps answering for --shutdown-drain, then
 finishes the requests in flight and releases the leader-election Lease.
 Every flag can also be set through the environment variable named beside it;

@@ -97,7 +97,7 @@ func (c *Config) bindServerFlags(fs *pflag.FlagSet) {
 	own.DurationVar(&c.ShutdownDrain, FlagShutdownDrain, c.ShutdownDrain,
 		"after SIGTERM, fail readiness and keep answering this long (closing keep-alive connections) before stopping; set it to how long the cluster takes to stop routing to a terminating pod (0: stop at once)")
 	own.BoolVar(&c.LeaderElect, FlagLeaderElect, c.LeaderElect,
-		"elect one replica to run the headless-Service reconciler (webhooks serve on every replica)")
+		"elect one replica at a time to run the reconcilers and the audit; one that loses the Lease stops them and campaigns again (webhooks serve on every replica)")
 	own.StringVar(&c.LeaderElectionNamespace, FlagLeaderElectionNamespace, c.LeaderElectionNamespace,
 		"namespace of the leader-election Lease (empty: the namespace statekeeper runs in)")
 	own.StringVar(&c.Namespace, FlagNamespace, c.Namespace,

@@ -1,7 +1,8 @@
 // Package server wires statekeeper into a controller-runtime manager: the TLS
 // webhook server, the informer caches and their indexes, the review engine
-// behind the admission handlers, health and readiness probes, metrics, and
-// leader election for the reconciler. New is the one wiring point.
+// behind the admission handlers, health and readiness probes and metrics on
+// every replica, and the reconcilers and the audit on the elected leader
+// (election.go). New is the one wiring point.
 package server
 
 import (
@@ -15,11 +16,13 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/leaderelection"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -35,6 +38,9 @@ import (
 
 // LeaderElectionID names the Lease the replicas compete for.
 const LeaderElectionID = "statekeeper.statekeeper.io"
+
+// LeadingMetric is 1 while the replica runs the leader's work.
+const LeadingMetric = "statekeeper_leading"
 
 // Certificate file names in --cert-dir, as cert-manager's Secrets name them.
 const (
@@ -80,7 +86,7 @@ func build(cfg config.Config, rc *rest.Config, customize func(*manager.Options))
 	if err != nil {
 		return nil, fmt.Errorf("creating the manager: %w", err)
 	}
-	if err := setup(mgr, cfg, d); err != nil {
+	if err := setup(mgr, rc, cfg, d); err != nil {
 		return nil, err
 	}
 	return &Server{Manager: mgr, drain: d, drainPeriod: cfg.ShutdownDrain}, nil
@@ -93,12 +99,6 @@ func managerOptions(cfg config.Config, scheme *runtime.Scheme) manager.Options {
 		// CVE-2023-39325) let a client exhaust the server; the API server
 		// talks HTTP/1.1 to webhooks just as well, so offer only that.
 		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
-	}
-	leaderElectionNamespace := cfg.LeaderElectionNamespace
-	if leaderElectionNamespace == "" {
-		// Out of cluster controller-runtime cannot guess it; in cluster this
-		// is the namespace it would guess.
-		leaderElectionNamespace = cfg.Namespace
 	}
 	return manager.Options{
 		Scheme: scheme,
@@ -122,19 +122,24 @@ func managerOptions(cfg config.Config, scheme *runtime.Scheme) manager.Options {
 			BindAddress: cfg.MetricsBindAddress,
 			TLSOpts:     tlsOpts,
 		},
-		HealthProbeBindAddress:  cfg.HealthProbeBindAddress,
-		PprofBindAddress:        cfg.PprofBindAddress,
-		LeaderElection:          cfg.LeaderElect,
-		LeaderElectionID:        LeaderElectionID,
-		LeaderElectionNamespace: leaderElectionNamespace,
-		// serve exits once the manager stops, so the Lease can be handed
-		// over at once instead of after it expires.
-		LeaderElectionReleaseOnCancel: true,
+		HealthProbeBindAddress: cfg.HealthProbeBindAddress,
+		PprofBindAddress:       cfg.PprofBindAddress,
+		// No leader election for the manager: it would end the process,
+		// webhook server and all, whenever the Lease is lost. The leader's
+		// work campaigns on its own (election.go).
 	}
 }
 
+// leaseNamespace is the namespace of the leader-election Lease.
+func leaseNamespace(cfg config.Config) string {
+	if cfg.LeaderElectionNamespace != "" {
+		return cfg.LeaderElectionNamespace
+	}
+	return cfg.Namespace
+}
+
 // setup registers everything statekeeper runs on mgr.
-func setup(mgr manager.Manager, cfg config.Config, d *drain) error {
+func setup(mgr manager.Manager, rc *rest.Config, cfg config.Config, d *drain) error {
 	ctx := context.Background() // IndexField only records the index before the cache starts
 	if err := lookup.IndexFields(ctx, mgr.GetFieldIndexer()); err != nil {
 		return fmt.Errorf("indexing the cache: %w", err)
@@ -154,17 +159,8 @@ func setup(mgr manager.Manager, cfg config.Config, d *drain) error {
 	engine := review.New(lookup.NewCache(mgr.GetCache(), mgr.GetAPIReader()), cfg.ReviewSettings())
 	skwebhook.Register(mgr.GetWebhookServer(), engine, mgr.GetLogger().WithName("admission"), metrics)
 
-	// The reconcilers run on the elected leader only.
-	if err := reconciler.SetupWithManager(mgr, reconciler.Options{
-		InScope: engine.InScope, ClusterDomain: cfg.ReviewSettings().ClusterDomain,
-	}); err != nil {
-		return fmt.Errorf("setting up the reconcilers: %w", err)
-	}
-
-	if cfg.Audit {
-		if err := setupAudit(mgr, cfg, engine); err != nil {
-			return err
-		}
+	if err := setupLeader(mgr, rc, cfg, engine); err != nil {
+		return err
 	}
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
@@ -182,19 +178,70 @@ func setup(mgr manager.Manager, cfg config.Config, d *drain) error {
 	return nil
 }
 
-// setupAudit registers the background audit (leader-elected). Without the
-// PolicyReport CRD the audit still publishes metrics, Events and log lines.
-func setupAudit(mgr manager.Manager, cfg config.Config, engine *review.Engine) error {
-	metrics, err := auditor.NewMetrics(ctrlmetrics.Registry)
-	if err != nil {
+// setupLeader registers the leader's work: the reconcilers and, with
+// cfg.Audit, the background audit. With cfg.LeaderElect it runs in the
+// terms of a campaign for the Lease; without, for the life of the process.
+func setupLeader(mgr manager.Manager, rc *rest.Config, cfg config.Config, engine *review.Engine) error {
+	var auditMetrics *auditor.Metrics
+	if cfg.Audit {
+		var err error
+		if auditMetrics, err = auditor.NewMetrics(ctrlmetrics.Registry); err != nil {
+			return err
+		}
+	}
+	// register adds the leader's controllers to a term's manager.
+	register := func(term manager.Manager) error {
+		if err := reconciler.SetupWithManager(term, reconciler.Options{
+			InScope: engine.InScope, ClusterDomain: cfg.ReviewSettings().ClusterDomain,
+		}); err != nil {
+			return fmt.Errorf("setting up the reconcilers: %w", err)
+		}
+		if !cfg.Audit {
+			return nil
+		}
+		// Without the PolicyReport CRD the audit still publishes metrics,
+		// Events and log lines.
+		if err := auditor.SetupWithManager(term, auditor.Options{
+			Engine: engine, Interval: cfg.AuditInterval, Reports: cfg.AuditReports, Metrics: auditMetrics,
+		}); err != nil {
+			return fmt.Errorf("setting up the audit: %w", err)
+		}
+		return nil
+	}
+	// Built once here so that a mistake fails start-up, not every term.
+	if err := register(newTermManager(mgr)); err != nil {
 		return err
 	}
-	if err := auditor.SetupWithManager(mgr, auditor.Options{
-		Engine: engine, Interval: cfg.AuditInterval, Reports: cfg.AuditReports, Metrics: metrics,
-	}); err != nil {
-		return fmt.Errorf("setting up the audit: %w", err)
+	leading := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: LeadingMetric,
+		Help: "1 while this replica runs the reconcilers and the audit (it holds the Lease), else 0.",
+	})
+	if err := ctrlmetrics.Registry.Register(leading); err != nil {
+		return fmt.Errorf("registering %s: %w", LeadingMetric, err)
 	}
-	return nil
+	lead := func(ctx context.Context) error {
+		term := newTermManager(mgr)
+		if err := register(term); err != nil {
+			return err
+		}
+		leading.Set(1)
+		defer leading.Set(0)
+		defer auditMetrics.Forget() // the next leader's audit counts now
+		return term.run(ctx)
+	}
+	if !cfg.LeaderElect {
+		return mgr.Add(manager.RunnableFunc(lead))
+	}
+	lock, err := leaderelection.NewResourceLock(rc, mgr, leaderelection.Options{
+		LeaderElection:          true,
+		LeaderElectionID:        LeaderElectionID,
+		LeaderElectionNamespace: leaseNamespace(cfg),
+		RenewDeadline:           renewDeadline,
+	})
+	if err != nil {
+		return fmt.Errorf("setting up leader election: %w", err)
+	}
+	return mgr.Add(newCampaign(lock, lead, mgr.GetLogger().WithName("leader-election")))
 }
 
 // cacheSynced is ready once every informer has synced: before that an

@@ -62,12 +62,11 @@ func TestManagerOptions(t *testing.T) {
 	assert.Equal(t, "/certs", server.Options.CertDir)
 	assert.Equal(t, ":8080", opts.Metrics.BindAddress)
 	assert.Equal(t, ":8081", opts.HealthProbeBindAddress)
-	assert.True(t, opts.LeaderElection)
-	assert.Equal(t, "statekeeper.statekeeper.io", opts.LeaderElectionID)
-	assert.Equal(t, "statekeeper-system", opts.LeaderElectionNamespace, "the Lease defaults to statekeeper's own namespace")
+	assert.False(t, opts.LeaderElection, "the manager runs on every replica; the leader's work campaigns on its own")
+	assert.Equal(t, "statekeeper-system", leaseNamespace(cfg), "the Lease defaults to statekeeper's own namespace")
 
 	cfg.LeaderElectionNamespace = "leases"
-	assert.Equal(t, "leases", managerOptions(cfg, nil).LeaderElectionNamespace)
+	assert.Equal(t, "leases", leaseNamespace(cfg))
 }
 
 func TestCheckCertificates(t *testing.T) {
@@ -185,6 +184,8 @@ func TestCacheOptions(t *testing.T) {
 		byKind[fmt.Sprintf("%T", obj)] = selector
 	}
 	assert.Equal(t, map[string]string{
+		"*v1.Deployment":            "<all>",
+		"*v1.StatefulSet":           "<all>",
 		"*v1.PartialObjectMetadata": "<all>",
 		"*v1.Namespace":             "<all>",
 		"*v1.Service":               "<all>",

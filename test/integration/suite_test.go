@@ -218,8 +218,13 @@ func startStatekeeper(ctx context.Context, cfg *rest.Config, hooks envtest.Webho
 	c.CertDir = hooks.LocalServingCertDir
 	c.MetricsBindAddress = "0"
 	c.HealthProbeBindAddress = "0"
-	c.LeaderElect = false
+	// Leader-elected as the chart runs it: TestLosingTheLease takes the
+	// Lease away. The Lease lives in statekeeper's own namespace.
+	c.LeaderElect = true
 	c.Namespace = releaseNamespace
+	if err := createNamespace(ctx, cfg, releaseNamespace); err != nil {
+		return nil, err
+	}
 	c.LogFormat = config.LogFormatConsole
 	c.LogLevel = "error"
 	mgr, err := server.New(c, cfg)
@@ -229,6 +234,14 @@ func startStatekeeper(ctx context.Context, cfg *rest.Config, hooks envtest.Webho
 	stopped := make(chan error, 1)
 	go func() { stopped <- mgr.Start(ctx) }()
 	return stopped, nil
+}
+
+func createNamespace(ctx context.Context, cfg *rest.Config, name string) error {
+	c, err := client.New(cfg, client.Options{})
+	if err != nil {
+		return err
+	}
+	return c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})
 }
 
 func initShared(cfg *rest.Config) error {
