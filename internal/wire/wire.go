@@ -19,7 +19,6 @@ package wire
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -324,10 +323,15 @@ func readRaw(it *jsoniter.Iterator) []byte {
 	return it.SkipAndReturnBytes() // a copy of its own
 }
 
+// answerJSON encodes answers byte for byte as encoding/json does (sorted
+// map keys, HTML escaped), about twice as fast; TestWriteAsEncodingJSON
+// holds it.
+var answerJSON = jsoniter.ConfigCompatibleWithStandardLibrary
+
 // Write writes the answer to a review of apiVersion.
 func Write(w http.ResponseWriter, apiVersion string, resp *admissionv1.AdmissionResponse) {
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(envelope{
+	_ = answerJSON.NewEncoder(w).Encode(envelope{
 		TypeMeta: metav1.TypeMeta{APIVersion: apiVersion, Kind: "AdmissionReview"},
 		Response: resp,
 	})

@@ -1,6 +1,9 @@
 package wire_test
 
 import (
+	"bytes"
+	"encoding/json"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -13,10 +16,13 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	admissionv1beta1 "k8s.io/api/admission/v1beta1"
 	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	sigsjson "sigs.k8s.io/json"
 
 	"github.com/statekeeper/statekeeper/internal/review"
@@ -196,4 +202,29 @@ func TestStringsPointIntoTheBody(t *testing.T) {
 	assert.False(t, ok)
 	_, _, err = stockDecode([]byte(broken))
 	assert.Error(t, err)
+}
+
+// TestWriteAsEncodingJSON: the answer is written exactly as encoding/json
+// (which controller-runtime's webhook uses) writes it.
+func TestWriteAsEncodingJSON(t *testing.T) {
+	denial := apierrors.NewInvalid(schema.GroupKind{Group: "apps", Kind: "StatefulSet"}, "db", field.ErrorList{
+		field.Forbidden(field.NewPath("spec", "replicas"), `replicas 3 > 1 on a "stateful-single" <workload> & more [single-instance]`),
+	}).ErrStatus
+	patchType := admissionv1.PatchTypeJSONPatch
+	for _, resp := range []admissionv1.AdmissionResponse{
+		{UID: "u", Allowed: true, Result: &metav1.Status{Code: 200}},
+		{UID: "u", Allowed: false, Result: &denial, AuditAnnotations: map[string]string{"z": "a<b", "a": "é", "m": "\u2028"}},
+		{UID: "u", Allowed: true, Patch: []byte(`[{"op":"add","path":"/metadata/labels/a","value":"b"}]`), PatchType: &patchType,
+			Warnings: []string{"one", "two & <three>"}},
+	} {
+		rec := httptest.NewRecorder()
+		wire.Write(rec, wire.V1beta1, &resp)
+		var want bytes.Buffer
+		require.NoError(t, json.NewEncoder(&want).Encode(struct {
+			metav1.TypeMeta `json:",inline"`
+			Response        *admissionv1.AdmissionResponse `json:"response,omitempty"`
+		}{metav1.TypeMeta{APIVersion: wire.V1beta1, Kind: "AdmissionReview"}, &resp}))
+		assert.Equal(t, want.String(), rec.Body.String())
+		assert.Equal(t, "application/json", rec.Header().Get("Content-Type"))
+	}
 }
