@@ -262,7 +262,7 @@ measure-cache: cluster-up build ## Measure the informer caches' memory with 1,00
 # hack/measure/cachesize/pods.go). Bound by kube-controller-manager: about
 # 15 minutes on two idle cores, far longer on busy ones.
 .PHONY: measure-cache-scale
-measure-cache-scale: MEASURE_FLAGS := --deployments 9000 --pods 50000 --timeout 60m $(MEASURE_FLAGS)
+measure-cache-scale: override MEASURE_FLAGS := --deployments 9000 --pods 50000 --timeout 60m $(MEASURE_FLAGS)
 measure-cache-scale: measure-cache ## Measure the informer caches' memory with 10,000 workloads and 50,000 pods.
 
 # Loads statekeeper's /validate and /mutate, a no-op TLS server and

@@ -3,6 +3,7 @@ package lookup
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -15,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -75,24 +77,75 @@ func componentOf(obj client.Object) []string {
 // CacheOptions returns the cache settings the lookups need. Every object
 // loses its managedFields and kubectl's last-applied-configuration
 // annotation: statekeeper reads neither, and they are often the bulk of an
-// object (docs/performance.md measures them). Pods, which are cached as
-// metadata only to answer "do pods still exist", lose all their annotations
-// but the two the peers reconciler compares; namespaces and Services keep
-// only what is read of them (trimNamespace, trimService).
+// object (docs/performance.md measures them). Deployments and StatefulSets
+// keep what policy reads of a stored workload (policy.TrimDeployment: of the
+// pod template little more than labels, volumes and the containers' names,
+// ports and mounts). Pods, which are cached as metadata only to answer "do
+// pods still exist", lose all their annotations but the two the peers
+// reconciler compares; namespaces and Services keep only what is read of
+// them (trimNamespace, trimService).
 //
 // Deployments and StatefulSets must be cached without a label selector: a
 // kind switch is judged against the other kind's workload even when that one
 // predates statekeeper and carries no deploy-type label. Services too: the
 // headless-conflict rule must see any Service of the name, managed or not.
 func CacheOptions() cache.Options {
-	return cache.Options{
-		DefaultTransform: stripUnread,
-		ByObject: map[client.Object]cache.ByObject{
-			podMetadata():       {Transform: stripPodMetadata},
-			&corev1.Namespace{}: {Transform: trimNamespace},
-			&corev1.Service{}:   {Transform: trimService},
-		},
+	byObject := map[client.Object]cache.ByObject{}
+	for _, t := range transforms {
+		byObject[t.obj()] = cache.ByObject{Transform: t.transform}
 	}
+	return cache.Options{DefaultTransform: stripUnread, ByObject: byObject}
+}
+
+// transforms are the kinds cached with a transform of their own rather
+// than stripUnread.
+var transforms = []struct {
+	obj       func() client.Object
+	transform toolscache.TransformFunc
+}{
+	{func() client.Object { return &appsv1.Deployment{} }, trimStoredWorkload},
+	{func() client.Object { return &appsv1.StatefulSet{} }, trimStoredWorkload},
+	{func() client.Object { return podMetadata() }, stripPodMetadata},
+	{func() client.Object { return &corev1.Namespace{} }, trimNamespace},
+	{func() client.Object { return &corev1.Service{} }, trimService},
+}
+
+// AsCached returns a deep copy of obj as the cache holds it, after the same
+// transform: for tests that judge an object both ways.
+func AsCached(obj client.Object) client.Object {
+	out := obj.DeepCopyObject().(client.Object)
+	transform := stripUnread
+	for _, t := range transforms {
+		if reflect.TypeOf(t.obj()) == reflect.TypeOf(out) && sameKind(t.obj(), out) {
+			transform = t.transform
+		}
+	}
+	cached, err := transform(out)
+	if err != nil {
+		panic(fmt.Sprintf("transforming %T: %v", obj, err)) // the transforms never fail
+	}
+	return cached.(client.Object)
+}
+
+// sameKind tells the metadata-only pods from other PartialObjectMetadata.
+func sameKind(a, b client.Object) bool {
+	if _, ok := a.(*metav1.PartialObjectMetadata); !ok {
+		return true
+	}
+	return a.GetObjectKind().GroupVersionKind() == b.GetObjectKind().GroupVersionKind()
+}
+
+// trimStoredWorkload is stripUnread, then what policy reads of a stored
+// Deployment or StatefulSet (policy.TrimDeployment, policy.TrimStatefulSet).
+func trimStoredWorkload(in any) (any, error) {
+	out, err := stripUnread(in)
+	switch w := out.(type) {
+	case *appsv1.Deployment:
+		policy.TrimDeployment(w)
+	case *appsv1.StatefulSet:
+		policy.TrimStatefulSet(w)
+	}
+	return out, err
 }
 
 // lastApplied is the annotation client-side `kubectl apply` keeps a whole
@@ -171,11 +224,15 @@ func trimService(in any) (any, error) {
 	return in, nil
 }
 
-// stripPodMetadata keeps what selector matching needs, and of the
-// annotations the two the peers reconciler compares.
+// stripPodMetadata keeps what selector matching needs (the namespace and
+// labels) and what the peers reconciler reads: the name, the deletion
+// timestamp, a StatefulSet controller reference, and of the annotations the
+// two it compares. Other owner references (most pods are a ReplicaSet's or
+// a Job's), generateName and finalizers are dropped.
 func stripPodMetadata(in any) (any, error) {
 	if m, ok := in.(*metav1.PartialObjectMetadata); ok {
-		m.ManagedFields = nil
+		m.ManagedFields, m.GenerateName, m.Finalizers = nil, "", nil
+		m.OwnerReferences = statefulSetController(m.OwnerReferences)
 		var kept map[string]string
 		for _, key := range []string{policy.AnnotationOrdinal, policy.AnnotationPeersReplicas} {
 			if v, ok := m.Annotations[key]; ok {
@@ -188,6 +245,18 @@ func stripPodMetadata(in any) (any, error) {
 		m.Annotations = kept
 	}
 	return in, nil
+}
+
+// statefulSetController is refs' controller reference when it names an
+// apps/v1 StatefulSet, else none.
+func statefulSetController(refs []metav1.OwnerReference) []metav1.OwnerReference {
+	for _, ref := range refs {
+		if ref.Controller != nil && *ref.Controller &&
+			ref.APIVersion == appsv1.SchemeGroupVersion.String() && ref.Kind == string(policy.KindStatefulSet) {
+			return []metav1.OwnerReference{ref}
+		}
+	}
+	return nil
 }
 
 // Cache answers lookups from the manager's informer cache. Only the misses of
@@ -286,7 +355,8 @@ func (c *Cache) PodsExist(ctx context.Context, namespace string, selector *metav
 	}
 	pods := &metav1.PartialObjectMetadataList{}
 	pods.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("PodList"))
-	if err := c.cached.List(ctx, pods, client.InNamespace(namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+	// Only counted: no copy of every pod of a large workload per review.
+	if err := c.cached.List(ctx, pods, client.InNamespace(namespace), client.MatchingLabelsSelector{Selector: sel}, client.UnsafeDisableDeepCopy); err != nil {
 		return false, err
 	}
 	return len(pods.Items) > 0, nil

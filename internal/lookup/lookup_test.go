@@ -233,12 +233,27 @@ func TestStripPodMetadata(t *testing.T) {
 	in.Labels = map[string]string{"app": "db"}
 	in.Annotations = map[string]string{"big": "value"}
 	in.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubelet"}}
+	in.GenerateName, in.Finalizers = "db-", []string{"example.com/keep"}
+	controller := metav1.OwnerReference{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "db", UID: "s", Controller: ptr.To(true)}
+	in.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "ConfigMap", Name: "c"}, controller}
 	out, err := stripPodMetadata(in)
 	require.NoError(t, err)
 	want := podMetadata()
 	want.Name, want.Namespace = "db-0", "shop"
 	want.Labels = map[string]string{"app": "db"}
+	want.OwnerReferences = []metav1.OwnerReference{controller}
 	assert.Equal(t, want, out)
+
+	for _, other := range []metav1.OwnerReference{
+		{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-7d9f", UID: "r", Controller: ptr.To(true)},
+		{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "db", UID: "s"}, // not the controller
+	} {
+		in := podMetadata()
+		in.OwnerReferences = []metav1.OwnerReference{other}
+		out, err := stripPodMetadata(in)
+		require.NoError(t, err)
+		assert.Equal(t, podMetadata(), out, "only a StatefulSet controller is read")
+	}
 }
 
 func names(obs []policy.Observed) []string {
@@ -306,12 +321,33 @@ func TestCacheTransformsDropWhatNoLookupReads(t *testing.T) {
 		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
 		Annotations:   map[string]string{lastApplied: `{"kind":"Deployment"}`, policy.AnnotationQuorum: "true"},
 	}}
-	out, err := CacheOptions().DefaultTransform(d)
+	out, err := CacheOptions().DefaultTransform(d.DeepCopy())
 	require.NoError(t, err)
 	assert.Equal(t, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{
 		Name:        "db",
 		Annotations: map[string]string{policy.AnnotationQuorum: "true"},
 	}}, out, "statekeeper's own annotations stay")
+
+	// Workloads also keep only what policy reads of a stored workload
+	// (policy/stored.go tests which fields).
+	d.Spec.Template.Spec.Containers = []corev1.Container{{Name: "db", Image: "postgres", Ports: []corev1.ContainerPort{{Name: "pg", ContainerPort: 5432}}}}
+	d.Status.Conditions = []appsv1.DeploymentCondition{{Type: appsv1.DeploymentAvailable}}
+	for _, obj := range []client.Object{d, &appsv1.StatefulSet{ObjectMeta: d.ObjectMeta, Spec: appsv1.StatefulSetSpec{Template: d.Spec.Template}}} {
+		want := obj.DeepCopyObject().(client.Object)
+		want.SetManagedFields(nil)
+		want.SetAnnotations(map[string]string{policy.AnnotationQuorum: "true"})
+		switch w := want.(type) {
+		case *appsv1.Deployment:
+			policy.TrimDeployment(w)
+		case *appsv1.StatefulSet:
+			policy.TrimStatefulSet(w)
+		}
+		out, err := transformOf(t, obj)(obj.DeepCopyObject())
+		require.NoError(t, err)
+		assert.Equal(t, want, out)
+		assert.Equal(t, want, AsCached(obj), "AsCached is the cache's transform")
+	}
+	assert.Equal(t, []corev1.Container{{Ports: []corev1.ContainerPort{{Name: "pg", ContainerPort: 5432}}}}, AsCached(d).(*appsv1.Deployment).Spec.Template.Spec.Containers)
 
 	pod := podMetadata()
 	pod.Name, pod.Labels = "db-0", map[string]string{"app": "db"}

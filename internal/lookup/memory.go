@@ -3,6 +3,7 @@ package lookup
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -217,4 +218,29 @@ func (m *Memory) StorageClasses(context.Context) ([]storagev1.StorageClass, erro
 	}
 	slices.SortFunc(out, func(a, b storagev1.StorageClass) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
+}
+
+// AsCached returns a copy of m holding what the informer cache would hold
+// of its objects: each passed through the cache's transform (AsCached). The
+// differential tests judge every fixture against both, so that a rule
+// reading a field the cache drops fails a test instead of seeing it empty.
+func (m *Memory) AsCached() *Memory {
+	out := NewMemory()
+	addAsCached(out, m.deployments)
+	addAsCached(out, m.statefulSets)
+	addAsCached(out, m.claims)
+	addAsCached(out, m.services)
+	addAsCached(out, m.namespaces)
+	addAsCached(out, m.classes)
+	for ns, pods := range m.podLabels {
+		out.podLabels[ns] = slices.Clone(pods)
+	}
+	maps.Copy(out.autoscalers, m.autoscalers)
+	return out
+}
+
+func addAsCached[K comparable, T client.Object](to *Memory, objects map[K]T) {
+	for _, o := range objects {
+		to.Add(AsCached(o))
+	}
 }

@@ -209,7 +209,7 @@ func TestValidateWorkloadSingleInstance(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			assert.Equal(t, tt.want, ValidateWorkload(tt.req))
+			assert.Equal(t, tt.want, validateWorkload(t, tt.req))
 		})
 	}
 }
@@ -269,7 +269,7 @@ func TestValidateWorkloadKindMismatch(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			assert.Equal(t, tt.want, ValidateWorkload(tt.req))
+			assert.Equal(t, tt.want, validateWorkload(t, tt.req))
 		})
 	}
 }
@@ -318,7 +318,7 @@ func TestValidateWorkloadQuorum(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			assert.Equal(t, tt.want, ValidateWorkload(WorkloadRequest{Operation: OpCreate, Object: tt.w}))
+			assert.Equal(t, tt.want, validateWorkload(t, WorkloadRequest{Operation: OpCreate, Object: tt.w}))
 		})
 	}
 }
@@ -395,7 +395,7 @@ func TestValidateWorkloadTypeChange(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			assert.Equal(t, tt.want, ValidateWorkload(tt.req))
+			assert.Equal(t, tt.want, validateWorkload(t, tt.req))
 		})
 	}
 }
@@ -494,7 +494,7 @@ func TestValidateWorkloadKindSwitch(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			assert.Equal(t, tt.want, ValidateWorkload(tt.req))
+			assert.Equal(t, tt.want, validateWorkload(t, tt.req))
 		})
 	}
 }
@@ -541,7 +541,7 @@ func TestValidateWorkloadHeadlessConflict(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			assert.Equal(t, tt.want, ValidateWorkload(tt.req))
+			assert.Equal(t, tt.want, validateWorkload(t, tt.req))
 		})
 	}
 }
@@ -628,7 +628,7 @@ func TestValidateWorkloadSharedClaim(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			assert.Equal(t, tt.want, ValidateWorkload(tt.req))
+			assert.Equal(t, tt.want, validateWorkload(t, tt.req))
 		})
 	}
 }
@@ -679,7 +679,7 @@ func TestValidateWorkloadInvalidAnnotation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			assert.Equal(t, tt.want, ValidateWorkload(WorkloadRequest{Operation: OpCreate, Object: tt.w}))
+			assert.Equal(t, tt.want, validateWorkload(t, WorkloadRequest{Operation: OpCreate, Object: tt.w}))
 		})
 	}
 }
@@ -717,7 +717,7 @@ func TestValidateWorkloadUnmanagedAndCrafted(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			assert.Equal(t, tt.want, ValidateWorkload(tt.req))
+			assert.Equal(t, tt.want, validateWorkload(t, tt.req))
 		})
 	}
 }
@@ -757,7 +757,7 @@ func TestValidateScale(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			assert.Equal(t, tt.want, ValidateScale(tt.parent, tt.replicas))
+			assert.Equal(t, tt.want, validateScale(t, tt.parent, tt.replicas))
 		})
 	}
 }
@@ -783,7 +783,7 @@ func TestValidateHPA(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			assert.Equal(t, tt.want, ValidateHPA("db-hpa", tt.target, tt.maxReplicas))
+			assert.Equal(t, tt.want, validateHPA(t, "db-hpa", tt.target, tt.maxReplicas))
 		})
 	}
 }
@@ -812,7 +812,8 @@ func TestNothingAtMostOneReplicaIsJudged(t *testing.T) {
 
 // FuzzValidateWorkload decodes an arbitrary workload and another one (the
 // stored object when of the same kind, else a counterpart) and checks that no
-// rule panics and that every violation is well formed.
+// rule panics, that every violation is well formed, and that the workload's
+// cached copy (stored.go) is judged as the whole object.
 func FuzzValidateWorkload(f *testing.F) {
 	for _, seed := range mutateSeeds(f) {
 		f.Add(seed[0], seed[1], int32(3), true)
@@ -825,6 +826,7 @@ func FuzzValidateWorkload(f *testing.F) {
 		if err != nil {
 			return
 		}
+		assert.Equal(t, judgeStored(w), judgeStored(stored(w)), "the cached copy is judged otherwise")
 		var results []Result
 		if _, otherW, err := decodeWorkload(other); err == nil {
 			observed := Observed{Workload: otherW, PodsExist: podsExist}
@@ -881,7 +883,7 @@ func TestValidateWorkloadRecreateStrategy(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			assert.Equal(t, tt.want, ValidateWorkload(WorkloadRequest{Operation: OpCreate, Object: tt.object, Claims: tt.claims}))
+			assert.Equal(t, tt.want, validateWorkload(t, WorkloadRequest{Operation: OpCreate, Object: tt.object, Claims: tt.claims}))
 		})
 	}
 }

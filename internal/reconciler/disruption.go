@@ -67,8 +67,10 @@ func (r *DisruptionBudgetReconciler) statefulSetsOfBudget(ctx context.Context, o
 	if !ok {
 		return nil
 	}
+	// Read only, and once per budget event: copying every StatefulSet of
+	// the namespace each time would make creating N budgets cost N² copies.
 	var list appsv1.StatefulSetList
-	if err := r.Client.List(ctx, &list, client.InNamespace(pdb.Namespace)); err != nil {
+	if err := r.Client.List(ctx, &list, client.InNamespace(pdb.Namespace), client.UnsafeDisableDeepCopy); err != nil {
 		logf.FromContext(ctx).Error(err, "listing statefulsets for a disruption budget", "budget", pdb.Name)
 		return nil
 	}
@@ -93,8 +95,10 @@ func (r *DisruptionBudgetReconciler) Reconcile(ctx context.Context, req reconcil
 	if err != nil || sts == nil {
 		return reconcile.Result{}, err
 	}
+	// The cache's own copies: PlanDisruptionBudget copies a budget before
+	// changing it, and Delete and the Events only read it.
 	var budgets policyv1.PodDisruptionBudgetList
-	if err := r.Client.List(ctx, &budgets, client.InNamespace(sts.Namespace)); err != nil {
+	if err := r.Client.List(ctx, &budgets, client.InNamespace(sts.Namespace), client.UnsafeDisableDeepCopy); err != nil {
 		return reconcile.Result{}, fmt.Errorf("listing disruption budgets: %w", err)
 	}
 	plan := policy.PlanDisruptionBudget(sts, budgets.Items)

@@ -89,8 +89,9 @@ func (r *VolumesReconciler) statefulSetsWithSize(ctx context.Context, _ client.O
 
 // statefulSets lists the stateful StatefulSets of namespace ("" for all) that match.
 func (r *VolumesReconciler) statefulSets(ctx context.Context, namespace string, match func(policy.Workload) bool) []reconcile.Request {
+	// Read only: no copy of every StatefulSet of the namespace per event.
 	var list appsv1.StatefulSetList
-	if err := r.Client.List(ctx, &list, client.InNamespace(namespace)); err != nil {
+	if err := r.Client.List(ctx, &list, client.InNamespace(namespace), client.UnsafeDisableDeepCopy); err != nil {
 		logf.FromContext(ctx).Error(err, "listing statefulsets", "namespace", namespace)
 		return nil
 	}
@@ -113,12 +114,13 @@ func (r *VolumesReconciler) Reconcile(ctx context.Context, req reconcile.Request
 		return reconcile.Result{}, err
 	}
 	w := policy.FromStatefulSet(sts)
+	// The cache's own copies, only read (the patches are built anew).
 	var claims corev1.PersistentVolumeClaimList
-	if err := r.Client.List(ctx, &claims, client.InNamespace(sts.Namespace)); err != nil {
+	if err := r.Client.List(ctx, &claims, client.InNamespace(sts.Namespace), client.UnsafeDisableDeepCopy); err != nil {
 		return reconcile.Result{}, fmt.Errorf("listing claims: %w", err)
 	}
 	var classes storagev1.StorageClassList
-	if err := r.Client.List(ctx, &classes); err != nil {
+	if err := r.Client.List(ctx, &classes, client.UnsafeDisableDeepCopy); err != nil {
 		return reconcile.Result{}, fmt.Errorf("listing storage classes: %w", err)
 	}
 	log := logf.FromContext(ctx)

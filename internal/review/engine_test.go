@@ -233,7 +233,7 @@ func TestValidateOutcomes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d, err := newEngine(testCluster(), tt.defaultMode).Validate(context.Background(), tt.req)
+			d, err := decideAlike(t, testCluster(), tt.defaultMode, tt.req, (*Engine).Validate)
 			require.NoError(t, err)
 			assert.Equal(t, tt.want, outcomeOf(d))
 		})

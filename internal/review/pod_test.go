@@ -139,7 +139,7 @@ func TestStampPodOutcomes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d, err := newEngine(podCluster(), "").StampPod(context.Background(), tt.req)
+			d, err := decideAlike(t, podCluster(), "", tt.req, (*Engine).StampPod)
 			require.NoError(t, err)
 			assert.Equal(t, tt.want, outcomeOf(d))
 		})

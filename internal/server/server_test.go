@@ -184,6 +184,8 @@ func TestCacheOptions(t *testing.T) {
 		byKind[fmt.Sprintf("%T", obj)] = selector
 	}
 	assert.Equal(t, map[string]string{
+		"*v1.Deployment":            "<all>",
+		"*v1.StatefulSet":           "<all>",
 		"*v1.PartialObjectMetadata": "<all>",
 		"*v1.Namespace":             "<all>",
 		"*v1.Service":               "<all>",

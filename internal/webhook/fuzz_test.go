@@ -27,8 +27,9 @@ var fuzzResources = []struct{ group, resource, sub, kindGroup, kind string }{
 
 // FuzzHandler feeds arbitrary bytes as the object (and old object) of an
 // AdmissionReview to every handler on both serving paths: they must never
-// panic (panics are not recovered here) and must always answer a
-// well-formed AdmissionReview.
+// panic (panics are not recovered here), must always answer a well-formed
+// AdmissionReview, and must answer alike over the cluster and over what the
+// informer cache holds of it.
 func FuzzHandler(f *testing.F) {
 	entries, err := os.ReadDir("testdata")
 	if err != nil {
@@ -50,6 +51,11 @@ func FuzzHandler(f *testing.F) {
 
 	engine := testEngine(cluster())
 	handlers := []*Handler{NewMutator(engine, discard, nil), NewPodMutator(engine, discard, nil), NewValidator(engine, discard, nil)}
+	// The same handlers over what the informer cache holds of the cluster
+	// (workloads trimmed to what policy reads, policy/stored.go) must
+	// answer every input alike.
+	cached := testEngine(cluster().AsCached())
+	cachedHandlers := []*Handler{NewMutator(cached, discard, nil), NewPodMutator(cached, discard, nil), NewValidator(cached, discard, nil)}
 	f.Fuzz(func(t *testing.T, pick uint8, operation string, object []byte) {
 		r := fuzzResources[int(pick)%len(fuzzResources)]
 		body := []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{` +
@@ -61,7 +67,11 @@ func FuzzHandler(f *testing.F) {
 		body = append(body, `,"oldObject":`...)
 		body = append(body, object...)
 		body = append(body, `}}`...)
-		for _, h := range handlers {
+		for i, h := range handlers {
+			whole, trimmed := answerBody(h, body), answerBody(cachedHandlers[i], body)
+			if !bytes.Equal(whole, trimmed) {
+				t.Fatalf("%s: the cached cluster answers otherwise:\n%s\n%s", h.name, whole, trimmed)
+			}
 			for name, served := range map[string]http.Handler{
 				"ServeHTTP":         h,
 				"admission.Webhook": (&admission.Webhook{Handler: h, LogConstructor: discardLogs}).WithRecoverPanic(false),
@@ -88,6 +98,15 @@ func FuzzHandler(f *testing.F) {
 			}
 		}
 	})
+}
+
+// answerBody is the body h answers to an AdmissionReview.
+func answerBody(h http.Handler, body []byte) []byte {
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	h.ServeHTTP(rec, req)
+	return rec.Body.Bytes()
 }
 
 func quote(s string) string {

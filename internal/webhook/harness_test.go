@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -62,13 +63,26 @@ func workload[T appsv1.Deployment | appsv1.StatefulSet](name string, t policy.De
 		Labels: map[string]string{"app": name, policy.LabelDeployType: string(t)},
 	}
 	selector := &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}}
+	// A whole pod template, most of which the informer cache drops
+	// (policy/stored.go): the fuzz test judges against both.
+	template := corev1.PodTemplateSpec{
+		ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": name}, Annotations: map[string]string{"checksum/config": "0c1d"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{
+			Name: "main", Image: "registry.example/" + name + ":1.0",
+			Env:   []corev1.EnvVar{{Name: "LOG_LEVEL", Value: "info"}},
+			Ports: []corev1.ContainerPort{{Name: "client", ContainerPort: 8080}},
+			Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
+				corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("128Mi")}},
+			ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromString("client")}}},
+		}}},
+	}
 	var obj any
 	switch any(new(T)).(type) {
 	case *appsv1.Deployment:
-		obj = &appsv1.Deployment{ObjectMeta: meta, Spec: appsv1.DeploymentSpec{Replicas: ptr.To(replicas), Selector: selector}}
+		obj = &appsv1.Deployment{ObjectMeta: meta, Spec: appsv1.DeploymentSpec{Replicas: ptr.To(replicas), Selector: selector, Template: template}}
 	case *appsv1.StatefulSet:
 		obj = &appsv1.StatefulSet{ObjectMeta: meta, Spec: appsv1.StatefulSetSpec{
-			Replicas: ptr.To(replicas), Selector: selector,
+			Replicas: ptr.To(replicas), Selector: selector, Template: template,
 			VolumeClaimTemplates: []corev1.PersistentVolumeClaim{{ObjectMeta: metav1.ObjectMeta{Name: "data"}}},
 		}}
 	}

@@ -51,6 +51,7 @@ type options struct {
 	namespace       string
 	gcs             int
 	goMemLimit      string
+	profileDir      string
 	settle, timeout time.Duration
 }
 
@@ -72,6 +73,7 @@ func main() {
 	fs.IntVar(&o.deployments, "deployments", 1000, "unmanaged Deployments to create")
 	fs.IntVar(&o.pods, "pods", 0, "pods to have the controllers make, by scaling the Deployments")
 	fs.StringVar(&o.goMemLimit, "gomemlimit", "", "GOMEMLIMIT of statekeeper (empty: none, as without a chart)")
+	fs.StringVar(&o.profileDir, "profile-dir", "", "directory for a heap profile and /proc smaps_rollup of statekeeper at each reading (empty: none)")
 	fs.IntVar(&o.parallel, "parallel", 32, "creations in flight at once")
 	fs.IntVar(&o.gcs, "gcs", 5, "garbage collections sampled per reading (the median is reported)")
 	fs.DurationVar(&o.settle, "settle", 10*time.Second, "pause before each reading, for watch events and controllers to finish")
@@ -144,6 +146,12 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 	if o.goMemLimit != "" {
 		o.server.Env = append(o.server.Env, "GOMEMLIMIT="+o.goMemLimit)
 	}
+	if o.profileDir != "" {
+		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
+			return err
+		}
+		o.server.Args = append(o.server.Args, "--pprof-bind-address", pprofAddress)
+	}
 	log("starting statekeeper (log %s)", o.server.LogFile)
 	proc, err := startServer(o.server)
 	if err != nil {
@@ -172,6 +180,11 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		if err := proc.Alive(); err != nil {
 			return memory{}, err
 		}
+		idle := time.Now()
+		if err := proc.waitIdle(ctx, o.timeout); err != nil {
+			return memory{}, err
+		}
+		log("controllers idle after %s", time.Since(idle).Round(time.Second))
 		samples, err := proc.metrics.afterGCs(ctx, o.gcs, o.timeout)
 		if err != nil {
 			return memory{}, fmt.Errorf("reading memory (%s): %w", what, err)
@@ -179,6 +192,11 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		m := medianMemory(samples)
 		// Said at once: a long run stopped later still leaves its readings.
 		log("%s: live heap %s, heap in use %s, RSS %s", what, mib(m.LiveHeap), mib(m.HeapInuse), mib(m.RSS))
+		if o.profileDir != "" {
+			if err := saveProfile(ctx, o.profileDir, what, proc.Pid()); err != nil {
+				return memory{}, err
+			}
+		}
 		return m, nil
 	}
 	timed := func(what string, f func() error) error {

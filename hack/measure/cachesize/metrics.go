@@ -27,6 +27,8 @@ const (
 	metricRSS          = "process_resident_memory_bytes"
 	metricLeader       = "leader_election_master_status"
 	metricReconciles   = "controller_runtime_reconcile_total"
+	metricQueueDepth   = "workqueue_depth"
+	metricActive       = "controller_runtime_active_workers"
 	defaultGOGCPercent = 100
 )
 

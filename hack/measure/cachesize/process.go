@@ -41,3 +41,26 @@ func (p *process) waitLeading(ctx context.Context, timeout time.Duration) error 
 		return v == 1, nil
 	})
 }
+
+// waitIdle waits until no controller has work queued or in hand, three
+// scrapes in a row: a reading taken while the reconcilers and the audit
+// still work through a burst would count what they hold in flight (lists,
+// copies, requests) as the caches' cost. Work delayed on purpose (a requeue
+// after an interval) is not queued until it is due.
+func (p *process) waitIdle(ctx context.Context, timeout time.Duration) error {
+	quiet := 0
+	return p.Poll(ctx, "the controllers to be idle", timeout, func(ctx context.Context) (bool, error) {
+		s, err := p.metrics.scrape(ctx)
+		if err != nil {
+			return false, err
+		}
+		depth, _ := s.value(metricQueueDepth, nil)
+		active, _ := s.value(metricActive, nil)
+		if depth+active > 0 {
+			quiet = 0
+			return false, nil
+		}
+		quiet++
+		return quiet >= 3, nil
+	})
+}

@@ -53,7 +53,7 @@ func report(w io.Writer, r result) {
 		perObject("pod (metadata)", diff(r.podsRead, r.deploymentsRead), o.pods)
 	}
 	p("")
-	p("| kind | objects | JSON per object | decoded per object (as cached) | managedFields JSON per object | decoded with managedFields |")
+	p("| kind | objects | JSON per object | decoded per object (as cached) | managedFields JSON per object | decoded as served |")
 	p("|---|--:|--:|--:|--:|--:|")
 	var decoded, withManagedFields, managedJSON, objects int
 	for _, s := range r.sizes {
@@ -71,12 +71,13 @@ func report(w io.Writer, r result) {
 	p("Decoded into Go values (measured in the tool's own heap, after a GC), the %d created objects of the cached kinds "+
 		"take %s, %s of the live heap's growth; the rest is the informers' stores and indexes, the Events "+
 		"client-go's event broadcaster keeps for 6 to 12 minutes to detect series (%s decoded), and the reconciler's "+
-		"work queue. Without the managedFields transform they would take %s, %s more (%s of managedFields JSON).",
+		"work queue. Decoded as served, without the cache's transforms (managedFields, of the workloads the pod "+
+		"template's containers), they would take %s, %s more (%s of managedFields JSON).",
 		objects, mib(float64(decoded)), percent(float64(decoded), diff(last, r.baseline).LiveHeap),
 		mib(float64(e.Decoded)), mib(float64(withManagedFields)), mib(float64(withManagedFields-decoded)), mib(float64(managedJSON)))
 	p("")
 	p("Workloads written with client-side `kubectl apply` also carry their manifest in the "+
-		"kubectl.kubernetes.io/last-applied-configuration annotation, which the caches keep: about %s more per "+
+		"kubectl.kubernetes.io/last-applied-configuration annotation, which the cache transform drops: about %s per "+
 		"Deployment and %s per StatefulSet of the kinds created here (not created by this tool).",
 		kib(float64(r.lastApplied.Deployment)), kib(float64(r.lastApplied.StatefulSet)))
 	p("")

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"runtime"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -16,7 +18,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/statekeeper/statekeeper/internal/lookup"
 	"github.com/statekeeper/statekeeper/internal/policy"
 	"github.com/statekeeper/statekeeper/internal/reconciler"
 )
@@ -24,15 +28,16 @@ import (
 // kindSize is what the objects of one kind weigh, all in bytes: as the API
 // server serves them (JSON), and decoded into Go values in this process's
 // heap, which is the form an informer cache holds. Both are measured with
-// and without managedFields, the part the cache transform drops.
+// and without what the cache transform drops (managedFields; of the
+// workloads most of the pod template).
 type kindSize struct {
 	Kind    string
 	Objects int
 	// JSON is the objects without managedFields; ManagedFieldsJSON is their
 	// managedFields[*].fieldsV1, in ManagedFieldsEntries entries.
 	JSON, ManagedFieldsJSON, ManagedFieldsEntries int
-	// Decoded is the heap the decoded objects keep without managedFields,
-	// DecodedWithManagedFields with them.
+	// Decoded is the heap the decoded objects keep after the cache's
+	// transform, DecodedWithManagedFields as served (managedFields included).
 	Decoded, DecodedWithManagedFields int
 }
 
@@ -50,7 +55,8 @@ type listed struct {
 	newList func() kruntime.Object
 }
 
-// measureKinds weighs the Deployments, StatefulSets, managed Services and,
+// measureKinds weighs the Deployments, StatefulSets, managed Services and
+// disruption budgets and,
 // with withPods, the pods' metadata (all the pod cache holds) in namespace,
 // and the Events the reconciler recorded there.
 func measureKinds(ctx context.Context, kube kubernetes.Interface, namespace string, withPods bool) (cached []kindSize, events kindSize, err error) {
@@ -62,6 +68,8 @@ func measureKinds(ctx context.Context, kube kubernetes.Interface, namespace stri
 			func() kruntime.Object { return &appsv1.StatefulSetList{} }},
 		{"Service", kube.CoreV1().RESTClient().Get().Namespace(namespace).Resource("services").Param("labelSelector", managed),
 			func() kruntime.Object { return &corev1.ServiceList{} }},
+		{"PodDisruptionBudget", kube.PolicyV1().RESTClient().Get().Namespace(namespace).Resource("poddisruptionbudgets").Param("labelSelector", managed),
+			func() kruntime.Object { return &policyv1.PodDisruptionBudgetList{} }},
 	}
 	if withPods {
 		kinds = append(kinds, listed{"Pod (metadata)", kube.CoreV1().RESTClient().Get().Namespace(namespace).Resource("pods").
@@ -108,7 +116,7 @@ func measureKind(ctx context.Context, k listed) (kindSize, error) {
 		if err != nil {
 			return nil, err
 		}
-		return list, stripManagedFields(list)
+		return list, asCached(list)
 	})
 	if err != nil {
 		return kindSize{}, err
@@ -139,13 +147,19 @@ func measureKind(ctx context.Context, k listed) (kindSize, error) {
 	return size, err
 }
 
-func stripManagedFields(list kruntime.Object) error {
+// asCached replaces each item of list with what the informer cache keeps of
+// it: the cache's own transform (lookup.AsCached). Pods arrive as
+// PartialObjectMetadata, which the cache knows as pods.
+func asCached(list kruntime.Object) error {
 	return meta.EachListItem(list, func(obj kruntime.Object) error {
-		m, err := meta.Accessor(obj)
-		if err != nil {
-			return err
+		o, ok := obj.(client.Object)
+		if !ok {
+			return fmt.Errorf("%T is not an object", obj)
 		}
-		m.SetManagedFields(nil)
+		if _, ok := o.(*metav1.PartialObjectMetadata); ok {
+			o.GetObjectKind().SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Pod"))
+		}
+		reflect.ValueOf(o).Elem().Set(reflect.ValueOf(lookup.AsCached(o)).Elem())
 		return nil
 	})
 }

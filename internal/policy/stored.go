@@ -1,0 +1,79 @@
+package policy
+
+import (
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// What statekeeper reads of a stored Deployment or StatefulSet, the one
+// list: the informer cache keeps no more of them (internal/lookup's
+// transforms call TrimDeployment and TrimStatefulSet), and everything that
+// judges a stored workload (the lookups' counterparts, Scale and HPA
+// parents, the owners of pods being stamped, the reconcilers and the
+// background audit) sees only these fields:
+//
+//   - metadata, but managedFields and kubectl's last-applied-configuration
+//     annotation (internal/lookup drops those from every cached object);
+//   - the whole spec but the pod template: replicas, selector, strategy,
+//     serviceName, ordinals, volume claim templates and the rest are small;
+//   - status.replicas;
+//   - of the pod template: its labels; its volumes' names and claims
+//     (persistentVolumeClaim; any other source is dropped); of each container
+//     and init container its ports, volume mounts, volume devices and
+//     restartPolicy (which makes an init container a sidecar): not even its
+//     name, which nothing reads.
+//
+// The pod template's containers (images, environment, resources, probes)
+// are most of a workload's size: trimming them saves about a quarter of
+// each cached workload (docs/performance.md). A rule that starts reading
+// another field of a stored workload must add it here; the differential
+// tests (stored_test.go, and internal/review's and internal/webhook's
+// judging of every fixture against cached copies) fail until it does.
+
+// TrimDeployment reduces d, in place, to what statekeeper reads of a stored
+// Deployment.
+func TrimDeployment(d *appsv1.Deployment) {
+	d.Spec.Template = trimPodTemplate(d.Spec.Template)
+	d.Status = appsv1.DeploymentStatus{Replicas: d.Status.Replicas}
+}
+
+// TrimStatefulSet reduces s, in place, to what statekeeper reads of a stored
+// StatefulSet.
+func TrimStatefulSet(s *appsv1.StatefulSet) {
+	s.Spec.Template = trimPodTemplate(s.Spec.Template)
+	s.Status = appsv1.StatefulSetStatus{Replicas: s.Status.Replicas}
+}
+
+// trimPodTemplate returns the part of a stored pod template that is read.
+// Slices are allocated anew so that the decoded originals can be collected.
+func trimPodTemplate(t corev1.PodTemplateSpec) corev1.PodTemplateSpec {
+	out := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: t.Labels}}
+	if n := len(t.Spec.Volumes); n > 0 {
+		out.Spec.Volumes = make([]corev1.Volume, n)
+		for i, v := range t.Spec.Volumes {
+			out.Spec.Volumes[i] = corev1.Volume{Name: v.Name, VolumeSource: corev1.VolumeSource{
+				PersistentVolumeClaim: v.PersistentVolumeClaim,
+			}}
+		}
+	}
+	out.Spec.InitContainers = trimContainers(t.Spec.InitContainers)
+	out.Spec.Containers = trimContainers(t.Spec.Containers)
+	return out
+}
+
+func trimContainers(in []corev1.Container) []corev1.Container {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]corev1.Container, len(in))
+	for i, c := range in {
+		out[i] = corev1.Container{
+			Ports:         c.Ports,
+			VolumeMounts:  c.VolumeMounts,
+			VolumeDevices: c.VolumeDevices,
+			RestartPolicy: c.RestartPolicy,
+		}
+	}
+	return out
+}
