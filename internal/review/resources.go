@@ -120,15 +120,17 @@ func (r Reviewed) Matches(res Resource) bool {
 	return r.Group == res.Group && r.Resource == res.Resource && r.SubResource == res.SubResource
 }
 
+// Label is "deployments" or "deployments/scale", as metrics name it.
+func (r Reviewed) Label() string {
+	if r.SubResource == "" {
+		return r.Resource
+	}
+	return r.Resource + "/" + r.SubResource
+}
+
 // String is "deployments.apps" or "deployments.apps/scale".
 func (r Reviewed) String() string {
 	return Resource{Group: r.Group, Resource: r.Resource, SubResource: r.SubResource}.String()
-}
-
-// JudgesDelete reports whether step judges a DELETE of the resource.
-func JudgesDelete(step Step, res Resource) bool {
-	r, ok := ResourceOf(res)
-	return ok && r.Deletes&step != 0
 }
 
 // ResourceOf returns the row of a request's resource.

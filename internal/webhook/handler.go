@@ -29,10 +29,13 @@ type reviewFunc func(context.Context, review.Request) (review.Decision, error)
 // Handler is the admission handler of one webhook path.
 type Handler struct {
 	// name is the webhook's path, for logs.
-	name    string
-	step    review.Step
-	review  reviewFunc
-	log     logr.Logger
+	name   string
+	step   review.Step
+	review reviewFunc
+	log    logr.Logger
+	// served is log naming the webhook: ServeHTTP's logger, made once
+	// rather than per request.
+	served  logr.Logger
 	metrics *Metrics
 }
 
@@ -48,65 +51,67 @@ type incoming struct {
 	object, oldObject runtime.Object
 }
 
+func newHandler(name string, step review.Step, judge reviewFunc, log logr.Logger, metrics *Metrics) *Handler {
+	return &Handler{name: name, step: step, review: judge, log: log, served: log.WithValues("webhook", name), metrics: metrics}
+}
+
 // NewMutator returns the handler of /mutate: workload mutations (SPEC §2).
 // log is the base logger: ServeHTTP logs through it, Handle through the
 // request logger admission.Webhook puts in the context when there is one.
 // metrics may be nil (nothing is counted).
 func NewMutator(engine *review.Engine, log logr.Logger, metrics *Metrics) *Handler {
-	return &Handler{name: PathMutate, step: review.StepMutate, review: engine.Mutate, log: log, metrics: metrics}
+	return newHandler(PathMutate, review.StepMutate, engine.Mutate, log, metrics)
 }
 
 // NewPodMutator returns the handler of /mutate-pods: identity stamping of
 // the pods of stateful-* StatefulSets (SPEC §5).
 func NewPodMutator(engine *review.Engine, log logr.Logger, metrics *Metrics) *Handler {
-	return &Handler{name: PathMutatePods, step: review.StepStamp, review: engine.StampPod, log: log, metrics: metrics}
+	return newHandler(PathMutatePods, review.StepStamp, engine.StampPod, log, metrics)
 }
 
 // NewValidator returns the handler of /validate: workload rules, /scale and
 // HPAs (SPEC §4).
 func NewValidator(engine *review.Engine, log logr.Logger, metrics *Metrics) *Handler {
-	return &Handler{name: PathValidate, step: review.StepValidate, review: engine.Validate, log: log, metrics: metrics}
+	return newHandler(PathValidate, review.StepValidate, engine.Validate, log, metrics)
 }
 
 // NewUnlabelledValidator returns the handler of /validate-unlabelled: the
 // kind-switch rule on unlabelled workload CREATEs (SPEC §1, §4).
 func NewUnlabelledValidator(engine *review.Engine, log logr.Logger, metrics *Metrics) *Handler {
-	return &Handler{name: PathValidateUnlabelled, step: review.StepUnlabelled, review: engine.UnlabelledCreate, log: log, metrics: metrics}
+	return newHandler(PathValidateUnlabelled, review.StepUnlabelled, engine.UnlabelledCreate, log, metrics)
 }
 
 // Handle implements admission.Handler.
 func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.Response {
-	return h.handle(ctx, incoming{request: req})
-}
-
-// handle decides a request whose objects may already be decoded.
-func (h *Handler) handle(ctx context.Context, in incoming) admission.Response {
-	req := in.request
 	log := h.log
 	if l, err := logr.FromContext(ctx); err == nil {
 		log = l
 	}
-	log = log.WithValues(
-		"uid", req.UID, "resource", req.Resource.Resource, "subresource", req.SubResource,
-		"namespace", req.Namespace, "name", req.Name, "operation", req.Operation)
-	resource := resourceLabel(req.Resource.Resource, req.SubResource)
+	return h.handle(ctx, incoming{request: req}, log)
+}
 
+// handle decides a request whose objects may already be decoded, and logs
+// the decision through log.
+func (h *Handler) handle(ctx context.Context, in incoming, log logr.Logger) admission.Response {
+	req := in.request
 	op := policy.Operation(req.Operation)
 	res := review.Resource{
 		Group: req.Resource.Group, Version: req.Resource.Version,
 		Resource: req.Resource.Resource, SubResource: req.SubResource,
 	}
+	row, known := review.ResourceOf(res)
+	dl := decisionLog{log: log, req: &req.AdmissionRequest, resource: resourceLabel(row, known, res)}
 	switch {
 	case op == policy.OpCreate, op == policy.OpUpdate:
-	case op == policy.OpDelete && review.JudgesDelete(h.step, res):
+	case op == policy.OpDelete && known && row.Deletes&h.step != 0:
 	default:
 		// CONNECT changes nothing statekeeper guards, nor DELETE but of a
 		// protected workload (deletion protection, on /validate).
-		h.observe(log, resource, review.Decision{Skipped: true}, OutcomeSkipped)
+		h.observe(dl, review.Decision{Skipped: true}, OutcomeSkipped)
 		return admission.Allowed("")
 	}
-	if err := h.checkKind(req); err != nil {
-		h.observeError(log, resource, err)
+	if err := h.checkKind(req, row, known); err != nil {
+		h.observeError(dl, err)
 		return admission.Errored(http.StatusBadRequest, err)
 	}
 
@@ -121,7 +126,7 @@ func (h *Handler) handle(ctx context.Context, in incoming) admission.Response {
 		DecodedOldObject: in.oldObject,
 	})
 	if err != nil {
-		h.observeError(log, resource, err)
+		h.observeError(dl, err)
 		if errors.Is(err, review.ErrInvalidRequest) {
 			return admission.Errored(http.StatusBadRequest, err)
 		}
@@ -129,20 +134,19 @@ func (h *Handler) handle(ctx context.Context, in incoming) admission.Response {
 		return admission.Errored(http.StatusInternalServerError, err)
 	}
 	resp, outcome := response(req, d)
-	h.observe(log, resource, d, outcome)
+	h.observe(dl, d, outcome)
 	return resp
 }
 
-// checkKind refuses a request whose resource this path does not serve or
-// whose kind is not the resource's (review.Resources).
-func (h *Handler) checkKind(req admission.Request) error {
-	res := review.Resource{Group: req.Resource.Group, Resource: req.Resource.Resource, SubResource: req.SubResource}
-	r, ok := review.ResourceOf(res)
-	if !ok || r.Steps&h.step == 0 {
+// checkKind refuses a request whose resource (r, when known) this path does
+// not serve or whose kind is not the resource's (review.Resources).
+func (h *Handler) checkKind(req admission.Request, r review.Reviewed, known bool) error {
+	if !known || r.Steps&h.step == 0 {
+		res := review.Resource{Group: req.Resource.Group, Resource: req.Resource.Resource, SubResource: req.SubResource}
 		return fmt.Errorf("statekeeper does not handle %s on this path", res)
 	}
 	if got := (schema.GroupKind{Group: req.Kind.Group, Kind: req.Kind.Kind}); got != r.Kind {
-		return fmt.Errorf("%s requests must carry a %s, got kind %q", res, r.Kind, got)
+		return fmt.Errorf("%s requests must carry a %s, got kind %q", r, r.Kind, got)
 	}
 	return nil
 }
@@ -206,36 +210,61 @@ func denial(req admission.Request, d review.Decision) admission.Response {
 	return admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{Allowed: false, Result: &status}}
 }
 
+// decisionLog is what a decision's log line and metrics say about its
+// request.
+type decisionLog struct {
+	log logr.Logger
+	req *admissionv1.AdmissionRequest
+	// resource is the metrics label (resourceLabel).
+	resource string
+}
+
+// info writes the decision's one log line: the request's keys, then
+// keysAndValues. One call, rather than a logger made per request with
+// WithValues, which would encode the request's keys twice.
+func (l decisionLog) info(log logr.Logger, keysAndValues ...any) {
+	log.Info("admission decision", l.withRequest(keysAndValues)...)
+}
+
+func (l decisionLog) withRequest(keysAndValues []any) []any {
+	r := l.req
+	return append([]any{
+		"uid", string(r.UID), "resource", r.Resource.Resource, "subresource", r.SubResource,
+		"namespace", r.Namespace, "name", r.Name, "operation", string(r.Operation),
+	}, keysAndValues...)
+}
+
 // observe counts a decision (once per rule that denied or warned, once as
 // mutated when patched, once with rule "none" otherwise) and writes its one
 // log line. Skipped decisions are logged at debug level: every pod of every
 // StatefulSet reaches /mutate-pods, and most of them are not statekeeper's.
-func (h *Handler) observe(log logr.Logger, resource string, d review.Decision, outcome string) {
+func (h *Handler) observe(l decisionLog, d review.Decision, outcome string) {
 	for _, v := range d.Result.Denials {
-		h.metrics.count(string(v.Rule), resource, OutcomeDenied)
+		h.metrics.count(string(v.Rule), l.resource, OutcomeDenied)
 	}
 	for _, v := range d.Result.Warnings {
-		h.metrics.count(string(v.Rule), resource, OutcomeWarned)
+		h.metrics.count(string(v.Rule), l.resource, OutcomeWarned)
 	}
 	switch {
 	case outcome == OutcomeMutated:
-		h.metrics.count(noRule, resource, OutcomeMutated)
+		h.metrics.count(noRule, l.resource, OutcomeMutated)
 	case len(d.Result.Denials)+len(d.Result.Warnings) == 0:
-		h.metrics.count(noRule, resource, outcome)
+		h.metrics.count(noRule, l.resource, outcome)
 	}
-	keysAndValues := []any{"rule", ruleList(d.Result), "outcome", outcome, "mode", string(d.Mode)}
-	if d.Reason != "" {
-		keysAndValues = append(keysAndValues, "reason", d.Reason)
-	}
+	log := l.log
 	if outcome == OutcomeSkipped {
 		log = log.V(1)
 	}
-	log.Info("admission decision", keysAndValues...)
+	if d.Reason != "" {
+		l.info(log, "rule", ruleList(d.Result), "outcome", outcome, "mode", string(d.Mode), "reason", d.Reason)
+		return
+	}
+	l.info(log, "rule", ruleList(d.Result), "outcome", outcome, "mode", string(d.Mode))
 }
 
-func (h *Handler) observeError(log logr.Logger, resource string, err error) {
-	h.metrics.count(noRule, resource, OutcomeError)
-	log.Error(err, "admission decision", "rule", noRule, "outcome", OutcomeError, "mode", "")
+func (h *Handler) observeError(l decisionLog, err error) {
+	h.metrics.count(noRule, l.resource, OutcomeError)
+	l.log.Error(err, "admission decision", l.withRequest([]any{"rule", noRule, "outcome", OutcomeError, "mode", ""})...)
 }
 
 // ruleList names the rules that denied or warned, comma-separated, or "none".
@@ -253,10 +282,16 @@ func ruleList(r policy.Result) string {
 	return strings.Join(rules, ",")
 }
 
-// resourceLabel is "deployments" or "deployments/scale".
-func resourceLabel(resource, subresource string) string {
-	if subresource == "" {
-		return resource
+// resourceLabel is "deployments" or "deployments/scale": the strings of the
+// reviewed resource's row when it is one, a copy otherwise. A metric keeps
+// its labels, and the request's own strings may point into its body
+// (wire.Decode).
+func resourceLabel(row review.Reviewed, known bool, res review.Resource) string {
+	if known {
+		return row.Label()
 	}
-	return resource + "/" + subresource
+	if res.SubResource == "" {
+		return strings.Clone(res.Resource)
+	}
+	return res.Resource + "/" + res.SubResource
 }

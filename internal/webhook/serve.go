@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 
-	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/statekeeper/statekeeper/internal/review"
@@ -30,12 +29,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		wire.Write(w, rv.APIVersion, &resp.AdmissionResponse)
 		return
 	}
-	log := h.log.WithValues("webhook", h.name)
-	ctx := logf.IntoContext(r.Context(), log)
 	req := admission.Request{AdmissionRequest: rv.Request}
-	resp := h.handleSafely(ctx, incoming{request: req, object: rv.Object, oldObject: rv.OldObject})
+	resp := h.handleSafely(r.Context(), incoming{request: req, object: rv.Object, oldObject: rv.OldObject})
 	if err := resp.Complete(req); err != nil {
-		log.Error(err, "unable to encode the patch", "uid", req.UID)
+		h.served.Error(err, "unable to encode the patch", "uid", req.UID)
 		resp = admission.Errored(http.StatusInternalServerError, errors.New("unable to encode the response"))
 		resp.UID = req.UID
 	}
@@ -52,5 +49,5 @@ func (h *Handler) handleSafely(ctx context.Context, in incoming) (resp admission
 			resp = admission.Errored(http.StatusInternalServerError, errors.New("internal error"))
 		}
 	}()
-	return h.handle(ctx, in)
+	return h.handle(ctx, in, h.served)
 }

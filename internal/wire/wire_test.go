@@ -1,20 +1,28 @@
 package wire_test
 
 import (
+	"bytes"
+	"encoding/json"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	admissionv1 "k8s.io/api/admission/v1"
 	admissionv1beta1 "k8s.io/api/admission/v1beta1"
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	sigsjson "sigs.k8s.io/json"
 
 	"github.com/statekeeper/statekeeper/internal/review"
@@ -73,8 +81,20 @@ func seeds(t testing.TB) [][]byte {
 		`"someFutureField":{"x":[1,2]}}}`),
 		[]byte(`{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","request":{"uid":"u","dryRun":null,"options":null,`+
 			`"kind":{"group":"","version":"v1","kind":"ConfigMap"},"object":{"data":{"k":"v"}},"oldObject":null}}`),
+		// Escapes (kubectl's last-applied annotation is JSON in a string):
+		// such a body is read with copied strings.
+		[]byte(`{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","request":{"uid":"u","operation":"CREATE",`+
+			`"kind":{"group":"apps","version":"v1","kind":"StatefulSet"},"object":{"kind":"StatefulSet","apiVersion":"apps/v1",`+
+			`"metadata":{"name":"db","annotations":{"last":"{\"a\":\"\u00e9\\n\"}","tab":"a\tb"}}}}}`),
+		// null for a string leaves it as it was, in either reader.
+		[]byte(`{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","request":{"uid":"u","name":null,`+
+			`"kind":{"group":"apps","version":"v1","kind":"StatefulSet"},"object":{"kind":"StatefulSet","apiVersion":"apps/v1",`+
+			`"metadata":{"name":"db","namespace":null,"labels":{"a":""}}}}}`),
 	)
 }
+
+// extraSeeds is how many seeds follow the fixtures.
+const extraSeeds = 4
 
 // FuzzReadMatchesStock is the contract of the wire package: wherever the
 // one-pass reader and the stock decoder both accept a body, they read the
@@ -152,8 +172,59 @@ func TestFixturesTakeTheFastPath(t *testing.T) {
 		assert.NoError(t, err, p)
 		assert.Equal(t, !slow[filepath.Base(p)], fast, p)
 	}
-	for _, s := range seeds(t)[len(seeds(t))-2:] {
+	for _, s := range seeds(t)[len(seeds(t))-extraSeeds:] {
 		_, fast := wire.ReadOnePass(s, review.NewObject)
 		assert.True(t, fast, "%s", s)
+	}
+}
+
+// TestStringsPointIntoTheBody: without escapes in the body, the one-pass
+// reader does not copy strings out of it; a raw control character in a
+// string is refused as the stock decoder refuses it.
+func TestStringsPointIntoTheBody(t *testing.T) {
+	body, err := os.ReadFile(filepath.Join("..", "webhook", "testdata", "statefulset-create-stateful-multi.json"))
+	require.NoError(t, err)
+	rv, ok := wire.ReadOnePass(body, review.NewObject)
+	require.True(t, ok)
+	inBody := func(s string) bool {
+		start := uintptr(unsafe.Pointer(unsafe.SliceData(body)))
+		p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
+		return p >= start && p < start+uintptr(len(body))
+	}
+	sts := rv.Object.(*appsv1.StatefulSet)
+	for _, s := range []string{rv.Request.Namespace, rv.Request.UserInfo.Username, sts.Name, sts.Spec.Template.Spec.Containers[0].Image} {
+		assert.True(t, inBody(s), "%q is a copy", s)
+	}
+
+	broken := strings.Replace(string(body), `"name": "`, "\"name\": \"\t", 1)
+	require.NotEqual(t, string(body), broken)
+	_, ok = wire.ReadOnePass([]byte(broken), review.NewObject)
+	assert.False(t, ok)
+	_, _, err = stockDecode([]byte(broken))
+	assert.Error(t, err)
+}
+
+// TestWriteAsEncodingJSON: the answer is written exactly as encoding/json
+// (which controller-runtime's webhook uses) writes it.
+func TestWriteAsEncodingJSON(t *testing.T) {
+	denial := apierrors.NewInvalid(schema.GroupKind{Group: "apps", Kind: "StatefulSet"}, "db", field.ErrorList{
+		field.Forbidden(field.NewPath("spec", "replicas"), `replicas 3 > 1 on a "stateful-single" <workload> & more [single-instance]`),
+	}).ErrStatus
+	patchType := admissionv1.PatchTypeJSONPatch
+	for _, resp := range []admissionv1.AdmissionResponse{
+		{UID: "u", Allowed: true, Result: &metav1.Status{Code: 200}},
+		{UID: "u", Allowed: false, Result: &denial, AuditAnnotations: map[string]string{"z": "a<b", "a": "é", "m": "\u2028"}},
+		{UID: "u", Allowed: true, Patch: []byte(`[{"op":"add","path":"/metadata/labels/a","value":"b"}]`), PatchType: &patchType,
+			Warnings: []string{"one", "two & <three>"}},
+	} {
+		rec := httptest.NewRecorder()
+		wire.Write(rec, wire.V1beta1, &resp)
+		var want bytes.Buffer
+		require.NoError(t, json.NewEncoder(&want).Encode(struct {
+			metav1.TypeMeta `json:",inline"`
+			Response        *admissionv1.AdmissionResponse `json:"response,omitempty"`
+		}{metav1.TypeMeta{APIVersion: wire.V1beta1, Kind: "AdmissionReview"}, &resp}))
+		assert.Equal(t, want.String(), rec.Body.String())
+		assert.Equal(t, "application/json", rec.Header().Get("Content-Type"))
 	}
 }

@@ -8,9 +8,11 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -73,6 +75,21 @@ func (r *report) print(w io.Writer) {
 			x.counts.failed, x.counts.wrong, x.counts.unavailable, x.recovery.Seconds(), x.note)
 	}
 	tw.Flush()
+	for _, x := range r.rows {
+		for _, by := range []struct {
+			what   string
+			counts map[string]int
+		}{{"failed by cause", x.counts.failedBy}, {"API unavailable by write and cause", x.counts.unavailableBy}} {
+			if len(by.counts) == 0 {
+				continue
+			}
+			var causes []string
+			for _, cause := range slices.Sorted(maps.Keys(by.counts)) {
+				causes = append(causes, fmt.Sprintf("%d × %s", by.counts[cause], cause))
+			}
+			fmt.Fprintf(w, "  %s: %s: %s\n", x.scenario, by.what, strings.Join(causes, "; "))
+		}
+	}
 	for _, x := range r.rows {
 		for _, e := range append(x.counts.firstFailures, x.counts.firstUnavailable...) {
 			fmt.Fprintf(w, "  %s: %s\n", x.scenario, e)

@@ -50,8 +50,8 @@ type result struct {
 	err        error
 }
 
-// Fixtures the load writes to, in its namespace: "steady" takes annotation
-// updates, "scaled" (stateless-multi) /scale updates between 2 and 3,
+// Fixtures the load writes to, in its namespace: "steady-i" take annotation
+// updates, "scaled-i" (stateless-multi) /scale updates between 2 and 3,
 // "single" (stateless-single) refused /scale updates to 3, "quorum" refused
 // replica updates to 2. Their pods never schedule (noNode), so scaling
 // costs the cluster nothing but Pending pods.
@@ -62,18 +62,38 @@ const (
 	quorumName = "quorum"
 )
 
+// spread is how many "steady" and "scaled" Deployments take the admitted
+// updates in turn. The API server retries a patch that conflicts with
+// another, calling the webhooks again each time: at 50 writes/s on one
+// object the retries of a loaded machine pile up until writes time out in
+// the API server, whatever the webhooks do. (Denied updates store nothing
+// and conflict with nothing.)
+const spread = 8
+
+// spreadName is the copy of a spread fixture that write n updates. An op's
+// writes are len(ops) = 7 apart, prime to spread, so they take the copies in
+// turn.
+func spreadName(name string, n int64) string {
+	return fmt.Sprintf("%s-%d", name, n%spread)
+}
+
 // noNode is a node selector no node matches.
 var noNode = map[string]string{"faults.statekeeper.io/no-such-node": "true"}
 
 func fixtures() []client.Object {
-	steady := workloads.Deployment(steadyName, policy.StatelessMulti, 0)
-	scaled := workloads.Deployment(scaledName, policy.StatelessMulti, 2)
 	single := workloads.Deployment(singleName, policy.StatelessSingle, 1)
 	quorum := workloads.Deployment(quorumName, policy.StatelessMulti, 1)
 	quorum.Annotations = map[string]string{policy.AnnotationQuorum: "true"}
-	objs := []client.Object{steady, scaled, single, quorum}
-	for _, d := range []*appsv1.Deployment{steady, scaled, single, quorum} {
+	deployments := []*appsv1.Deployment{single, quorum}
+	for i := range spread {
+		deployments = append(deployments,
+			workloads.Deployment(fmt.Sprintf("%s-%d", steadyName, i), policy.StatelessMulti, 0),
+			workloads.Deployment(fmt.Sprintf("%s-%d", scaledName, i), policy.StatelessMulti, 2))
+	}
+	var objs []client.Object
+	for _, d := range deployments {
 		d.Spec.Template.Spec.NodeSelector = noNode
+		objs = append(objs, d)
 	}
 	return objs
 }
@@ -118,14 +138,14 @@ var ops = []op{
 	}},
 	{name: "update annotation", do: func(ctx context.Context, c client.Client, ns string, n int64) error {
 		patch := fmt.Sprintf(`{"metadata":{"annotations":{"faults.statekeeper.io/write":"%d"}}}`, n)
-		return c.Patch(ctx, named(ns, steadyName), client.RawPatch(types.MergePatchType, []byte(patch)))
+		return c.Patch(ctx, named(ns, spreadName(steadyName, n)), client.RawPatch(types.MergePatchType, []byte(patch)))
 	}},
 	{name: "update quorum to 2", wantDenied: policy.RuleQuorum, do: func(ctx context.Context, c client.Client, ns string, _ int64) error {
 		return c.Patch(ctx, named(ns, quorumName), client.RawPatch(types.MergePatchType, []byte(`{"spec":{"replicas":2}}`)))
 	}},
 	{name: "scale multi", do: func(ctx context.Context, c client.Client, ns string, n int64) error {
-		patch := fmt.Sprintf(`{"spec":{"replicas":%d}}`, 2+n%2)
-		return c.SubResource("scale").Patch(ctx, named(ns, scaledName), client.RawPatch(types.MergePatchType, []byte(patch)))
+		patch := fmt.Sprintf(`{"spec":{"replicas":%d}}`, 2+(n/spread)%2) // each copy in turn between 2 and 3
+		return c.SubResource("scale").Patch(ctx, named(ns, spreadName(scaledName, n)), client.RawPatch(types.MergePatchType, []byte(patch)))
 	}},
 	{name: "scale single to 3", wantDenied: policy.RuleSingleInstance, do: func(ctx context.Context, c client.Client, ns string, _ int64) error {
 		return c.SubResource("scale").Patch(ctx, named(ns, singleName), client.RawPatch(types.MergePatchType, []byte(`{"spec":{"replicas":3}}`)))
@@ -297,6 +317,20 @@ type counts struct {
 	// firstFailures are a few failed or wrong writes, firstUnavailable a
 	// few the API server did not take, for the report.
 	firstFailures, firstUnavailable []string
+	// failedBy counts the failed writes by cause, unavailableBy the
+	// writes the API server did not take by write and cause.
+	failedBy, unavailableBy map[string]int
+}
+
+// failureCause is the innermost part of a failed write's error: what the
+// API server met when it called the webhook ("connection refused", "service
+// \"statekeeper-webhook\" not found", "context deadline exceeded", ...).
+func failureCause(err error) string {
+	if err == nil {
+		return "<nil>"
+	}
+	msg := err.Error()
+	return msg[strings.LastIndex(msg, ": ")+len(": "):]
 }
 
 func count(results []result) counts {
@@ -310,10 +344,18 @@ func count(results []result) counts {
 			c.denied++
 		case failed:
 			c.failed++
+			if c.failedBy == nil {
+				c.failedBy = map[string]int{}
+			}
+			c.failedBy[failureCause(r.err)]++
 		case wrong:
 			c.wrong++
 		case unavailable:
 			c.unavailable++
+			if c.unavailableBy == nil {
+				c.unavailableBy = map[string]int{}
+			}
+			c.unavailableBy[r.op+": "+failureCause(r.err)]++
 		}
 		line := fmt.Sprintf("%s %s at %s: %v", outcomeNames[r.outcome], r.op, r.start.Format("15:04:05.000"), r.err)
 		switch {

@@ -37,9 +37,8 @@ type settings struct {
 	workDir     string
 	// replicas is how many statekeeper replicas run (FAULTS_REPLICAS, 2).
 	replicas int
-	// rate is the load's writes per second (FAULTS_RATE, 10: what the
-	// shared two-core machine this was written on sustains while others
-	// build on it; the example is 50).
+	// rate is the load's writes per second (FAULTS_RATE, 50, which the
+	// two-core machine this was written on sustains: docs/faults.md).
 	rate int
 	// burst is how many workloads the burst scenario creates (FAULTS_BURST, 1000).
 	burst int
@@ -54,7 +53,7 @@ func settingsFromEnv() (settings, error) {
 	}
 	var errs []error
 	for name, v := range map[string]*int{"FAULTS_REPLICAS": &s.replicas, "FAULTS_RATE": &s.rate, "FAULTS_BURST": &s.burst} {
-		def := map[string]int{"FAULTS_REPLICAS": 2, "FAULTS_RATE": 10, "FAULTS_BURST": 1000}[name]
+		def := map[string]int{"FAULTS_REPLICAS": 2, "FAULTS_RATE": 50, "FAULTS_BURST": 1000}[name]
 		*v = def
 		if raw := os.Getenv(name); raw != "" {
 			n, err := strconv.Atoi(raw)
