@@ -67,24 +67,9 @@ func (r *DisruptionBudgetReconciler) statefulSetsOfBudget(ctx context.Context, o
 	if !ok {
 		return nil
 	}
-	// Read only, and once per budget event: copying every StatefulSet of
-	// the namespace each time would make creating N budgets cost N² copies.
-	var list appsv1.StatefulSetList
-	if err := r.Client.List(ctx, &list, client.InNamespace(pdb.Namespace), client.UnsafeDisableDeepCopy); err != nil {
-		logf.FromContext(ctx).Error(err, "listing statefulsets for a disruption budget", "budget", pdb.Name)
-		return nil
-	}
-	var out []reconcile.Request
-	for i := range list.Items {
-		sts := &list.Items[i]
-		if !isManagedWorkload(sts) {
-			continue
-		}
-		if policy.BudgetConcerns(pdb, sts) {
-			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(sts)})
-		}
-	}
-	return out
+	return statefulSetRequests(ctx, r.Client, pdb.Namespace, func(sts *appsv1.StatefulSet) bool {
+		return isManagedWorkload(sts) && policy.BudgetConcerns(pdb, sts)
+	})
 }
 
 // Reconcile makes the StatefulSet's budget right, or says on its Events why

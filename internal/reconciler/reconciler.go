@@ -323,3 +323,22 @@ func (r *Reconciler) create(ctx context.Context, sts *appsv1.StatefulSet, svc *c
 	}
 	return nil
 }
+
+// statefulSetRequests maps to the StatefulSets of namespace ("" for all)
+// that match. It reads the cache without copying (match must not keep or
+// change what it is given): a copy of every StatefulSet of the namespace per
+// event would make creating N budgets or claims cost N² copies.
+func statefulSetRequests(ctx context.Context, c client.Reader, namespace string, match func(*appsv1.StatefulSet) bool) []reconcile.Request {
+	var list appsv1.StatefulSetList
+	if err := c.List(ctx, &list, client.InNamespace(namespace), client.UnsafeDisableDeepCopy); err != nil {
+		logf.FromContext(ctx).Error(err, "listing statefulsets", "namespace", namespace)
+		return nil
+	}
+	var out []reconcile.Request
+	for i := range list.Items {
+		if sts := &list.Items[i]; match(sts) {
+			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(sts)})
+		}
+	}
+	return out
+}

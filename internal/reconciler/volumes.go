@@ -87,21 +87,11 @@ func (r *VolumesReconciler) statefulSetsWithSize(ctx context.Context, _ client.O
 	})
 }
 
-// statefulSets lists the stateful StatefulSets of namespace ("" for all) that match.
+// statefulSets maps to the stateful StatefulSets of namespace ("" for all) that match.
 func (r *VolumesReconciler) statefulSets(ctx context.Context, namespace string, match func(policy.Workload) bool) []reconcile.Request {
-	// Read only: no copy of every StatefulSet of the namespace per event.
-	var list appsv1.StatefulSetList
-	if err := r.Client.List(ctx, &list, client.InNamespace(namespace), client.UnsafeDisableDeepCopy); err != nil {
-		logf.FromContext(ctx).Error(err, "listing statefulsets", "namespace", namespace)
-		return nil
-	}
-	var out []reconcile.Request
-	for i := range list.Items {
-		if sts := &list.Items[i]; isStateful(sts) && match(policy.FromStatefulSet(sts)) {
-			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(sts)})
-		}
-	}
-	return out
+	return statefulSetRequests(ctx, r.Client, namespace, func(sts *appsv1.StatefulSet) bool {
+		return isStateful(sts) && match(policy.FromStatefulSet(sts))
+	})
 }
 
 // Reconcile raises the request of every injected claim of the StatefulSet
