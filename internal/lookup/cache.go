@@ -91,18 +91,24 @@ func componentOf(obj client.Object) []string {
 // ports and mounts). Pods, which are cached as metadata only to answer "do
 // pods still exist", lose all their annotations but the two the peers
 // reconciler compares; namespaces and Services keep only what is read of
-// them (trimNamespace, trimService).
+// them (trimNamespace, trimService). Then the cached objects share equal
+// values (an interner, intern.go): the labels of a ReplicaSet's pods, a
+// workload's selector and template labels, equal containers' ports and
+// mounts, namespaces and label keys.
 //
 // Deployments and StatefulSets must be cached without a label selector: a
 // kind switch is judged against the other kind's workload even when that one
 // predates statekeeper and carries no deploy-type label. Services too: the
 // headless-conflict rule must see any Service of the name, managed or not.
+//
+// Each call returns transforms with an interner of their own: one per cache.
 func CacheOptions() cache.Options {
+	in := newInterner()
 	byObject := map[client.Object]cache.ByObject{}
 	for _, t := range transforms {
-		byObject[t.obj()] = cache.ByObject{Transform: t.transform}
+		byObject[t.obj()] = cache.ByObject{Transform: in.sharing(t.transform)}
 	}
-	return cache.Options{DefaultTransform: stripUnread, ByObject: byObject}
+	return cache.Options{DefaultTransform: in.sharing(stripUnread), ByObject: byObject}
 }
 
 // transforms are the kinds cached with a transform of their own rather
@@ -118,17 +124,46 @@ var transforms = []struct {
 	{func() client.Object { return &corev1.Service{} }, trimService},
 }
 
+// sharing is transform, then in.object: the transformed object's values
+// shared with the other objects of the cache. Applied again to an object it
+// returned, it writes to no shared value (client-go may hand a transform an
+// object it already transformed): what transforms drop is already gone, and
+// they build what they trim anew.
+func (in *interner) sharing(transform toolscache.TransformFunc) toolscache.TransformFunc {
+	return func(obj any) (any, error) {
+		out, err := transform(obj)
+		if err == nil {
+			in.object(out)
+		}
+		return out, err
+	}
+}
+
 // AsCached returns a deep copy of obj as the cache holds it, after the same
-// transform: for tests that judge an object both ways.
+// transform: for tests that judge an object both ways. It shares nothing
+// with other objects (Transformer does).
 func AsCached(obj client.Object) client.Object {
+	return NewTransformer().AsCached(obj)
+}
+
+// Transformer gives objects as one cache holds them: the values of all the
+// objects it was given are shared as the cache's are.
+type Transformer struct{ in *interner }
+
+// NewTransformer returns a Transformer that has seen no object yet.
+func NewTransformer() *Transformer { return &Transformer{in: newInterner()} }
+
+// AsCached returns a deep copy of obj as the cache holds it, after the same
+// transform, sharing values with the objects t returned before.
+func (t *Transformer) AsCached(obj client.Object) client.Object {
 	out := obj.DeepCopyObject().(client.Object)
 	transform := stripUnread
-	for _, t := range transforms {
-		if reflect.TypeOf(t.obj()) == reflect.TypeOf(out) && sameKind(t.obj(), out) {
-			transform = t.transform
+	for _, tr := range transforms {
+		if reflect.TypeOf(tr.obj()) == reflect.TypeOf(out) && sameKind(tr.obj(), out) {
+			transform = tr.transform
 		}
 	}
-	cached, err := transform(out)
+	cached, err := t.in.sharing(transform)(out)
 	if err != nil {
 		panic(fmt.Sprintf("transforming %T: %v", obj, err)) // the transforms never fail
 	}

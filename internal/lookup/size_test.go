@@ -177,3 +177,33 @@ func cacheTransform(obj client.Object) toolscache.TransformFunc {
 	}
 	return opts.DefaultTransform
 }
+
+// BenchmarkTransform is the time the cache's transform takes per object,
+// decoding excluded: the informer calls it on every watch event.
+func BenchmarkTransform(b *testing.B) {
+	for _, tc := range []struct {
+		name   string
+		served []byte
+		newObj func() client.Object
+	}{
+		{"Deployment", servedDeployment(1), func() client.Object { return &appsv1.Deployment{} }},
+		{"StatefulSet", servedStatefulSet(1), func() client.Object { return &appsv1.StatefulSet{} }},
+		{"Pod", servedPod(1), func() client.Object { return podMetadata() }},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			transform := cacheTransform(tc.newObj())
+			b.ReportAllocs()
+			for range b.N {
+				b.StopTimer()
+				obj := tc.newObj()
+				if err := json.Unmarshal(tc.served, obj); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				if _, err := transform(obj); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
