@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"unsafe"
+	"weak"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -30,33 +32,43 @@ import (
 // wrote to a map would already corrupt the cache; with sharing it would
 // corrupt other objects as well.
 //
-// The interner holds no more than a bounded number of values: each table
-// keeps two generations of at most internLimit entries, and when the newer
-// one is full the older is dropped. A value the interner drops stays alive as
-// long as an object uses it (the next equal value gets a canonical copy of
-// its own, so sharing is partial after churn, never wrong); a value no
-// object uses any more is kept at most until two generations have passed.
-// Values are found again by content, so deletes and updates need no
-// bookkeeping: an updated object's values are interned anew.
+// Maps are the most numerous shared values (one per ReplicaSet's pods, per
+// workload, per selector), and an object's map must be found again however
+// long ago an equal one was cached: a pod's status update, at any time,
+// decodes its labels anew. So the map table holds each canonical map
+// weakly (Go's weak pointers), as long as some cached object uses it, and
+// forgets it when the last one is collected; entries of collected maps are
+// swept whenever the table has doubled since the last sweep. It costs about
+// 50 bytes per distinct live map.
+//
+// Strings and the other values are few and hot (namespaces, label keys,
+// the container shapes of a cluster's charts): their tables are bounded,
+// two generations of at most internLimit entries each, the older dropped
+// when the newer is full. A value dropped from them stays alive as long as
+// an object uses it (the next equal value gets a canonical copy of its own,
+// so sharing is partial after churn, never wrong), and one no object uses
+// any more is held at most until two generations have passed.
+//
+// Values are found by content, so deletes and updates need no bookkeeping:
+// an updated object's values are interned anew.
 type interner struct {
 	mu      sync.Mutex
 	seed    maphash.Seed
 	strings generations[string, string]
-	labels  generations[uint64, []map[string]string]
+	labels  weakMaps
 	values  generations[uint64, []any]
 }
 
-// internLimit is the size of each generation of each table: large enough to
-// hold the values of the burst of one listing (pods arrive in name order, so
-// the pods of a ReplicaSet come together), small enough that the tables stay
-// well under a MiB.
+// internLimit is the size of each generation of the bounded tables: large
+// enough for a cluster's namespaces, label keys and container shapes, small
+// enough that the tables stay well under a MiB.
 const internLimit = 2048
 
 func newInterner() *interner {
 	return &interner{
 		seed:    maphash.MakeSeed(),
 		strings: generations[string, string]{limit: 2 * internLimit},
-		labels:  generations[uint64, []map[string]string]{limit: internLimit},
+		labels:  weakMaps{entries: map[uint64]weak.Pointer[mapHeader]{}, sweepAt: minSweep},
 		values:  generations[uint64, []any]{limit: internLimit},
 	}
 }
@@ -86,6 +98,47 @@ func (g *generations[K, V]) put(k K, v V) {
 	g.newer[k] = v
 }
 
+// weakMaps holds canonical maps by the hash of their content, weakly.
+type weakMaps struct {
+	entries map[uint64]weak.Pointer[mapHeader]
+	// sweepAt is the size at which entries of collected maps are dropped.
+	sweepAt int
+}
+
+// minSweep is the smallest table that is swept.
+const minSweep = 1024
+
+// mapHeader stands for the object a map value points to: a Go map is one
+// pointer to a heap object that lives as long as the map does.
+type mapHeader struct{ _ byte }
+
+func headerOf(m map[string]string) *mapHeader {
+	return (*mapHeader)(reflect.ValueOf(m).UnsafePointer())
+}
+
+func mapOf(h *mapHeader) map[string]string { return *(*map[string]string)(unsafe.Pointer(&h)) }
+
+// get is the live canonical map of hash h, if any.
+func (t *weakMaps) get(h uint64) map[string]string {
+	if p := t.entries[h].Value(); p != nil {
+		return mapOf(p)
+	}
+	return nil
+}
+
+func (t *weakMaps) put(h uint64, m map[string]string) {
+	t.entries[h] = weak.Make(headerOf(m))
+	if len(t.entries) < t.sweepAt {
+		return
+	}
+	for k, p := range t.entries {
+		if p.Value() == nil {
+			delete(t.entries, k)
+		}
+	}
+	t.sweepAt = max(2*len(t.entries), minSweep)
+}
+
 // str is the canonical copy of s.
 func (in *interner) str(s string) string {
 	if s == "" {
@@ -109,17 +162,17 @@ func (in *interner) stringMap(m map[string]string) map[string]string {
 	for k, v := range m {
 		h += maphash.Comparable(in.seed, [2]string{k, v}) // in any order
 	}
-	bucket, _ := in.labels.get(h)
-	for _, c := range bucket {
+	if c := in.labels.get(h); c != nil {
 		if maps.Equal(c, m) {
 			return c
 		}
+		return m // another content of the same hash (rare): left unshared
 	}
 	c := make(map[string]string, len(m))
 	for k, v := range m {
 		c[in.str(k)] = in.str(v)
 	}
-	in.labels.put(h, append(slices.Clip(bucket), c))
+	in.labels.put(h, c)
 	return c
 }
 

@@ -3,6 +3,7 @@ package lookup
 import (
 	"fmt"
 	"reflect"
+	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -167,17 +168,29 @@ func TestSharingChangesNoValue(t *testing.T) {
 	assert.Equal(t, snapshots, cached, "transforms wrote to values other cached objects share")
 }
 
-func TestInternerIsBounded(t *testing.T) {
+func TestInternerKeepsMapsWhileUsed(t *testing.T) {
 	in := newInterner()
+	first := in.stringMap(map[string]string{"app": "first"})
 	var kept []map[string]string
 	for i := range 5 * internLimit {
-		m := in.stringMap(map[string]string{"app": fmt.Sprint(i)})
-		kept = append(kept, m)
-		assert.Equal(t, map[string]string{"app": fmt.Sprint(i)}, m)
+		kept = append(kept, in.stringMap(map[string]string{"app": fmt.Sprint(i)}))
 	}
-	assert.LessOrEqual(t, len(in.labels.newer)+len(in.labels.older), 2*internLimit, "maps held")
+	assert.True(t, same(first, in.stringMap(map[string]string{"app": "first"})),
+		"a map still used is shared however many came after it")
+	assert.True(t, same(kept[7], in.stringMap(map[string]string{"app": "7"})))
+	assert.Equal(t, map[string]string{"app": "7"}, kept[7])
+	runtime.KeepAlive(first)
+
+	// Once no object uses them, the maps are collected and their entries swept.
+	kept = nil
+	runtime.GC()
+	for i := range 2 * minSweep {
+		in.stringMap(map[string]string{"other": fmt.Sprint(i)})
+	}
+	runtime.GC()
+	in.stringMap(map[string]string{"last": "one"})
+	in.labels.sweepAt = 0
+	in.stringMap(map[string]string{"sweep": "now"})
+	assert.Less(t, len(in.labels.entries), 10, "entries of collected maps are swept")
 	assert.LessOrEqual(t, len(in.strings.newer)+len(in.strings.older), 4*internLimit, "strings held")
-	assert.True(t, same(kept[len(kept)-1], in.stringMap(map[string]string{"app": fmt.Sprint(len(kept) - 1)})), "recent maps are shared")
-	assert.False(t, same(kept[0], in.stringMap(map[string]string{"app": "0"})), "a map dropped from the table gets a copy of its own")
-	assert.Equal(t, map[string]string{"app": "0"}, kept[0], "and the objects that use the old one keep it")
 }

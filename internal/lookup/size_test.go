@@ -34,7 +34,7 @@ func BenchmarkCachedBytes(b *testing.B) {
 	}{
 		{"Deployment", 4000, servedDeployment, func() client.Object { return &appsv1.Deployment{} }, map[string]client.IndexerFunc{ComponentIndex: componentOf}},
 		{"StatefulSet", 2000, servedStatefulSet, func() client.Object { return &appsv1.StatefulSet{} }, map[string]client.IndexerFunc{ComponentIndex: componentOf}},
-		{"Pod", 11000, servedPod, func() client.Object { return podMetadata() }, nil},
+		{"Pod", benchPods, servedPod, func() client.Object { return podMetadata() }, nil},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			transform := cacheTransform(tc.newObj())
@@ -149,14 +149,18 @@ func servedStatefulSet(i int) []byte {
 		name, benchNamespace, uid(2, i), 50000+i, managedFieldsJSON)
 }
 
-// podsPerDeployment is about the scale run's: 50,000 pods of 9,000 Deployments.
-const podsPerDeployment = 5.5
+// benchPods and podOwners are about the scale run's 5.5 pods per
+// Deployment (50,000 pods of 9,000 Deployments), with more owners than the
+// interner's bounded tables hold.
+const benchPods, podOwners = 22000, 4000
 
 // servedPod is the metadata of the scale run's pod number i, as the
 // metadata informer receives it: a ReplicaSet's pod (the tool's own, with
-// the same labels and names).
+// the same labels and names). As in the scale run, consecutive pods belong
+// to different Deployments, which is also the order in which pods' status
+// updates arrive.
 func servedPod(i int) []byte {
-	d := int(float64(i) / podsPerDeployment)
+	d := i % podOwners
 	owner := fmt.Sprintf("web-%05d", d)
 	hash := fmt.Sprintf("x%09x", d*2654435761%(1<<32))[:10]
 	return fmt.Appendf(nil, `{"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1","metadata":{"name":"%[1]s-%[2]s-%05[3]d","generateName":"%[1]s-%[2]s-",
