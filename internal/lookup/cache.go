@@ -271,10 +271,13 @@ func trimService(in any) (any, error) {
 // labels) and what the peers reconciler reads: the name, the deletion
 // timestamp, a StatefulSet controller reference, and of the annotations the
 // two it compares. Other owner references (most pods are a ReplicaSet's or
-// a Job's), generateName and finalizers are dropped.
+// a Job's), generateName, finalizers and the pod's own uid (nothing reads
+// it: the peers reconciler compares the owner's; 48 bytes of 50,000 pods'
+// 0.64 KiB each) are dropped. The resourceVersion stays: the informer's
+// store tracks it.
 func stripPodMetadata(in any) (any, error) {
 	if m, ok := in.(*metav1.PartialObjectMetadata); ok {
-		m.ManagedFields, m.GenerateName, m.Finalizers = nil, "", nil
+		m.ManagedFields, m.GenerateName, m.Finalizers, m.UID = nil, "", nil, ""
 		m.OwnerReferences = statefulSetController(m.OwnerReferences)
 		var kept map[string]string
 		for _, key := range []string{policy.AnnotationOrdinal, policy.AnnotationPeersReplicas} {

@@ -240,7 +240,7 @@ func TestComponentOf(t *testing.T) {
 
 func TestStripPodMetadata(t *testing.T) {
 	in := podMetadata()
-	in.Name, in.Namespace = "db-0", "shop"
+	in.Name, in.Namespace, in.UID, in.ResourceVersion = "db-0", "shop", "u", "7"
 	in.Labels = map[string]string{"app": "db"}
 	in.Annotations = map[string]string{"big": "value"}
 	in.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubelet"}}
@@ -250,10 +250,10 @@ func TestStripPodMetadata(t *testing.T) {
 	out, err := stripPodMetadata(in)
 	require.NoError(t, err)
 	want := podMetadata()
-	want.Name, want.Namespace = "db-0", "shop"
+	want.Name, want.Namespace, want.ResourceVersion = "db-0", "shop", "7"
 	want.Labels = map[string]string{"app": "db"}
 	want.OwnerReferences = []metav1.OwnerReference{controller}
-	assert.Equal(t, want, out)
+	assert.Equal(t, want, out, "the pod's uid is not read; its owner's is")
 
 	for _, other := range []metav1.OwnerReference{
 		{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-7d9f", UID: "r", Controller: ptr.To(true)},
