@@ -41,8 +41,10 @@ import (
 // swept whenever the table has doubled since the last sweep. It costs about
 // 50 bytes per distinct live map.
 //
-// Strings and the other values are few and hot (namespaces, label keys,
-// the container shapes of a cluster's charts): their tables are bounded,
+// Strings and the other values that repeat are few and hot (namespaces,
+// label keys, the container shapes of a cluster's charts; a label value
+// naming one workload repeats only within its own objects, which arrive
+// together, and otherwise falls out): their tables are bounded,
 // two generations of at most internLimit entries each, the older dropped
 // when the newer is full. A value dropped from them stays alive as long as
 // an object uses it (the next equal value gets a canonical copy of its own,

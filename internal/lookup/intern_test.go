@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"runtime"
 	"testing"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -166,6 +167,14 @@ func TestSharingChangesNoValue(t *testing.T) {
 		}
 	}
 	assert.Equal(t, snapshots, cached, "transforms wrote to values other cached objects share")
+}
+
+func TestMapHeader(t *testing.T) {
+	m := map[string]string{"a": "b"}
+	require.Equal(t, unsafe.Sizeof(uintptr(0)), unsafe.Sizeof(m), "a map is one pointer")
+	back := mapOf(headerOf(m))
+	back["c"] = "d"
+	assert.Equal(t, map[string]string{"a": "b", "c": "d"}, m, "the map rebuilt from its header is the map")
 }
 
 func TestInternerKeepsMapsWhileUsed(t *testing.T) {
