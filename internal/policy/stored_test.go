@@ -144,8 +144,14 @@ func TestStoredWorkloadsJudgedAlike(t *testing.T) {
 					WantsDisruptionBudget(s), DisruptionBudget(s), PlanDisruptionBudget(s, nil), PlanDisruptionBudget(s, budgets),
 					BudgetConcerns(&budgets[1], s), PlanClaimGrowth(w, claims, classes), IsInjectedClaimOf(claims[0].Name, w))
 			}
+			stsBefore, deployBefore := trimmedSts.DeepCopy(), trimmedDeploy.DeepCopy()
 			assert.Equal(t, judgeStoredStatefulSet(&sts), judgeStoredStatefulSet(trimmedSts), "statefulset, seed %d", seed)
 			assert.Equal(t, judgeStored(FromDeployment(&deploy)), judgeStored(FromDeployment(trimmedDeploy)), "deployment, seed %d", seed)
+			// The cache shares a stored workload's maps and slices with
+			// other objects (internal/lookup's interner) and hands some
+			// readers its own copy: nothing may write to it.
+			assert.Equal(t, stsBefore, trimmedSts, "judging a stored statefulset wrote to it, seed %d", seed)
+			assert.Equal(t, deployBefore, trimmedDeploy, "judging a stored deployment wrote to it, seed %d", seed)
 		})
 	}
 }
