@@ -19,6 +19,7 @@ package wire
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +27,7 @@ import (
 	"unicode/utf8"
 
 	jsoniter "github.com/json-iterator/go"
+	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -38,8 +40,9 @@ import (
 // about three times faster than encoding/json (which the API machinery and
 // controller-runtime use) with the same results, honouring the types' own
 // UnmarshalJSON (quantities, times, int-or-string). Keys match
-// case-sensitively, as the API machinery's decoder does.
-var JSON = jsoniter.Config{EscapeHTML: true, CaseSensitive: true}.Froze()
+// case-sensitively, as the API machinery's decoder does. Of a pod
+// template's containers it decodes only what policy reads (template.go).
+var JSON = newAPI(false)
 
 // MaxRequestSize bounds an AdmissionReview body as controller-runtime does:
 // two objects of at most 3 MB each plus the envelope.
@@ -335,4 +338,33 @@ func Write(w http.ResponseWriter, apiVersion string, resp *admissionv1.Admission
 		TypeMeta: metav1.TypeMeta{APIVersion: apiVersion, Kind: "AdmissionReview"},
 		Response: resp,
 	})
+}
+
+// EncodePatch encodes a JSON patch byte for byte as controller-runtime's
+// Response.Complete does, in one pass: Complete has encoding/json call
+// jsonpatch.Operation's MarshalJSON per operation, which encodes the
+// operation on its own and has the result scanned and copied again. The
+// values are Kubernetes types whose fields say omitzero, which
+// json-iterator does not honour, so encoding/json it stays.
+func EncodePatch(ops []jsonpatch.Operation) ([]byte, error) {
+	type withNull struct {
+		Operation string `json:"op"`
+		Path      string `json:"path"`
+		Value     any    `json:"value"`
+	}
+	type withoutNull struct {
+		Operation string `json:"op"`
+		Path      string `json:"path"`
+		Value     any    `json:"value,omitempty"`
+	}
+	list := make([]any, len(ops))
+	for i, op := range ops {
+		// An add or replace writes "value": null rather than no value.
+		if op.Value == nil && (op.Operation == "add" || op.Operation == "replace") {
+			list[i] = withNull{Operation: op.Operation, Path: op.Path}
+			continue
+		}
+		list[i] = withoutNull{Operation: op.Operation, Path: op.Path, Value: op.Value}
+	}
+	return json.Marshal(list)
 }
