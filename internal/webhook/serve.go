@@ -20,6 +20,10 @@ import (
 // admission.Request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rv, err := wire.Read(r, review.NewObject)
+	// The review's strings point into a reused buffer: nothing of it may
+	// be kept past the answer (metrics labels and the live reads' keys are
+	// copies).
+	defer rv.Release()
 	if err != nil {
 		h.log.Error(err, "unreadable admission review", "webhook", h.name)
 		code := int32(http.StatusBadRequest)

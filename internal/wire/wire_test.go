@@ -299,3 +299,24 @@ func TestEncodePatchAsEncodingJSON(t *testing.T) {
 		assert.Equal(t, string(want), string(got))
 	}
 }
+
+// TestReleaseReusesTheBody: a review's strings point into its pooled body;
+// in race-enabled builds (the test suites) Release overwrites the body, so
+// that a string kept past it is caught.
+func TestReleaseReusesTheBody(t *testing.T) {
+	body, err := os.ReadFile(filepath.Join("..", "webhook", "testdata", "statefulset-create-stateful-multi.json"))
+	require.NoError(t, err)
+	req := httptest.NewRequest("POST", "/validate", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	rv, err := wire.Read(req, review.NewObject)
+	require.NoError(t, err)
+	name := rv.Object.(*appsv1.StatefulSet).Name
+	require.NotEmpty(t, name)
+	kept := strings.Clone(name)
+	rv.Release()
+	rv.Release() // a second Release does nothing
+	if wire.PoisonReleased {
+		assert.NotEqual(t, kept, name, "the released body was not overwritten")
+	}
+	assert.Equal(t, "redis", kept)
+}
