@@ -5,7 +5,9 @@
 // uses) for every body that decoder accepts, with every field of the request
 // read. On the fast path it also hands out the request's objects already
 // decoded into their Go types, so that each object is decoded exactly once;
-// FuzzReadMatchesStock holds the contract.
+// FuzzReadMatchesStock holds the contract. One exception, written down in
+// policy: of a workload's pod-template containers only the fields policy
+// reads are decoded (template.go); the rest is checked as JSON and skipped.
 //
 // The fast path (readOnePass) reads a well-formed review in a single pass
 // with json-iterator: the envelope field by field and each object straight
