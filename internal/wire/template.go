@@ -38,7 +38,8 @@ func newAPI(borrow bool) jsoniter.API {
 	}
 	fields := &readContainerFields{}
 	if borrow {
-		fields.discard = templates
+		// Keys are matched in place only where they have no escapes.
+		fields.skipObject = templates.DecoderOf(reflect2.TypeOf((*noFields)(nil)))
 	}
 	templates.RegisterExtension(fields)
 	api.RegisterExtension(&templateSpecs{
@@ -49,13 +50,10 @@ func newAPI(borrow bool) jsoniter.API {
 
 // readContainerFields leaves a container's fields but policy.ContainerFields
 // unread: without a name, so that they are skipped as unknown keys are, or,
-// for lists when discard is set, decoded into one scratch element each and
-// dropped. Skipping copies every key of every skipped object (json-iterator
-// reads keys as new strings); a borrowing configuration (discard) decodes a
-// list of 1,000 environment variables without allocating per variable.
+// for lists when skipObject is set, skipped element by element.
 type readContainerFields struct {
 	jsoniter.DummyExtension
-	discard jsoniter.API
+	skipObject jsoniter.ValDecoder
 }
 
 func (e *readContainerFields) UpdateStructDescriptor(d *jsoniter.StructDescriptor) {
@@ -66,30 +64,39 @@ func (e *readContainerFields) UpdateStructDescriptor(d *jsoniter.StructDescripto
 		read := slices.ContainsFunc(b.FromNames, func(name string) bool {
 			return slices.Contains(policy.ContainerFields, name)
 		})
-		switch list, isList := b.Field.Type().(reflect2.SliceType); {
+		switch {
 		case read:
-		case isList && e.discard != nil:
-			b.Decoder = discardList{elem: list.Elem(), decoder: e.discard.DecoderOf(reflect2.PtrTo(list.Elem()))}
+		case e.skipObject != nil && b.Field.Type().Kind() == reflect.Slice:
+			b.Decoder = skipList{skipObject: e.skipObject}
 		default:
 			b.FromNames = nil
 		}
 	}
 }
 
-// discardList decodes a list's elements, checking them as their type does,
-// into one scratch element.
-type discardList struct {
-	elem    reflect2.Type
-	decoder jsoniter.ValDecoder
+// noFields is an object none of whose keys is a field: json-iterator's
+// struct decoder matches an object's keys without copying them and skips
+// their values, where skipping the object itself copies every key into a
+// new string. A list of 1,100 environment variables is skipped so without
+// allocating.
+type noFields struct {
+	Never struct{} `json:"\x00"`
 }
 
-func (l discardList) Decode(_ unsafe.Pointer, it *jsoniter.Iterator) {
+// skipList skips a list, checking it as JSON: its objects as noFields.
+type skipList struct{ skipObject jsoniter.ValDecoder }
+
+func (l skipList) Decode(_ unsafe.Pointer, it *jsoniter.Iterator) {
 	if it.ReadNil() {
 		return
 	}
-	scratch := l.elem.UnsafeNew()
+	var scratch noFields
 	for it.ReadArray() && it.Error == nil {
-		l.decoder.Decode(scratch, it)
+		if it.WhatIsNext() == jsoniter.ObjectValue {
+			l.skipObject.Decode(unsafe.Pointer(&scratch), it)
+			continue
+		}
+		it.Skip()
 	}
 }
 
