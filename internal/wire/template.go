@@ -3,7 +3,6 @@ package wire
 import (
 	"reflect"
 	"slices"
-	"unsafe"
 
 	jsoniter "github.com/json-iterator/go"
 	"github.com/modern-go/reflect2"
@@ -38,8 +37,7 @@ func newAPI(borrow bool) jsoniter.API {
 	}
 	fields := &readContainerFields{}
 	if borrow {
-		// Keys are matched in place only where they have no escapes.
-		fields.skipObject = templates.DecoderOf(reflect2.TypeOf((*noFields)(nil)))
+		fields.skip = skipUnread{}
 	}
 	templates.RegisterExtension(fields)
 	api.RegisterExtension(&templateSpecs{
@@ -49,11 +47,12 @@ func newAPI(borrow bool) jsoniter.API {
 }
 
 // readContainerFields leaves a container's fields but policy.ContainerFields
-// unread: without a name, so that they are skipped as unknown keys are, or,
-// for lists when skipObject is set, skipped element by element.
+// unread: with skip set, skip decodes them (skipUnread, which scans the
+// body itself); otherwise they have no name, so that json-iterator skips
+// them as it skips unknown keys.
 type readContainerFields struct {
 	jsoniter.DummyExtension
-	skipObject jsoniter.ValDecoder
+	skip jsoniter.ValDecoder
 }
 
 func (e *readContainerFields) UpdateStructDescriptor(d *jsoniter.StructDescriptor) {
@@ -66,37 +65,11 @@ func (e *readContainerFields) UpdateStructDescriptor(d *jsoniter.StructDescripto
 		})
 		switch {
 		case read:
-		case e.skipObject != nil && b.Field.Type().Kind() == reflect.Slice:
-			b.Decoder = skipList{skipObject: e.skipObject}
+		case e.skip != nil:
+			b.Decoder = e.skip
 		default:
 			b.FromNames = nil
 		}
-	}
-}
-
-// noFields is an object none of whose keys is a field: json-iterator's
-// struct decoder matches an object's keys without copying them and skips
-// their values, where skipping the object itself copies every key into a
-// new string. A list of 1,100 environment variables is skipped so without
-// allocating.
-type noFields struct {
-	Never struct{} `json:"\x00"`
-}
-
-// skipList skips a list, checking it as JSON: its objects as noFields.
-type skipList struct{ skipObject jsoniter.ValDecoder }
-
-func (l skipList) Decode(_ unsafe.Pointer, it *jsoniter.Iterator) {
-	if it.ReadNil() {
-		return
-	}
-	var scratch noFields
-	for it.ReadArray() && it.Error == nil {
-		if it.WhatIsNext() == jsoniter.ObjectValue {
-			l.skipObject.Decode(unsafe.Pointer(&scratch), it)
-			continue
-		}
-		it.Skip()
 	}
 }
 
