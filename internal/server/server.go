@@ -162,6 +162,9 @@ func setup(mgr manager.Manager, rc *rest.Config, cfg config.Config, d *drain) er
 	if err := setupLeader(mgr, rc, cfg, engine); err != nil {
 		return err
 	}
+	if err := mgr.Add(releaseStartupPages{cache: mgr.GetCache(), log: mgr.GetLogger().WithName("memory")}); err != nil {
+		return fmt.Errorf("adding the release of start-up pages: %w", err)
+	}
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return fmt.Errorf("adding the health check: %w", err)
