@@ -14,8 +14,9 @@
 //
 // Broadcaster does the same series detection with the same API requests,
 // keeping of each Event only a hash of that key, its name and three
-// timestamps (about 160 bytes, against 1.3 KiB in client-go's: TestWhatAnEventKeeps); only a series (an Event that came again)
-// also keeps its latest occurrence, to write its final count. For users
+// timestamps (about 160 bytes, against 1.3 KiB in client-go's broadcaster:
+// TestWhatAnEventKeeps); only a series (an Event that came again) also
+// keeps its latest occurrence, to write its final count. For users
 // nothing changes: the same Events are written, an Event repeated within
 // six minutes is counted in one Event's series (created, then patched to
 // count 2, its final count written once it has not come again for six
