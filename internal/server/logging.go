@@ -37,9 +37,9 @@ func NewLogger(cfg config.Config, w io.Writer) (log logr.Logger, flush func() er
 	// call per request; buffered, the lines go out in batches, at the latest
 	// a second later (klog, which Kubernetes' own components log through,
 	// flushes every five). flush writes what is left, on the way out.
-	// 32 KiB hold about 90 decision lines (350 bytes each), so a write carries that many
-	// at any rate; zap's default buffer, 256 KiB, would keep 224 KiB more
-	// of the heap for the life of the process.
+	// 32 KiB hold about 90 decision lines (350 bytes each), so a write
+	// carries that many at any rate; zap's default buffer, 256 KiB, would
+	// keep 224 KiB more of the heap for the life of the process.
 	sink := &zapcore.BufferedWriteSyncer{WS: zapcore.AddSync(w), FlushInterval: time.Second, Size: logBufferSize}
 	// logr's V(n) is zap level -n, so verbosity n enables V(0)..V(n).
 	core := zapcore.NewCore(encoder, sink, zap.NewAtomicLevelAt(zapcore.Level(level)))
