@@ -61,6 +61,11 @@ func fixtures() []client.Object {
 			ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "db-a", Labels: map[string]string{policy.LabelComponent: "db"}},
 			Spec:       appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db-a"}}},
 		},
+		// "api" is labelled with its own name (found both by label and by
+		// name, listed once); "worker" is labelled with another component,
+		// so it is not component "worker".
+		&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "api", Labels: map[string]string{policy.LabelComponent: "api"}}},
+		&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "worker", Labels: map[string]string{policy.LabelComponent: "jobs"}}},
 		// HPAs of StatefulSet "db", and one of a same-named target in another group.
 		hpaOf("db-scaler", "apps/v1", "StatefulSet", "db", 3),
 		hpaOf("a-scaler", "apps/v1", "StatefulSet", "db", 1),
@@ -163,6 +168,11 @@ func TestLookups(t *testing.T) {
 			none, err := l.Component(ctx, policy.KindStatefulSet, "shop", "web")
 			require.NoError(t, err)
 			assert.Empty(t, none)
+			for component, want := range map[string][]string{"web": {"web"}, "api": {"api"}, "jobs": {"worker"}, "worker": nil} {
+				got, err := l.Component(ctx, policy.KindDeployment, "shop", component)
+				require.NoError(t, err)
+				assert.Equal(t, want, names(got), "component %q", component)
+			}
 
 			claims, err := l.Claims(ctx, "shop", []string{"data", "absent"})
 			require.NoError(t, err)
@@ -218,18 +228,19 @@ func TestMemoryAddReplaces(t *testing.T) {
 }
 
 func TestComponentOf(t *testing.T) {
-	assert.Equal(t, []string{"db"}, componentOf(&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "db"}}))
+	assert.Empty(t, componentOf(&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "db"}}),
+		"a workload named after its component is found by name, not in the index")
 	assert.Equal(t, []string{"shop-db"}, componentOf(&appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{
 		Name: "db-v2", Labels: map[string]string{policy.LabelComponent: "shop-db"},
 	}}))
-	assert.Equal(t, []string{"db"}, componentOf(&appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{
+	assert.Empty(t, componentOf(&appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{
 		Name: "db", Labels: map[string]string{policy.LabelComponent: ""},
 	}}), "an empty label falls back to the name, as policy.Workload.Component does")
 }
 
 func TestStripPodMetadata(t *testing.T) {
 	in := podMetadata()
-	in.Name, in.Namespace = "db-0", "shop"
+	in.Name, in.Namespace, in.UID, in.ResourceVersion = "db-0", "shop", "u", "7"
 	in.Labels = map[string]string{"app": "db"}
 	in.Annotations = map[string]string{"big": "value"}
 	in.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubelet"}}
@@ -239,10 +250,10 @@ func TestStripPodMetadata(t *testing.T) {
 	out, err := stripPodMetadata(in)
 	require.NoError(t, err)
 	want := podMetadata()
-	want.Name, want.Namespace = "db-0", "shop"
+	want.Name, want.Namespace, want.ResourceVersion = "db-0", "shop", "7"
 	want.Labels = map[string]string{"app": "db"}
 	want.OwnerReferences = []metav1.OwnerReference{controller}
-	assert.Equal(t, want, out)
+	assert.Equal(t, want, out, "the pod's uid is not read; its owner's is")
 
 	for _, other := range []metav1.OwnerReference{
 		{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-7d9f", UID: "r", Controller: ptr.To(true)},

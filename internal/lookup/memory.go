@@ -221,17 +221,19 @@ func (m *Memory) StorageClasses(context.Context) ([]storagev1.StorageClass, erro
 }
 
 // AsCached returns a copy of m holding what the informer cache would hold
-// of its objects: each passed through the cache's transform (AsCached). The
-// differential tests judge every fixture against both, so that a rule
-// reading a field the cache drops fails a test instead of seeing it empty.
+// of its objects: each passed through the cache's transform, their values
+// shared as one cache shares them (Transformer). The differential tests
+// judge every fixture against both, so that a rule reading a field the cache
+// drops fails a test instead of seeing it empty.
 func (m *Memory) AsCached() *Memory {
 	out := NewMemory()
-	addAsCached(out, m.deployments)
-	addAsCached(out, m.statefulSets)
-	addAsCached(out, m.claims)
-	addAsCached(out, m.services)
-	addAsCached(out, m.namespaces)
-	addAsCached(out, m.classes)
+	t := NewTransformer()
+	addAsCached(out, t, m.deployments)
+	addAsCached(out, t, m.statefulSets)
+	addAsCached(out, t, m.claims)
+	addAsCached(out, t, m.services)
+	addAsCached(out, t, m.namespaces)
+	addAsCached(out, t, m.classes)
 	for ns, pods := range m.podLabels {
 		out.podLabels[ns] = slices.Clone(pods)
 	}
@@ -239,8 +241,8 @@ func (m *Memory) AsCached() *Memory {
 	return out
 }
 
-func addAsCached[K comparable, T client.Object](to *Memory, objects map[K]T) {
+func addAsCached[K comparable, T client.Object](to *Memory, t *Transformer, objects map[K]T) {
 	for _, o := range objects {
-		to.Add(AsCached(o))
+		to.Add(t.AsCached(o))
 	}
 }

@@ -148,9 +148,11 @@ func measureKind(ctx context.Context, k listed) (kindSize, error) {
 }
 
 // asCached replaces each item of list with what the informer cache keeps of
-// it: the cache's own transform (lookup.AsCached). Pods arrive as
+// it: the cache's own transform, the items sharing equal values as the
+// cache's objects do (lookup.Transformer). Pods arrive as
 // PartialObjectMetadata, which the cache knows as pods.
 func asCached(list kruntime.Object) error {
+	cache := lookup.NewTransformer()
 	return meta.EachListItem(list, func(obj kruntime.Object) error {
 		o, ok := obj.(client.Object)
 		if !ok {
@@ -159,7 +161,7 @@ func asCached(list kruntime.Object) error {
 		if _, ok := o.(*metav1.PartialObjectMetadata); ok {
 			o.GetObjectKind().SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Pod"))
 		}
-		reflect.ValueOf(o).Elem().Set(reflect.ValueOf(lookup.AsCached(o)).Elem())
+		reflect.ValueOf(o).Elem().Set(reflect.ValueOf(cache.AsCached(o)).Elem())
 		return nil
 	})
 }

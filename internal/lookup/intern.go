@@ -1,0 +1,282 @@
+package lookup
+
+import (
+	"encoding/json"
+	"hash/maphash"
+	"maps"
+	"reflect"
+	"slices"
+	"sync"
+	"unsafe"
+	"weak"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// An interner lets the objects of one cache share equal values: strings
+// (namespaces, label keys and values), label and annotation maps, and the
+// small read-only parts of a trimmed workload (its containers' ports and
+// mounts, volumes, claim templates, strategy). Each object decodes into
+// values of its own; most are equal to another cached object's: the pods of
+// a ReplicaSet carry the same labels, a workload's selector is usually its
+// pod template's labels, and the workloads of one chart have the same ports
+// and mounts. Sharing them is what makes 50,000 pods and 10,000 workloads
+// fit (docs/performance.md, "What the caches cost").
+//
+// Sharing is safe because nothing writes to a cached object: controller-
+// runtime's cache gives every Get and List a deep copy, and the readers that
+// skip the copy (client.UnsafeDisableDeepCopy: the audit, PodsExist, the
+// reconcilers' read-only lists and mappings) only read. Such a reader that
+// wrote to a map would already corrupt the cache; with sharing it would
+// corrupt other objects as well.
+//
+// Maps are the most numerous shared values (one per ReplicaSet's pods, per
+// workload, per selector), and an object's map must be found again however
+// long ago an equal one was cached: a pod's status update, at any time,
+// decodes its labels anew. So the map table holds each canonical map
+// weakly (Go's weak pointers), as long as some cached object uses it, and
+// forgets it when the last one is collected; entries of collected maps are
+// swept whenever the table has doubled since the last sweep. It costs about
+// 50 bytes per distinct live map.
+//
+// Strings and the other values that repeat are few and hot (namespaces,
+// label keys, the container shapes of a cluster's charts; a label value
+// naming one workload repeats only within its own objects, which arrive
+// together, and otherwise falls out): their tables are bounded,
+// two generations of at most internLimit entries each, the older dropped
+// when the newer is full. A value dropped from them stays alive as long as
+// an object uses it (the next equal value gets a canonical copy of its own,
+// so sharing is partial after churn, never wrong), and one no object uses
+// any more is held at most until two generations have passed.
+//
+// Values are found by content, so deletes and updates need no bookkeeping:
+// an updated object's values are interned anew.
+type interner struct {
+	mu      sync.Mutex
+	seed    maphash.Seed
+	strings generations[string, string]
+	labels  weakMaps
+	values  generations[uint64, []any]
+}
+
+// internLimit is the size of each generation of the bounded tables: large
+// enough for a cluster's namespaces, label keys and container shapes, small
+// enough that the tables stay well under a MiB.
+const internLimit = 2048
+
+func newInterner() *interner {
+	return &interner{
+		seed:    maphash.MakeSeed(),
+		strings: generations[string, string]{limit: 2 * internLimit},
+		labels:  weakMaps{entries: map[uint64]weak.Pointer[mapHeader]{}, sweepAt: minSweep},
+		values:  generations[uint64, []any]{limit: internLimit},
+	}
+}
+
+// generations is a table of at most 2×limit entries: lookups find an entry
+// in the newer generation or, moving it there, in the older one.
+type generations[K comparable, V any] struct {
+	newer, older map[K]V
+	limit        int
+}
+
+func (g *generations[K, V]) get(k K) (V, bool) {
+	if v, ok := g.newer[k]; ok {
+		return v, true
+	}
+	v, ok := g.older[k]
+	if ok {
+		g.put(k, v)
+	}
+	return v, ok
+}
+
+func (g *generations[K, V]) put(k K, v V) {
+	if g.newer == nil || len(g.newer) >= g.limit {
+		g.older, g.newer = g.newer, make(map[K]V, g.limit)
+	}
+	g.newer[k] = v
+}
+
+// weakMaps holds canonical maps by the hash of their content, weakly.
+type weakMaps struct {
+	entries map[uint64]weak.Pointer[mapHeader]
+	// sweepAt is the size at which entries of collected maps are dropped.
+	sweepAt int
+}
+
+// minSweep is the smallest table that is swept.
+const minSweep = 1024
+
+// mapHeader stands for the object a map value points to: a Go map is one
+// pointer to a heap object that lives as long as the map does.
+type mapHeader struct{ _ byte }
+
+func headerOf(m map[string]string) *mapHeader {
+	return (*mapHeader)(reflect.ValueOf(m).UnsafePointer())
+}
+
+func mapOf(h *mapHeader) map[string]string { return *(*map[string]string)(unsafe.Pointer(&h)) }
+
+// get is the live canonical map of hash h, if any.
+func (t *weakMaps) get(h uint64) map[string]string {
+	if p := t.entries[h].Value(); p != nil {
+		return mapOf(p)
+	}
+	return nil
+}
+
+func (t *weakMaps) put(h uint64, m map[string]string) {
+	t.entries[h] = weak.Make(headerOf(m))
+	if len(t.entries) < t.sweepAt {
+		return
+	}
+	for k, p := range t.entries {
+		if p.Value() == nil {
+			delete(t.entries, k)
+		}
+	}
+	t.sweepAt = max(2*len(t.entries), minSweep)
+}
+
+// str is the canonical copy of s.
+func (in *interner) str(s string) string {
+	if s == "" {
+		return s
+	}
+	if c, ok := in.strings.get(s); ok {
+		return c
+	}
+	in.strings.put(s, s)
+	return s
+}
+
+// stringMap is the canonical copy of m (labels, annotations, a selector), its
+// keys and values canonical strings. An empty map is left as it is (nil and
+// empty stay apart).
+func (in *interner) stringMap(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return m
+	}
+	var h uint64
+	for k, v := range m {
+		h += maphash.Comparable(in.seed, [2]string{k, v}) // in any order
+	}
+	if c := in.labels.get(h); c != nil {
+		if maps.Equal(c, m) {
+			return c
+		}
+		return m // another content of the same hash (rare): left unshared
+	}
+	c := make(map[string]string, len(m))
+	for k, v := range m {
+		c[in.str(k)] = in.str(v)
+	}
+	in.labels.put(h, c)
+	return c
+}
+
+// value is the canonical copy of v, equal by reflect.DeepEqual: a slice or
+// pointer of API types, which encoding/json encodes for the hash.
+func value[T any](in *interner, v T) T {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return v // not for sharing; the API types always encode
+	}
+	h := maphash.Bytes(in.seed, b)
+	bucket, _ := in.values.get(h)
+	for _, c := range bucket {
+		if reflect.DeepEqual(c, v) {
+			return c.(T)
+		}
+	}
+	in.values.put(h, append(slices.Clip(bucket), any(v)))
+	return v
+}
+
+func sharedSlice[T any](in *interner, s []T) []T {
+	if len(s) == 0 {
+		return s
+	}
+	return value(in, s)
+}
+
+func sharedPtr[T any](in *interner, p *T) *T {
+	if p == nil {
+		return p
+	}
+	return value(in, p)
+}
+
+// meta shares what the object's metadata has in common with others'.
+func (in *interner) meta(t *metav1.TypeMeta, m *metav1.ObjectMeta) {
+	t.APIVersion, t.Kind = in.str(t.APIVersion), in.str(t.Kind)
+	m.Namespace = in.str(m.Namespace)
+	m.Labels = in.stringMap(m.Labels)
+	m.Annotations = in.stringMap(m.Annotations)
+	for i := range m.OwnerReferences {
+		ref := &m.OwnerReferences[i]
+		ref.APIVersion, ref.Kind = in.str(ref.APIVersion), in.str(ref.Kind)
+	}
+}
+
+// object shares what any cached object has in common with others: its
+// metadata. Workloads share more (workload).
+func (in *interner) object(obj any) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	switch o := obj.(type) {
+	case *appsv1.Deployment:
+		in.meta(&o.TypeMeta, &o.ObjectMeta)
+		s := &o.Spec
+		s.Replicas, s.RevisionHistoryLimit, s.ProgressDeadlineSeconds = sharedPtr(in, s.Replicas), sharedPtr(in, s.RevisionHistoryLimit), sharedPtr(in, s.ProgressDeadlineSeconds)
+		s.Selector = in.selector(s.Selector)
+		in.podTemplate(&s.Template)
+		s.Strategy.Type = appsv1.DeploymentStrategyType(in.str(string(s.Strategy.Type)))
+		s.Strategy.RollingUpdate = sharedPtr(in, s.Strategy.RollingUpdate)
+	case *appsv1.StatefulSet:
+		in.meta(&o.TypeMeta, &o.ObjectMeta)
+		s := &o.Spec
+		s.Replicas, s.RevisionHistoryLimit = sharedPtr(in, s.Replicas), sharedPtr(in, s.RevisionHistoryLimit)
+		s.Selector = in.selector(s.Selector)
+		in.podTemplate(&s.Template)
+		s.VolumeClaimTemplates = sharedSlice(in, s.VolumeClaimTemplates)
+		s.PodManagementPolicy = appsv1.PodManagementPolicyType(in.str(string(s.PodManagementPolicy)))
+		s.UpdateStrategy.Type = appsv1.StatefulSetUpdateStrategyType(in.str(string(s.UpdateStrategy.Type)))
+		s.UpdateStrategy.RollingUpdate = sharedPtr(in, s.UpdateStrategy.RollingUpdate)
+		s.PersistentVolumeClaimRetentionPolicy = sharedPtr(in, s.PersistentVolumeClaimRetentionPolicy)
+		s.Ordinals = sharedPtr(in, s.Ordinals)
+	case *metav1.PartialObjectMetadata:
+		in.meta(&o.TypeMeta, &o.ObjectMeta)
+	case *corev1.Service:
+		in.meta(&o.TypeMeta, &o.ObjectMeta)
+		o.Spec.Selector = in.stringMap(o.Spec.Selector)
+		o.Spec.Ports = sharedSlice(in, o.Spec.Ports)
+	case metav1.Object:
+		o.SetNamespace(in.str(o.GetNamespace()))
+		o.SetLabels(in.stringMap(o.GetLabels()))
+		o.SetAnnotations(in.stringMap(o.GetAnnotations()))
+	}
+}
+
+// selector shares a selector's labels; the selector itself is the
+// workload's own (its labels are unique to it).
+func (in *interner) selector(s *metav1.LabelSelector) *metav1.LabelSelector {
+	if s != nil {
+		s.MatchLabels = in.stringMap(s.MatchLabels)
+	}
+	return s
+}
+
+// podTemplate shares what is left of a trimmed pod template: its labels
+// (often the selector's), and its volumes and containers (those of one
+// chart's workloads are equal).
+func (in *interner) podTemplate(t *corev1.PodTemplateSpec) {
+	t.Labels = in.stringMap(t.Labels)
+	t.Annotations = in.stringMap(t.Annotations)
+	t.Spec.Volumes = sharedSlice(in, t.Spec.Volumes)
+	t.Spec.InitContainers = sharedSlice(in, t.Spec.InitContainers)
+	t.Spec.Containers = sharedSlice(in, t.Spec.Containers)
+}
