@@ -115,13 +115,7 @@ func TestStoredKeepsWhatIsRead(t *testing.T) {
 // stamping and the reconcilers' plans.
 func TestStoredWorkloadsJudgedAlike(t *testing.T) {
 	for seed := range int64(150) {
-		f := randomFiller(seed)
-		var sts appsv1.StatefulSet
-		var deploy appsv1.Deployment
-		f.Fill(&sts)
-		f.Fill(&deploy)
-		shapeStored(seed, &sts.ObjectMeta, &sts.Spec.Template, sts.Spec.VolumeClaimTemplates)
-		shapeStored(seed, &deploy.ObjectMeta, &deploy.Spec.Template, nil)
+		sts, deploy := randomWorkloads(seed)
 		trimmedSts, trimmedDeploy := sts.DeepCopy(), deploy.DeepCopy()
 		TrimStatefulSet(trimmedSts)
 		TrimDeployment(trimmedDeploy)
@@ -158,6 +152,19 @@ func TestStoredWorkloadsJudgedAlike(t *testing.T) {
 			assert.Equal(t, deployBefore, trimmedDeploy, "judging a stored deployment wrote to it, seed %d", seed)
 		})
 	}
+}
+
+// randomWorkloads are a StatefulSet and a Deployment with every field
+// filled, shaped so that the rules have something to say about them.
+func randomWorkloads(seed int64) (appsv1.StatefulSet, appsv1.Deployment) {
+	f := randomFiller(seed)
+	var sts appsv1.StatefulSet
+	var deploy appsv1.Deployment
+	f.Fill(&sts)
+	f.Fill(&deploy)
+	shapeStored(seed, &sts.ObjectMeta, &sts.Spec.Template, sts.Spec.VolumeClaimTemplates)
+	shapeStored(seed, &deploy.ObjectMeta, &deploy.Spec.Template, nil)
+	return sts, deploy
 }
 
 // judgeStored is every rule's say about w as a stored workload.
@@ -267,13 +274,7 @@ func TestContainerFieldsAreWhatIsKept(t *testing.T) {
 func TestAdmittedWorkloadsJudgedAlike(t *testing.T) {
 	trimmed := 0
 	for seed := range int64(150) {
-		f := randomFiller(seed)
-		var sts appsv1.StatefulSet
-		var deploy appsv1.Deployment
-		f.Fill(&sts)
-		f.Fill(&deploy)
-		shapeStored(seed, &sts.ObjectMeta, &sts.Spec.Template, sts.Spec.VolumeClaimTemplates)
-		shapeStored(seed, &deploy.ObjectMeta, &deploy.Spec.Template, nil)
+		sts, deploy := randomWorkloads(seed)
 		as := func(w Workload) []any {
 			var out []any
 			defaults := Defaults{StorageSize: resource.MustParse("1Gi"), StorageClass: "standard"}
