@@ -28,6 +28,8 @@ var ErrUnknownKind = errors.New("unknown workload kind")
 //   - Reads come from the implementation's store (Cache: the informer caches;
 //     Memory: what was added). Only the reads documented below also read the
 //     API server on a miss, and only in Cache; Memory is its own truth.
+//   - What a read returns is the caller's to read, not to write: it may share
+//     maps and slices with the store's own object.
 type Lookup interface {
 	// Workload returns the stored Deployment or StatefulSet; another kind is
 	// ErrUnknownKind.

@@ -67,13 +67,27 @@ func trimContainers(in []corev1.Container) []corev1.Container {
 		return nil
 	}
 	out := make([]corev1.Container, len(in))
-	for i, c := range in {
-		out[i] = corev1.Container{
-			Ports:         c.Ports,
-			VolumeMounts:  c.VolumeMounts,
-			VolumeDevices: c.VolumeDevices,
-			RestartPolicy: c.RestartPolicy,
-		}
+	for i := range in {
+		out[i] = in[i]
+		KeepReadContainerFields(&out[i])
 	}
 	return out
+}
+
+// ContainerFields are the JSON names of the only fields read of a
+// workload's pod-template containers, stored (the cache's trim) or under
+// admission: the wire reader skips the others of a review's pod template
+// unread (internal/wire), since a large workload is mostly its containers'
+// environment. KeepReadContainerFields keeps the same fields.
+var ContainerFields = []string{"ports", "volumeMounts", "volumeDevices", "restartPolicy"}
+
+// KeepReadContainerFields clears, in place, every field of c but
+// ContainerFields.
+func KeepReadContainerFields(c *corev1.Container) {
+	*c = corev1.Container{
+		Ports:         c.Ports,
+		VolumeMounts:  c.VolumeMounts,
+		VolumeDevices: c.VolumeDevices,
+		RestartPolicy: c.RestartPolicy,
+	}
 }

@@ -1,7 +1,10 @@
 package policy
 
 import (
+	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -10,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -111,13 +115,7 @@ func TestStoredKeepsWhatIsRead(t *testing.T) {
 // stamping and the reconcilers' plans.
 func TestStoredWorkloadsJudgedAlike(t *testing.T) {
 	for seed := range int64(150) {
-		f := randomFiller(seed)
-		var sts appsv1.StatefulSet
-		var deploy appsv1.Deployment
-		f.Fill(&sts)
-		f.Fill(&deploy)
-		shapeStored(seed, &sts.ObjectMeta, &sts.Spec.Template, sts.Spec.VolumeClaimTemplates)
-		shapeStored(seed, &deploy.ObjectMeta, &deploy.Spec.Template, nil)
+		sts, deploy := randomWorkloads(seed)
 		trimmedSts, trimmedDeploy := sts.DeepCopy(), deploy.DeepCopy()
 		TrimStatefulSet(trimmedSts)
 		TrimDeployment(trimmedDeploy)
@@ -154,6 +152,19 @@ func TestStoredWorkloadsJudgedAlike(t *testing.T) {
 			assert.Equal(t, deployBefore, trimmedDeploy, "judging a stored deployment wrote to it, seed %d", seed)
 		})
 	}
+}
+
+// randomWorkloads are a StatefulSet and a Deployment with every field
+// filled, shaped so that the rules have something to say about them.
+func randomWorkloads(seed int64) (appsv1.StatefulSet, appsv1.Deployment) {
+	f := randomFiller(seed)
+	var sts appsv1.StatefulSet
+	var deploy appsv1.Deployment
+	f.Fill(&sts)
+	f.Fill(&deploy)
+	shapeStored(seed, &sts.ObjectMeta, &sts.Spec.Template, sts.Spec.VolumeClaimTemplates)
+	shapeStored(seed, &deploy.ObjectMeta, &deploy.Spec.Template, nil)
+	return sts, deploy
 }
 
 // judgeStored is every rule's say about w as a stored workload.
@@ -231,6 +242,67 @@ func shapeStored(seed int64, meta *metav1.ObjectMeta, tpl *corev1.PodTemplateSpe
 			if len(names) > 0 && (i+j)%3 != 2 {
 				spec.Containers[i].VolumeMounts[j].Name = names[(i+j)%len(names)]
 			}
+		}
+	}
+}
+
+// TestContainerFieldsAreWhatIsKept: the JSON names the wire reader decodes
+// of a pod template's containers are the fields the cache's trim keeps.
+func TestContainerFieldsAreWhatIsKept(t *testing.T) {
+	for seed := range int64(20) {
+		var c corev1.Container
+		randomFiller(seed).NilChance(0).Fill(&c)
+		c.RestartPolicy = ptr.To(corev1.ContainerRestartPolicyAlways) // random strings may be empty
+		KeepReadContainerFields(&c)
+		js, err := json.Marshal(c)
+		require.NoError(t, err)
+		var fields map[string]json.RawMessage
+		require.NoError(t, json.Unmarshal(js, &fields))
+		for key, value := range fields {
+			if string(value) == `""` || string(value) == "{}" {
+				delete(fields, key) // a field without omitempty, written empty
+			}
+		}
+		assert.ElementsMatch(t, ContainerFields, slices.Collect(maps.Keys(fields)), "seed %d", seed)
+	}
+}
+
+// TestAdmittedWorkloadsJudgedAlike judges random workloads, every field
+// filled, as admission requests, whole and with their pod templates'
+// containers as the wire reader decodes them (KeepReadContainerFields):
+// mutations and rules, as the new object and as the old.
+func TestAdmittedWorkloadsJudgedAlike(t *testing.T) {
+	trimmed := 0
+	for seed := range int64(150) {
+		sts, deploy := randomWorkloads(seed)
+		as := func(w Workload) []any {
+			var out []any
+			defaults := Defaults{StorageSize: resource.MustParse("1Gi"), StorageClass: "standard"}
+			for _, op := range []Operation{OpCreate, OpUpdate} {
+				req := WorkloadRequest{Operation: op, Object: w}
+				if op == OpUpdate {
+					req.Old = &Observed{Workload: w, PodsExist: true}
+				}
+				out = append(out, MutateWorkload(req, defaults), ValidateWorkload(req), ValidateUnlabelledCreate(req))
+			}
+			return append(out, judgeStored(w))
+		}
+		admittedSts, admittedDeploy := sts.DeepCopy(), deploy.DeepCopy()
+		keepReadTemplateFields(&admittedSts.Spec.Template)
+		keepReadTemplateFields(&admittedDeploy.Spec.Template)
+		if !equality.Semantic.DeepEqual(sts.Spec.Template, admittedSts.Spec.Template) {
+			trimmed++
+		}
+		assert.Equal(t, as(FromStatefulSet(&sts)), as(FromStatefulSet(admittedSts)), "statefulset, seed %d", seed)
+		assert.Equal(t, as(FromDeployment(&deploy)), as(FromDeployment(admittedDeploy)), "deployment, seed %d", seed)
+	}
+	assert.Greater(t, trimmed, 100, "random templates whose containers had unread fields")
+}
+
+func keepReadTemplateFields(tpl *corev1.PodTemplateSpec) {
+	for _, containers := range [][]corev1.Container{tpl.Spec.InitContainers, tpl.Spec.Containers} {
+		for i := range containers {
+			KeepReadContainerFields(&containers[i])
 		}
 	}
 }

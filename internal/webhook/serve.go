@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 
+	admissionv1 "k8s.io/api/admission/v1"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/statekeeper/statekeeper/internal/review"
@@ -19,6 +20,10 @@ import (
 // admission.Request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rv, err := wire.Read(r, review.NewObject)
+	// The review's strings point into a reused buffer: nothing of it may
+	// be kept past the answer (metrics labels and the live reads' keys are
+	// copies).
+	defer rv.Release()
 	if err != nil {
 		h.log.Error(err, "unreadable admission review", "webhook", h.name)
 		code := int32(http.StatusBadRequest)
@@ -31,7 +36,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	req := admission.Request{AdmissionRequest: rv.Request}
 	resp := h.handleSafely(r.Context(), incoming{request: req, object: rv.Object, oldObject: rv.OldObject})
-	if err := resp.Complete(req); err != nil {
+	if err := complete(&resp, req); err != nil {
 		h.served.Error(err, "unable to encode the patch", "uid", req.UID)
 		resp = admission.Errored(http.StatusInternalServerError, errors.New("unable to encode the response"))
 		resp.UID = req.UID
@@ -50,4 +55,18 @@ func (h *Handler) handleSafely(ctx context.Context, in incoming) (resp admission
 		}
 	}()
 	return h.handle(ctx, in, h.served)
+}
+
+// complete is Response.Complete with the patch encoded by wire.EncodePatch,
+// the same bytes without encoding/json's reflection.
+func complete(resp *admission.Response, req admission.Request) error {
+	if len(resp.Patches) > 0 {
+		patch, err := wire.EncodePatch(resp.Patches)
+		if err != nil {
+			return err
+		}
+		patchType := admissionv1.PatchTypeJSONPatch
+		resp.Patch, resp.PatchType, resp.Patches = patch, &patchType, nil
+	}
+	return resp.Complete(req)
 }

@@ -24,27 +24,20 @@ import (
 // string: readOnePass checks that before choosing it. For the same reason
 // it reads the objects' keys without copying them
 // (ObjectFieldMustBeSimpleString).
-var borrowing = func() jsoniter.API {
-	api := jsoniter.Config{EscapeHTML: true, CaseSensitive: true, ObjectFieldMustBeSimpleString: true}.Froze()
-	api.RegisterExtension(&borrowStrings{})
-	return api
-}()
+var borrowing = newAPI(true)
 
 // borrowStrings decodes every string-kinded type that has no decoding of
 // its own (UnmarshalJSON, UnmarshalText) with borrowedString.
 type borrowStrings struct{ jsoniter.DummyExtension }
-
-var (
-	jsonUnmarshaler = reflect.TypeFor[json.Unmarshaler]()
-	textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
-)
 
 func (*borrowStrings) CreateDecoder(typ reflect2.Type) jsoniter.ValDecoder {
 	t := typ.Type1()
 	if t.Kind() != reflect.String {
 		return nil
 	}
-	for _, u := range []reflect.Type{jsonUnmarshaler, textUnmarshaler} {
+	// The types are named here, not in package variables: the readers are
+	// built while the package's variables are still being initialised.
+	for _, u := range []reflect.Type{reflect.TypeFor[json.Unmarshaler](), reflect.TypeFor[encoding.TextUnmarshaler]()} {
 		if t.Implements(u) || reflect.PointerTo(t).Implements(u) {
 			return nil
 		}

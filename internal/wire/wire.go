@@ -5,7 +5,9 @@
 // uses) for every body that decoder accepts, with every field of the request
 // read. On the fast path it also hands out the request's objects already
 // decoded into their Go types, so that each object is decoded exactly once;
-// FuzzReadMatchesStock holds the contract.
+// FuzzReadMatchesStock holds the contract. One exception, written down in
+// policy: of a workload's pod-template containers only the fields policy
+// reads are decoded (template.go); the rest is checked as JSON and skipped.
 //
 // The fast path (readOnePass) reads a well-formed review in a single pass
 // with json-iterator: the envelope field by field and each object straight
@@ -19,13 +21,16 @@ package wire
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 	"unicode/utf8"
 
 	jsoniter "github.com/json-iterator/go"
+	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -38,8 +43,9 @@ import (
 // about three times faster than encoding/json (which the API machinery and
 // controller-runtime use) with the same results, honouring the types' own
 // UnmarshalJSON (quantities, times, int-or-string). Keys match
-// case-sensitively, as the API machinery's decoder does.
-var JSON = jsoniter.Config{EscapeHTML: true, CaseSensitive: true}.Froze()
+// case-sensitively, as the API machinery's decoder does. Of a pod
+// template's containers it decodes only what policy reads (template.go).
+var JSON = newAPI(false)
 
 // MaxRequestSize bounds an AdmissionReview body as controller-runtime does:
 // two objects of at most 3 MB each plus the envelope.
@@ -66,6 +72,8 @@ type Review struct {
 	// that NewObject gives for request.kind, when the fast path could; the
 	// raw body of such an object is not kept.
 	Object, OldObject runtime.Object
+	// body is the pooled buffer the review was read from (Read, Release).
+	body *[]byte
 }
 
 // NewObject returns an empty object of kind's Go type, or nil for a kind
@@ -74,6 +82,10 @@ type NewObject func(kind schema.GroupKind) runtime.Object
 
 // Read reads the request's AdmissionReview. On an error the returned
 // Review still carries the version to answer in.
+//
+// The review's strings point into a body buffer that Read takes from a pool:
+// the caller must call Release once it has written the answer, and keep
+// nothing of the review past that (copy a string it keeps).
 func Read(r *http.Request, newObject NewObject) (Review, error) {
 	if r.Body == nil || r.Body == http.NoBody {
 		return Review{APIVersion: V1}, errors.New("request body is empty")
@@ -84,15 +96,53 @@ func Read(r *http.Request, newObject NewObject) (Review, error) {
 	}
 	body, err := readBody(r)
 	if err != nil {
+		releaseBody(body)
 		return Review{APIVersion: V1}, err
 	}
-	return Decode(body, newObject)
+	rv, err := Decode(*body, newObject)
+	rv.body = body
+	return rv, err
 }
 
-// readBody reads a body of at most MaxRequestSize bytes into a buffer of its
-// own, sized from Content-Length when the client sent one (the API server
-// does), so that the body is read without growing and copying the buffer.
-func readBody(r *http.Request) ([]byte, error) {
+// Release gives the review's body buffer back for the next request: the
+// review, its objects and every string read from them must not be used
+// afterwards. Reviews that Decode read own no buffer; Release does nothing.
+func (rv *Review) Release() {
+	releaseBody(rv.body)
+	rv.body = nil
+}
+
+// bodies are reused body buffers. A body allocated per request was, for
+// large objects, most of the garbage a review left behind, and the
+// collector's work with it: a buffer over 32 kB is allocated zeroed, on
+// its own span.
+var bodies = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledBody bounds the buffers kept for reuse; rare larger bodies are
+// left to the collector rather than kept.
+const maxPooledBody = 256 << 10
+
+func releaseBody(body *[]byte) {
+	if body == nil || cap(*body) > maxPooledBody {
+		return
+	}
+	if poisonReleased {
+		// Under the race detector (the test suites), a released body is
+		// overwritten, so that a string kept past Release shows.
+		b := (*body)[:cap(*body)]
+		for i := range b {
+			b[i] = 0xff
+		}
+	}
+	*body = (*body)[:0]
+	bodies.Put(body)
+}
+
+// readBody reads a body of at most MaxRequestSize bytes into a pooled
+// buffer, grown once to Content-Length when the client sent one (the API
+// server does), so that the body is read without growing and copying the
+// buffer.
+func readBody(r *http.Request) (*[]byte, error) {
 	if r.ContentLength > MaxRequestSize {
 		return nil, ErrTooLarge
 	}
@@ -101,7 +151,12 @@ func readBody(r *http.Request) ([]byte, error) {
 		// One byte more, so that seeing the end takes no second buffer.
 		size = r.ContentLength + 1
 	}
-	body := make([]byte, 0, size)
+	buf := bodies.Get().(*[]byte)
+	if int64(cap(*buf)) < size {
+		*buf = make([]byte, 0, size)
+	}
+	body := (*buf)[:0]
+	defer func() { *buf = body }()
 	for {
 		if len(body) == cap(body) {
 			body = append(body, 0)[:len(body)]
@@ -109,13 +164,13 @@ func readBody(r *http.Request) ([]byte, error) {
 		n, err := r.Body.Read(body[len(body):cap(body)])
 		body = body[:len(body)+n]
 		if len(body) > MaxRequestSize {
-			return nil, ErrTooLarge
+			return buf, ErrTooLarge
 		}
 		if err == io.EOF {
-			return body, nil
+			return buf, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("reading the request body: %w", err)
+			return buf, fmt.Errorf("reading the request body: %w", err)
 		}
 	}
 }
@@ -335,4 +390,33 @@ func Write(w http.ResponseWriter, apiVersion string, resp *admissionv1.Admission
 		TypeMeta: metav1.TypeMeta{APIVersion: apiVersion, Kind: "AdmissionReview"},
 		Response: resp,
 	})
+}
+
+// EncodePatch encodes a JSON patch byte for byte as controller-runtime's
+// Response.Complete does, in one pass: Complete has encoding/json call
+// jsonpatch.Operation's MarshalJSON per operation, which encodes the
+// operation on its own and has the result scanned and copied again. The
+// values are Kubernetes types whose fields say omitzero, which
+// json-iterator does not honour, so encoding/json it stays.
+func EncodePatch(ops []jsonpatch.Operation) ([]byte, error) {
+	type withNull struct {
+		Operation string `json:"op"`
+		Path      string `json:"path"`
+		Value     any    `json:"value"`
+	}
+	type withoutNull struct {
+		Operation string `json:"op"`
+		Path      string `json:"path"`
+		Value     any    `json:"value,omitempty"`
+	}
+	list := make([]any, len(ops))
+	for i, op := range ops {
+		// An add or replace writes "value": null rather than no value.
+		if op.Value == nil && (op.Operation == "add" || op.Operation == "replace") {
+			list[i] = withNull{Operation: op.Operation, Path: op.Path}
+			continue
+		}
+		list[i] = withoutNull{Operation: op.Operation, Path: op.Path, Value: op.Value}
+	}
+	return json.Marshal(list)
 }

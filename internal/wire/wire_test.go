@@ -7,16 +7,20 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	admissionv1beta1 "k8s.io/api/admission/v1beta1"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -25,6 +29,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	sigsjson "sigs.k8s.io/json"
 
+	"github.com/statekeeper/statekeeper/internal/policy"
 	"github.com/statekeeper/statekeeper/internal/review"
 	"github.com/statekeeper/statekeeper/internal/wire"
 )
@@ -146,12 +151,32 @@ func assertSameRequest(t *testing.T, path string, stock admissionv1.AdmissionReq
 		require.NotNil(t, want, "%s: %s decoded as %T for kind %v", path, o.name, o.decoded, kind)
 		require.NoError(t, sigsjson.UnmarshalCaseSensitivePreserveInts(o.raw.Raw, want),
 			"%s: the stock decoder cannot decode the %s the one-pass reader took", path, o.name)
+		keepReadContainerFields(want)
 		if !reflect.DeepEqual(want, o.decoded) {
 			t.Fatalf("%s: %s differs:\nstock:    %#v\none pass: %#v", path, o.name, want, o.decoded)
 		}
 		*o.into = o.raw
 	}
 	require.Equal(t, stock, got, path)
+}
+
+// keepReadContainerFields trims a workload's pod template as the readers
+// decode it: of its containers, only what policy reads.
+func keepReadContainerFields(obj runtime.Object) {
+	var spec *corev1.PodSpec
+	switch o := obj.(type) {
+	case *appsv1.Deployment:
+		spec = &o.Spec.Template.Spec
+	case *appsv1.StatefulSet:
+		spec = &o.Spec.Template.Spec
+	default:
+		return
+	}
+	for _, containers := range [][]corev1.Container{spec.InitContainers, spec.Containers} {
+		for i := range containers {
+			policy.KeepReadContainerFields(&containers[i])
+		}
+	}
 }
 
 // TestFixturesTakeTheFastPath: the fuzz target compares the one-pass reader
@@ -192,7 +217,7 @@ func TestStringsPointIntoTheBody(t *testing.T) {
 		return p >= start && p < start+uintptr(len(body))
 	}
 	sts := rv.Object.(*appsv1.StatefulSet)
-	for _, s := range []string{rv.Request.Namespace, rv.Request.UserInfo.Username, sts.Name, sts.Spec.Template.Spec.Containers[0].Image} {
+	for _, s := range []string{rv.Request.Namespace, rv.Request.UserInfo.Username, sts.Name, sts.Spec.Template.Labels["app"], sts.Spec.Template.Spec.Containers[0].VolumeMounts[0].MountPath} {
 		assert.True(t, inBody(s), "%q is a copy", s)
 	}
 
@@ -227,4 +252,71 @@ func TestWriteAsEncodingJSON(t *testing.T) {
 		assert.Equal(t, want.String(), rec.Body.String())
 		assert.Equal(t, "application/json", rec.Header().Get("Content-Type"))
 	}
+}
+
+// TestSkippedFieldsAreChecked: the container fields the readers skip are
+// still checked to be JSON; a body the stock decoder refuses there is not
+// taken by the one-pass reader either.
+func TestSkippedFieldsAreChecked(t *testing.T) {
+	body, err := os.ReadFile(filepath.Join("..", "webhook", "testdata", "statefulset-create-stateful-multi.json"))
+	require.NoError(t, err)
+	_, ok := wire.ReadOnePass(body, review.NewObject)
+	require.True(t, ok)
+	image := regexp.MustCompile(`"image": *"[^"]*"`)
+	require.True(t, image.Match(body))
+	for name, replacement := range map[string]string{
+		"control character": "\"image\": \"redis\t7\"",
+		"unclosed object":   `"image": {"a": 1`,
+		"bad literal":       `"image": nul`,
+		"bad number":        `"image": 1.2.3`,
+	} {
+		broken := image.ReplaceAll(body, []byte(replacement))
+		_, ok := wire.ReadOnePass(broken, review.NewObject)
+		assert.False(t, ok, name)
+		_, err := wire.Decode(broken, review.NewObject)
+		assert.Error(t, err, name)
+	}
+}
+
+// TestEncodePatchAsEncodingJSON: a patch is written exactly as
+// controller-runtime's Response.Complete writes it (encoding/json).
+func TestEncodePatchAsEncodingJSON(t *testing.T) {
+	claim := corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "data", Annotations: map[string]string{"b": "<&>", "a": "\u2028"}},
+		Spec: corev1.PersistentVolumeClaimSpec{Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("10Gi")}}}}
+	ops := []jsonpatch.Operation{
+		jsonpatch.NewOperation("add", "/metadata/labels/a~1b", "v<1>"),
+		jsonpatch.NewOperation("add", "/spec/volumeClaimTemplates", []corev1.PersistentVolumeClaim{claim}),
+		jsonpatch.NewOperation("replace", "/spec/serviceName", nil),
+		jsonpatch.NewOperation("remove", "/spec/x", nil),
+		jsonpatch.NewOperation("add", "/metadata/annotations", map[string]string{"z": "1", "a": "2"}),
+		jsonpatch.NewOperation("replace", "/spec/replicas", int32(1)),
+	}
+	for n := range len(ops) + 1 {
+		got, err := wire.EncodePatch(ops[:n])
+		require.NoError(t, err)
+		want, err := json.Marshal(ops[:n])
+		require.NoError(t, err)
+		assert.Equal(t, string(want), string(got))
+	}
+}
+
+// TestReleaseReusesTheBody: a review's strings point into its pooled body;
+// in race-enabled builds (the test suites) Release overwrites the body, so
+// that a string kept past it is caught.
+func TestReleaseReusesTheBody(t *testing.T) {
+	body, err := os.ReadFile(filepath.Join("..", "webhook", "testdata", "statefulset-create-stateful-multi.json"))
+	require.NoError(t, err)
+	req := httptest.NewRequest("POST", "/validate", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	rv, err := wire.Read(req, review.NewObject)
+	require.NoError(t, err)
+	name := rv.Object.(*appsv1.StatefulSet).Name
+	require.NotEmpty(t, name)
+	kept := strings.Clone(name)
+	rv.Release()
+	rv.Release() // a second Release does nothing
+	if wire.PoisonReleased {
+		assert.NotEqual(t, kept, name, "the released body was not overwritten")
+	}
+	assert.Equal(t, "redis", kept)
 }

@@ -174,10 +174,10 @@ func run(ctx context.Context, o options) (err error) {
 
 	skURL := fmt.Sprintf("https://127.0.0.1:%d", o.server.WebhookPort)
 	targets := []target{
-		{name: "no-op TLS server", url: "https://" + noopTLSAddr + noopPath},
-		{name: "controller-runtime no-op webhook", url: "https://" + noopWebhookAddr + noopPath, checkReview: true},
-		{name: "statekeeper " + skwebhook.PathValidate, url: skURL + skwebhook.PathValidate, checkReview: true, statekeeper: true},
-		{name: "statekeeper " + skwebhook.PathMutate, url: skURL + skwebhook.PathMutate, checkReview: true, statekeeper: true},
+		{name: "no-op TLS server", url: "https://" + noopTLSAddr + noopPath, pid: noopTLS.cmd.Process.Pid},
+		{name: "controller-runtime no-op webhook", url: "https://" + noopWebhookAddr + noopPath, checkReview: true, pid: noopWebhook.cmd.Process.Pid},
+		{name: "statekeeper " + skwebhook.PathValidate, url: skURL + skwebhook.PathValidate, checkReview: true, statekeeper: true, pid: sk.Pid()},
+		{name: "statekeeper " + skwebhook.PathMutate, url: skURL + skwebhook.PathMutate, checkReview: true, statekeeper: true, pid: sk.Pid()},
 	}
 	l := loader{roots: roots, connections: o.connections, warmup: o.warmup, duration: o.duration}
 	r := result{options: o, bodies: bodies, targets: targets, decisions: map[key]string{}, runs: map[key][]outcome{}}
@@ -209,7 +209,8 @@ func run(ctx context.Context, o options) (err error) {
 				}
 				k := key{t.name, b.name}
 				r.runs[k] = append(r.runs[k], out)
-				log("round %d, %s, %s: %.0f/s (%d failed)", round+1, b.name, t.name, out.perSecond, out.failed)
+				log("round %d, %s, %s: %.0f/s, %.0f µs of CPU per answer (%d failed)", round+1, b.name, t.name, out.perSecond,
+					float64(out.cpuPerAnswer.Nanoseconds())/1e3, out.failed)
 			}
 		}
 		if err := sk.Alive(); err != nil {

@@ -1,0 +1,5 @@
+//go:build !race
+
+package eventrec
+
+const raceEnabled = false
