@@ -56,10 +56,7 @@ type readContainerFields struct {
 }
 
 func (e *readContainerFields) UpdateStructDescriptor(d *jsoniter.StructDescriptor) {
-	if d.Type.Type1() != reflect.TypeFor[corev1.Container]() {
-		return
-	}
-	for _, b := range d.Fields {
+	for _, b := range fieldsOf[corev1.Container](d) {
 		read := slices.ContainsFunc(b.FromNames, func(name string) bool {
 			return slices.Contains(policy.ContainerFields, name)
 		})
@@ -81,12 +78,18 @@ type templateSpecs struct {
 }
 
 func (e *templateSpecs) UpdateStructDescriptor(d *jsoniter.StructDescriptor) {
-	if d.Type.Type1() != reflect.TypeFor[corev1.PodTemplateSpec]() {
-		return
-	}
-	for _, b := range d.Fields {
+	for _, b := range fieldsOf[corev1.PodTemplateSpec](d) {
 		if slices.Contains(b.FromNames, "spec") {
 			b.Decoder = e.decoder
 		}
 	}
+}
+
+// fieldsOf returns the fields d describes when it is the struct T, none
+// otherwise: the extensions change the decoding of one type each.
+func fieldsOf[T any](d *jsoniter.StructDescriptor) []*jsoniter.Binding {
+	if d.Type.Type1() != reflect.TypeFor[T]() {
+		return nil
+	}
+	return d.Fields
 }
