@@ -81,6 +81,17 @@ func trimContainers(in []corev1.Container) []corev1.Container {
 // environment. KeepReadContainerFields keeps the same fields.
 var ContainerFields = []string{"ports", "volumeMounts", "volumeDevices", "restartPolicy"}
 
+// KeepReadTemplateFields clears, in place, every field of spec's containers
+// and init containers but ContainerFields: a workload's pod template as the
+// wire reader decodes it.
+func KeepReadTemplateFields(spec *corev1.PodSpec) {
+	for _, containers := range [][]corev1.Container{spec.InitContainers, spec.Containers} {
+		for i := range containers {
+			KeepReadContainerFields(&containers[i])
+		}
+	}
+}
+
 // KeepReadContainerFields clears, in place, every field of c but
 // ContainerFields.
 func KeepReadContainerFields(c *corev1.Container) {

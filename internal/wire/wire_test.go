@@ -163,19 +163,11 @@ func assertSameRequest(t *testing.T, path string, stock admissionv1.AdmissionReq
 // keepReadContainerFields trims a workload's pod template as the readers
 // decode it: of its containers, only what policy reads.
 func keepReadContainerFields(obj runtime.Object) {
-	var spec *corev1.PodSpec
 	switch o := obj.(type) {
 	case *appsv1.Deployment:
-		spec = &o.Spec.Template.Spec
+		policy.KeepReadTemplateFields(&o.Spec.Template.Spec)
 	case *appsv1.StatefulSet:
-		spec = &o.Spec.Template.Spec
-	default:
-		return
-	}
-	for _, containers := range [][]corev1.Container{spec.InitContainers, spec.Containers} {
-		for i := range containers {
-			policy.KeepReadContainerFields(&containers[i])
-		}
+		policy.KeepReadTemplateFields(&o.Spec.Template.Spec)
 	}
 }
 
