@@ -264,8 +264,9 @@ func TestALongSeriesIsRefreshed(t *testing.T) {
 		emit()
 	}
 	calls := f.sink.take()
-	if len(calls) != 1 || calls[0].verb != "patch" || !strings.Contains(calls[0].patch, `"count":8`) {
-		t.Fatalf("refresh: %+v", calls)
+	want := `{"series":{"count":8,"lastObservedTime":"2026-12-01T10:30:00.000000Z"}}`
+	if len(calls) != 1 || calls[0].verb != "patch" || calls[0].patch != want {
+		t.Fatalf("refresh: %+v, want one patch %s", calls, want)
 	}
 }
 
