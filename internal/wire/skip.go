@@ -2,7 +2,9 @@ package wire
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"math/bits"
 	"reflect"
 	"unsafe"
 
@@ -11,9 +13,8 @@ import (
 
 // Skipping the container fields policy does not read (template.go) is most
 // of reading a large workload's review, and json-iterator skips a byte at a
-// time. skipUnread scans the value in the body itself: a string at a time
-// with bytes.IndexByte, its bytes checked eight at a time (hasControl),
-// checking the value as JSON as the stock decoder would.
+// time. skipUnread scans the value in the body itself, a string's bytes
+// eight at a time, checking the value as JSON as the stock decoder would.
 //
 // That needs the iterator's position, which json-iterator does not export:
 // iterator finds its buffer, position and nesting depth by name once, and
@@ -143,20 +144,38 @@ func skipContainer(b []byte, i, depth int) (int, error) {
 	}
 }
 
-// skipString skips a string whose opening quote is before b[i].
+// skipString skips a string whose opening quote is before b[i]. It looks
+// at eight bytes at a time for the first that is a quote, a backslash or
+// below 0x20 (each the classic "has a byte equal to / less than n" test,
+// whose lowest flagged byte is always a true one); only a quote may end it.
 func skipString(b []byte, i int) (int, error) {
-	n := bytes.IndexByte(b[i:], '"')
-	if n < 0 {
-		return len(b), errEnd
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		quote, backslash := x^(ones*'"'), x^(ones*'\\')
+		special := ((quote-ones)&^quote | (backslash-ones)&^backslash | (x-ones*' ')&^x) & highs
+		if special != 0 {
+			return stringEnd(b, i+bits.TrailingZeros64(special)/8)
+		}
 	}
-	s := b[i : i+n]
-	if bytes.IndexByte(s, '\\') >= 0 {
+	for ; i < len(b); i++ {
+		if c := b[i]; c == '"' || c == '\\' || c < ' ' {
+			return stringEnd(b, i)
+		}
+	}
+	return len(b), errEnd
+}
+
+// stringEnd judges the first special byte of a string, at b[i].
+func stringEnd(b []byte, i int) (int, error) {
+	switch b[i] {
+	case '"':
+		return i + 1, nil
+	case '\\':
 		return i, errEscape
-	}
-	if hasControl(s) {
+	default:
 		return i, errControl
 	}
-	return i + n + 1, nil
 }
 
 func skipLiteral(b []byte, i int, literal string) (int, error) {

@@ -36,3 +36,35 @@ func FuzzSkipMatchesValid(f *testing.F) {
 		assert.Equal(t, json.Valid(doc), took, "%q: skipped to %d: %v", doc, end, err)
 	})
 }
+
+// TestSkipStringFindsTheFirstSpecialByte puts each byte that ends or spoils
+// a string, and each that does not, at every offset of the eight-byte
+// words, behind and ahead of other special bytes.
+func TestSkipStringFindsTheFirstSpecialByte(t *testing.T) {
+	naive := func(b []byte) (int, error) {
+		for i, c := range b {
+			switch {
+			case c == '"':
+				return i + 1, nil
+			case c == '\\':
+				return i, errEscape
+			case c < ' ':
+				return i, errControl
+			}
+		}
+		return len(b), errEnd
+	}
+	for _, c := range []byte{'"', '\\', 0x00, 0x01, 0x1f, ' ', '!', 0x7f, 0x80, 0xff} {
+		for at := range 20 {
+			for _, after := range []byte{'"', '\\', 0x01, 'a'} {
+				b := bytes.Repeat([]byte{'a'}, 24)
+				b[at] = c
+				b[at+1] = after
+				wantEnd, wantErr := naive(b)
+				end, err := skipString(b, 0)
+				assert.Equal(t, wantEnd, end, "%q", b)
+				assert.Equal(t, wantErr, err, "%q", b)
+			}
+		}
+	}
+}
