@@ -659,3 +659,37 @@ func mutateAndRefusal(req WorkloadRequest, d Defaults) ([]jsonpatch.Operation, R
 	}
 	return ops, checkAnnotations(req.Object)
 }
+
+// TestClaimTemplateIsAClaim: the lean claim template encodes to the same
+// bytes as the typed PersistentVolumeClaim it stands for (without status),
+// for every field it sets, and its annotation is AnnotationInjected.
+func TestClaimTemplateIsAClaim(t *testing.T) {
+	type typedClaim struct {
+		metav1.ObjectMeta `json:"metadata"`
+		Spec              corev1.PersistentVolumeClaimSpec `json:"spec"`
+	}
+	for _, c := range []struct {
+		name, size, class string
+	}{
+		{"data", "1Gi", ""},
+		{"wal", "500M", "fast-ssd"},
+		{`odd "name" <&>` + "\u2028\x01", "1.5Ti", "é"},
+	} {
+		size := resource.MustParse(c.size)
+		want := typedClaim{
+			ObjectMeta: metav1.ObjectMeta{Name: c.name, Annotations: map[string]string{AnnotationInjected: "true"}},
+			Spec: corev1.PersistentVolumeClaimSpec{
+				AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+				Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: size}},
+			},
+		}
+		if c.class != "" {
+			want.Spec.StorageClassName = &c.class
+		}
+		wantJSON, err := json.Marshal(want)
+		require.NoError(t, err)
+		got, err := json.Marshal(newClaimTemplate(c.name, size, c.class))
+		require.NoError(t, err)
+		assert.Equal(t, string(wantJSON), string(got))
+	}
+}
