@@ -50,3 +50,14 @@ func NewLogger(cfg config.Config, w io.Writer) (log logr.Logger, flush func() er
 	}
 	return zapr.NewLogger(z), flush, nil
 }
+
+// WithoutCaller returns log without the caller of each line, where the
+// logger is zap's. Every admission decision line has the same caller, a
+// line of the webhook handler, and finding it (runtime.Callers and its
+// symbols) costs as much as writing the rest of the line.
+func WithoutCaller(log logr.Logger) logr.Logger {
+	if z, ok := log.GetSink().(zapr.Underlier); ok {
+		return zapr.NewLogger(z.GetUnderlying().WithOptions(zap.WithCaller(false)))
+	}
+	return log
+}

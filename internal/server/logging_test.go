@@ -37,3 +37,28 @@ func TestLoggerFlushWritesEveryLine(t *testing.T) {
 		assert.Equal(t, i, entry.N)
 	}
 }
+
+// Admission decision lines leave out their caller (always the same line of
+// the handler); every other line keeps it. Names and values stay.
+func TestWithoutCallerKeepsTheRest(t *testing.T) {
+	var out bytes.Buffer
+	log, flush, err := NewLogger(config.Default(), &out)
+	require.NoError(t, err)
+	log = log.WithName("admission").WithValues("webhook", "/mutate")
+	log.Info("with caller")
+	WithoutCaller(log).Info("admission decision", "n", 1)
+	require.NoError(t, flush())
+
+	lines := bytes.Split(bytes.TrimSpace(out.Bytes()), []byte("\n"))
+	require.Len(t, lines, 2)
+	var entries [2]map[string]any
+	for i, line := range lines {
+		require.NoError(t, json.Unmarshal(line, &entries[i]), "line %d: %s", i, line)
+	}
+	assert.Contains(t, entries[0], "caller")
+	assert.NotContains(t, entries[1], "caller")
+	assert.Equal(t, "admission", entries[1]["logger"])
+	assert.Equal(t, "/mutate", entries[1]["webhook"])
+	assert.Equal(t, 1.0, entries[1]["n"])
+	assert.Equal(t, "admission decision", entries[1]["msg"])
+}

@@ -159,7 +159,7 @@ func setup(mgr manager.Manager, rc *rest.Config, cfg config.Config, d *drain) er
 		return err
 	}
 	engine := review.New(lookup.NewCache(mgr.GetCache(), mgr.GetAPIReader()), cfg.ReviewSettings())
-	skwebhook.Register(mgr.GetWebhookServer(), engine, mgr.GetLogger().WithName("admission"), metrics)
+	skwebhook.Register(mgr.GetWebhookServer(), engine, WithoutCaller(mgr.GetLogger().WithName("admission")), metrics)
 
 	// The leader's controllers record Events through a broadcaster of
 	// statekeeper's own, which keeps far less of each Event than the
