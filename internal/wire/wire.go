@@ -386,10 +386,16 @@ var answerJSON = jsoniter.ConfigCompatibleWithStandardLibrary
 // Write writes the answer to a review of apiVersion.
 func Write(w http.ResponseWriter, apiVersion string, resp *admissionv1.AdmissionResponse) {
 	w.Header().Set("Content-Type", "application/json")
-	_ = answerJSON.NewEncoder(w).Encode(envelope{
+	// What Encoder.Encode writes, through a pooled stream rather than a
+	// new encoder and its buffer per answer.
+	stream := answerJSON.BorrowStream(w)
+	defer answerJSON.ReturnStream(stream)
+	stream.WriteVal(envelope{
 		TypeMeta: metav1.TypeMeta{APIVersion: apiVersion, Kind: "AdmissionReview"},
 		Response: resp,
 	})
+	stream.WriteRaw("\n")
+	_ = stream.Flush()
 }
 
 // EncodePatch encodes a JSON patch byte for byte as controller-runtime's
