@@ -4,11 +4,13 @@
 # per target with the executions it reached. A crash stops the script with
 # the failing input written under the package's testdata/fuzz/, as
 # `go test -fuzz` leaves it. FUZZ_TARGETS, a regular expression, narrows the
-# targets (matched against "<package dir> <FuzzName>"). Logs: $LOCAL/fuzz/.
+# targets (matched against "<package dir> <FuzzName>"); FUZZ_TIMEOUT (2h)
+# bounds each target's run. Logs: $LOCAL/fuzz/.
 set -euo pipefail
 
 FUZZTIME=${FUZZTIME:-30s}
 FUZZ_TARGETS=${FUZZ_TARGETS:-.}
+FUZZ_TIMEOUT=${FUZZ_TIMEOUT:-2h}
 LOG_DIR=${LOCAL:-.local}/fuzz
 mkdir -p "$LOG_DIR"
 
@@ -25,7 +27,7 @@ status=0
 while read -r pkg name; do
 	log="$LOG_DIR/${pkg//\//_}.$name.log"
 	result=ok
-	go test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "$pkg" >"$log" 2>&1 || { result="FAILED (see $log)"; status=1; }
+	go test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" -timeout "$FUZZ_TIMEOUT" "$pkg" >"$log" 2>&1 || { result="FAILED (see $log)"; status=1; }
 	# The last progress line carries the total: "fuzz: elapsed: 1m0s, execs: 123 (2/sec), ...".
 	execs=$(grep -o 'execs: [0-9]*' "$log" | tail -n 1 | cut -d' ' -f2)
 	printf '%-22s %-26s %12s %s\n' "${pkg#./}" "$name" "${execs:-0}" "$result"
