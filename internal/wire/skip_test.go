@@ -38,8 +38,9 @@ func FuzzSkipMatchesValid(f *testing.F) {
 }
 
 // TestSkipStringFindsTheFirstSpecialByte puts each byte that ends or spoils
-// a string, and each that does not, at every offset of the eight-byte
-// words, behind and ahead of other special bytes.
+// a string, and each that does not, at every offset of strings of every
+// length up to three eight-byte words (the word loop and the tail loop),
+// ahead of other special bytes.
 func TestSkipStringFindsTheFirstSpecialByte(t *testing.T) {
 	naive := func(b []byte) (int, error) {
 		for i, c := range b {
@@ -54,16 +55,20 @@ func TestSkipStringFindsTheFirstSpecialByte(t *testing.T) {
 		}
 		return len(b), errEnd
 	}
-	for _, c := range []byte{'"', '\\', 0x00, 0x01, 0x1f, ' ', '!', 0x7f, 0x80, 0xff} {
-		for at := range 20 {
-			for _, after := range []byte{'"', '\\', 0x01, 'a'} {
-				b := bytes.Repeat([]byte{'a'}, 24)
-				b[at] = c
-				b[at+1] = after
-				wantEnd, wantErr := naive(b)
-				end, err := skipString(b, 0)
-				assert.Equal(t, wantEnd, end, "%q", b)
-				assert.Equal(t, wantErr, err, "%q", b)
+	for n := range 24 {
+		for _, c := range []byte{'"', '\\', 0x00, 0x01, 0x1f, ' ', '!', 0x7f, 0x80, 0xff} {
+			for at := range n {
+				for _, after := range []byte{'"', '\\', 0x01, 'a'} {
+					b := bytes.Repeat([]byte{'a'}, n)
+					b[at] = c
+					if at+1 < n {
+						b[at+1] = after
+					}
+					wantEnd, wantErr := naive(b)
+					end, err := skipString(b, 0)
+					assert.Equal(t, wantEnd, end, "%q", b)
+					assert.Equal(t, wantErr, err, "%q", b)
+				}
 			}
 		}
 	}
