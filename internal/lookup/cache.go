@@ -421,6 +421,9 @@ func (c *Cache) namedComponent(ctx context.Context, key client.ObjectKey, obj cl
 }
 
 func (c *Cache) observe(ctx context.Context, w policy.Workload) (*policy.Observed, error) {
+	if w.RunsByReplicas() {
+		return &policy.Observed{Workload: w}, nil
+	}
 	exist, err := c.PodsExist(ctx, w.Namespace, w.Selector)
 	if err != nil {
 		return nil, fmt.Errorf("listing pods of %s: %w", w.Ref(), err)

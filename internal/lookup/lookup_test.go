@@ -162,6 +162,10 @@ func TestLookups(t *testing.T) {
 			deployments, err := l.Component(ctx, policy.KindDeployment, "shop", "db")
 			require.NoError(t, err)
 			assert.Equal(t, []string{"db-a", "db-old"}, names(deployments), "by label, in the namespace only, by name")
+			// db-a runs by its replicas, so its pods are not looked up;
+			// db-old is scaled to 0 with a pod left behind.
+			assert.Equal(t, []bool{false, true}, []bool{deployments[0].PodsExist, deployments[1].PodsExist})
+			assert.True(t, deployments[0].Running() && deployments[1].Running())
 			statefulSets, err := l.Component(ctx, policy.KindStatefulSet, "shop", "db")
 			require.NoError(t, err)
 			assert.Equal(t, []string{"db"}, names(statefulSets), "by name when unlabelled")
@@ -440,4 +444,36 @@ func transformOf(t *testing.T, obj client.Object) func(any) (any, error) {
 	}
 	t.Fatalf("no cache options for %T", obj)
 	return nil
+}
+
+// TestComponentListsPodsOnlyOfStoppedWorkloads: a counterpart whose replicas
+// say it runs is running whatever its pods, so only a stopped one costs a
+// listing of the namespace's pods (every pod of it, at scale).
+func TestComponentListsPodsOnlyOfStoppedWorkloads(t *testing.T) {
+	builder := fake.NewClientBuilder().WithScheme(clientgoscheme.Scheme).WithObjects(fixtures()...)
+	require.NoError(t, IndexFields(context.Background(), recordingIndexer{builder}))
+	c := builder.Build()
+	counting := &podListCounter{Reader: c}
+	l := NewCache(counting, c)
+	ctx := context.Background()
+
+	_, err := l.Component(ctx, policy.KindStatefulSet, "shop", "db") // replicas 1
+	require.NoError(t, err)
+	assert.Zero(t, counting.podLists)
+	_, err = l.Component(ctx, policy.KindDeployment, "shop", "db") // db-a runs, db-old is at 0
+	require.NoError(t, err)
+	assert.Equal(t, 1, counting.podLists)
+}
+
+// podListCounter counts the pod listings made through it.
+type podListCounter struct {
+	client.Reader
+	podLists int
+}
+
+func (r *podListCounter) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	if _, ok := list.(*metav1.PartialObjectMetadataList); ok {
+		r.podLists++
+	}
+	return r.Reader.List(ctx, list, opts...)
 }

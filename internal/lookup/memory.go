@@ -122,7 +122,7 @@ func (m *Memory) Component(_ context.Context, kind policy.Kind, namespace, compo
 	var out []policy.Observed
 	keep := func(w policy.Workload) {
 		if w.Namespace == namespace && w.Component() == component {
-			out = append(out, policy.Observed{Workload: w, PodsExist: m.podsExist(w.Namespace, w.Selector)})
+			out = append(out, policy.Observed{Workload: w, PodsExist: !w.RunsByReplicas() && m.podsExist(w.Namespace, w.Selector)})
 		}
 	}
 	switch kind {

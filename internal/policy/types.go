@@ -294,13 +294,17 @@ type Observed struct {
 	Workload
 	// PodsExist is true while any pod selected by the workload still exists
 	// (including terminating ones, which may still write to their volumes).
+	// It costs a listing of the namespace's pods, so lookups fill it only
+	// when the replicas alone do not say the workload runs (RunsByReplicas).
 	PodsExist bool
 }
 
 // Running reports whether the workload has or wants pods.
-func (o Observed) Running() bool {
-	return o.DesiredReplicas() > 0 || o.StatusReplicas > 0 || o.PodsExist
-}
+func (o Observed) Running() bool { return o.RunsByReplicas() || o.PodsExist }
+
+// RunsByReplicas reports whether the replicas alone, desired or in status,
+// say the workload runs.
+func (w Workload) RunsByReplicas() bool { return w.DesiredReplicas() > 0 || w.StatusReplicas > 0 }
 
 func joinQuoted[T ~string](values []T) string {
 	quoted := make([]string, len(values))
