@@ -155,7 +155,11 @@ func skipString(b []byte, i int) (int, error) {
 		quote, backslash := x^(ones*'"'), x^(ones*'\\')
 		special := ((quote-ones)&^quote | (backslash-ones)&^backslash | (x-ones*' ')&^x) & highs
 		if special != 0 {
-			return stringEnd(b, i+bits.TrailingZeros64(special)/8)
+			end := i + bits.TrailingZeros64(special)/8
+			if b[end] == '"' { // the usual end, without a call
+				return end + 1, nil
+			}
+			return stringEnd(b, end)
 		}
 	}
 	for ; i < len(b); i++ {
@@ -228,7 +232,8 @@ func skipDigits(b []byte, i int) int {
 }
 
 func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\n' || b[i] == '\t' || b[i] == '\r') {
+	// Bodies rarely have whitespace between tokens: one comparison says so.
+	for i < len(b) && b[i] <= ' ' && (b[i] == ' ' || b[i] == '\n' || b[i] == '\t' || b[i] == '\r') {
 		i++
 	}
 	return i
