@@ -94,14 +94,16 @@ test: envtest-assets $(HELM) ## Run every test: unit, adapter, chart and integra
 # fuzzes for real: FUZZTIME each (a duration or Nx executions), FUZZ_TARGETS
 # a regular expression on "<package> <FuzzName>". FUZZ_TIMEOUT bounds each
 # target's run (go test's own default, 10m, cuts a 1000000x run of the
-# slower targets short).
+# slower targets short); FUZZ_MINIMIZETIME bounds the minimizing of each new
+# input (go test's default, 60s, is most of a fresh corpus's run time).
 FUZZTIME ?= 30s
 FUZZ_TARGETS ?= .
 FUZZ_TIMEOUT ?= 2h
+FUZZ_MINIMIZETIME ?= 5s
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each (default 30s) and print the executions reached.
-	@LOCAL=$(LOCAL) FUZZTIME=$(FUZZTIME) FUZZ_TARGETS='$(FUZZ_TARGETS)' FUZZ_TIMEOUT=$(FUZZ_TIMEOUT) hack/fuzz.sh
+	@LOCAL=$(LOCAL) FUZZTIME=$(FUZZTIME) FUZZ_TARGETS='$(FUZZ_TARGETS)' FUZZ_TIMEOUT=$(FUZZ_TIMEOUT) FUZZ_MINIMIZETIME=$(FUZZ_MINIMIZETIME) hack/fuzz.sh
 
 .PHONY: bench
 bench: ## Run the admission handler benchmarks.

@@ -5,12 +5,14 @@
 # the failing input written under the package's testdata/fuzz/, as
 # `go test -fuzz` leaves it. FUZZ_TARGETS, a regular expression, narrows the
 # targets (matched against "<package dir> <FuzzName>"); FUZZ_TIMEOUT (2h)
-# bounds each target's run. Logs: $LOCAL/fuzz/.
+# bounds each target's run, FUZZ_MINIMIZETIME (5s) the minimizing of each new
+# input. Logs: $LOCAL/fuzz/.
 set -euo pipefail
 
 FUZZTIME=${FUZZTIME:-30s}
 FUZZ_TARGETS=${FUZZ_TARGETS:-.}
 FUZZ_TIMEOUT=${FUZZ_TIMEOUT:-2h}
+FUZZ_MINIMIZETIME=${FUZZ_MINIMIZETIME:-5s}
 LOG_DIR=${LOCAL:-.local}/fuzz
 mkdir -p "$LOG_DIR"
 
@@ -27,7 +29,7 @@ status=0
 while read -r pkg name; do
 	log="$LOG_DIR/${pkg//\//_}.$name.log"
 	result=ok
-	go test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" -timeout "$FUZZ_TIMEOUT" "$pkg" >"$log" 2>&1 || { result="FAILED (see $log)"; status=1; }
+	go test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" -fuzzminimizetime "$FUZZ_MINIMIZETIME" -timeout "$FUZZ_TIMEOUT" "$pkg" >"$log" 2>&1 || { result="FAILED (see $log)"; status=1; }
 	# The last progress line carries the total: "fuzz: elapsed: 1m0s, execs: 123 (2/sec), ...".
 	execs=$(grep -o 'execs: [0-9]*' "$log" | tail -n 1 | cut -d' ' -f2)
 	printf '%-22s %-26s %12s %s\n' "${pkg#./}" "$name" "${execs:-0}" "$result"
