@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"unicode/utf8"
 
@@ -35,6 +36,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	serializerjson "k8s.io/apimachinery/pkg/runtime/serializer/json"
 	"k8s.io/apimachinery/pkg/types"
 	sigsjson "sigs.k8s.io/json"
 )
@@ -200,20 +202,33 @@ type envelope struct {
 	Response        *admissionv1.AdmissionResponse `json:"response,omitempty"`
 }
 
-// readGeneric decodes the review as the API machinery does (case-sensitive
-// keys, sigs.k8s.io/json), with errors that say what is wrong.
+// readGeneric decodes the review as the API machinery does, with errors
+// that say what is wrong: the request with case-sensitive keys
+// (sigs.k8s.io/json), apiVersion and kind as its serializer finds them,
+// with encoding/json, which also takes "ApiVersion" or "KIND".
 func readGeneric(body []byte) (Review, error) {
 	var e envelope
 	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(body, &e); err != nil {
 		return Review{}, fmt.Errorf("decoding the AdmissionReview: %w", err)
 	}
-	if e.Kind != "AdmissionReview" {
-		return Review{}, fmt.Errorf("expected an AdmissionReview, got kind %q", e.Kind)
+	gvk, err := serializerjson.DefaultMetaFactory.Interpret(body)
+	if err != nil {
+		return Review{}, fmt.Errorf("decoding the AdmissionReview: %w", err)
+	}
+	if gvk.Kind != "AdmissionReview" {
+		return Review{}, fmt.Errorf("expected an AdmissionReview, got kind %q", gvk.Kind)
 	}
 	if e.Request == nil {
 		return Review{}, errors.New("the AdmissionReview carries no request")
 	}
-	return Review{APIVersion: e.APIVersion, Request: *e.Request}, nil
+	return Review{APIVersion: gvk.GroupVersion().String(), Request: *e.Request}, nil
+}
+
+// isEnvelopeKey reports whether a key the one-pass reader does not take
+// names apiVersion or kind to the API machinery's serializer, which matches
+// them as encoding/json does, case-insensitively (readGeneric).
+func isEnvelopeKey(key string) bool {
+	return strings.EqualFold(key, "apiVersion") || strings.EqualFold(key, "kind")
 }
 
 // readOnePass decodes a well-formed AdmissionReview in a single pass. ok is
@@ -248,6 +263,9 @@ func readOnePass(body []byte, newObject NewObject) (rv Review, ok bool) {
 			sawRequest = !it.ReadNil() && readRequest(it, borrow, &rv, newObject)
 			return sawRequest
 		default:
+			if isEnvelopeKey(key) {
+				return false
+			}
 			it.Skip()
 		}
 		return it.Error == nil
