@@ -7,7 +7,10 @@
 // decoded into their Go types, so that each object is decoded exactly once;
 // FuzzReadMatchesStock holds the contract. One exception, written down in
 // policy: of a workload's pod-template containers only the fields policy
-// reads are decoded (template.go); the rest is checked as JSON and skipped.
+// reads are decoded (template.go); the rest is checked as JSON and skipped,
+// so a value there that is not of its field's type (a malformed quantity)
+// does not make the reader refuse the object. The API server decodes every
+// object before it calls a webhook, so it never sends one.
 //
 // The fast path (readOnePass) reads a well-formed review in a single pass
 // with json-iterator: the envelope field by field and each object straight
