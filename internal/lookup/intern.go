@@ -27,8 +27,9 @@ import (
 //
 // Sharing is safe because nothing writes to a cached object: controller-
 // runtime's cache gives every Get and List a deep copy, and the readers that
-// skip the copy (client.UnsafeDisableDeepCopy: the audit, PodsExist, the
-// reconcilers' read-only lists and mappings) only read. Such a reader that
+// skip the copy (client.UnsafeDisableDeepCopy: the admission lookups of
+// Cache, the audit, the reconcilers' read-only lists and mappings) only
+// read, as the Lookup contract says. Such a reader that
 // wrote to a map would already corrupt the cache; with sharing it would
 // corrupt other objects as well.
 //
