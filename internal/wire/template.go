@@ -31,12 +31,10 @@ func newAPI(borrow bool) jsoniter.API {
 	cfg := jsoniter.Config{EscapeHTML: true, CaseSensitive: true, ObjectFieldMustBeSimpleString: borrow}
 	templates := cfg.Froze()
 	api := cfg.Froze()
+	fields := &readContainerFields{}
 	if borrow {
 		templates.RegisterExtension(&borrowStrings{})
 		api.RegisterExtension(&borrowStrings{})
-	}
-	fields := &readContainerFields{}
-	if borrow {
 		fields.skip = skipUnread{}
 	}
 	templates.RegisterExtension(fields)
