@@ -120,34 +120,42 @@ wait_until() {
 	done
 }
 
-# One fake node that takes every pod, marked for KWOK to manage; the
-# capacity is large so the examples and e2e never wait on scheduling.
+# One fake node that takes every pod, marked for KWOK to manage. Its status
+# lists the resources a real kubelet reports (capacity, and allocatable less
+# the kubelet's default eviction thresholds: memory.available 100Mi,
+# nodefs.available 10%), so that pods requesting ephemeral-storage or
+# hugepages are scheduled as on a real node; the amounts are large so the
+# examples and e2e never wait on scheduling. KWOK's node stages keep a
+# status's capacity and allocatable and only rewrite its conditions.
+NODE_NAME=kwok-node-0
+NODE_RESOURCES='{"status": {
+  "capacity": {"cpu": "32", "memory": "256Gi", "ephemeral-storage": "500Gi",
+    "hugepages-1Gi": "0", "hugepages-2Mi": "0", "pods": "110"},
+  "allocatable": {"cpu": "32", "memory": "262044Mi", "ephemeral-storage": "450Gi",
+    "hugepages-1Gi": "0", "hugepages-2Mi": "0", "pods": "110"}
+}}'
+
+# apply_node writes the node's resources through its status subresource: an
+# apply of the Node ignores the status of a node that exists, so a cluster
+# made before a change here gets the new resources too.
 apply_node() {
-	kubectl apply -f - >/dev/null <<'EOF'
+	kubectl apply -f - >/dev/null <<EOF
 apiVersion: v1
 kind: Node
 metadata:
-  name: kwok-node-0
+  name: $NODE_NAME
   annotations:
     kwok.x-k8s.io/node: fake
     node.alpha.kubernetes.io/ttl: "0"
   labels:
     kubernetes.io/arch: amd64
-    kubernetes.io/hostname: kwok-node-0
+    kubernetes.io/hostname: $NODE_NAME
     kubernetes.io/os: linux
     kubernetes.io/role: agent
     node-role.kubernetes.io/agent: ""
     type: kwok
-status:
-  allocatable:
-    cpu: "32"
-    memory: 256Gi
-    pods: "110"
-  capacity:
-    cpu: "32"
-    memory: 256Gi
-    pods: "110"
 EOF
+	kubectl patch node "$NODE_NAME" --subresource=status --type=merge -p "$NODE_RESOURCES" >/dev/null
 }
 
 # No provisioner runs here, so claims bind to a pre-made pool of volumes. The
@@ -213,7 +221,7 @@ setup_cluster() {
 	apply_node
 	apply_storage_class
 	refill_volume_pool
-	wait_until "node kwok-node-0 to be Ready" 120 kubectl wait --for=condition=Ready node/kwok-node-0 --timeout=5s
+	wait_until "node $NODE_NAME to be Ready" 120 kubectl wait --for=condition=Ready "node/$NODE_NAME" --timeout=5s
 	# Pods are refused until the controller-manager made the namespace's
 	# service account.
 	wait_until "the default service account" 120 kubectl get serviceaccount default -n default
