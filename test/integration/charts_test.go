@@ -1,0 +1,243 @@
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/statekeeper/statekeeper/internal/policy"
+)
+
+// The test charts of test/charts (issue 17), installed object by object as
+// Helm installs a release, against the chart's webhooks.
+
+const (
+	testChartsDir  = "../charts"
+	optInValuesDir = "../charts/values"
+)
+
+// The rules issue 17 adds, by their IDs (policy.Rule constants on the
+// policy branch).
+const (
+	ruleUnknownKey    policy.Rule = "unknown-key"
+	ruleEphemeralData policy.Rule = "ephemeral-data"
+)
+
+// renderChart is `helm template` of a test chart with a file of opt-in
+// values, decoded. helm template prints a release in Helm's install order
+// (Services, Deployments, HPAs, StatefulSets), the order Helm creates it in.
+func renderChart(t *testing.T, chart, release, values string) []client.Object {
+	t.Helper()
+	args := []string{"template", release, filepath.Join(testChartsDir, chart)}
+	if values != "" {
+		args = append(args, "--values", filepath.Join(optInValuesDir, values))
+	}
+	cmd := exec.CommandContext(t.Context(), os.Getenv("HELM"), args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	require.NoError(t, err, "%s: %s", cmd, stderr.String())
+
+	decoder := serializer.NewCodecFactory(clientgoscheme.Scheme).UniversalDeserializer()
+	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(out)))
+	var objects []client.Object
+	for {
+		doc, err := reader.Read()
+		if errors.Is(err, io.EOF) {
+			return objects
+		}
+		require.NoError(t, err)
+		if len(bytes.TrimSpace(doc)) == 0 {
+			continue
+		}
+		obj, _, err := decoder.Decode(doc, nil, nil)
+		require.NoError(t, err, "decoding:\n%s", doc)
+		objects = append(objects, obj.(client.Object))
+	}
+}
+
+var bracketedRule = regexp.MustCompile(`\[([a-z]+(?:-[a-z]+)*)\]$`)
+
+// rulesOf are the rule IDs that end each message.
+func rulesOf(messages []string) []policy.Rule {
+	var rules []policy.Rule
+	for _, m := range messages {
+		if r := bracketedRule.FindStringSubmatch(m); r != nil {
+			rules = append(rules, policy.Rule(r[1]))
+		}
+	}
+	slices.Sort(rules)
+	return rules
+}
+
+// causesOf are the messages of a denial's causes.
+func causesOf(t *testing.T, err error) []string {
+	t.Helper()
+	var apiErr apierrors.APIStatus
+	require.ErrorAs(t, err, &apiErr)
+	var messages []string
+	if details := apiErr.Status().Details; details != nil {
+		for _, c := range details.Causes {
+			messages = append(messages, c.Message)
+		}
+	}
+	return messages
+}
+
+// chartObject is what the API server answered for one object of a release:
+// the rules of its denial or of its warnings, sorted.
+type chartObject struct {
+	Ref    string
+	Denied []policy.Rule
+	Warned []policy.Rule
+}
+
+// install creates a release's objects in order, as `helm install` does, and
+// returns what was answered for each. Decisions that read statekeeper's
+// caches (headless-conflict reads the Service Helm created a moment
+// before) are settled with dry runs first: an object expected to be denied
+// is created once its dry run is denied, any other once its dry run shows
+// the expected warnings.
+func (tn *tenant) install(objects []client.Object, want []chartObject) []chartObject {
+	tn.t.Helper()
+	expected := map[string]chartObject{}
+	for _, w := range want {
+		expected[w.Ref] = w
+	}
+	var got []chartObject
+	for _, obj := range objects {
+		ref := fmt.Sprintf("%s/%s", obj.GetObjectKind().GroupVersionKind().Kind, obj.GetName())
+		op := func(dryRun bool) error { return tn.create(obj.DeepCopyObject().(client.Object), dryRun) }
+		w := expected[ref]
+		answer := chartObject{Ref: ref}
+		if len(w.Denied) > 0 {
+			causes := causesOf(tn.t, tn.denied(op))
+			answer.Denied = rulesOf(causes)
+			if slices.Contains(answer.Denied, policy.RuleKindMismatch) {
+				// The way out for chart-wide labels: the README's post-renderer.
+				assert.Contains(tn.t, fmt.Sprint(causes), "Opting in charts you do not write")
+			}
+		} else {
+			tn.settle(func(bool) error {
+				tn.warnings.take()
+				if err := op(true); err != nil {
+					return err
+				}
+				if rules := rulesOf(tn.warnings.take()); !slices.Equal(rules, w.Warned) {
+					return fmt.Errorf("warned %v, want %v", rules, w.Warned)
+				}
+				return nil
+			}, func(err error) bool { return err == nil })
+			tn.warnings.take()
+			require.NoError(tn.t, op(false), "creating %s", ref)
+			answer.Warned = rulesOf(tn.warnings.take())
+		}
+		got = append(got, answer)
+	}
+	// Helm keeps the order of objects of one kind from templates it reads
+	// in no set order; the answers are compared by object.
+	slices.SortFunc(got, func(a, b chartObject) int { return strings.Compare(a.Ref, b.Ref) })
+	return got
+}
+
+// TestThirdPartyChartsInstall installs each test chart, opted in as its
+// values allow, in an enforce namespace: every release installs but the one
+// whose chart-wide labels put a stateful type on its exporter, which is
+// denied with the way out; the warnings name what the user does not get.
+func TestThirdPartyChartsInstall(t *testing.T) {
+	t.Parallel()
+	const (
+		db   = "db-single-db"
+		ring = "ring-gossip-ring"
+		rs   = "rs-replicaset-arbiter"
+	)
+	rules := func(r ...policy.Rule) []policy.Rule { slices.Sort(r); return r }
+	for _, tc := range []struct {
+		name                   string
+		chart, release, values string
+		want                   []chartObject
+	}{{
+		name: "single-db: commonLabels", chart: "single-db", release: "db", values: "single-db-common-labels.yaml",
+		want: []chartObject{
+			{Ref: "Service/" + db},
+			{Ref: "Service/" + db + "-metrics"},
+			{Ref: "Deployment/" + db + "-metrics", Denied: rules(policy.RuleKindMismatch)},
+			{Ref: "StatefulSet/" + db, Warned: rules(policy.RuleHeadlessConflict)},
+		},
+	}, {
+		name: "single-db: primary.podLabels", chart: "single-db", release: "db", values: "single-db-pod-labels.yaml",
+		want: []chartObject{
+			{Ref: "Service/" + db},
+			{Ref: "Service/" + db + "-metrics"},
+			{Ref: "Deployment/" + db + "-metrics"},
+			{Ref: "StatefulSet/" + db, Warned: rules(policy.RuleHeadlessConflict)},
+		},
+	}, {
+		name: "single-db: headless Service and HPA", chart: "single-db", release: "db", values: "single-db-headless.yaml",
+		want: []chartObject{
+			{Ref: "Service/" + db},
+			{Ref: "Service/" + db + "-hl"},
+			{Ref: "HorizontalPodAutoscaler/" + db},
+			{Ref: "StatefulSet/" + db},
+		},
+	}, {
+		name: "single-db: persistence off", chart: "single-db", release: "db", values: "single-db-ephemeral.yaml",
+		want: []chartObject{
+			{Ref: "Service/" + db},
+			{Ref: "StatefulSet/" + db, Warned: rules(policy.RuleHeadlessConflict, ruleEphemeralData)},
+		},
+	}, {
+		name: "single-db: a misspelt key", chart: "single-db", release: "db", values: "single-db-typo.yaml",
+		want: []chartObject{
+			{Ref: "Service/" + db},
+			{Ref: "StatefulSet/" + db, Warned: rules(ruleUnknownKey)},
+		},
+	}, {
+		name: "gossip-ring", chart: "gossip-ring", release: "ring", values: "gossip-ring.yaml",
+		want: []chartObject{
+			{Ref: "Service/" + ring + "-memberlist"},
+			{Ref: "StatefulSet/" + ring, Warned: rules(policy.RuleHeadlessConflict)},
+		},
+	}, {
+		name: "replicaset-arbiter", chart: "replicaset-arbiter", release: "rs", values: "replicaset-arbiter.yaml",
+		want: []chartObject{
+			{Ref: "Service/" + rs + "-arbiter-headless"},
+			{Ref: "Service/" + rs + "-headless"},
+			{Ref: "StatefulSet/" + rs + "-arbiter"},
+			{Ref: "StatefulSet/" + rs},
+		},
+	}, {
+		name: "replicaset-arbiter: the arbiter's vote undeclared", chart: "replicaset-arbiter", release: "rs", values: "replicaset-arbiter-no-vote.yaml",
+		want: []chartObject{
+			{Ref: "Service/" + rs + "-arbiter-headless"},
+			{Ref: "Service/" + rs + "-headless"},
+			{Ref: "StatefulSet/" + rs + "-arbiter"},
+			{Ref: "StatefulSet/" + rs, Denied: rules(policy.RuleQuorum)},
+		},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tn := newTenant(t, "")
+			got := tn.install(renderChart(t, tc.chart, tc.release, tc.values), tc.want)
+			slices.SortFunc(tc.want, func(a, b chartObject) int { return strings.Compare(a.Ref, b.Ref) })
+			assert.Equal(t, tc.want, got)
+		})
+	}
+}
