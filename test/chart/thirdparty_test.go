@@ -228,19 +228,18 @@ func kubectlBinary(t *testing.T) string {
 	return k
 }
 
-// TestPostRenderer installs examples/post-renderer/statekeeper-label as a
-// Helm 4 plugin and renders single-db with its exporter through it: only the
-// StatefulSet is labelled, and check admits the release where commonLabels
-// would have the exporter denied. A name the chart does not render fails
-// the render instead of installing the chart unmanaged.
+// TestPostRenderer renders single-db with its exporter through
+// examples/post-renderer/statekeeper-label as Helm 4 finds the plugin: only
+// the StatefulSet is labelled, and check admits the release where
+// commonLabels would have the exporter denied. A name the chart does not
+// render fails the render instead of installing the chart unmanaged; Helm 4
+// shows only that the plugin failed, the script itself says why.
 func TestPostRenderer(t *testing.T) {
 	t.Setenv("KUBECTL", kubectlBinary(t))
-	// Every helm run of this test shares the plugins directory.
-	t.Setenv("HELM_PLUGINS", t.TempDir())
-	plugin, err := filepath.Abs(postRendererV4)
+	// The directory `helm plugin install` links the plugin into.
+	plugins, err := filepath.Abs(filepath.Dir(postRendererV4))
 	require.NoError(t, err)
-	_, err = runHelm(t, "plugin", "install", plugin)
-	require.NoError(t, err)
+	t.Setenv("HELM_PLUGINS", plugins)
 
 	chart := testChart{chart: "single-db", release: "db"}
 	render := func(target string) (string, error) {
@@ -270,9 +269,18 @@ func TestPostRenderer(t *testing.T) {
 	assert.Equal(t, check.ExitAllowed, code)
 
 	_, err = render("StatefulSet/db")
-	var helmErr *helmError
-	require.ErrorAs(t, err, &helmErr)
-	// Helm wraps the plugin's failure in words of its own; the plugin's
-	// line is what names the mistake.
-	assert.Contains(t, helmErr.stderr, "label.sh: the chart rendered no StatefulSet named db\n")
+	require.Error(t, err, "a post-renderer target the chart does not render must fail the render")
+
+	plain, err := runHelm(t, chart.templateArgs("--set", "metrics.enabled=true")...)
+	require.NoError(t, err)
+	script := exec.CommandContext(t.Context(), filepath.Join(postRendererV4, "label.sh"), "StatefulSet/db", string(policy.StatefulSingle))
+	script.Stdin = strings.NewReader(plain)
+	var stdout, stderr bytes.Buffer
+	script.Stdout, script.Stderr = &stdout, &stderr
+	err = script.Run()
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit)
+	assert.Equal(t, 1, exit.ExitCode())
+	assert.Empty(t, stdout.String())
+	assert.Equal(t, "label.sh: the chart rendered no StatefulSet named db\n", stderr.String())
 }
