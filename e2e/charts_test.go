@@ -57,9 +57,9 @@ func (n *namespace) installChart(chart, release, values string, flags ...string)
 	return nil
 }
 
-// identityWithoutPeerCount is the pod's identity annotations without the
-// replica count the peers reflect, which says nothing when no peers are
-// stamped.
+// identityWithoutPeerCount is the pod's statekeeper annotations
+// (identityOf) without the replica count the peers reflect, which says
+// nothing when no peers are stamped.
 func identityWithoutPeerCount(pod *corev1.Pod) map[string]string {
 	id := identityOf(pod)
 	delete(id, policy.AnnotationPeersReplicas)
@@ -110,6 +110,9 @@ func TestChartOnClusterIPServiceName(t *testing.T) {
 		policy.AnnotationOrdinal:  "0",
 		policy.AnnotationHostname: "db-single-db-0",
 		policy.AnnotationService:  "db-single-db",
+		// The chart's podAnnotations, which the pods carry as every pod
+		// carries its template's.
+		policy.AnnotationStorageSize: "2Gi",
 	}, identityWithoutPeerCount(pod))
 
 	var svc corev1.Service
