@@ -128,16 +128,26 @@ wait_until() {
 # examples and e2e never wait on scheduling. KWOK's node stages keep a
 # status's capacity and allocatable and only rewrite its conditions.
 NODE_NAME=kwok-node-0
-NODE_RESOURCES='{"status": {
-  "capacity": {"cpu": "32", "memory": "256Gi", "ephemeral-storage": "500Gi",
-    "hugepages-1Gi": "0", "hugepages-2Mi": "0", "pods": "110"},
-  "allocatable": {"cpu": "32", "memory": "262044Mi", "ephemeral-storage": "450Gi",
-    "hugepages-1Gi": "0", "hugepages-2Mi": "0", "pods": "110"}
-}}'
+NODE_STATUS='status:
+  capacity:
+    cpu: "32"
+    memory: 256Gi
+    ephemeral-storage: 500Gi
+    hugepages-1Gi: "0"
+    hugepages-2Mi: "0"
+    pods: "110"
+  allocatable:
+    cpu: "32"
+    memory: 262044Mi
+    ephemeral-storage: 450Gi
+    hugepages-1Gi: "0"
+    hugepages-2Mi: "0"
+    pods: "110"'
 
-# apply_node writes the node's resources through its status subresource: an
-# apply of the Node ignores the status of a node that exists, so a cluster
-# made before a change here gets the new resources too.
+# apply_node creates the node with its status, so that KWOK never sees it
+# without one, and writes the status again through the status subresource:
+# an apply ignores the status of a node that exists, and a cluster made
+# before a change here gets the new resources too.
 apply_node() {
 	kubectl apply -f - >/dev/null <<EOF
 apiVersion: v1
@@ -154,8 +164,9 @@ metadata:
     kubernetes.io/role: agent
     node-role.kubernetes.io/agent: ""
     type: kwok
+$NODE_STATUS
 EOF
-	kubectl patch node "$NODE_NAME" --subresource=status --type=merge -p "$NODE_RESOURCES" >/dev/null
+	kubectl patch node "$NODE_NAME" --subresource=status --type=merge -p "$NODE_STATUS" >/dev/null
 }
 
 # No provisioner runs here, so claims bind to a pre-made pool of volumes. The
