@@ -308,8 +308,8 @@ func TestFiltersReadThePodTemplate(t *testing.T) {
 		return sts
 	}
 	tests := []struct {
-		name                  string
-		sts                   *appsv1.StatefulSet
+		name                      string
+		sts                       *appsv1.StatefulSet
 		wantStateful, wantManaged bool
 	}{
 		{name: "unlabelled", sts: onTemplate("", "")},
