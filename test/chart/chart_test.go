@@ -440,10 +440,10 @@ func TestWebhookContract(t *testing.T) {
 		validateScaling("scaling-warn.validate.statekeeper.io", ignore, warned),
 		validateScaling("scaling-warn-default.validate.statekeeper.io", ignore, noNamespace),
 		{
-			Name:           "deletions.validate.statekeeper.io",
-			ClientConfig:   clientConfig("/validate"),
-			Rules:          []admissionregistrationv1.RuleWithOperations{rule("apps", "v1", workloads, admissionregistrationv1.Delete)},
-			FailurePolicy:  fail,
+			Name:          "deletions.validate.statekeeper.io",
+			ClientConfig:  clientConfig("/validate"),
+			Rules:         []admissionregistrationv1.RuleWithOperations{rule("apps", "v1", workloads, admissionregistrationv1.Delete)},
+			FailurePolicy: fail,
 			MatchConditions: []admissionregistrationv1.MatchCondition{
 				deletedManaged,
 				{Name: "workload-protected", Expression: protectedWorkload},
@@ -452,10 +452,10 @@ func TestWebhookContract(t *testing.T) {
 			NamespaceSelector: notOff,
 		},
 		{
-			Name:           "namespace-deletions.validate.statekeeper.io",
-			ClientConfig:   clientConfig("/validate"),
-			Rules:          []admissionregistrationv1.RuleWithOperations{rule("apps", "v1", workloads, admissionregistrationv1.Delete)},
-			FailurePolicy:  fail,
+			Name:          "namespace-deletions.validate.statekeeper.io",
+			ClientConfig:  clientConfig("/validate"),
+			Rules:         []admissionregistrationv1.RuleWithOperations{rule("apps", "v1", workloads, admissionregistrationv1.Delete)},
+			FailurePolicy: fail,
 			MatchConditions: []admissionregistrationv1.MatchCondition{
 				deletedManaged,
 				{Name: "workload-not-protected-itself", Expression: "! " + protectedWorkload},
