@@ -99,7 +99,7 @@ func failurePoliciesAsShipped(t *testing.T) {
 	var missing appsv1.StatefulSet
 	err := suite.client.Get(t.Context(), client.ObjectKey{Namespace: ns.name, Name: "other"}, &missing)
 	assert.True(t, apierrors.IsNotFound(err), "statefulset other was stored: %v", err)
-	// ...while the objectSelector keeps every unmanaged workload out of it.
+	// ...while the match conditions keep every unmanaged workload out of it.
 	ns.create(withoutMounts(workloads.StatefulSet("unmanaged", "", 0))).expect(t, allowed)
 
 	// Scaling to 0 or 1 is never sent to statekeeper (the scaling webhook's

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -115,7 +116,11 @@ func TestTypeChange(t *testing.T) {
 	change := []string{"label", "statefulset", "db", "--overwrite", policy.LabelDeployType + "=" + string(policy.StatefulSingle)}
 	ns.eventuallyDecision(denied(policy.RuleTypeChange), nil, append(change, "--dry-run=server")...)
 	ns.kubectl(nil, change...).expect(t, denied(policy.RuleTypeChange))
-	ns.kubectl(nil, "label", "statefulset", "db", policy.LabelDeployType+"-").expect(t, denied(policy.RuleTypeChange))
+	// The type counts on the pod template too, where the mutation stamped
+	// it: removing it means removing it from both.
+	key := strings.ReplaceAll(policy.LabelDeployType, "/", "~1")
+	removeType := fmt.Sprintf(`[{"op":"remove","path":"/metadata/labels/%s"},{"op":"remove","path":"/spec/template/metadata/labels/%s"}]`, key, key)
+	ns.kubectl(nil, "patch", "statefulset", "db", "--type=json", "-p", removeType).expect(t, denied(policy.RuleTypeChange))
 
 	// Scaled to 0 with its pods gone, the type may change.
 	ns.kubectl(nil, "scale", "statefulset", "db", "--replicas=0").expect(t, allowed)

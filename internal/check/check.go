@@ -356,7 +356,7 @@ func (c *checker) headlessService(ctx context.Context, stored []byte, defaultedN
 	if err := json.Unmarshal(stored, &sts); err != nil {
 		return nil, err
 	}
-	if t, err := policy.ParseDeployType(sts.Labels[policy.LabelDeployType]); err != nil || !t.Stateful() {
+	if t, _, err := policy.FromStatefulSet(&sts).DeployType(); err != nil || !t.Stateful() {
 		return nil, nil
 	}
 	svc := policy.HeadlessService(&sts)

@@ -73,13 +73,29 @@ func scaleTargetOf(obj client.Object) []string {
 	return nil
 }
 
-// componentOf is the index function: the component label, for the
-// workloads whose component (policy.ComponentOf) is not their name.
+// componentOf is the index function: the component label (on the workload
+// or its pod template, policy.EffectiveKeys), for the workloads whose
+// component (policy.ComponentOf) is not their name.
 func componentOf(obj client.Object) []string {
-	if c := obj.GetLabels()[policy.LabelComponent]; c != "" {
+	if c := componentLabel(obj); c != "" {
 		return []string{c}
 	}
 	return nil
+}
+
+// componentLabel is a Deployment's or StatefulSet's effective component
+// label, "" when it has none.
+func componentLabel(obj client.Object) string {
+	var w policy.Workload
+	switch o := obj.(type) {
+	case *appsv1.Deployment:
+		w = policy.FromDeployment(o)
+	case *appsv1.StatefulSet:
+		w = policy.FromStatefulSet(o)
+	default:
+		return ""
+	}
+	return w.Labels[policy.LabelComponent]
 }
 
 // CacheOptions returns the cache settings the lookups need. Every object
@@ -408,7 +424,8 @@ func (c *Cache) Component(ctx context.Context, kind policy.Kind, namespace, comp
 
 // namedComponent reads the workload named key.Name into obj and reports
 // whether it belongs to that component by its name: it exists and carries
-// no component label (one that does is in ComponentIndex).
+// no component label, on itself or its pod template (one that does is in
+// ComponentIndex).
 func (c *Cache) namedComponent(ctx context.Context, key client.ObjectKey, obj client.Object) (bool, error) {
 	err := c.cached.Get(ctx, key, obj, client.UnsafeDisableDeepCopy)
 	if apierrors.IsNotFound(err) {
@@ -417,7 +434,7 @@ func (c *Cache) namedComponent(ctx context.Context, key client.ObjectKey, obj cl
 	if err != nil {
 		return false, fmt.Errorf("reading %s: %w", key.Name, err)
 	}
-	return obj.GetLabels()[policy.LabelComponent] == "", nil
+	return componentLabel(obj) == "", nil
 }
 
 func (c *Cache) observe(ctx context.Context, w policy.Workload) (*policy.Observed, error) {

@@ -66,11 +66,24 @@ func fixtures() []client.Object {
 		// so it is not component "worker".
 		&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "api", Labels: map[string]string{policy.LabelComponent: "api"}}},
 		&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "worker", Labels: map[string]string{policy.LabelComponent: "jobs"}}},
+		// Labelled on their pod templates only (a chart's podLabels):
+		// "queue-v2" is component "queue"; "cache" is component "kv", not "cache".
+		templateLabelled("queue-v2", "queue"),
+		templateLabelled("cache", "kv"),
 		// HPAs of StatefulSet "db", and one of a same-named target in another group.
 		hpaOf("db-scaler", "apps/v1", "StatefulSet", "db", 3),
 		hpaOf("a-scaler", "apps/v1", "StatefulSet", "db", 1),
 		hpaOf("foreign", "example.com/v1", "StatefulSet", "db", 5),
 	}
+}
+
+// templateLabelled is a StatefulSet in "shop" whose component label is on
+// its pod template only.
+func templateLabelled(name, component string) *appsv1.StatefulSet {
+	sts := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: name}}
+	sts.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}}
+	sts.Spec.Template.Labels = map[string]string{"app": name, policy.LabelComponent: component}
+	return sts
 }
 
 func hpaOf(name, apiVersion, kind, target string, maxReplicas int32) *autoscalingv2.HorizontalPodAutoscaler {
@@ -177,6 +190,11 @@ func TestLookups(t *testing.T) {
 				require.NoError(t, err)
 				assert.Equal(t, want, names(got), "component %q", component)
 			}
+			for component, want := range map[string][]string{"queue": {"queue-v2"}, "kv": {"cache"}, "cache": nil} {
+				got, err := l.Component(ctx, policy.KindStatefulSet, "shop", component)
+				require.NoError(t, err)
+				assert.Equal(t, want, names(got), "component %q, labelled on the pod template", component)
+			}
 
 			claims, err := l.Claims(ctx, "shop", []string{"data", "absent"})
 			require.NoError(t, err)
@@ -240,6 +258,7 @@ func TestComponentOf(t *testing.T) {
 	assert.Empty(t, componentOf(&appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{
 		Name: "db", Labels: map[string]string{policy.LabelComponent: ""},
 	}}), "an empty label falls back to the name, as policy.Workload.Component does")
+	assert.Equal(t, []string{"shop-db"}, componentOf(templateLabelled("db-v2", "shop-db")), "labelled on the pod template")
 }
 
 func TestStripPodMetadata(t *testing.T) {
@@ -363,6 +382,9 @@ func TestCacheTransformsDropWhatNoLookupReads(t *testing.T) {
 		assert.Equal(t, want, AsCached(obj), "AsCached is the cache's transform")
 	}
 	assert.Equal(t, []corev1.Container{{Ports: []corev1.ContainerPort{{Name: "pg", ContainerPort: 5432}}}}, AsCached(d).(*appsv1.Deployment).Spec.Template.Spec.Containers)
+	d.Spec.Template.Annotations = map[string]string{"checksum/config": "0c1d", policy.AnnotationProtect: "true"}
+	assert.Equal(t, map[string]string{policy.AnnotationProtect: "true"}, AsCached(d).(*appsv1.Deployment).Spec.Template.Annotations,
+		"the pod template keeps statekeeper's keys (policy.EffectiveKeys reads them there)")
 
 	pod := podMetadata()
 	pod.Name, pod.Labels = "db-0", map[string]string{"app": "db"}

@@ -47,8 +47,9 @@ type BudgetPlan struct {
 // WantsDisruptionBudget reports whether statekeeper keeps a budget for sts:
 // a stateful-multi StatefulSet that did not opt out.
 func WantsDisruptionBudget(sts *appsv1.StatefulSet) bool {
-	t, _, err := FromStatefulSet(sts).DeployType()
-	return err == nil && t == StatefulMulti && sts.Annotations[AnnotationDisruptionBudget] != "false"
+	w := FromStatefulSet(sts)
+	t, _, err := w.DeployType()
+	return err == nil && t == StatefulMulti && w.Annotations[AnnotationDisruptionBudget] != "false"
 }
 
 // DisruptionBudget is the PodDisruptionBudget statekeeper keeps for a

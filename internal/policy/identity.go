@@ -58,9 +58,9 @@ type Identity struct {
 }
 
 // InjectEnvRequested reports whether the StatefulSet asks for the identity as
-// environment variables too.
+// environment variables too (on itself or its pod template).
 func InjectEnvRequested(sts *appsv1.StatefulSet) bool {
-	return sts.Annotations[AnnotationInjectEnv] == "true"
+	return FromStatefulSet(sts).Annotations[AnnotationInjectEnv] == "true"
 }
 
 // StatefulSetOwner returns the name of the StatefulSet that controls pod: the

@@ -17,9 +17,20 @@ func msgInvalidDeployType(w Workload, err error) string {
 }
 
 func msgKindMismatch(w Workload, t DeployType) string {
-	return fmt.Sprintf("%s is labelled %s, which runs as a %s: use %s, or create a %s",
+	msg := fmt.Sprintf("%s is labelled %s, which runs as a %s: use %s, or create a %s",
 		w.Ref(), t, t.Kind(), orList(typesOfKind(w.Kind)), t.Kind().Lower())
+	if w.Kind == KindDeployment && t.Stateful() {
+		// Charts with only chart-wide labels (commonLabels) put the type of
+		// their database on its exporter or proxy Deployments too.
+		msg += fmt.Sprintf("; if a chart's common labels put it there, label only the chart's StatefulSet "+
+			"(a Helm post-renderer, see the README's %s) or remove the label from this deployment and its pod template",
+			readmeOptingIn)
+	}
+	return msg
 }
+
+// readmeOptingIn names the README section on labelling charts one does not write.
+const readmeOptingIn = "'Opting in charts you do not write'"
 
 func msgSingleInstance(w Workload, t DeployType, replicas int32) string {
 	return fmt.Sprintf("%s is %s: replicas must be 0 or 1, got %d", w.Ref(), t, replicas)

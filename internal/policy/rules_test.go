@@ -214,6 +214,10 @@ func TestValidateWorkloadSingleInstance(t *testing.T) {
 	}
 }
 
+// chartWideLabelsWayOut ends the kind-mismatch denial of a stateful type on a Deployment.
+const chartWideLabelsWayOut = `if a chart's common labels put it there, label only the chart's StatefulSet ` +
+	`(a Helm post-renderer, see the README's 'Opting in charts you do not write') or remove the label from this deployment and its pod template`
+
 func TestValidateWorkloadKindMismatch(t *testing.T) {
 	tests := []struct {
 		name string
@@ -224,7 +228,8 @@ func TestValidateWorkloadKindMismatch(t *testing.T) {
 			name: "stateful type on a deployment",
 			req:  WorkloadRequest{Operation: OpCreate, Object: FromDeployment(deployFixture("db", "stateful-single"))},
 			want: Result{Denials: []Violation{violation(RuleKindMismatch, atDeployType,
-				`deployment "db" is labelled stateful-single, which runs as a StatefulSet: use stateless-single or stateless-multi, or create a statefulset`)}},
+				`deployment "db" is labelled stateful-single, which runs as a StatefulSet: use stateless-single or stateless-multi, or create a statefulset; `+
+					chartWideLabelsWayOut)}},
 		},
 		{
 			name: "stateless type on a statefulset, in an update",
@@ -256,7 +261,8 @@ func TestValidateWorkloadKindMismatch(t *testing.T) {
 			want: Result{Denials: []Violation{
 				violation(RuleSingleInstance, atReplicas, `deployment "db" is stateful-single: replicas must be 0 or 1, got 3`),
 				violation(RuleKindMismatch, atDeployType,
-					`deployment "db" is labelled stateful-single, which runs as a StatefulSet: use stateless-single or stateless-multi, or create a statefulset`),
+					`deployment "db" is labelled stateful-single, which runs as a StatefulSet: use stateless-single or stateless-multi, or create a statefulset; `+
+						chartWideLabelsWayOut),
 			}},
 		},
 		{
@@ -264,7 +270,8 @@ func TestValidateWorkloadKindMismatch(t *testing.T) {
 			req: WorkloadRequest{Operation: OpCreate, Object: FromDeployment(deployFixture("db", "stateful-multi",
 				deployVolumes(claimVolume("data", "db-data")), deployMounts("data")))},
 			want: Result{Denials: []Violation{violation(RuleKindMismatch, atDeployType,
-				`deployment "db" is labelled stateful-multi, which runs as a StatefulSet: use stateless-single or stateless-multi, or create a statefulset`)}},
+				`deployment "db" is labelled stateful-multi, which runs as a StatefulSet: use stateless-single or stateless-multi, or create a statefulset; `+
+					chartWideLabelsWayOut)}},
 		},
 	}
 	for _, tt := range tests {

@@ -18,7 +18,8 @@ import (
 //   - the whole spec but the pod template: replicas, selector, strategy,
 //     serviceName, ordinals, volume claim templates and the rest are small;
 //   - status.replicas;
-//   - of the pod template: its labels; its volumes' names and claims
+//   - of the pod template: its labels, and its annotations under KeyPrefix
+//     (statekeeper's keys count there too: EffectiveKeys); its volumes' names and claims
 //     (persistentVolumeClaim; any other source is dropped); of each container
 //     and init container its ports, volume mounts, volume devices and
 //     restartPolicy (which makes an init container a sidecar): not even its
@@ -48,7 +49,7 @@ func TrimStatefulSet(s *appsv1.StatefulSet) {
 // trimPodTemplate returns the part of a stored pod template that is read.
 // Slices are allocated anew so that the decoded originals can be collected.
 func trimPodTemplate(t corev1.PodTemplateSpec) corev1.PodTemplateSpec {
-	out := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: t.Labels}}
+	out := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: t.Labels, Annotations: statekeeperKeys(t.Annotations)}}
 	if n := len(t.Spec.Volumes); n > 0 {
 		out.Spec.Volumes = make([]corev1.Volume, n)
 		for i, v := range t.Spec.Volumes {

@@ -191,9 +191,12 @@ func (r *Result) Add(other Result) {
 // Workload is a kind-neutral view of a Deployment or a StatefulSet: the fields
 // the rules read. It points into the original object and must not be mutated.
 type Workload struct {
-	Kind        Kind
-	Namespace   string
-	Name        string
+	Kind      Kind
+	Namespace string
+	Name      string
+	// Labels and Annotations are the effective ones (EffectiveKeys): the
+	// object's own, and statekeeper's keys that only its pod template
+	// carries. Every reader of statekeeper's keys reads them here.
 	Labels      map[string]string
 	Annotations map[string]string
 	// Replicas is spec.replicas; nil means the API server's default of 1.
@@ -212,24 +215,32 @@ type Workload struct {
 
 // FromDeployment views d as a Workload.
 func FromDeployment(d *appsv1.Deployment) Workload {
-	return Workload{
+	w := Workload{
 		Kind: KindDeployment, Namespace: d.Namespace, Name: d.Name,
-		Labels: d.Labels, Annotations: d.Annotations,
 		Replicas: d.Spec.Replicas, StatusReplicas: d.Status.Replicas,
 		Selector: d.Spec.Selector, Template: &d.Spec.Template,
 		Strategy: d.Spec.Strategy, ManagedFields: d.ManagedFields,
 	}
+	w.Labels, w.Annotations = effectiveMetadata(&d.ObjectMeta, &d.Spec.Template.ObjectMeta)
+	return w
 }
 
 // FromStatefulSet views s as a Workload.
 func FromStatefulSet(s *appsv1.StatefulSet) Workload {
-	return Workload{
+	w := Workload{
 		Kind: KindStatefulSet, Namespace: s.Namespace, Name: s.Name,
-		Labels: s.Labels, Annotations: s.Annotations,
 		Replicas: s.Spec.Replicas, StatusReplicas: s.Status.Replicas,
 		Selector: s.Spec.Selector, Template: &s.Spec.Template,
 		ClaimTemplates: s.Spec.VolumeClaimTemplates, ServiceName: s.Spec.ServiceName,
 	}
+	w.Labels, w.Annotations = effectiveMetadata(&s.ObjectMeta, &s.Spec.Template.ObjectMeta)
+	return w
+}
+
+// effectiveMetadata is a workload's effective labels and annotations
+// (EffectiveKeys) from its own metadata and its pod template's.
+func effectiveMetadata(own, template *metav1.ObjectMeta) (labels, annotations map[string]string) {
+	return EffectiveKeys(own.Labels, template.Labels), EffectiveKeys(own.Annotations, template.Annotations)
 }
 
 // Ref is "kind/name" lower-cased as in kubectl's output ("statefulset \"db\"").
@@ -257,7 +268,8 @@ func (w Workload) ServiceNameOrDefault() string {
 	return HeadlessServiceName(w.Name)
 }
 
-// Managed reports whether the workload carries the deploy-type label at all.
+// Managed reports whether the workload carries the deploy-type label at all,
+// on itself or on its pod template.
 func (w Workload) Managed() bool {
 	_, ok := w.Labels[LabelDeployType]
 	return ok

@@ -154,16 +154,22 @@ func (r *Reconciler) statefulSetsIn(ctx context.Context, ns client.Object) []rec
 	return requests
 }
 
-// isStateful selects StatefulSets labelled with a stateful-* deploy type.
+// isStateful selects StatefulSets of a stateful-* deploy type, labelled on
+// themselves or their pod template (policy.FromStatefulSet).
 func isStateful(obj client.Object) bool {
-	t, err := policy.ParseDeployType(obj.GetLabels()[policy.LabelDeployType])
+	sts, ok := obj.(*appsv1.StatefulSet)
+	if !ok {
+		return false
+	}
+	t, _, err := policy.FromStatefulSet(sts).DeployType()
 	return err == nil && t.Stateful()
 }
 
-// isManagedWorkload selects StatefulSets that carry the deploy-type label.
+// isManagedWorkload selects StatefulSets that carry the deploy-type label,
+// on themselves or their pod template.
 func isManagedWorkload(obj client.Object) bool {
-	_, ok := obj.GetLabels()[policy.LabelDeployType]
-	return ok
+	sts, ok := obj.(*appsv1.StatefulSet)
+	return ok && policy.FromStatefulSet(sts).Managed()
 }
 
 // statefulSetToReconcile reads the StatefulSet of key from the cache and

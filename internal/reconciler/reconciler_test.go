@@ -294,6 +294,37 @@ func TestIsStateful(t *testing.T) {
 	}
 }
 
+// The filters read the deploy type as policy does: the StatefulSet's own
+// label, else its pod template's.
+func TestFiltersReadThePodTemplate(t *testing.T) {
+	onTemplate := func(own, template string) *appsv1.StatefulSet {
+		sts := redis(own)
+		if own == "" {
+			delete(sts.Labels, policy.LabelDeployType)
+		}
+		if template != "" {
+			sts.Spec.Template.Labels = map[string]string{policy.LabelDeployType: template}
+		}
+		return sts
+	}
+	tests := []struct {
+		name                      string
+		sts                       *appsv1.StatefulSet
+		wantStateful, wantManaged bool
+	}{
+		{name: "unlabelled", sts: onTemplate("", "")},
+		{name: "stateful on the template only", sts: onTemplate("", "stateful-multi"), wantStateful: true, wantManaged: true},
+		{name: "stateless on the template only", sts: onTemplate("", "stateless-multi"), wantManaged: true},
+		{name: "the StatefulSet's own label wins", sts: onTemplate("stateless-multi", "stateful-multi"), wantManaged: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.wantStateful, isStateful(tt.sts), "isStateful")
+			assert.Equal(t, tt.wantManaged, isManagedWorkload(tt.sts), "isManagedWorkload")
+		})
+	}
+}
+
 func TestSpecOrLabelsChanged(t *testing.T) {
 	base := func(version string, generation int64, labels map[string]string) client.Object {
 		return &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{ResourceVersion: version, Generation: generation, Labels: labels}}

@@ -45,8 +45,10 @@ func outcomeOf(d Decision) outcome {
 
 func statefulSet(name, deployType string, replicas int32) *appsv1.StatefulSet {
 	labels := map[string]string{"app": name}
+	templateLabels := map[string]string{"app": name}
 	if deployType != "" {
 		labels[policy.LabelDeployType] = deployType
+		templateLabels[policy.LabelDeployType] = deployType
 	}
 	return &appsv1.StatefulSet{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "StatefulSet"},
@@ -56,7 +58,7 @@ func statefulSet(name, deployType string, replicas int32) *appsv1.StatefulSet {
 			ServiceName: name + "-headless",
 			Selector:    &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": name, policy.LabelDeployType: deployType}},
+				ObjectMeta: metav1.ObjectMeta{Labels: templateLabels},
 				Spec: corev1.PodSpec{Containers: []corev1.Container{{
 					Name: "main", Image: "redis", VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data"}},
 				}}},

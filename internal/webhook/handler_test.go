@@ -99,7 +99,9 @@ func TestValidate(t *testing.T) {
 		{fixture: "deployment-create-stateless-multi", want: ok()},
 		{fixture: "deployment-create-kind-mismatch", want: invalid("apps", "Deployment", "db",
 			forbidden("metadata.labels[statekeeper.io/deploy-type]", `deployment "db" is labelled stateful-single, which runs as a StatefulSet: `+
-				`use stateless-single or stateless-multi, or create a statefulset [kind-mismatch]`))},
+				`use stateless-single or stateless-multi, or create a statefulset; if a chart's common labels put it there, `+
+				`label only the chart's StatefulSet (a Helm post-renderer, see the README's 'Opting in charts you do not write') `+
+				`or remove the label from this deployment and its pod template [kind-mismatch]`))},
 		{fixture: "deployment-update-stateless-multi", want: ok()},
 		{fixture: "deployment-scale-single-3", want: invalid("autoscaling", "Scale", "legacy-wiki",
 			forbidden("spec.replicas", `deployment "legacy-wiki" is stateless-single: replicas must be 0 or 1, got 3 [single-instance]`))},
@@ -233,7 +235,9 @@ func TestMutateDeniesKindMismatch(t *testing.T) {
 				`use stateful-single or stateful-multi, or create a deployment [kind-mismatch]`}},
 		{fixture: "deployment-create-kind-mismatch", want: invalid("apps", "Deployment", "db",
 			forbidden("metadata.labels[statekeeper.io/deploy-type]", `deployment "db" is labelled stateful-single, which runs as a StatefulSet: `+
-				`use stateless-single or stateless-multi, or create a statefulset [kind-mismatch]`))},
+				`use stateless-single or stateless-multi, or create a statefulset; if a chart's common labels put it there, `+
+				`label only the chart's StatefulSet (a Helm post-renderer, see the README's 'Opting in charts you do not write') `+
+				`or remove the label from this deployment and its pod template [kind-mismatch]`))},
 	}
 	engine := testEngine(cluster())
 	mutator, validator := NewMutator(engine, logr.Discard(), nil), NewValidator(engine, logr.Discard(), nil)

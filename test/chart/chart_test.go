@@ -329,9 +329,13 @@ func TestWebhookContract(t *testing.T) {
 	// unless the default mode is a warn mode (see statekeeper.modeGroups).
 	noNamespace := namespaceSelector(metav1.LabelSelectorRequirement{Key: "statekeeper.io/mode", Operator: metav1.LabelSelectorOpDoesNotExist})
 	noNamespace.MatchExpressions = append(noNamespace.MatchExpressions, metav1.LabelSelectorRequirement{Key: "statekeeper.io/mode", Operator: metav1.LabelSelectorOpExists})
-	workloadSelector := &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
-		{Key: "statekeeper.io/deploy-type", Operator: metav1.LabelSelectorOpExists},
+	// The workload entries route by match conditions alone (no objectSelector,
+	// which never sees the pod template): managed on CREATE and UPDATE (new
+	// or old object), exactly the others on the unlabelled entry's CREATE.
+	managed := []admissionregistrationv1.MatchCondition{{
+		Name: "managed-workload", Expression: managedWorkload("object") + " || " + managedWorkload("oldObject"),
 	}}
+	deletedManaged := admissionregistrationv1.MatchCondition{Name: "managed-workload", Expression: managedWorkload("oldObject")}
 	rule := func(group, version string, resources []string, ops ...admissionregistrationv1.OperationType) admissionregistrationv1.RuleWithOperations {
 		return admissionregistrationv1.RuleWithOperations{
 			Operations: ops,
@@ -368,7 +372,7 @@ func TestWebhookContract(t *testing.T) {
 			Rules:                   []admissionregistrationv1.RuleWithOperations{rule("apps", "v1", workloads, create, update)},
 			FailurePolicy:           policy,
 			ReinvocationPolicy:      never,
-			ObjectSelector:          workloadSelector,
+			MatchConditions:         managed,
 			AdmissionReviewVersions: v1, SideEffects: none, MatchPolicy: equivalent, TimeoutSeconds: timeout,
 			NamespaceSelector: namespaces,
 		}
@@ -401,7 +405,7 @@ func TestWebhookContract(t *testing.T) {
 			ClientConfig:            clientConfig("/validate"),
 			Rules:                   []admissionregistrationv1.RuleWithOperations{rule("apps", "v1", workloads, create, update)},
 			FailurePolicy:           policy,
-			ObjectSelector:          workloadSelector,
+			MatchConditions:         managed,
 			AdmissionReviewVersions: v1, SideEffects: none, MatchPolicy: equivalent, TimeoutSeconds: timeout,
 			NamespaceSelector: namespaces,
 		}
@@ -426,9 +430,9 @@ func TestWebhookContract(t *testing.T) {
 			ClientConfig:  clientConfig("/validate-unlabelled"),
 			Rules:         []admissionregistrationv1.RuleWithOperations{rule("apps", "v1", workloads, create)},
 			FailurePolicy: ignore,
-			ObjectSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
-				{Key: "statekeeper.io/deploy-type", Operator: metav1.LabelSelectorOpDoesNotExist},
-			}},
+			MatchConditions: []admissionregistrationv1.MatchCondition{
+				{Name: "unmanaged-workload", Expression: "! " + managedWorkload("object")},
+			},
 			AdmissionReviewVersions: v1, SideEffects: none, MatchPolicy: equivalent, TimeoutSeconds: timeout,
 			NamespaceSelector: notOff,
 		},
@@ -436,25 +440,25 @@ func TestWebhookContract(t *testing.T) {
 		validateScaling("scaling-warn.validate.statekeeper.io", ignore, warned),
 		validateScaling("scaling-warn-default.validate.statekeeper.io", ignore, noNamespace),
 		{
-			Name:           "deletions.validate.statekeeper.io",
-			ClientConfig:   clientConfig("/validate"),
-			Rules:          []admissionregistrationv1.RuleWithOperations{rule("apps", "v1", workloads, admissionregistrationv1.Delete)},
-			FailurePolicy:  fail,
-			ObjectSelector: workloadSelector,
+			Name:          "deletions.validate.statekeeper.io",
+			ClientConfig:  clientConfig("/validate"),
+			Rules:         []admissionregistrationv1.RuleWithOperations{rule("apps", "v1", workloads, admissionregistrationv1.Delete)},
+			FailurePolicy: fail,
 			MatchConditions: []admissionregistrationv1.MatchCondition{
+				deletedManaged,
 				{Name: "workload-protected", Expression: protectedWorkload},
 			},
 			AdmissionReviewVersions: v1, SideEffects: none, MatchPolicy: equivalent, TimeoutSeconds: timeout,
 			NamespaceSelector: notOff,
 		},
 		{
-			Name:           "namespace-deletions.validate.statekeeper.io",
-			ClientConfig:   clientConfig("/validate"),
-			Rules:          []admissionregistrationv1.RuleWithOperations{rule("apps", "v1", workloads, admissionregistrationv1.Delete)},
-			FailurePolicy:  fail,
-			ObjectSelector: workloadSelector,
+			Name:          "namespace-deletions.validate.statekeeper.io",
+			ClientConfig:  clientConfig("/validate"),
+			Rules:         []admissionregistrationv1.RuleWithOperations{rule("apps", "v1", workloads, admissionregistrationv1.Delete)},
+			FailurePolicy: fail,
 			MatchConditions: []admissionregistrationv1.MatchCondition{
-				{Name: "workload-not-protected-itself", Expression: "!(" + protectedWorkload + ")"},
+				deletedManaged,
+				{Name: "workload-not-protected-itself", Expression: "! " + protectedWorkload},
 			},
 			AdmissionReviewVersions: v1, SideEffects: none, MatchPolicy: equivalent, TimeoutSeconds: timeout,
 			NamespaceSelector: &metav1.LabelSelector{MatchExpressions: append(slices.Clone(notOff.MatchExpressions),
@@ -463,10 +467,28 @@ func TestWebhookContract(t *testing.T) {
 	}, validating.Webhooks)
 }
 
+// managedWorkload is the CEL condition that a workload, the variable v
+// (object or oldObject), is managed: it carries statekeeper.io/deploy-type on
+// itself or on its pod template (policy.EffectiveKeys). Null (object on
+// DELETE, oldObject on CREATE) is not managed, and every field is tested with
+// has() before it is read: an evaluation error in an entry that fails closed
+// refuses the write.
+func managedWorkload(v string) string {
+	return strings.ReplaceAll("(V != null && ( "+
+		"(has(V.metadata) && has(V.metadata.labels) && 'statekeeper.io/deploy-type' in V.metadata.labels) || "+
+		"(has(V.spec) && has(V.spec.template) && has(V.spec.template.metadata) && "+
+		"has(V.spec.template.metadata.labels) && 'statekeeper.io/deploy-type' in V.spec.template.metadata.labels)))", "V", v)
+}
+
 // protectedWorkload is the CEL condition that sends a workload's deletion to
-// statekeeper: its statekeeper.io/protect annotation is "true".
-const protectedWorkload = "has(oldObject.metadata.annotations) && 'statekeeper.io/protect' in oldObject.metadata.annotations && " +
-	"oldObject.metadata.annotations['statekeeper.io/protect'] == 'true'"
+// statekeeper: its statekeeper.io/protect annotation is "true", or it has
+// none and its pod template's is (the workload's own annotation wins).
+const protectedWorkload = "(oldObject != null && ( " +
+	"has(oldObject.metadata) && has(oldObject.metadata.annotations) && 'statekeeper.io/protect' in oldObject.metadata.annotations " +
+	"? oldObject.metadata.annotations['statekeeper.io/protect'] == 'true' " +
+	": has(oldObject.spec) && has(oldObject.spec.template) && has(oldObject.spec.template.metadata) && " +
+	"has(oldObject.spec.template.metadata.annotations) && 'statekeeper.io/protect' in oldObject.spec.template.metadata.annotations && " +
+	"oldObject.spec.template.metadata.annotations['statekeeper.io/protect'] == 'true'))"
 
 // TestWebhooksPerNamespaceMode evaluates every webhook's namespaceSelector
 // against namespaces of every mode, for every default mode: a namespace in

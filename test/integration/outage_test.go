@@ -46,6 +46,22 @@ func TestOutageBlocksOnlyWhatStatekeeperCouldDeny(t *testing.T) {
 	})
 	t.Run("enforce namespace: an unmanaged write is admitted", func(t *testing.T) {
 		assert.NoError(t, enforced.in(t).create(workloads.Deployment("plain", "", 3), false))
+		// statekeeper's other keys without a type do not make it managed.
+		annotated := workloads.Deployment("annotated", "", 3)
+		annotated.Spec.Template.Annotations = map[string]string{policy.AnnotationQuorum: "true"}
+		assert.NoError(t, enforced.in(t).create(annotated, false))
+	})
+	t.Run("enforce namespace: a workload labelled on its pod template only is refused", func(t *testing.T) {
+		sts := podLabelled("pod-labelled", policy.StatefulMulti, 1)
+		assert.ErrorContains(t, enforced.in(t).create(sts, false), failedCalling(mutateWorkloads))
+		enforced.in(t).assertNotStored(sts)
+	})
+	t.Run("enforce namespace: removing the type of a managed workload is refused", func(t *testing.T) {
+		tn := enforced.in(t)
+		stored := tn.storedStatefulSet("db")
+		delete(stored.Labels, policy.LabelDeployType)
+		delete(stored.Spec.Template.Labels, policy.LabelDeployType)
+		assert.ErrorContains(t, tn.update(stored, false), failedCalling(mutateWorkloads))
 	})
 	t.Run("enforce namespace: scaling to 0 or 1 is admitted, past one refused", func(t *testing.T) {
 		tn := enforced.in(t)

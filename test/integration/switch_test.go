@@ -126,7 +126,8 @@ func TestTypeChange(t *testing.T) {
 		name           string
 		specReplicas   int32
 		statusReplicas int32
-		// newType is the new label value; empty removes the label.
+		// newType is the new label value; empty removes the label (from the
+		// StatefulSet and its pod template).
 		newType     policy.DeployType
 		wantMessage string // empty: admitted
 	}{
@@ -168,7 +169,10 @@ func TestTypeChange(t *testing.T) {
 			tn.get(sts)
 			before := sts.ResourceVersion
 			if tt.newType == "" {
+				// The type counts on the pod template too, where the
+				// mutation stamped it: removing it means removing both.
 				delete(sts.Labels, policy.LabelDeployType)
+				delete(sts.Spec.Template.Labels, policy.LabelDeployType)
 			} else {
 				sts.Labels[policy.LabelDeployType] = string(tt.newType)
 			}

@@ -225,7 +225,9 @@ func TestReplicaAndKindRulesDenyCreate(t *testing.T) {
 			name:     "stateful type on a Deployment",
 			workload: workloads.Deployment("web", policy.StatefulSingle, 1),
 			wantDenial: denial{mutateWorkloads, deploymentKind, "web", deployTypePath,
-				`deployment "web" is labelled stateful-single, which runs as a StatefulSet: use stateless-single or stateless-multi, or create a statefulset [kind-mismatch]`},
+				`deployment "web" is labelled stateful-single, which runs as a StatefulSet: use stateless-single or stateless-multi, or create a statefulset; ` +
+					`if a chart's common labels put it there, label only the chart's StatefulSet (a Helm post-renderer, see the README's 'Opting in charts you do not write') ` +
+					`or remove the label from this deployment and its pod template [kind-mismatch]`},
 		},
 		// These StatefulSets mount "data" and declare no such volume: the API
 		// server's own validation, which runs between the two webhooks, would

@@ -299,20 +299,71 @@ namespaceSelector:
 {{- end }}
 
 {{/*
-CEL over the object being deleted: annotated statekeeper.io/protect: "true".
+CEL over a workload, the variable named by the argument (object or oldObject):
+true when it carries statekeeper.io/deploy-type on itself or on its pod
+template, which is what makes statekeeper manage it (a key the workload lacks
+is read from its pod template: policy.EffectiveKeys). A null variable (object
+on DELETE, oldObject on CREATE) carries nothing. Every field is tested with
+has() before it is read: an evaluation error in an entry that fails closed
+would refuse the write.
+Usage: include "statekeeper.managedExpression" "object"
 */}}
-{{- define "statekeeper.protectedExpression" -}}
-has(oldObject.metadata.annotations) && 'statekeeper.io/protect' in oldObject.metadata.annotations && oldObject.metadata.annotations['statekeeper.io/protect'] == 'true'
+{{- define "statekeeper.managedExpression" -}}
+{{- $labels := printf "%s.metadata.labels" . -}}
+{{- $templateLabels := printf "%s.spec.template.metadata.labels" . -}}
+({{ . }} != null && (
+(has({{ . }}.metadata) && has({{ $labels }}) && 'statekeeper.io/deploy-type' in {{ $labels }}) ||
+(has({{ . }}.spec) && has({{ . }}.spec.template) && has({{ . }}.spec.template.metadata) &&
+has({{ $templateLabels }}) && 'statekeeper.io/deploy-type' in {{ $templateLabels }})))
 {{- end }}
 
 {{/*
-Only workloads that carry a deploy type are managed.
+Routing of the workload entries. None has an objectSelector: one sees only
+the object's own labels, so it would keep away a workload labelled only on
+its pod template (what charts' podLabels give), and narrowing further than
+the match conditions below gains nothing, as they are exact:
+  managed (CREATE, UPDATE)  the new or the old object is managed, as an
+                            objectSelector matches either: an UPDATE that
+                            removes the type is still judged (type-change)
+  unmanaged (CREATE)        exactly the complement on CREATE, for the
+                            unlabelled entry, which fails open: an outage
+                            never blocks a workload statekeeper does not manage
+  deleted (DELETE)          the object being deleted is managed
+Usage: include "statekeeper.workloadMatchCondition" "managed"
 */}}
-{{- define "statekeeper.workloadObjectSelector" -}}
-objectSelector:
-  matchExpressions:
-    - key: statekeeper.io/deploy-type
-      operator: Exists
+{{- define "statekeeper.workloadMatchCondition" -}}
+{{- if eq . "managed" -}}
+- name: managed-workload
+  expression: >-
+    {{- include "statekeeper.managedExpression" "object" | nindent 4 }} ||
+    {{- include "statekeeper.managedExpression" "oldObject" | nindent 4 }}
+{{- else if eq . "unmanaged" -}}
+- name: unmanaged-workload
+  expression: >-
+    !{{ include "statekeeper.managedExpression" "object" | nindent 4 }}
+{{- else if eq . "deleted" -}}
+- name: managed-workload
+  expression: >-
+    {{- include "statekeeper.managedExpression" "oldObject" | nindent 4 }}
+{{- else }}
+{{- fail (printf "unknown workload match condition %q" .) }}
+{{- end }}
+{{- end }}
+
+{{/*
+CEL over the workload being deleted: annotated statekeeper.io/protect: "true",
+on itself or, when it has no such annotation, on its pod template (the
+workload's own annotation wins, as policy.EffectiveKeys decides). Guarded with
+has() as statekeeper.managedExpression is.
+*/}}
+{{- define "statekeeper.protectedExpression" -}}
+{{- $own := "oldObject.metadata.annotations" -}}
+{{- $template := "oldObject.spec.template.metadata.annotations" -}}
+(oldObject != null && (
+has(oldObject.metadata) && has({{ $own }}) && 'statekeeper.io/protect' in {{ $own }}
+? {{ $own }}['statekeeper.io/protect'] == 'true'
+: has(oldObject.spec) && has(oldObject.spec.template) && has(oldObject.spec.template.metadata) &&
+has({{ $template }}) && 'statekeeper.io/protect' in {{ $template }} && {{ $template }}['statekeeper.io/protect'] == 'true'))
 {{- end }}
 
 {{/*
