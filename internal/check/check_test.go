@@ -364,6 +364,9 @@ func TestEmptyDirectory(t *testing.T) {
 func FuzzReadSource(f *testing.F) {
 	files, err := filepath.Glob("testdata/*.yaml")
 	require.NoError(f, err)
+	streams, err := filepath.Glob("testdata/*.json")
+	require.NoError(f, err)
+	files = append(files, streams...)
 	for _, file := range files {
 		data, err := os.ReadFile(file)
 		require.NoError(f, err)
