@@ -1,12 +1,28 @@
 // Package check evaluates manifests offline, as `statekeeper check` does:
 // every object is reviewed as a CREATE by the same review.Engine as the
-// server, against a cluster made of the objects that precede it in the input.
+// server, against a cluster made of the objects installed before it.
+//
+// It reads every object kubectl reads (input.go): YAML streams, JSON streams
+// (objects one after the other, with or without whitespace between them),
+// and lists, flattened as kubectl flattens any object with items; from files,
+// directories (.json, .yaml and .yml files, subdirectories with -R) and
+// stdin. An object that cannot be read is named by its source, line and
+// number; the others are judged all the same.
+//
+// Objects are judged in the order Helm installs a release (order.go), not in
+// the order of the input: by kind in Helm's install order, stably within a
+// kind, kinds Helm does not know after the others by name, and objects that
+// name a controller (a StatefulSet's pods) last. That is what the cluster
+// sees when Helm installs a chart, so a `helm template` stream and the same
+// objects in a `helm template --output-dir` tree, in any file order, get the
+// same decisions. (`kubectl apply -f DIR` goes in file order; a user who
+// names files in install order meets the same decisions.)
 //
 // Deployments and StatefulSets are mutated and validated, HPAs validated, and
 // pods stamped with their identity (SPEC §5) when their controller reference
 // (controller: true; the uid may be left out) names a stateful-* StatefulSet
-// that precedes them in the input. Each reviewed object prints one line per
-// denial or warning, or one line saying that it is allowed:
+// installed before them. Each reviewed object prints one line per denial or
+// warning, or one line saying that it is allowed:
 //
 //	denied <Kind>/<namespace>/<name>: <message> [<rule>]
 //	warning <Kind>/<namespace>/<name>: <message> [<rule>]
@@ -20,17 +36,42 @@
 // does not review print nothing: other kinds, unlabelled workloads (unless
 // the kind-switch rule speaks for a managed workload of the other kind),
 // pods of other owners or of a StatefulSet the input does not hold before
-// them. An HPA is judged by its target when that precedes it, and warned of
-// otherwise; the target is then judged against the HPA.
+// them.
 //
-// With -o yaml the objects are printed as statekeeper would have them stored,
-// and each admitted stateful-* StatefulSet is followed by the headless
-// Service the reconciler creates for it (SPEC §3), unless a Service of that
-// name precedes it, and each stateful-multi one by the PodDisruptionBudget
-// the reconciler creates, unless the input holds a budget that covers its
-// pods or holds its name. That Service carries no owner reference when the
-// StatefulSet has no uid (a manifest rather than a stored object): the
-// reference needs the uid, and the reconciler adds it once both exist.
+// An HPA is judged by its target. Helm installs HPAs after Deployments but
+// before StatefulSets: the API server admits an HPA whose target does not
+// exist yet with a warning, and denies the target when it comes if the HPA
+// would scale a single-instance workload. When the input holds the target
+// further on, check leaves that warning out and reports the pair once, on
+// the target; an HPA whose target the input does not hold is warned of.
+//
+// In a namespace of mode audit (its Namespace in the input labelled
+// statekeeper.io/mode: audit, or --default-mode audit) admission denies and
+// changes nothing; check prints instead what the background audit records
+// (review.Engine.Audit, as internal/audit) about each Deployment,
+// StatefulSet and HPA once the whole input is installed, one line per
+// finding, or "allowed" when there is none:
+//
+//	audit fail <Kind>/<namespace>/<name>: <message> [<rule>]
+//	audit warn <Kind>/<namespace>/<name>: <message> [<rule>]
+//
+// Audit findings never change the exit status: the audit records, it does
+// not refuse.
+//
+// With -o yaml the admitted objects are printed as statekeeper would have
+// them stored, in install order; denied objects are not (the API server
+// would not store them) and each is named on stderr:
+//
+//	omitted <Kind>/<namespace>/<name>: denied, so the API server would not store it
+//
+// Each admitted stateful-* StatefulSet of a namespace statekeeper acts in
+// (enforce, warn) comes with the headless Service the reconciler creates for
+// it (SPEC §3), unless the input holds a Service of that name, and each
+// stateful-multi one with the PodDisruptionBudget the reconciler creates,
+// unless the input holds a budget that covers its pods or holds its name.
+// That Service carries no owner reference when the StatefulSet has no uid (a
+// manifest rather than a stored object): the reference needs the uid, and
+// the reconciler adds it once both exist.
 package check
 
 import (
@@ -40,8 +81,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -72,8 +115,10 @@ const (
 
 // Options say what to check and how.
 type Options struct {
-	// Paths are files, directories of .yaml/.yml files, or Stdin, read in order.
+	// Paths are files, directories of .json/.yaml/.yml files, or Stdin.
 	Paths []string
+	// Recursive reads the subdirectories of directories too.
+	Recursive bool
 	// Output is OutputLines or OutputYAML.
 	Output string
 	// Namespace is given to objects that name none.
@@ -84,52 +129,101 @@ type Options struct {
 
 // Run checks the input and writes the result; it returns the exit code.
 func Run(ctx context.Context, opts Options, stdin io.Reader, stdout, stderr io.Writer) int {
-	docs, err := readDocuments(opts.Paths, stdin)
+	code := ExitAllowed
+	docs, err := readDocuments(opts.Paths, opts.Recursive, stdin)
 	if err != nil {
 		writeErrors(stderr, err)
-		return ExitInvalid
+		code = ExitInvalid
 	}
+	sortForInstall(docs)
 	state := lookup.NewMemory()
 	c := checker{engine: review.New(state, opts.Settings), state: state, namespace: opts.Namespace}
 	c.inputServices = c.servicesOf(docs)
-	if c.inputBudgets, err = c.budgetsOf(docs); err != nil {
-		writeErrors(stderr, err)
-		return ExitInvalid
+	c.inputWorkloads = c.workloadsOf(docs)
+	c.inputBudgets = c.budgetsOf(docs)
+
+	outcomes := make([]outcome, len(docs))
+	for i, doc := range docs {
+		if outcomes[i], err = c.check(ctx, i, doc); err != nil {
+			writeErrors(stderr, &inputError{at: doc.at, err: err})
+			code = ExitInvalid
+		}
+	}
+	// The audit judges what is stored once the whole input is installed.
+	for i := range outcomes {
+		if err := c.audit(ctx, &outcomes[i]); err != nil {
+			writeErrors(stderr, &inputError{at: docs[i].at, err: err})
+			code = ExitInvalid
+		}
 	}
 
 	decisions, yamlOut := stdout, io.Discard
 	if opts.Output == OutputYAML {
 		decisions, yamlOut = stderr, stdout
 	}
-	code, printed := ExitAllowed, 0
-	for _, doc := range docs {
-		out, err := c.check(ctx, doc)
-		if err != nil {
-			writeErrors(stderr, &inputError{source: doc.source, index: doc.index, err: err})
-			code = ExitInvalid
-			continue
-		}
+	var stored []document
+	var omitted []string
+	for _, out := range outcomes {
 		if code == ExitAllowed && out.denied() {
 			code = ExitDenied
 		}
 		for _, line := range out.lines() {
 			fmt.Fprintln(decisions, line)
 		}
-		objects, err := out.yaml()
-		if err != nil { // cannot happen for JSON the patch produced; reported, not hidden
-			writeErrors(stderr, &inputError{source: doc.source, index: doc.index, err: err})
-			code = ExitInvalid
+		if out.failed {
 			continue
 		}
-		for _, obj := range objects {
-			if printed > 0 {
-				fmt.Fprintln(yamlOut, "---")
+		if out.denied() {
+			omitted = append(omitted, fmt.Sprintf("omitted %s: denied, so the API server would not store it", out.ref))
+			continue
+		}
+		for _, js := range [][]byte{out.object, out.service, out.budget} {
+			if js != nil {
+				stored = append(stored, document{json: js, meta: metaOf(js), gvk: kindOf(js)})
 			}
-			_, _ = yamlOut.Write(obj)
-			printed++
+		}
+	}
+	if err := writeYAML(yamlOut, stored); err != nil { // cannot happen for JSON check produced; reported, not hidden
+		writeErrors(stderr, err)
+		code = ExitInvalid
+	}
+	if opts.Output == OutputYAML {
+		for _, line := range omitted {
+			fmt.Fprintln(stderr, line)
 		}
 	}
 	return code
+}
+
+// writeYAML prints the objects as a YAML stream, in install order: the
+// reconciler's Services and budgets among the input's, so that checking the
+// output again reads the same objects in the same order.
+func writeYAML(w io.Writer, objects []document) error {
+	sortForInstall(objects)
+	for i, obj := range objects {
+		y, err := yaml.JSONToYAML(obj.json)
+		if err != nil {
+			return err
+		}
+		if i > 0 {
+			fmt.Fprintln(w, "---")
+		}
+		_, _ = w.Write(y)
+	}
+	return nil
+}
+
+// metaOf and kindOf read what sortForInstall needs of an object check wrote.
+func metaOf(js []byte) objectMeta {
+	var h header
+	_ = json.Unmarshal(js, &h)
+	return h.Metadata
+}
+
+func kindOf(js []byte) schema.GroupVersionKind {
+	var h header
+	_ = json.Unmarshal(js, &h)
+	return schema.FromAPIVersionAndKind(h.APIVersion, h.Kind)
 }
 
 // writeErrors prints one "error: ..." line per joined error.
@@ -157,24 +251,68 @@ type checker struct {
 	// the same reason: a budget of the user's, or the one check printed,
 	// means no budget of the reconciler's is added.
 	inputBudgets []policyv1.PodDisruptionBudget
+	// inputWorkloads are the Deployments and StatefulSets of the input, for
+	// the HPAs that precede their targets.
+	inputWorkloads map[workloadKey]inputWorkload
+}
+
+// workloadKey names a Deployment or StatefulSet.
+type workloadKey struct {
+	kind            policy.Kind
+	namespace, name string
+}
+
+// inputWorkload is where a workload is in the input, and whether
+// statekeeper manages it.
+type inputWorkload struct {
+	index   int // the last, when the input holds it more than once
+	managed bool
+}
+
+// workloadsOf finds the Deployments and StatefulSets of docs.
+func (c *checker) workloadsOf(docs []document) map[workloadKey]inputWorkload {
+	workloads := map[workloadKey]inputWorkload{}
+	for i, doc := range docs {
+		var w policy.Workload
+		switch doc.gvk.GroupKind() {
+		case deploymentKind:
+			var d appsv1.Deployment
+			if json.Unmarshal(doc.json, &d) != nil {
+				continue // check says why
+			}
+			w = policy.FromDeployment(&d)
+		case statefulSetKind:
+			var s appsv1.StatefulSet
+			if json.Unmarshal(doc.json, &s) != nil {
+				continue
+			}
+			w = policy.FromStatefulSet(&s)
+		default:
+			continue
+		}
+		key := workloadKey{kind: policy.Kind(doc.gvk.Kind), namespace: c.namespaceOf(doc), name: doc.meta.Name}
+		workloads[key] = inputWorkload{index: i, managed: w.Managed()}
+	}
+	return workloads
 }
 
 // budgetsOf decodes the PodDisruptionBudgets of docs, with their namespaces
-// defaulted as check defaults them.
-func (c *checker) budgetsOf(docs []document) ([]policyv1.PodDisruptionBudget, error) {
+// defaulted as check defaults them. One that does not decode is left out:
+// checking it reports why.
+func (c *checker) budgetsOf(docs []document) []policyv1.PodDisruptionBudget {
 	var budgets []policyv1.PodDisruptionBudget
 	for _, doc := range docs {
 		if doc.gvk != budgetGVK {
 			continue
 		}
 		var pdb policyv1.PodDisruptionBudget
-		if err := json.Unmarshal(doc.json, &pdb); err != nil {
-			return nil, &inputError{source: doc.source, index: doc.index, err: err}
+		if json.Unmarshal(doc.json, &pdb) != nil {
+			continue
 		}
 		pdb.Namespace = c.namespaceOf(doc)
 		budgets = append(budgets, pdb)
 	}
-	return budgets, nil
+	return budgets
 }
 
 // servicesOf names the Services of docs, with their namespaces defaulted
@@ -204,10 +342,15 @@ type outcome struct {
 	// statekeeper did not review (no line is printed for them).
 	ref      string
 	reported bool
-	changes  int
-	result   policy.Result
-	// object is the mutated object as written, without the defaulted namespace.
-	object []byte
+	// failed is true when the object could not be judged (an error says why).
+	failed  bool
+	mode    policy.Mode
+	changes int
+	result  policy.Result
+	// object is the mutated object as written, without the defaulted
+	// namespace; stored is the object as the API server would store it.
+	object, stored []byte
+	kind           schema.GroupKind
 	// stamped is the FQDN a stamped pod was given.
 	stamped string
 	// service is the headless Service the reconciler creates for an admitted
@@ -216,11 +359,15 @@ type outcome struct {
 	// budget is the PodDisruptionBudget the reconciler creates for an
 	// admitted stateful-multi StatefulSet, as JSON; nil for anything else.
 	budget []byte
+	// audited is what the background audit records about the object, in a
+	// namespace of mode audit (review.Decision.Verdict); nil elsewhere.
+	audited *policy.Result
 }
 
 func (o outcome) denied() bool { return o.reported && !o.result.Allowed() }
 
-// lines are the decision lines: one per denial and warning, or one "allowed".
+// lines are the decision lines: one per denial, warning and audit
+// finding, or one "allowed".
 func (o outcome) lines() []string {
 	if !o.reported {
 		return nil
@@ -231,6 +378,14 @@ func (o outcome) lines() []string {
 	}
 	for _, v := range o.result.Warnings {
 		lines = append(lines, fmt.Sprintf("warning %s: %s", o.ref, v))
+	}
+	if o.audited != nil {
+		for _, v := range o.audited.Denials {
+			lines = append(lines, fmt.Sprintf("audit fail %s: %s", o.ref, v))
+		}
+		for _, v := range o.audited.Warnings {
+			lines = append(lines, fmt.Sprintf("audit warn %s: %s", o.ref, v))
+		}
 	}
 	if len(lines) > 0 {
 		return lines
@@ -247,35 +402,20 @@ func (o outcome) lines() []string {
 	}
 }
 
-// yaml is what -o yaml prints for the object: the object, then the
-// headless Service when there is one.
-func (o outcome) yaml() ([][]byte, error) {
-	var docs [][]byte
-	for _, js := range [][]byte{o.object, o.service, o.budget} {
-		if js == nil {
-			continue
-		}
-		y, err := yaml.JSONToYAML(js)
-		if err != nil {
-			return nil, err
-		}
-		docs = append(docs, y)
-	}
-	return docs, nil
-}
-
 var (
 	namespaceGVK    = schema.GroupVersionKind{Version: "v1", Kind: "Namespace"}
 	serviceGVK      = schema.GroupVersionKind{Version: "v1", Kind: "Service"}
 	budgetGVK       = policyv1.SchemeGroupVersion.WithKind("PodDisruptionBudget")
+	deploymentKind  = schema.GroupKind{Group: "apps", Kind: "Deployment"}
 	statefulSetKind = schema.GroupKind{Group: "apps", Kind: "StatefulSet"}
+	autoscalerKind  = schema.GroupKind{Group: "autoscaling", Kind: "HorizontalPodAutoscaler"}
 	podKind         = schema.GroupKind{Kind: "Pod"}
 )
 
-// check reviews one object and, unless it is denied, adds it to the state.
-// An error means the object cannot be read.
-func (c *checker) check(ctx context.Context, doc document) (outcome, error) {
-	out := outcome{object: doc.json}
+// check reviews the object at index in the input and, unless it is denied,
+// adds it to the state. An error means the object cannot be judged.
+func (c *checker) check(ctx context.Context, index int, doc document) (outcome, error) {
+	out := outcome{object: doc.json, kind: doc.gvk.GroupKind(), failed: true}
 	namespace := c.namespaceOf(doc)
 	name := doc.meta.Name
 	if name == "" {
@@ -291,7 +431,7 @@ func (c *checker) check(ctx context.Context, doc document) (outcome, error) {
 			return out, err
 		}
 	}
-	if r, ok := review.ResourceOfKind(doc.gvk.GroupKind()); ok {
+	if r, ok := review.ResourceOfKind(out.kind); ok {
 		req := review.Request{
 			Operation: policy.OpCreate,
 			Resource:  review.Resource{Group: r.Group, Version: doc.gvk.Version, Resource: r.Resource},
@@ -301,13 +441,89 @@ func (c *checker) check(ctx context.Context, doc document) (outcome, error) {
 			return out, err
 		}
 	}
+	if out.kind == autoscalerKind && out.reported {
+		if err := c.judgeWithLaterTarget(ctx, index, doc, namespace, &out); err != nil {
+			return out, err
+		}
+	}
 
 	if !out.denied() {
 		if err := c.remember(stored); err != nil {
 			return out, err
 		}
 	}
+	out.stored, out.failed = stored, false
 	return out, nil
+}
+
+// judgeWithLaterTarget judges an HPA whose target comes later in the input,
+// as a StatefulSet does in Helm's order. The API server admits the HPA with a
+// warning that its target does not exist yet, and judges the pair when the
+// target is created (denying a single-instance target that the HPA would
+// scale up). The input says what the target will be, so the warning has
+// nothing to add: the pair is reported once, on the target, as the cluster
+// refuses it; an HPA of an unmanaged target prints nothing, as when the
+// target precedes it.
+func (c *checker) judgeWithLaterTarget(ctx context.Context, index int, doc document, namespace string, out *outcome) error {
+	var hpa autoscalingv2.HorizontalPodAutoscaler
+	if err := json.Unmarshal(doc.json, &hpa); err != nil {
+		return err
+	}
+	target := hpa.Spec.ScaleTargetRef
+	gv, err := schema.ParseGroupVersion(target.APIVersion)
+	if err != nil || gv.Group != appsv1.GroupName {
+		return nil
+	}
+	later, ok := c.inputWorkloads[workloadKey{kind: policy.Kind(target.Kind), namespace: namespace, name: target.Name}]
+	if !ok || later.index < index {
+		return nil
+	}
+	if existing, err := c.state.Workload(ctx, policy.Kind(target.Kind), namespace, target.Name); err != nil || existing != nil {
+		return err // an earlier one of that name is what the HPA was judged against
+	}
+	if !later.managed {
+		out.reported = false
+		return nil
+	}
+	moot := policy.ValidateHPAWithoutTarget(hpa.Name, policy.Kind(target.Kind), target.Name, hpa.Spec.MaxReplicas)
+	out.result.Warnings = slices.DeleteFunc(out.result.Warnings, func(v policy.Violation) bool {
+		return slices.ContainsFunc(moot.Warnings, func(m policy.Violation) bool { return m.String() == v.String() })
+	})
+	return nil
+}
+
+// audit records what the background audit finds about an object of an
+// audit namespace, judged by review.Engine.Audit as it is stored once the
+// whole input is installed: the audit runs after the install, not between
+// its objects.
+func (c *checker) audit(ctx context.Context, out *outcome) error {
+	if !out.reported || out.failed || out.mode != policy.ModeAudit {
+		return nil
+	}
+	var obj client.Object
+	switch out.kind {
+	case deploymentKind:
+		obj = &appsv1.Deployment{}
+	case statefulSetKind:
+		obj = &appsv1.StatefulSet{}
+	case autoscalerKind: // either version: both name their target and bound it the same way
+		obj = &autoscalingv2.HorizontalPodAutoscaler{}
+	default:
+		return nil // not audited (pods)
+	}
+	if err := json.Unmarshal(out.stored, obj); err != nil {
+		return err
+	}
+	d, err := c.engine.Audit(ctx, obj)
+	if err != nil {
+		return err
+	}
+	if d.Skipped {
+		out.reported = false
+		return nil
+	}
+	out.audited = &d.Verdict
+	return nil
 }
 
 // admit runs the object through the engine's admission sequence, as the
@@ -317,14 +533,16 @@ func (c *checker) admit(ctx context.Context, req review.Request, doc document, o
 	if err != nil {
 		return req.Object, err
 	}
-	out.reported, out.result = !a.Skipped, a.Result
+	out.reported, out.result, out.mode = !a.Skipped, a.Result, a.Mode
 	if len(a.Patch) > 0 {
 		if out.object, err = review.ApplyPatch(doc.json, a.Patch); err != nil {
 			return req.Object, err
 		}
 		out.changes = len(a.Patch)
 	}
-	if !out.reported || out.denied() {
+	// Nothing more is created for a denied object, nor in an audit
+	// namespace, where the reconcilers do not act.
+	if !out.reported || out.denied() || !a.Mode.Acts() {
 		return a.Object, nil
 	}
 	switch doc.gvk.GroupKind() {

@@ -13,24 +13,42 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/statekeeper/statekeeper/internal/config"
+	"github.com/statekeeper/statekeeper/internal/policy"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // podsDecisions are the decisions on testdata/pods.yaml: on stdout, or on
 // stderr with -o yaml.
+// The pods come after every StatefulSet: their controller creates them.
 const podsDecisions = `allowed StatefulSet/default/redis: mutated (3 changes)
+allowed StatefulSet/shop/cache: mutated (2 changes)
 allowed Pod/default/redis-0: stamped redis-0.redis-headless.default.svc.cluster.local
 allowed Pod/default/redis-1: stamped redis-1.redis-headless.default.svc.cluster.local
-allowed StatefulSet/shop/cache: mutated (2 changes)
 `
+
+// The pairs of an HPA and the single-instance workload it scales, whichever
+// comes first in the input: Helm installs Deployments, then HPAs, then
+// StatefulSets, and the API server refuses the second of each pair.
+const (
+	hpaStatefulSetPair = `allowed HorizontalPodAutoscaler/default/db
+denied StatefulSet/default/db: statefulset "db" is stateful-single, but horizontalpodautoscaler "db" scales it up to 3 replicas: set its maxReplicas to 1 or delete it first [single-instance]
+`
+	hpaDeploymentPair = `allowed Deployment/default/api
+denied HorizontalPodAutoscaler/default/api: horizontalpodautoscaler "api" targets deployment "api", which is stateless-single: maxReplicas must be 1, got 3 [single-instance]
+`
+)
 
 func TestRun(t *testing.T) {
 	tests := []struct {
-		name   string
-		paths  []string
-		stdin  string // a testdata file fed to stdin
-		output string
+		name  string
+		paths []string
+		stdin string // a testdata file fed to stdin
+		// recursive is -R.
+		recursive bool
+		output    string
+		// defaultMode is --default-mode; enforce when empty.
+		defaultMode policy.Mode
 		// namespace for objects without one; "default" when empty.
 		namespace  string
 		wantCode   int
@@ -72,11 +90,103 @@ warning StatefulSet/default/db: deployment "db" (component "db") is scaled to 0 
 `,
 		},
 		{
-			name:     "directory: files in name order, the namespace of the first applies to the second",
-			paths:    []string{"testdata/dir"},
+			name:     "directory: its .json, .yaml and .yml files, not its subdirectories",
+			paths:    []string{"testdata/mixed"},
 			wantCode: ExitAllowed,
 			wantStdout: `warning Deployment/lab/cache: deployment "cache" is stateless-single: replicas must be 0 or 1, got 2 [single-instance]
 allowed Deployment/default/api
+`,
+		},
+		{
+			name:      "-R: the subdirectories too",
+			paths:     []string{"testdata/mixed"},
+			recursive: true,
+			wantCode:  ExitDenied,
+			wantStdout: `warning Deployment/lab/cache: deployment "cache" is stateless-single: replicas must be 0 or 1, got 2 [single-instance]
+allowed Deployment/default/api
+denied StatefulSet/default/db: statefulset "db" is stateful-single: replicas must be 0 or 1, got 3 [single-instance]
+`,
+		},
+		{
+			name:     "a directory with only subdirectories, without -R",
+			paths:    []string{"testdata/release-tree"},
+			wantCode: ExitInvalid,
+			wantStderr: `error: testdata/release-tree: directory holds no .json, .yaml or .yml file; its subdirectories are read with -R
+`,
+		},
+		{
+			name:     "a JSON stream: every object is judged, the denial in the third too",
+			paths:    []string{"testdata/stream.json"},
+			wantCode: ExitDenied,
+			wantStdout: `allowed Deployment/default/web
+allowed Deployment/default/worker
+denied StatefulSet/default/mysql: statefulset "mysql" is stateful-single: replicas must be 0 or 1, got 3 [single-instance]
+`,
+		},
+		{
+			name:     "a JSON stream on stdin with no whitespace between the objects",
+			paths:    []string{Stdin},
+			stdin:    "testdata/compact.json",
+			wantCode: ExitDenied,
+			wantStdout: `allowed Deployment/default/worker
+denied StatefulSet/default/mysql: statefulset "mysql" is stateful-single: replicas must be 0 or 1, got 3 [single-instance]
+`,
+		},
+		{
+			name:     "a JSON stream: an object without kind is named and passed, a syntax error ends the stream",
+			paths:    []string{"testdata/broken.json"},
+			wantCode: ExitInvalid,
+			wantStdout: `allowed Deployment/default/web
+denied StatefulSet/default/mysql: statefulset "mysql" is stateful-single: replicas must be 0 or 1, got 3 [single-instance]
+`,
+			wantStderr: `error: testdata/broken.json:34: object 2: object has no kind
+error: testdata/broken.json:74: object 4: line 78, column 17: invalid character '}' looking for beginning of value; nothing after it in testdata/broken.json is read
+`,
+		},
+		{
+			name:     "a v1 List, with a List inside",
+			paths:    []string{"testdata/list.yaml"},
+			wantCode: ExitDenied,
+			wantStdout: `allowed Deployment/default/api
+denied StatefulSet/default/mysql: statefulset "mysql" is stateful-single: replicas must be 0 or 1, got 2 [single-instance]
+`,
+		},
+		{
+			name:     "a DeploymentList whose items carry no kind, as the API server returns it",
+			paths:    []string{"testdata/deployment-list.json"},
+			wantCode: ExitDenied,
+			wantStdout: `allowed Deployment/default/api
+denied Deployment/default/cache: deployment "cache" is stateless-single: replicas must be 0 or 1, got 2 [single-instance]
+`,
+		},
+		{
+			name:     "a broken document and a broken List item in the middle: named, and the others judged",
+			paths:    []string{"testdata/broken-middle.yaml"},
+			wantCode: ExitInvalid,
+			wantStdout: `denied Deployment/default/cache: deployment "cache" is stateless-single: replicas must be 0 or 1, got 2 [single-instance]
+allowed StatefulSet/default/db: mutated (1 change)
+`,
+			wantStderr: `error: testdata/broken-middle.yaml:15: document 2: yaml: line 19: did not find expected ',' or '}'
+error: testdata/broken-middle.yaml:22: document 3, items[1]: not an object: a manifest is a mapping with apiVersion and kind
+`,
+		},
+		{
+			name:     "an audit namespace: what the audit records, and exit 0",
+			paths:    []string{"testdata/audit.yaml"},
+			wantCode: ExitAllowed,
+			wantStdout: `allowed Deployment/legacy/api
+audit fail HorizontalPodAutoscaler/legacy/db: horizontalpodautoscaler "db" targets statefulset "db", which is stateful-single: maxReplicas must be 1, got 3 [single-instance]
+audit fail StatefulSet/legacy/db: statefulset "db" is stateful-single: replicas must be 0 or 1, got 2 [single-instance]
+audit fail StatefulSet/legacy/db: service "db" named by spec.serviceName of statefulset "db" does not exist, so its pods get no per-pod DNS names; statekeeper creates it in enforce and warn namespaces (in audit mode create it yourself, headless: clusterIP: None) [headless-missing]
+`,
+		},
+		{
+			name:        "--default-mode audit: the same for namespaces without a mode",
+			paths:       []string{"testdata/single-instance.yaml"},
+			defaultMode: policy.ModeAudit,
+			wantCode:    ExitAllowed,
+			wantStdout: `audit fail StatefulSet/shop/mysql: statefulset "mysql" is stateful-single: replicas must be 0 or 1, got 3 [single-instance]
+audit fail StatefulSet/shop/mysql: service "mysql" named by spec.serviceName of statefulset "mysql" does not exist, so its pods get no per-pod DNS names; statekeeper creates it in enforce and warn namespaces (in audit mode create it yourself, headless: clusterIP: None) [headless-missing]
 `,
 		},
 		{
@@ -106,12 +216,38 @@ warning HorizontalPodAutoscaler/default/unmanaged: horizontalpodautoscaler "unma
 `,
 		},
 		{
-			// Helm installs HPAs before the workloads they scale.
-			name:     "an HPA before its single-instance target: the target is denied, naming the HPA",
-			paths:    []string{"testdata/hpa-first.yaml"},
-			wantCode: ExitDenied,
-			wantStdout: `warning HorizontalPodAutoscaler/default/db: horizontalpodautoscaler "db" targets statefulset "db", which does not exist yet: if it is created as stateful-single, it will be denied while maxReplicas is 3; set maxReplicas to 1, or create it as stateful-multi [single-instance]
-denied StatefulSet/default/db: statefulset "db" is stateful-single, but horizontalpodautoscaler "db" scales it up to 3 replicas: set its maxReplicas to 1 or delete it first [single-instance]
+			// Helm installs HPAs before StatefulSets: the HPA is admitted,
+			// the StatefulSet denied.
+			name:       "an HPA before its single-instance StatefulSet: one problem, on the StatefulSet",
+			paths:      []string{"testdata/hpa-first.yaml"},
+			wantCode:   ExitDenied,
+			wantStdout: hpaStatefulSetPair,
+		},
+		{
+			name:       "an HPA after its single-instance StatefulSet: the same, in Helm's order",
+			paths:      []string{"testdata/hpa-statefulset-first.yaml"},
+			wantCode:   ExitDenied,
+			wantStdout: hpaStatefulSetPair,
+		},
+		{
+			// Helm installs Deployments before HPAs: the HPA is denied.
+			name:       "an HPA after its single-instance Deployment: one problem, on the HPA",
+			paths:      []string{"testdata/hpa-deployment-first.yaml"},
+			wantCode:   ExitDenied,
+			wantStdout: hpaDeploymentPair,
+		},
+		{
+			name:       "an HPA before its single-instance Deployment: the same, in Helm's order",
+			paths:      []string{"testdata/hpa-deployment-last.yaml"},
+			wantCode:   ExitDenied,
+			wantStdout: hpaDeploymentPair,
+		},
+		{
+			name:     "HPAs before a stateful-multi target and an unmanaged one: not warned of as missing",
+			paths:    []string{"testdata/hpa-later-targets.yaml"},
+			wantCode: ExitAllowed,
+			wantStdout: `allowed HorizontalPodAutoscaler/default/queue
+allowed StatefulSet/default/queue: mutated (1 change)
 `,
 		},
 		{
@@ -129,6 +265,7 @@ denied StatefulSet/default/db: statefulset "db" is stateful-single, but horizont
 			goldenStdout: "testdata/redis.out.yaml",
 			wantStderr: `allowed StatefulSet/default/redis: mutated (3 changes)
 denied StatefulSet/shop/mysql: statefulset "mysql" is stateful-single: replicas must be 0 or 1, got 3 [single-instance]
+omitted StatefulSet/shop/mysql: denied, so the API server would not store it
 `,
 		},
 		{
@@ -155,19 +292,21 @@ denied StatefulSet/shop/mysql: statefulset "mysql" is stateful-single: replicas 
 `,
 		},
 		{
-			name:     "unreadable documents are all named, and nothing is decided",
+			name:     "unreadable documents are all named, and the others decided",
 			paths:    []string{"testdata/bad.yaml", "testdata/single-instance.yaml"},
 			wantCode: ExitInvalid,
-			wantStderr: `error: testdata/bad.yaml: document 2: yaml: line 5: did not find expected ',' or ']'
-error: testdata/bad.yaml: document 3: object has no apiVersion and no kind
+			wantStdout: `denied StatefulSet/shop/mysql: statefulset "mysql" is stateful-single: replicas must be 0 or 1, got 3 [single-instance]
+`,
+			wantStderr: `error: testdata/bad.yaml:6: document 2: yaml: line 10: did not find expected ',' or ']'
+error: testdata/bad.yaml:12: document 3: object has no apiVersion and no kind
 `,
 		},
 		{
 			name:     "a missing file and a path through a file",
-			paths:    []string{"testdata/missing.yaml", "testdata/dir/README.txt/.."},
+			paths:    []string{"testdata/missing.yaml", "testdata/mixed/README.md/.."},
 			wantCode: ExitInvalid,
 			wantStderr: `error: testdata/missing.yaml: no such file or directory
-error: testdata/dir/README.txt/..: not a directory
+error: testdata/mixed/README.md/..: not a directory
 `,
 		},
 	}
@@ -183,10 +322,14 @@ error: testdata/dir/README.txt/..: not a directory
 			if namespace == "" {
 				namespace = "default"
 			}
+			settings := config.Default().ReviewSettings()
+			if tt.defaultMode != "" {
+				settings.DefaultMode = tt.defaultMode
+			}
 			var stdout, stderr bytes.Buffer
 			code := Run(context.Background(), Options{
-				Paths: tt.paths, Output: tt.output, Namespace: namespace,
-				Settings: config.Default().ReviewSettings(),
+				Paths: tt.paths, Recursive: tt.recursive, Output: tt.output, Namespace: namespace,
+				Settings: settings,
 			}, stdin, &stdout, &stderr)
 
 			assert.Equal(t, tt.wantCode, code)
@@ -212,7 +355,7 @@ func TestEmptyDirectory(t *testing.T) {
 	code := Run(context.Background(), Options{Paths: []string{dir}, Namespace: "default", Settings: config.Default().ReviewSettings()},
 		strings.NewReader(""), &stdout, &stderr)
 	assert.Equal(t, ExitInvalid, code)
-	assert.Equal(t, "error: "+dir+": directory holds no .yaml or .yml file\n", stderr.String())
+	assert.Equal(t, "error: "+dir+": directory holds no .json, .yaml or .yml file\n", stderr.String())
 	assert.Empty(t, stdout.String())
 }
 
@@ -221,6 +364,9 @@ func TestEmptyDirectory(t *testing.T) {
 func FuzzReadSource(f *testing.F) {
 	files, err := filepath.Glob("testdata/*.yaml")
 	require.NoError(f, err)
+	streams, err := filepath.Glob("testdata/*.json")
+	require.NoError(f, err)
+	files = append(files, streams...)
 	for _, file := range files {
 		data, err := os.ReadFile(file)
 		require.NoError(f, err)
@@ -305,10 +451,109 @@ spec:
     matchLabels:
       app: db
   unhealthyPodEvictionPolicy: AlwaysAllow
-`, docs[len(docs)-1], "the reconciler's budget, last")
+`, docs[0], "the reconciler's budget, first: budgets come first in Helm's order")
 	for _, input := range []string{budget + "---\n" + sts, sts + "---\n" + budget} {
 		out := runYAML(t, []string{Stdin}, input)
 		assert.Equal(t, 1, strings.Count(out, "kind: PodDisruptionBudget"), out)
 		assert.NotContains(t, out, "managed-by: statekeeper\n  name: db\n")
+	}
+}
+
+// TestHelmOrder: a `helm template` stream, the same objects as an
+// `--output-dir` tree whose file order is not Helm's, and its files named one
+// by one in yet another order, get the decisions of Helm's install order.
+// (Within a kind the input's order is kept, as Helm keeps its templates'.)
+func TestHelmOrder(t *testing.T) {
+	const want = `warning Deployment/lab/cache: deployment "cache" is stateless-single: replicas must be 0 or 1, got 2 [single-instance]
+allowed Deployment/default/web
+allowed HorizontalPodAutoscaler/default/web
+allowed HorizontalPodAutoscaler/default/db
+denied StatefulSet/default/db: statefulset "db" is stateful-single, but horizontalpodautoscaler "db" scales it up to 3 replicas: set its maxReplicas to 1 or delete it first [single-instance]
+`
+	const templates = "testdata/release-tree/shop/templates/"
+	shuffled := []string{
+		templates + "zz-namespace.yaml", templates + "db.yaml", templates + "hpa.yaml", templates + "configmap.yaml",
+		"testdata/release-tree/shop/charts/cache/templates/deployment.yaml", templates + "web.yaml",
+	}
+	for _, tt := range []struct {
+		name      string
+		paths     []string
+		recursive bool
+		stdin     string
+	}{
+		{name: "stream", paths: []string{"testdata/release.yaml"}},
+		{name: "tree", paths: []string{"testdata/release-tree"}, recursive: true},
+		{name: "files in another order", paths: shuffled},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := Run(context.Background(), Options{
+				Paths: tt.paths, Recursive: tt.recursive, Namespace: "default", Settings: config.Default().ReviewSettings(),
+			}, strings.NewReader(tt.stdin), &stdout, &stderr)
+			assert.Equal(t, ExitDenied, code)
+			assert.Equal(t, want, stdout.String())
+			assert.Empty(t, stderr.String())
+		})
+	}
+}
+
+// TestReadSource holds what each form of input reads as: the objects by
+// kind and name, and the errors, for the forms the YAML parser alone would
+// cut short.
+func TestReadSource(t *testing.T) {
+	const configMap = `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"%s"}}`
+	cm := func(name string) string { return strings.ReplaceAll(configMap, "%s", name) }
+	tests := []struct {
+		name       string
+		input      string
+		wantRefs   []string
+		wantErrors []string
+	}{
+		{
+			name:     "JSON objects separated by newlines",
+			input:    cm("a") + "\n" + cm("b") + "\n",
+			wantRefs: []string{"stdin:1: object 1 ConfigMap/a", "stdin:2: object 2 ConfigMap/b"},
+		},
+		{
+			name:     "one JSON object, then YAML documents, as kubectl reads them",
+			input:    cm("a") + "\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\n",
+			wantRefs: []string{"stdin:1: object 1 ConfigMap/a", "stdin:3: document 2 ConfigMap/b"},
+		},
+		{
+			name:       "JSON objects in a YAML document after a comment: not cut to the first",
+			input:      "# generated\n" + cm("a") + cm("b") + "\n---\n" + cm("c") + "\n",
+			wantRefs:   []string{"stdin:4: document 2 ConfigMap/c"},
+			wantErrors: []string{`stdin:1: document 1: more than one object in one YAML document: separate them with a line "---"`},
+		},
+		{
+			name:       "a document after a YAML end marker",
+			input:      "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n...\napiVersion: v1\n",
+			wantErrors: []string{`stdin:1: document 1: more than one object in one YAML document: separate them with a line "---"`},
+		},
+		{
+			name:       "a JSON stream cut inside an object",
+			input:      cm("a") + "\n" + `{"apiVersion": "v1",`,
+			wantRefs:   []string{"stdin:1: object 1 ConfigMap/a"},
+			wantErrors: []string{"stdin:2: object 2: stdin ends inside the object"},
+		},
+		{
+			name:     "comment-only documents are not counted",
+			input:    "# header\n---\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n",
+			wantRefs: []string{"stdin:4: document 1 ConfigMap/a"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			docs, errs := readSource(Stdin, strings.NewReader(tt.input))
+			var refs, messages []string
+			for _, d := range docs {
+				refs = append(refs, d.at.String()+" "+d.gvk.Kind+"/"+d.meta.Name)
+			}
+			for _, err := range errs {
+				messages = append(messages, err.Error())
+			}
+			assert.Equal(t, tt.wantRefs, refs)
+			assert.Equal(t, tt.wantErrors, messages)
+		})
 	}
 }

@@ -9,30 +9,48 @@ import (
 )
 
 var checkHelp = commandHelp{
-	usage: "check -f FILE|DIR|- [-f ...] [-o yaml] [flags]",
+	usage: "check -f FILE|DIR|- [-f ...] [-R] [-o yaml] [flags]",
 	description: `Runs statekeeper's mutations and rules offline on manifests, each object as a CREATE
-against a cluster made of the objects that precede it in the input (so that a switch
-between Deployment and StatefulSet can be checked). Input is multi-document YAML or
-JSON: files, directories (their .yaml and .yml files in name order) or - for stdin.
+against a cluster made of the objects installed before it. Reads every object kubectl
+reads: YAML streams (---), JSON streams (objects one after the other, with or without
+whitespace between them), and lists (any object with items: v1 List, DeploymentList...).
+Input is files, directories (their .json, .yaml and .yml files in name order; their
+subdirectories too with -R, as a helm template --output-dir tree) or - for stdin.
+
+Objects are judged in the order Helm installs a release, whatever the order of the
+files: by kind in Helm's install order (Namespaces, ... Services, Deployments,
+HorizontalPodAutoscalers, StatefulSets, ...; other kinds after, by name), in input order
+within a kind; pods that name a controller come last. So a helm template stream and
+its --output-dir tree get the same answers. (kubectl apply -f DIR applies in file
+order instead; name the files in this order for kubectl to meet the same answers.)
 
 Prints one line per reviewed Deployment, StatefulSet and HorizontalPodAutoscaler, and
-per Pod stamped with its identity (its StatefulSet must precede it):
+per Pod stamped with its identity (its StatefulSet must come before it):
   allowed|denied|warning <Kind>/<namespace>/<name>[: <message> [<rule>]]
-one per violation; objects statekeeper does not manage print nothing. With -o yaml
-the mutated objects are printed instead, each stateful StatefulSet followed by the
-headless Service statekeeper creates for it, and the lines go to stderr.
+one per violation; objects statekeeper does not manage print nothing. An HPA whose
+target comes later is judged with it: a single-instance target it would scale up is
+denied, naming the HPA. In a namespace of mode audit nothing is denied or changed, and
+the lines are what the background audit records once everything is installed:
+  audit fail|warn <Kind>/<namespace>/<name>: <message> [<rule>]
+With -o yaml the objects are printed instead, as they would be stored, with the
+headless Services and disruption budgets statekeeper creates, in install order; the
+lines go to stderr, followed by one per denied object left out:
+  omitted <Kind>/<namespace>/<name>: denied, so the API server would not store it
 
-Exit status: 0 when every object is allowed (warnings included), 1 when any is
-denied, 2 when the input cannot be read.`,
+Exit status: 0 when every object is allowed (warnings and audit findings included), 1
+when any is denied, 2 when any object cannot be read (each is named by file, line and
+number; the others are still judged).`,
 }
 
 func runCheck(args []string, s streams) int {
 	cfg := config.Default()
 	var paths []string
 	var output, namespace string
+	var recursive bool
 	fs := newFlagSet("check")
-	fs.StringArrayVarP(&paths, "filename", "f", nil, "manifest file, directory of .yaml/.yml files, or - for stdin (repeatable)")
-	fs.StringVarP(&output, "output", "o", "", `"yaml" prints the mutated objects instead of the decisions`)
+	fs.StringArrayVarP(&paths, "filename", "f", nil, "manifest file, directory of .json/.yaml/.yml files, or - for stdin (repeatable)")
+	fs.BoolVarP(&recursive, "recursive", "R", false, "read the subdirectories of directories given with -f too")
+	fs.StringVarP(&output, "output", "o", "", `"yaml" prints the objects as they would be stored instead of the decisions`)
 	fs.StringVarP(&namespace, "namespace", "n", "default", "namespace of objects that name none")
 	cfg.BindPolicyFlags(fs)
 	if code, done := parseFlags(fs, args, checkHelp, s); done {
@@ -55,6 +73,6 @@ func runCheck(args []string, s streams) int {
 		return ExitUsage
 	}
 	return check.Run(context.Background(), check.Options{
-		Paths: paths, Output: output, Namespace: namespace, Settings: cfg.ReviewSettings(),
+		Paths: paths, Recursive: recursive, Output: output, Namespace: namespace, Settings: cfg.ReviewSettings(),
 	}, s.stdin, s.stdout, s.stderr)
 }
