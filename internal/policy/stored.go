@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"strings"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -18,8 +20,12 @@ import (
 //   - the whole spec but the pod template: replicas, selector, strategy,
 //     serviceName, ordinals, volume claim templates and the rest are small;
 //   - status.replicas;
-//   - of the pod template: its labels; its volumes' names and claims
-//     (persistentVolumeClaim; any other source is dropped); of each container
+//   - of the pod template: its labels, and of its annotations those under
+//     statekeeper.io/ (the unknown-key rule); its volumes' names and claims
+//     (persistentVolumeClaim), and which of them are emptyDir (with the
+//     medium) or configMap, secret, projected or downwardAPI volumes, as
+//     empty sources (the data mounts, Workload.DataMounts); any other
+//     source is dropped; of each container
 //     and init container its ports, volume mounts, volume devices and
 //     restartPolicy (which makes an init container a sidecar): not even its
 //     name, which nothing reads.
@@ -48,17 +54,48 @@ func TrimStatefulSet(s *appsv1.StatefulSet) {
 // trimPodTemplate returns the part of a stored pod template that is read.
 // Slices are allocated anew so that the decoded originals can be collected.
 func trimPodTemplate(t corev1.PodTemplateSpec) corev1.PodTemplateSpec {
-	out := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: t.Labels}}
+	out := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: t.Labels, Annotations: statekeeperKeys(t.Annotations)}}
 	if n := len(t.Spec.Volumes); n > 0 {
 		out.Spec.Volumes = make([]corev1.Volume, n)
 		for i, v := range t.Spec.Volumes {
-			out.Spec.Volumes[i] = corev1.Volume{Name: v.Name, VolumeSource: corev1.VolumeSource{
-				PersistentVolumeClaim: v.PersistentVolumeClaim,
-			}}
+			out.Spec.Volumes[i] = corev1.Volume{Name: v.Name, VolumeSource: trimVolumeSource(v.VolumeSource)}
 		}
 	}
 	out.Spec.InitContainers = trimContainers(t.Spec.InitContainers)
 	out.Spec.Containers = trimContainers(t.Spec.Containers)
+	return out
+}
+
+// trimVolumeSource keeps a claim volume's source, and of the sources the
+// data mounts tell apart an empty one of the same type (an emptyDir's medium).
+func trimVolumeSource(v corev1.VolumeSource) corev1.VolumeSource {
+	out := corev1.VolumeSource{PersistentVolumeClaim: v.PersistentVolumeClaim}
+	switch {
+	case v.EmptyDir != nil:
+		out.EmptyDir = &corev1.EmptyDirVolumeSource{Medium: v.EmptyDir.Medium}
+	case v.ConfigMap != nil:
+		out.ConfigMap = &corev1.ConfigMapVolumeSource{}
+	case v.Secret != nil:
+		out.Secret = &corev1.SecretVolumeSource{}
+	case v.Projected != nil:
+		out.Projected = &corev1.ProjectedVolumeSource{}
+	case v.DownwardAPI != nil:
+		out.DownwardAPI = &corev1.DownwardAPIVolumeSource{}
+	}
+	return out
+}
+
+// statekeeperKeys are the keys of m under statekeeper.io/; nil when none.
+func statekeeperKeys(m map[string]string) map[string]string {
+	var out map[string]string
+	for k, v := range m {
+		if strings.HasPrefix(k, KeyPrefix) {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[k] = v
+		}
+	}
 	return out
 }
 

@@ -105,7 +105,8 @@ func TestValidate(t *testing.T) {
 			forbidden("spec.replicas", `deployment "legacy-wiki" is stateless-single: replicas must be 0 or 1, got 3 [single-instance]`))},
 		{fixture: "statefulset-scale-quorum-2", want: invalid("autoscaling", "Scale", "etcd",
 			forbidden("spec.replicas", `statefulset "etcd" requires an odd number of replicas (statekeeper.io/quorum: "true") `+
-				`so that a quorum cannot split, got 2: use 1 or 3 [quorum]`))},
+				`so that a quorum cannot split, got 2: use 1 or 3; `+
+				`if other workloads vote in the same quorum (an arbiter), declare their votes with statekeeper.io/quorum-external-votes [quorum]`))},
 		// kubectl scale --replicas=0 sends a Scale without spec.replicas.
 		{fixture: "statefulset-scale-omitted", want: ok()},
 		{fixture: "hpa-create-single-target", want: invalid("autoscaling", "HorizontalPodAutoscaler", "single-db",
