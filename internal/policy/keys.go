@@ -114,15 +114,19 @@ func placesOf(key string) []KeyPlace {
 	return places
 }
 
-// nearestKnownKey is the known key closest to key, compared without case,
-// when it is close enough to be what was meant (at most 2 edits, and at most
-// a third of the name after the prefix: "deploy_type" → "deploy-type",
-// "quorom" → "quorum", but "replicas" suggests nothing); "" otherwise. Ties
-// go to the first in KnownKeys.
+// nearestKnownKey is the known key users set (not one statekeeper writes
+// itself) closest to key, compared without case, when it is close enough to
+// be what was meant (at most 2 edits, and at most a third of the name after
+// the prefix: "deploy_type" → "deploy-type", "quorom" → "quorum", but
+// "replicas" suggests nothing); "" otherwise. Ties go to the first in
+// KnownKeys.
 func nearestKnownKey(key string) string {
 	name := strings.ToLower(strings.TrimPrefix(key, KeyPrefix))
 	best, bestDistance := "", 0
 	for _, k := range KnownKeys {
+		if statekeeperWritesOnly([]KeyPlace{k.Place}) {
+			continue
+		}
 		d := editDistance(name, strings.TrimPrefix(k.Key, KeyPrefix))
 		if best == "" || d < bestDistance {
 			best, bestDistance = k.Key, d

@@ -144,13 +144,13 @@ func msgInvalidBool(w Workload, key, value string) string {
 // one that it is not statekeeper's and why (its keys may be a failed opt-in).
 func keyOwner(w Workload, managed bool) string {
 	if managed {
-		return w.Ref()
+		return w.Ref() + ":"
 	}
-	return fmt.Sprintf("%s is not managed by %s, because it has no %s label; and", w.Ref(), ManagerName, LabelDeployType)
+	return fmt.Sprintf("%s is not managed by %s: it has no %s label, and", w.Ref(), ManagerName, LabelDeployType)
 }
 
 func msgUnknownKey(w Workload, managed bool, key string, in *field.Path, nearest string) string {
-	head := fmt.Sprintf("%s: %s (%s) is not a key %s knows, so nothing reads it", keyOwner(w, managed), key, in, ManagerName)
+	head := fmt.Sprintf("%s %s (%s) is not a key %s knows, so nothing reads it", keyOwner(w, managed), key, in, ManagerName)
 	if nearest == "" {
 		return fmt.Sprintf("%s: remove it, or use a key %s reads on a workload: the labels %s, the annotations %s",
 			head, ManagerName, strings.Join(keysOfPlace(PlaceWorkloadLabel), ", "), strings.Join(keysOfPlace(PlaceWorkloadAnnotation), ", "))
@@ -163,7 +163,7 @@ func msgMisplacedKey(w Workload, managed bool, key string, kind keyKind, in *fie
 	if statekeeperWritesOnly(places) {
 		wayOut = "remove it"
 	}
-	return fmt.Sprintf("%s: %s is written as %s (%s), where %s does not read it: it is %s; %s",
+	return fmt.Sprintf("%s %s is written as %s (%s), where %s does not read it: it is %s; %s",
 		keyOwner(w, managed), key, kind, in, ManagerName, orJoin(placeNames(places)), wayOut)
 }
 
