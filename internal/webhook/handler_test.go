@@ -132,6 +132,27 @@ func TestValidate(t *testing.T) {
 	}
 }
 
+// TestValidateUnlabelled: the unlabelled-workloads webhook warns, never
+// denies, and its warnings reach the AdmissionResponse.
+func TestValidateUnlabelled(t *testing.T) {
+	tests := []struct {
+		fixture  string
+		warnings []string
+	}{
+		{fixture: "statefulset-create-unlabelled-typo", warnings: []string{
+			`statefulset "pg" is not managed by statekeeper: it has no statekeeper.io/deploy-type label, and statekeeper.io/deploy_type (metadata.labels) ` +
+				`is not a key statekeeper knows, so nothing reads it: did you mean statekeeper.io/deploy-type, a label of the workload (metadata.labels) or of its pod template? [unknown-key]`}},
+		{fixture: "statefulset-create-unmanaged"},
+	}
+	validator := NewUnlabelledValidator(testEngine(cluster()), logr.Discard(), nil)
+	for _, tt := range tests {
+		t.Run(tt.fixture, func(t *testing.T) {
+			body := readFixture(t, tt.fixture)
+			assert.Equal(t, answer(t, body, ok(), tt.warnings...), *serve(t, validator, body))
+		})
+	}
+}
+
 func TestMutate(t *testing.T) {
 	tests := []struct {
 		fixture string
