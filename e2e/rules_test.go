@@ -140,6 +140,8 @@ func TestQuorum(t *testing.T) {
 	ns.kubectl(nil, "scale", "deployment", "etcd", "--replicas=0").expect(t, allowed)
 }
 
+// TestHeadlessConflict: a chart's ClusterIP Service named by serviceName is
+// warned of; with inject-env the StatefulSet is denied.
 func TestHeadlessConflict(t *testing.T) {
 	t.Parallel()
 	ns := newNamespace(t, "")
@@ -150,13 +152,26 @@ func TestHeadlessConflict(t *testing.T) {
 			Ports:    []corev1.ServicePort{{Name: "sql", Port: 5432}},
 		},
 	})
-	res := ns.eventuallyAdmission(denied(policy.RuleHeadlessConflict), workloads.StatefulSet("db", policy.StatefulMulti, 0))
 	var svc corev1.Service
 	ns.get("db-headless", &svc)
-	assert.Equal(t, denialText("StatefulSet", "db", "spec.serviceName",
-		fmt.Sprintf(`service "db-headless" named by spec.serviceName of statefulset "db" is not headless (spec.clusterIP is %q, not "None") `+
-			`and is not managed by statekeeper; per-pod DNS needs a headless Service: recreate that Service with clusterIP: None, `+
-			`or set spec.serviceName to an unused name and statekeeper creates one [headless-conflict]`, svc.Spec.ClusterIP)), res.stderr)
+
+	withEnv := workloads.StatefulSet("db", policy.StatefulMulti, 0)
+	withEnv.Annotations = map[string]string{policy.AnnotationInjectEnv: "true"}
+	res := ns.eventuallyAdmission(denied(policy.RuleHeadlessConflict), withEnv)
+	assert.Equal(t, denialText("StatefulSet", "db", "metadata.annotations[statekeeper.io/inject-env]",
+		fmt.Sprintf(`statefulset "db" asks for its pods' identity as environment variables (statekeeper.io/inject-env: "true"), `+
+			`but service "db-headless" named by its spec.serviceName is not headless (spec.clusterIP is %q) and is not managed by statekeeper, `+
+			`so its pods get no per-pod DNS names: STATEKEEPER_FQDN, STATEKEEPER_PRIMARY_FQDN and STATEKEEPER_PEERS would name addresses that never resolve, `+
+			`and an application that finds its peers through them would start alone; make service "db-headless" headless (clusterIP: None), `+
+			`or set spec.serviceName to an unused name and statekeeper creates a headless one, or remove statekeeper.io/inject-env [headless-conflict]`,
+			svc.Spec.ClusterIP)), res.stderr)
+
+	res = ns.create(workloads.StatefulSet("db", policy.StatefulMulti, 0))
+	res.expect(t, warned(policy.RuleHeadlessConflict))
+	assert.Equal(t, fmt.Sprintf(`Warning: service "db-headless" named by spec.serviceName of statefulset "db" is not headless (spec.clusterIP is %q) `+
+		`and is not managed by statekeeper, so its pods get no per-pod DNS names (such as db-0.db-headless.%s.svc) and statekeeper stamps no fqdn, primary-fqdn or peers on them; `+
+		`statekeeper creates no headless Service because the name is taken: if the pods need those names, make that Service headless (clusterIP: None), `+
+		`or set spec.serviceName to an unused name and statekeeper creates a headless one [headless-conflict]`+"\n", svc.Spec.ClusterIP, ns.name), res.stderr)
 }
 
 func TestSharedClaimWarnings(t *testing.T) {
