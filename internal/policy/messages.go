@@ -299,10 +299,7 @@ func orList(types []DeployType) string {
 	for i, t := range types {
 		names[i] = string(t)
 	}
-	if len(names) <= 1 {
-		return strings.Join(names, "")
-	}
-	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+	return orJoin(names)
 }
 
 // typesOfKindBySize lists the deploy types that run as kind and are
