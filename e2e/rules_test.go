@@ -287,3 +287,32 @@ func TestEveryRuleIsExercised(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, missing, "rules without an e2e test")
 }
+
+// TestUnknownKeyWarnings: a misspelt key is warned of, on a managed
+// workload and, by the unlabelled-workloads webhook, on one it left unmanaged.
+func TestUnknownKeyWarnings(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t, "")
+	managed := workloads.StatefulSet("db", policy.StatefulSingle, 0)
+	managed.Annotations = map[string]string{"statekeeper.io/storage_size": "5Gi"}
+	ns.create(managed).expect(t, warned(policy.RuleUnknownKey))
+
+	unlabelled := workloads.StatefulSet("cache", "", 0)
+	unlabelled.Labels["statekeeper.io/deploy_type"] = string(policy.StatefulSingle)
+	unlabelled.Spec.ServiceName = "cache"
+	unlabelled.Spec.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{*workloads.Claim("data", corev1.ReadWriteOnce)}
+	res := ns.create(unlabelled)
+	res.expect(t, warned(policy.RuleUnknownKey))
+	assert.Equal(t, `Warning: statefulset "cache" is not managed by statekeeper: it has no statekeeper.io/deploy-type label, and statekeeper.io/deploy_type (metadata.labels) `+
+		`is not a key statekeeper knows, so nothing reads it: did you mean statekeeper.io/deploy-type, a label of the workload (metadata.labels) or of its pod template? [unknown-key]`+"\n", res.stderr)
+}
+
+// TestEphemeralDataWarning: persistence switched off (an emptyDir named like
+// the data) is warned of.
+func TestEphemeralDataWarning(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t, "")
+	sts := workloads.StatefulSet("cache", policy.StatefulSingle, 0)
+	sts.Spec.Template.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+	ns.create(sts).expect(t, warned(policy.RuleEphemeralData))
+}
