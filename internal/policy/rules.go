@@ -26,7 +26,8 @@ var (
 // ValidateWorkload applies the rules of SPEC §4 to a workload CREATE or
 // UPDATE. Denials come in the order of SPEC §4's table (single-instance,
 // kind-mismatch, kind-switch, type-change, quorum, headless-conflict), then
-// invalid-annotation; warnings are kind-switch, then shared-claim.
+// invalid-annotation; warnings are kind-switch, headless-conflict,
+// shared-claim, recreate-strategy, ephemeral-data, then unknown-key.
 //
 // An unlabelled object is not managed and gets an empty result, except on an
 // UPDATE that removes the label from a managed workload: removing the type is
