@@ -112,6 +112,11 @@ func TestQuorumDisruptionBudget(t *testing.T) {
 	ns.kubectl(nil, "scale", "statefulset", "zk", "--replicas=5").expect(t, allowed)
 	ns.eventuallyBudget("zk", minAvailable(3))
 	ns.eventuallyEvent("zk", reconciler.ReasonBudgetUpdated, "minAvailable 3")
+	// At one replica a budget would refuse every eviction: it goes.
+	ns.kubectl(nil, "scale", "statefulset", "zk", "--replicas=1").expect(t, allowed)
+	ns.eventuallyEvent("zk", reconciler.ReasonBudgetDeleted, "would refuse every eviction")
+	err := suite.client.Get(t.Context(), client.ObjectKey{Namespace: ns.name, Name: "zk"}, &policyv1.PodDisruptionBudget{})
+	assert.True(t, apierrors.IsNotFound(err), "a quorum budget at one replica: %v", err)
 }
 
 // TestDisruptionBudgetOfTheUser: a budget the user wrote for the pods wins,

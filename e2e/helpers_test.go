@@ -88,6 +88,7 @@ var ruleIDs = []policy.Rule{
 	policy.RuleSingleInstance, policy.RuleKindMismatch, policy.RuleKindSwitch, policy.RuleTypeChange,
 	policy.RuleQuorum, policy.RuleHeadlessConflict, policy.RuleSharedClaim, policy.RuleInvalidAnnotation,
 	policy.RuleStorageResize, policy.RuleDeletionProtection, policy.RuleRecreateStrategy, policy.RuleInvalidMode,
+	policy.RuleUnknownKey, policy.RuleEphemeralData,
 }
 
 var bracketed = regexp.MustCompile(`\[([a-z]+(?:-[a-z]+)*)\]`)

@@ -145,6 +145,8 @@ func TestQuorum(t *testing.T) {
 	ns.kubectl(nil, "scale", "deployment", "etcd", "--replicas=0").expect(t, allowed)
 }
 
+// TestHeadlessConflict: a chart's ClusterIP Service named by serviceName is
+// warned of; with inject-env the StatefulSet is denied.
 func TestHeadlessConflict(t *testing.T) {
 	t.Parallel()
 	ns := newNamespace(t, "")
@@ -155,13 +157,26 @@ func TestHeadlessConflict(t *testing.T) {
 			Ports:    []corev1.ServicePort{{Name: "sql", Port: 5432}},
 		},
 	})
-	res := ns.eventuallyAdmission(denied(policy.RuleHeadlessConflict), workloads.StatefulSet("db", policy.StatefulMulti, 0))
 	var svc corev1.Service
 	ns.get("db-headless", &svc)
-	assert.Equal(t, denialText("StatefulSet", "db", "spec.serviceName",
-		fmt.Sprintf(`service "db-headless" named by spec.serviceName of statefulset "db" is not headless (spec.clusterIP is %q, not "None") `+
-			`and is not managed by statekeeper; per-pod DNS needs a headless Service: recreate that Service with clusterIP: None, `+
-			`or set spec.serviceName to an unused name and statekeeper creates one [headless-conflict]`, svc.Spec.ClusterIP)), res.stderr)
+
+	withEnv := workloads.StatefulSet("db", policy.StatefulMulti, 0)
+	withEnv.Annotations = map[string]string{policy.AnnotationInjectEnv: "true"}
+	res := ns.eventuallyAdmission(denied(policy.RuleHeadlessConflict), withEnv)
+	assert.Equal(t, denialText("StatefulSet", "db", "metadata.annotations[statekeeper.io/inject-env]",
+		fmt.Sprintf(`statefulset "db" asks for its pods' identity as environment variables (statekeeper.io/inject-env: "true"), `+
+			`but service "db-headless" named by its spec.serviceName is not headless (spec.clusterIP is %q) and is not managed by statekeeper, `+
+			`so its pods get no per-pod DNS names: STATEKEEPER_FQDN, STATEKEEPER_PRIMARY_FQDN and STATEKEEPER_PEERS would name addresses that never resolve, `+
+			`and an application that finds its peers through them would start alone; make service "db-headless" headless (clusterIP: None), `+
+			`or set spec.serviceName to an unused name and statekeeper creates a headless one, or remove statekeeper.io/inject-env [headless-conflict]`,
+			svc.Spec.ClusterIP)), res.stderr)
+
+	res = ns.create(workloads.StatefulSet("db", policy.StatefulMulti, 0))
+	res.expect(t, warned(policy.RuleHeadlessConflict))
+	assert.Equal(t, fmt.Sprintf(`Warning: service "db-headless" named by spec.serviceName of statefulset "db" is not headless (spec.clusterIP is %q) `+
+		`and is not managed by statekeeper, so its pods get no per-pod DNS names (such as db-0.db-headless.%s.svc) and statekeeper stamps no fqdn, primary-fqdn or peers on them; `+
+		`statekeeper creates no headless Service because the name is taken: if the pods need those names, make that Service headless (clusterIP: None), `+
+		`or set spec.serviceName to an unused name and statekeeper creates a headless one [headless-conflict]`+"\n", svc.Spec.ClusterIP, ns.name), res.stderr)
 }
 
 func TestSharedClaimWarnings(t *testing.T) {
@@ -276,4 +291,33 @@ func TestEveryRuleIsExercised(t *testing.T) {
 	missing, err := workloads.RulesNotTested(".")
 	require.NoError(t, err)
 	assert.Empty(t, missing, "rules without an e2e test")
+}
+
+// TestUnknownKeyWarnings: a misspelt key is warned of, on a managed
+// workload and, by the unlabelled-workloads webhook, on one it left unmanaged.
+func TestUnknownKeyWarnings(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t, "")
+	managed := workloads.StatefulSet("db", policy.StatefulSingle, 0)
+	managed.Annotations = map[string]string{"statekeeper.io/storage_size": "5Gi"}
+	ns.create(managed).expect(t, warned(policy.RuleUnknownKey))
+
+	unlabelled := workloads.StatefulSet("cache", "", 0)
+	unlabelled.Labels["statekeeper.io/deploy_type"] = string(policy.StatefulSingle)
+	unlabelled.Spec.ServiceName = "cache"
+	unlabelled.Spec.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{*workloads.Claim("data", corev1.ReadWriteOnce)}
+	res := ns.create(unlabelled)
+	res.expect(t, warned(policy.RuleUnknownKey))
+	assert.Equal(t, `Warning: statefulset "cache" is not managed by statekeeper: it has no statekeeper.io/deploy-type label, and statekeeper.io/deploy_type (metadata.labels) `+
+		`is not a key statekeeper knows, so nothing reads it: did you mean statekeeper.io/deploy-type, a label of the workload (metadata.labels) or of its pod template? [unknown-key]`+"\n", res.stderr)
+}
+
+// TestEphemeralDataWarning: persistence switched off (an emptyDir named like
+// the data) is warned of.
+func TestEphemeralDataWarning(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t, "")
+	sts := workloads.StatefulSet("cache", policy.StatefulSingle, 0)
+	sts.Spec.Template.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+	ns.create(sts).expect(t, warned(policy.RuleEphemeralData))
 }

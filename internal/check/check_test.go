@@ -194,7 +194,7 @@ audit fail StatefulSet/shop/mysql: service "mysql" named by spec.serviceName of 
 			paths:    []string{"testdata/two-warnings.yaml"},
 			wantCode: ExitAllowed,
 			wantStdout: `warning StatefulSet/staging/etcd: statefulset "etcd" is stateful-single: replicas must be 0 or 1, got 2 [single-instance]
-warning StatefulSet/staging/etcd: statefulset "etcd" requires an odd number of replicas (statekeeper.io/quorum: "true") so that a quorum cannot split, got 2: use 1 or 3 [quorum]
+warning StatefulSet/staging/etcd: statefulset "etcd" requires an odd number of replicas (statekeeper.io/quorum: "true") so that a quorum cannot split, got 2: use 1 or 3; if other workloads vote in the same quorum (an arbiter), declare their votes with statekeeper.io/quorum-external-votes [quorum]
 `,
 		},
 		{

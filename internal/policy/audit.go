@@ -7,8 +7,8 @@ import (
 
 // AuditService judges the Service that the pods of a stored StatefulSet live
 // under (svc, nil when none of that name exists), for the background audit.
-// Admission judges the Service only when the StatefulSet is created
-// (headless-conflict); afterwards the Service can be deleted or replaced, and
+// Admission judges the Service when the StatefulSet is created
+// (headless-conflict), and on an UPDATE only when it turns inject-env on; afterwards the Service can be deleted or replaced, and
 // in an audit namespace statekeeper never creates it. A StatefulSet that is
 // not stateful-* gets an empty result.
 func AuditService(sts *appsv1.StatefulSet, svc *corev1.Service) Result {
@@ -24,8 +24,8 @@ func AuditService(sts *appsv1.StatefulSet, svc *corev1.Service) Result {
 		// In sync, foreign but headless, or a managed Service the
 		// reconciler repairs: the pods get their DNS names.
 		return Result{}
-	case !IsManagedService(svc) && !IsHeadless(svc):
-		return denied(RuleHeadlessConflict, pathServiceName, msgHeadlessConflict(w, svc.Name, svc.Spec.ClusterIP))
+	case !GivesPodDNSNames(svc):
+		return auditHeadlessConflict(w, svc)
 	default:
 		return denied(RuleHeadlessConflict, pathServiceName, plan.Reason)
 	}

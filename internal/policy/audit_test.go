@@ -22,6 +22,8 @@ func TestAuditService(t *testing.T) {
 	ofAnother.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "cache", UID: "uid-cache", Controller: new(true)}}
 	stateless := redisSTS()
 	stateless.Labels[LabelDeployType] = string(StatelessMulti)
+	injectEnv := redisSTS()
+	injectEnv.Annotations = map[string]string{AnnotationInjectEnv: "true"}
 	unmanaged := redisSTS()
 	delete(unmanaged.Labels, LabelDeployType)
 
@@ -36,11 +38,19 @@ func TestAuditService(t *testing.T) {
 				`statekeeper creates it in enforce and warn namespaces (in audit mode create it yourself, headless: clusterIP: None)`}}}},
 		{name: "managed and in sync", sts: redisSTS(), svc: storedRedisService()},
 		{name: "foreign but headless", sts: redisSTS(), svc: foreign("None")},
-		{name: "foreign and not headless", sts: redisSTS(), svc: foreign("10.0.0.7"), want: Result{Denials: []Violation{{
+		{name: "foreign and not headless: warned as on CREATE", sts: redisSTS(), svc: foreign("10.0.0.7"), want: Result{Warnings: []Violation{{
 			Rule: RuleHeadlessConflict, Field: serviceName,
-			Message: `service "redis-headless" named by spec.serviceName of statefulset "redis" is not headless (spec.clusterIP is "10.0.0.7", not "None") ` +
-				`and is not managed by statekeeper; per-pod DNS needs a headless Service: recreate that Service with clusterIP: None, ` +
-				`or set spec.serviceName to an unused name and statekeeper creates one`}}}},
+			Message: `service "redis-headless" named by spec.serviceName of statefulset "redis" is not headless (spec.clusterIP is "10.0.0.7") ` +
+				`and is not managed by statekeeper, so its pods get no per-pod DNS names (such as redis-0.redis-headless.shop.svc) and statekeeper stamps no fqdn, primary-fqdn or peers on them; ` +
+				`statekeeper creates no headless Service because the name is taken: if the pods need those names, make that Service headless (clusterIP: None), ` +
+				`or set spec.serviceName to an unused name and statekeeper creates a headless one`}}}},
+		{name: "foreign and not headless with inject-env: denied", sts: injectEnv, svc: foreign("10.0.0.7"), want: Result{Denials: []Violation{{
+			Rule: RuleHeadlessConflict, Field: field.NewPath("metadata", "annotations").Key(AnnotationInjectEnv),
+			Message: `statefulset "redis" asks for its pods' identity as environment variables (statekeeper.io/inject-env: "true"), ` +
+				`but service "redis-headless" named by its spec.serviceName is not headless (spec.clusterIP is "10.0.0.7") and is not managed by statekeeper, ` +
+				`so its pods get no per-pod DNS names: STATEKEEPER_FQDN, STATEKEEPER_PRIMARY_FQDN and STATEKEEPER_PEERS would name addresses that never resolve, ` +
+				`and an application that finds its peers through them would start alone; make service "redis-headless" headless (clusterIP: None), ` +
+				`or remove statekeeper.io/inject-env (spec.serviceName cannot change on an existing statefulset)`}}}},
 		{name: "managed for another statefulset", sts: redisSTS(), svc: ofAnother, want: Result{Denials: []Violation{{
 			Rule: RuleHeadlessConflict, Field: serviceName,
 			Message: `service "redis-headless" is managed by statekeeper for StatefulSet "cache"; statekeeper leaves it alone: ` +

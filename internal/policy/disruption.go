@@ -45,17 +45,45 @@ type BudgetPlan struct {
 }
 
 // WantsDisruptionBudget reports whether statekeeper keeps a budget for sts:
-// a stateful-multi StatefulSet that did not opt out.
+// a stateful-multi StatefulSet that did not opt out, unless its budget could
+// never allow an eviction (blocksEveryEviction).
 func WantsDisruptionBudget(sts *appsv1.StatefulSet) bool {
+	return budgetUnwanted(sts) == ""
+}
+
+// budgetUnwanted says why statekeeper keeps no budget for sts, or "" when it keeps one.
+func budgetUnwanted(sts *appsv1.StatefulSet) string {
 	w := FromStatefulSet(sts)
 	t, _, err := w.DeployType()
-	return err == nil && t == StatefulMulti && w.Annotations[AnnotationDisruptionBudget] != "false"
+	switch {
+	case err != nil || t != StatefulMulti || w.Annotations[AnnotationDisruptionBudget] == "false":
+		return msgBudgetNotWanted(sts.Name)
+	case blocksEveryEviction(w):
+		return msgBudgetBlocksDrains(w, quorumMinAvailable(w.QuorumVotesAt(w.DesiredReplicas())))
+	}
+	return ""
+}
+
+// blocksEveryEviction reports whether the budget of a running quorum
+// workload would keep all of its pods (one replica: minAvailable 1), and so
+// refuse every eviction: a node drain would then wait forever, with nothing
+// said. An operator expects a drain to take a lone instance down as it takes
+// any unprotected pod, since no budget can keep one instance available
+// through the loss of its node; so statekeeper keeps no budget then (and
+// deletes its own when the workload is scaled down to it), and makes one
+// again once the workload has a majority to keep. At 0 replicas the budget
+// selects no pod and blocks nothing.
+func blocksEveryEviction(w Workload) bool {
+	replicas := w.DesiredReplicas()
+	return w.Quorum() && replicas > 0 && quorumMinAvailable(w.QuorumVotesAt(replicas)) >= replicas
 }
 
 // DisruptionBudget is the PodDisruptionBudget statekeeper keeps for a
 // stateful-multi StatefulSet, named after it. A quorum system keeps a
 // majority of its n instances (minAvailable ⌊n/2⌋+1), which the replica count
-// changes; any other allows one instance down at a time (maxUnavailable 1).
+// changes, and with voters declared outside it (an arbiter) as many as the
+// whole quorum needs with those voters up (quorumMinAvailable); any other
+// allows one instance down at a time (maxUnavailable 1).
 //
 // unhealthyPodEvictionPolicy is AlwaysAllow: a pod that is not Ready does not
 // count towards the budget anyway, so evicting it costs no availability, and
@@ -72,7 +100,7 @@ func DisruptionBudget(sts *appsv1.StatefulSet) *policyv1.PodDisruptionBudget {
 		UnhealthyPodEvictionPolicy: ptr.To(policyv1.AlwaysAllow),
 	}
 	if w.Quorum() {
-		spec.MinAvailable = ptr.To(intstr.FromInt32(w.DesiredReplicas()/2 + 1))
+		spec.MinAvailable = ptr.To(intstr.FromInt32(quorumMinAvailable(w.QuorumVotesAt(w.DesiredReplicas()))))
 	} else {
 		spec.MaxUnavailable = ptr.To(intstr.FromInt32(1))
 	}
@@ -109,12 +137,12 @@ func PlanDisruptionBudget(sts *appsv1.StatefulSet, existing []policyv1.PodDisrup
 			foreign = append(foreign, pdb.Name)
 		}
 	}
-	wanted := WantsDisruptionBudget(sts)
+	unwanted := budgetUnwanted(sts)
 	switch {
-	case !wanted && own == nil:
+	case unwanted != "" && own == nil:
 		return BudgetPlan{Action: BudgetInSync}
-	case !wanted:
-		return BudgetPlan{Action: BudgetDelete, Budget: own, Reason: msgBudgetNotWanted(sts.Name)}
+	case unwanted != "":
+		return BudgetPlan{Action: BudgetDelete, Budget: own, Reason: unwanted}
 	case len(foreign) > 0 && own != nil:
 		return BudgetPlan{Action: BudgetDelete, Budget: own, Reason: msgBudgetForeign(sts.Name, foreign)}
 	case len(foreign) > 0:

@@ -62,16 +62,29 @@ func TestDisruptionBudget(t *testing.T) {
 		want *policyv1.PodDisruptionBudget
 	}{
 		{"no quorum: one instance down at a time", budgetSTS(4, nil), wantBudget(oneUnavailable)},
-		{"quorum of 1 keeps 1", budgetSTS(1, quorum), wantBudget(minAvailable(1))},
+		{"quorum of 1 keeps 1 (a budget statekeeper does not keep, see PlanDisruptionBudget)", budgetSTS(1, quorum), wantBudget(minAvailable(1))},
+		{"quorum at rest keeps 1 of none", budgetSTS(0, quorum), wantBudget(minAvailable(1))},
 		{"quorum of 3 keeps 2", budgetSTS(3, quorum), wantBudget(minAvailable(2))},
 		{"quorum of 5 keeps 3", budgetSTS(5, quorum), wantBudget(minAvailable(3))},
 		{"quorum of 7 keeps 4", budgetSTS(7, quorum), wantBudget(minAvailable(4))},
+		// The external voters (an arbiter) count as up: a majority of 3
+		// votes is 2, of which the arbiter is 1.
+		{"2 data members and an arbiter keep 1", budgetSTS(2, withVotes("1")), wantBudget(minAvailable(1))},
+		{"4 data members and an arbiter keep 2", budgetSTS(4, withVotes("1")), wantBudget(minAvailable(2))},
+		{"3 members and 2 external votes keep 1", budgetSTS(3, withVotes("2")), wantBudget(minAvailable(1))},
+		{"1 member and 2 external votes keep none", budgetSTS(1, withVotes("2")), wantBudget(minAvailable(0))},
+		{"unusable external votes count as none", budgetSTS(3, map[string]string{AnnotationQuorum: "true", AnnotationQuorumExternalVotes: "one"}), wantBudget(minAvailable(2))},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			assert.Equal(t, tt.want, DisruptionBudget(tt.sts))
 		})
 	}
+}
+
+// withVotes are the annotations of a quorum workload with external voters.
+func withVotes(n string) map[string]string {
+	return map[string]string{AnnotationQuorum: "true", AnnotationQuorumExternalVotes: n}
 }
 
 func TestPlanDisruptionBudget(t *testing.T) {
@@ -126,6 +139,19 @@ func TestPlanDisruptionBudget(t *testing.T) {
 		{"opted out, none: nothing", budgetSTS(3, map[string]string{AnnotationDisruptionBudget: "false"}), nil,
 			BudgetPlan{Action: BudgetInSync}},
 		{"stateful-single gets none", single, nil, BudgetPlan{Action: BudgetInSync}},
+		{"a quorum of 1 gets none: it would block every drain", budgetSTS(1, quorum), nil, BudgetPlan{Action: BudgetInSync}},
+		{"scaled from 3 to 1: deleted, and says why", budgetSTS(1, quorum), []policyv1.PodDisruptionBudget{stored(minAvailable(2))},
+			BudgetPlan{Action: BudgetDelete, Budget: ptr.To(stored(minAvailable(2))), Reason: `statefulset "db" runs 1 replica with statekeeper.io/quorum: "true": ` +
+				`a pod disruption budget keeping its quorum (minAvailable 1) would refuse every eviction and block every node drain, ` +
+				`so its pod disruption budget is removed and a drain evicts it like any other pod; ` +
+				`statekeeper keeps one again once it runs enough replicas that its quorum survives an eviction`}},
+		{"scaled from 1 to 3: created", budgetSTS(3, quorum), nil, BudgetPlan{Action: BudgetCreate, Budget: wantBudget(minAvailable(2))}},
+		{"a quorum at rest keeps its budget", budgetSTS(0, quorum), []policyv1.PodDisruptionBudget{stored(minAvailable(1))}, BudgetPlan{Action: BudgetInSync}},
+		{"without quorum one replica keeps a budget that allows its eviction", budgetSTS(1, nil), nil,
+			BudgetPlan{Action: BudgetCreate, Budget: wantBudget(oneUnavailable)}},
+		{"2 data members and an arbiter: a budget that allows one eviction", budgetSTS(2, withVotes("1")), nil,
+			BudgetPlan{Action: BudgetCreate, Budget: wantBudget(minAvailable(1))}},
+		{"1 data member and an arbiter (even, denied by the quorum rule): none", budgetSTS(1, withVotes("1")), nil, BudgetPlan{Action: BudgetInSync}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

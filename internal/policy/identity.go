@@ -55,13 +55,25 @@ type Identity struct {
 	Peers []string
 	// Replicas is the replica count Peers reflects.
 	Replicas int32
+	// NoDNSNames is true when the pods get no per-pod DNS names (their
+	// Service is someone else's and not headless, GivesPodDNSNames): FQDN,
+	// PrimaryFQDN and Peers are then empty, and nothing naming them is
+	// stamped, so that every annotation statekeeper writes is true.
+	NoDNSNames bool
+}
+
+// withoutDNSNames is id for pods that get no per-pod DNS names.
+func (id Identity) withoutDNSNames() Identity {
+	return Identity{Ordinal: id.Ordinal, Hostname: id.Hostname, Service: id.Service, NoDNSNames: true}
 }
 
 // InjectEnvRequested reports whether the StatefulSet asks for the identity as
 // environment variables too (on itself or its pod template).
 func InjectEnvRequested(sts *appsv1.StatefulSet) bool {
-	return FromStatefulSet(sts).Annotations[AnnotationInjectEnv] == "true"
+	return FromStatefulSet(sts).injectEnv()
 }
+
+func (w Workload) injectEnv() bool { return w.Annotations[AnnotationInjectEnv] == "true" }
 
 // StatefulSetOwner returns the name of the StatefulSet that controls pod: the
 // controller owner reference of kind apps/v1 StatefulSet.
@@ -74,10 +86,12 @@ func StatefulSetOwner(pod *corev1.Pod) (string, bool) {
 }
 
 // StampStatefulPod is the whole pod-stamping decision (SPEC §5) for a pod
-// controlled by owner: managed is false, and there is nothing to do, unless
+// controlled by owner, whose spec.serviceName names svc (nil when no Service
+// of that name exists): managed is false, and there is nothing to do, unless
 // owner is a stateful-* StatefulSet; otherwise the patch stamps the pod's
-// identity, with environment variables when owner asks for them.
-func StampStatefulPod(pod *corev1.Pod, owner *appsv1.StatefulSet, clusterDomain string) (ops []jsonpatch.Operation, managed bool, err error) {
+// identity, with environment variables when owner asks for them, and without
+// DNS names when svc gives none (GivesPodDNSNames).
+func StampStatefulPod(pod *corev1.Pod, owner *appsv1.StatefulSet, svc *corev1.Service, clusterDomain string) (ops []jsonpatch.Operation, managed bool, err error) {
 	if pod == nil || owner == nil {
 		return nil, false, nil
 	}
@@ -87,6 +101,9 @@ func StampStatefulPod(pod *corev1.Pod, owner *appsv1.StatefulSet, clusterDomain 
 	id, err := PodIdentity(pod, owner, clusterDomain)
 	if err != nil {
 		return nil, true, err
+	}
+	if !GivesPodDNSNames(svc) {
+		id = id.withoutDNSNames()
 	}
 	return StampPod(pod, id, InjectEnvRequested(owner)), true, nil
 }
@@ -197,9 +214,14 @@ func (id Identity) annotations() []annotation {
 		{AnnotationOrdinal, strconv.Itoa(int(id.Ordinal))},
 		{AnnotationHostname, id.Hostname},
 		{AnnotationService, id.Service},
-		{AnnotationFQDN, id.FQDN},
-		{AnnotationPrimaryFQDN, id.PrimaryFQDN},
 	}
+	if id.NoDNSNames {
+		return out
+	}
+	out = append(out,
+		annotation{AnnotationFQDN, id.FQDN},
+		annotation{AnnotationPrimaryFQDN, id.PrimaryFQDN},
+	)
 	if id.Peers != nil {
 		out = append(out, annotation{AnnotationPeers, strings.Join(id.Peers, ",")})
 	}
@@ -208,6 +230,12 @@ func (id Identity) annotations() []annotation {
 
 // env is the identity as environment variables, in the order they are injected.
 func (id Identity) env() []corev1.EnvVar {
+	if id.NoDNSNames {
+		return []corev1.EnvVar{
+			{Name: EnvOrdinal, Value: strconv.Itoa(int(id.Ordinal))},
+			{Name: EnvService, Value: id.Service},
+		}
+	}
 	out := []corev1.EnvVar{
 		{Name: EnvOrdinal, Value: strconv.Itoa(int(id.Ordinal))},
 		{Name: EnvFQDN, Value: id.FQDN},

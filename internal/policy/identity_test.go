@@ -502,16 +502,37 @@ func TestStampStatefulPod(t *testing.T) {
 		AnnotationPeers:         stampPeers,
 		AnnotationPeersReplicas: "2",
 	})
+	clusterIP := func(labels map[string]string) *corev1.Service {
+		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "db-headless", Namespace: "shop", Labels: labels},
+			Spec: corev1.ServiceSpec{ClusterIP: "10.96.0.10"}}
+	}
+	// Under a Service that gives no DNS names, only what is true.
+	noDNSAnnotations := jsonpatch.NewOperation("add", "/metadata/annotations", map[string]string{
+		AnnotationOrdinal:  "1",
+		AnnotationHostname: "db-1",
+		AnnotationService:  "db-headless",
+	})
 	tests := []struct {
 		name        string
 		pod         *corev1.Pod
 		owner       *appsv1.StatefulSet
+		svc         *corev1.Service
 		want        []jsonpatch.Operation
 		wantManaged bool
 		wantErr     string
 	}{
 		{name: "stateful-multi", pod: pod(), owner: owner("stateful-multi", nil),
 			want: []jsonpatch.Operation{annotations}, wantManaged: true},
+		{name: "under a headless service of the user's", pod: pod(), owner: owner("stateful-multi", nil),
+			svc: &corev1.Service{Spec: corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone}}, want: []jsonpatch.Operation{annotations}, wantManaged: true},
+		{name: "under statekeeper's service, headless again once recreated", pod: pod(), owner: owner("stateful-multi", nil),
+			svc: clusterIP(map[string]string{LabelManagedBy: ManagerName}), want: []jsonpatch.Operation{annotations}, wantManaged: true},
+		{name: "under a clusterIP service of the user's: no DNS names", pod: pod(), owner: owner("stateful-single", nil),
+			svc: clusterIP(nil), want: []jsonpatch.Operation{noDNSAnnotations}, wantManaged: true},
+		{name: "under a clusterIP service with inject-env: no variable naming DNS names", pod: pod(),
+			owner: owner("stateful-single", map[string]string{AnnotationInjectEnv: "true"}), svc: clusterIP(nil),
+			want: []jsonpatch.Operation{noDNSAnnotations, jsonpatch.NewOperation("add", "/spec/containers/0/env", []corev1.EnvVar{
+				{Name: EnvOrdinal, Value: "1"}, {Name: EnvService, Value: "db-headless"}})}, wantManaged: true},
 		{name: "stateful-single with inject-env", pod: pod(), owner: owner("stateful-single", map[string]string{AnnotationInjectEnv: "true"}),
 			want: []jsonpatch.Operation{annotations, jsonpatch.NewOperation("add", "/spec/containers/0/env", stampEnv)}, wantManaged: true},
 		{name: "stateless owner is not managed", pod: pod(), owner: owner("stateless-multi", nil)},
@@ -523,7 +544,7 @@ func TestStampStatefulPod(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, managed, err := StampStatefulPod(tt.pod, tt.owner, "cluster.local")
+			got, managed, err := StampStatefulPod(tt.pod, tt.owner, tt.svc, "cluster.local")
 			if tt.wantErr != "" {
 				assert.EqualError(t, err, tt.wantErr)
 			} else {
@@ -555,7 +576,11 @@ func FuzzStampStatefulPod(f *testing.F) {
 		}
 		pod := identityPod(podName, map[string]string{appsv1.PodIndexLabel: index})
 		pod.Spec.Containers = []corev1.Container{{Name: "c"}}
-		ops, _, err := StampStatefulPod(pod, sts, domain)
+		var svc *corev1.Service
+		if !injectEnv {
+			svc = &corev1.Service{Spec: corev1.ServiceSpec{ClusterIP: "10.96.0.10"}}
+		}
+		ops, _, err := StampStatefulPod(pod, sts, svc, domain)
 		if err != nil {
 			return
 		}
@@ -569,7 +594,7 @@ func FuzzStampStatefulPod(f *testing.F) {
 		require.NoError(t, err)
 		var again corev1.Pod
 		require.NoError(t, json.Unmarshal(patched, &again))
-		again2, _, err := StampStatefulPod(&again, sts, domain)
+		again2, _, err := StampStatefulPod(&again, sts, svc, domain)
 		require.NoError(t, err)
 		assert.Empty(t, again2)
 	})

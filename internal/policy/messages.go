@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
 // Every message users read lives in this file, so that wording stays
@@ -53,8 +54,29 @@ func msgSingleInstanceHPANoTarget(hpaName string, kind Kind, target string, maxR
 }
 
 func msgQuorum(w Workload, replicas int32) string {
-	return fmt.Sprintf("%s requires an odd number of replicas (%s: \"true\") so that a quorum cannot split, got %d: use %d or %d",
-		w.Ref(), AnnotationQuorum, replicas, replicas-1, replicas+1)
+	return fmt.Sprintf("%s requires an odd number of replicas (%s: \"true\") so that a quorum cannot split, got %d: use %d or %d; "+
+		"if other workloads vote in the same quorum (an arbiter), declare their votes with %s",
+		w.Ref(), AnnotationQuorum, replicas, replicas-1, replicas+1, AnnotationQuorumExternalVotes)
+}
+
+func msgQuorumWithExternalVotes(w Workload, v QuorumVotes) string {
+	return fmt.Sprintf("%s requires an odd number of votes (%s: \"true\") so that a quorum cannot split, "+
+		"got %s + %s (%s) = %d votes: use %d or %d replicas",
+		w.Ref(), AnnotationQuorum, plural(int64(v.Replicas), "replica"), plural(int64(v.External), "external vote"),
+		AnnotationQuorumExternalVotes, v.Total(), v.Replicas-1, int64(v.Replicas)+1)
+}
+
+func msgInvalidExternalVotes(w Workload, value string) string {
+	return fmt.Sprintf("%s: annotation %s must be a non-negative integer, the number of voters of its quorum outside this workload (\"1\" for an arbiter in another workload), got %q",
+		w.Ref(), AnnotationQuorumExternalVotes, value)
+}
+
+// plural is "1 replica", "3 replicas".
+func plural(n int64, noun string) string {
+	if n == 1 {
+		return fmt.Sprintf("1 %s", noun)
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 func msgTypeChange(w Workload, from, to string) string {
@@ -76,9 +98,27 @@ func msgKindSwitchClosed(existing Observed, created Workload, claims []string) s
 }
 
 func msgHeadlessConflict(w Workload, service, clusterIP string) string {
-	return fmt.Sprintf("service %q named by spec.serviceName of %s is not headless (spec.clusterIP is %q, not \"None\") and is not managed by %s; "+
-		"per-pod DNS needs a headless Service: recreate that Service with clusterIP: None, or set spec.serviceName to an unused name and %s creates one",
-		service, w.Ref(), clusterIP, ManagerName, ManagerName)
+	return fmt.Sprintf("service %q named by spec.serviceName of %s is not headless (spec.clusterIP is %q) and is not managed by %s, "+
+		"so its pods get no per-pod DNS names (such as %s-0.%s.%s.svc) and %s stamps no fqdn, primary-fqdn or peers on them; "+
+		"%s creates no headless Service because the name is taken: if the pods need those names, make that Service headless (clusterIP: None), "+
+		"or set spec.serviceName to an unused name and %s creates a headless one",
+		service, w.Ref(), clusterIP, ManagerName, w.Name, service, w.Namespace, ManagerName, ManagerName, ManagerName)
+}
+
+// msgHeadlessConflictInjectEnv refuses inject-env under a Service that gives
+// no DNS names; creating says whether spec.serviceName can still be chosen
+// (it cannot change once the StatefulSet exists).
+func msgHeadlessConflictInjectEnv(w Workload, service, clusterIP string, creating bool) string {
+	wayOut := fmt.Sprintf("make service %q headless (clusterIP: None), or set spec.serviceName to an unused name and %s creates a headless one, or remove %s",
+		service, ManagerName, AnnotationInjectEnv)
+	if !creating {
+		wayOut = fmt.Sprintf("make service %q headless (clusterIP: None), or remove %s (spec.serviceName cannot change on an existing statefulset)",
+			service, AnnotationInjectEnv)
+	}
+	return fmt.Sprintf("%s asks for its pods' identity as environment variables (%s: \"true\"), but service %q named by its spec.serviceName is not headless "+
+		"(spec.clusterIP is %q) and is not managed by %s, so its pods get no per-pod DNS names: %s, %s and %s would name addresses that never resolve, "+
+		"and an application that finds its peers through them would start alone; %s",
+		w.Ref(), AnnotationInjectEnv, service, clusterIP, ManagerName, EnvFQDN, EnvPrimaryFQDN, EnvPeers, wayOut)
 }
 
 func msgHeadlessMissing(w Workload, service string) string {
@@ -111,6 +151,63 @@ func msgInvalidBool(w Workload, key, value string) string {
 	return fmt.Sprintf("%s: annotation %s must be \"true\" or \"false\", got %q", w.Ref(), key, value)
 }
 
+// keyOwner opens an unknown-key message: the workload, and for an unmanaged
+// one that it is not statekeeper's and why (its keys may be a failed opt-in).
+func keyOwner(w Workload, managed bool) string {
+	if managed {
+		return w.Ref() + ":"
+	}
+	return fmt.Sprintf("%s is not managed by %s: it has no %s label, and", w.Ref(), ManagerName, LabelDeployType)
+}
+
+func msgUnknownKey(w Workload, managed bool, key string, in *field.Path, nearest string) string {
+	head := fmt.Sprintf("%s %s (%s) is not a key %s knows, so nothing reads it", keyOwner(w, managed), key, in, ManagerName)
+	if nearest == "" {
+		return fmt.Sprintf("%s: remove it, or use a key %s reads on a workload: the labels %s, the annotations %s",
+			head, ManagerName, strings.Join(keysOfPlace(PlaceWorkloadLabel), ", "), strings.Join(keysOfPlace(PlaceWorkloadAnnotation), ", "))
+	}
+	return fmt.Sprintf("%s: did you mean %s, %s?", head, nearest, orJoin(placeNames(placesOf(nearest))))
+}
+
+func msgMisplacedKey(w Workload, managed bool, key string, kind keyKind, in *field.Path, places []KeyPlace) string {
+	wayOut := "move it there"
+	if statekeeperWritesOnly(places) {
+		wayOut = "remove it"
+	}
+	return fmt.Sprintf("%s %s is written as %s (%s), where %s does not read it: it is %s; %s",
+		keyOwner(w, managed), key, kind, in, ManagerName, orJoin(placeNames(places)), wayOut)
+}
+
+func placeNames(places []KeyPlace) []string {
+	names := make([]string, len(places))
+	for i, p := range places {
+		names[i] = wherePlace(p)
+	}
+	return names
+}
+
+// orJoin renders "a", "a or b", "a, b or c".
+func orJoin(items []string) string {
+	if len(items) <= 1 {
+		return strings.Join(items, "")
+	}
+	return strings.Join(items[:len(items)-1], ", ") + " or " + items[len(items)-1]
+}
+
+func msgEphemeralData(w Workload, t DeployType, mounts []DataMount) string {
+	described := make([]string, len(mounts))
+	for i, m := range mounts {
+		described[i] = fmt.Sprintf("%q", m.Volume)
+		if len(m.Paths) > 0 {
+			described[i] += " at " + strings.Join(m.Paths, ", ")
+		}
+	}
+	return fmt.Sprintf("%s is %s, but its data lives in emptyDir volumes only (%s), which die with the pod: "+
+		"give it persistent volumes (enable the chart's persistence, or a volume claim template of that name), "+
+		"or drop those emptyDir volumes from the pod template so that %s injects a claim for each mount (when the statefulset is created: claim templates cannot be added later)",
+		w.Ref(), t, strings.Join(described, "; "), ManagerName)
+}
+
 func msgInvalidMode(namespace string, err error) string {
 	return fmt.Sprintf("namespace %q has an invalid %s label (%v); statekeeper enforces its rules there until it is fixed",
 		namespace, LabelMode, err)
@@ -121,8 +218,8 @@ func msgInvalidMode(namespace string, err error) string {
 
 func msgServiceNotHeadless(service, clusterIP, statefulSet string) string {
 	return fmt.Sprintf("service %q is not managed by %s (no %s=%s label) and is not headless (clusterIP %q), "+
-		"so the pods of statefulset %q get no per-pod DNS names; %s leaves it alone: "+
-		"delete it so that %s creates a headless one, or recreate it with clusterIP: None",
+		"so the pods of statefulset %q get no per-pod DNS names and %s stamps no fqdn, primary-fqdn or peers on them; %s leaves the service alone: "+
+		"if the pods need those names, recreate it with clusterIP: None",
 		service, ManagerName, LabelManagedBy, ManagerName, clusterIP, statefulSet, ManagerName, ManagerName)
 }
 
@@ -195,6 +292,12 @@ func msgBudgetNotWanted(sts string) string {
 		sts, StatefulMulti, AnnotationDisruptionBudget)
 }
 
+func msgBudgetBlocksDrains(w Workload, minAvailable int32) string {
+	return fmt.Sprintf("%s runs %s with %s: \"true\": a pod disruption budget keeping its quorum (minAvailable %d) would refuse every eviction and block every node drain, "+
+		"so its pod disruption budget is removed and a drain evicts it like any other pod; %s keeps one again once it runs enough replicas that its quorum survives an eviction",
+		w.Ref(), plural(int64(w.DesiredReplicas()), "replica"), AnnotationQuorum, minAvailable, ManagerName)
+}
+
 func msgBudgetForeign(sts string, budgets []string) string {
 	return fmt.Sprintf("pod disruption budget %s, not managed by %s, covers the pods of statefulset %q; %s keeps no budget of its own for them "+
 		"(the eviction API refuses pods covered by two budgets): delete yours to get one that follows the replica count, or set %s: \"false\" to silence this",
@@ -207,10 +310,7 @@ func orList(types []DeployType) string {
 	for i, t := range types {
 		names[i] = string(t)
 	}
-	if len(names) <= 1 {
-		return strings.Join(names, "")
-	}
-	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+	return orJoin(names)
 }
 
 // typesOfKindBySize lists the deploy types that run as kind and are

@@ -5,9 +5,6 @@ import (
 	"strings"
 )
 
-// KeyPrefix starts every key of statekeeper's user API (SPEC §1).
-const KeyPrefix = "statekeeper.io/"
-
 // EffectiveKeys is the one precedence of statekeeper's keys on a workload:
 // own (the workload's labels, or its annotations) and, for each key under
 // KeyPrefix that own lacks, the value template (its pod template's labels,

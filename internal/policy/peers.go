@@ -18,9 +18,20 @@ import (
 //
 // Only pods statekeeper stamped (they carry statekeeper.io/ordinal) are
 // updated; pod needs its name, namespace, labels and those annotations only.
-func PeersUpdate(pod *corev1.Pod, owner *appsv1.StatefulSet, clusterDomain string) (map[string]*string, bool, error) {
+//
+// svc is the Service owner's spec.serviceName names (nil when none exists).
+// When it gives the pods no DNS names (GivesPodDNSNames), no peers are
+// written, and the names a pod was stamped with before (it carries
+// statekeeper.io/peers-replicas) are removed: they would not resolve.
+func PeersUpdate(pod *corev1.Pod, owner *appsv1.StatefulSet, svc *corev1.Service, clusterDomain string) (map[string]*string, bool, error) {
 	if pod == nil || owner == nil || pod.Annotations[AnnotationOrdinal] == "" {
 		return nil, false, nil
+	}
+	if !GivesPodDNSNames(svc) {
+		if _, stamped := pod.Annotations[AnnotationPeersReplicas]; !stamped {
+			return nil, false, nil
+		}
+		return map[string]*string{AnnotationFQDN: nil, AnnotationPrimaryFQDN: nil, AnnotationPeers: nil, AnnotationPeersReplicas: nil}, true, nil
 	}
 	id, err := PodIdentity(pod, owner, clusterDomain)
 	if err != nil {

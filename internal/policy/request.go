@@ -26,6 +26,9 @@ const (
 type WorkloadRequest struct {
 	Operation Operation
 	Object    Workload
+	// Written are Object's keys where its manifest writes them, for the
+	// unknown-key rule (none: nothing to judge).
+	Written WrittenKeys
 	// Old is the stored object on UPDATE, nil on CREATE.
 	Old *Observed
 	// Counterparts are, on CREATE, the workloads of the other kind with the

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -25,7 +26,8 @@ var (
 // ValidateWorkload applies the rules of SPEC §4 to a workload CREATE or
 // UPDATE. Denials come in the order of SPEC §4's table (single-instance,
 // kind-mismatch, kind-switch, type-change, quorum, headless-conflict), then
-// invalid-annotation; warnings are kind-switch, then shared-claim.
+// invalid-annotation; warnings are kind-switch, headless-conflict,
+// shared-claim, recreate-strategy, ephemeral-data, then unknown-key.
 //
 // An unlabelled object is not managed and gets an empty result, except on an
 // UPDATE that removes the label from a managed workload: removing the type is
@@ -57,7 +59,7 @@ func ValidateWorkload(req WorkloadRequest) Result {
 	r.Add(checkQuorum(w, w.DesiredReplicas()))
 	// The remaining rules only make sense for a type the object can run as.
 	kindMatches := typeErr == nil && t.Kind() == w.Kind
-	if kindMatches && req.Operation == OpCreate {
+	if kindMatches {
 		r.Add(checkHeadlessConflict(req, t))
 	}
 	if kindMatches && req.Operation == OpUpdate {
@@ -67,14 +69,30 @@ func ValidateWorkload(req WorkloadRequest) Result {
 	if kindMatches {
 		r.Add(checkSharedClaims(req, t))
 		r.Add(checkRecreateStrategy(req, t))
+		r.Add(checkEphemeralData(w, t))
 	}
+	r.Add(checkKeys(w, req.Written, true))
 	return r
+}
+
+// checkEphemeralData warns a stateful workload whose data mounts are all
+// emptyDir volumes that its data dies with the pod: statekeeper injects a
+// claim only for a mount that names no pod volume, and a chart with
+// persistence switched off names an emptyDir volume instead.
+func checkEphemeralData(w Workload, t DeployType) Result {
+	mounts := w.EphemeralData()
+	if !t.Stateful() || len(mounts) == 0 {
+		return Result{}
+	}
+	return warned(RuleEphemeralData, pathVolumes.Index(mounts[0].Index), msgEphemeralData(w, t, mounts))
 }
 
 // ValidateUnlabelledCreate applies the kind-switch rule to the CREATE of an
 // unlabelled workload: unmanaged itself (SPEC §1), it must still not strand
 // the data of the other kind's managed workload of its component. Unmanaged
-// counterparts are not statekeeper's to guard.
+// counterparts are not statekeeper's to guard. Its keys under statekeeper.io/
+// that statekeeper does not read are warned of (unknown-key): a misspelt
+// deploy-type is why it is unmanaged.
 func ValidateUnlabelledCreate(req WorkloadRequest) Result {
 	if req.Object.Managed() || req.Operation != OpCreate {
 		return Result{}
@@ -86,7 +104,9 @@ func ValidateUnlabelledCreate(req WorkloadRequest) Result {
 		}
 	}
 	req.Counterparts = managed
-	return checkKindSwitch(req)
+	r := checkKindSwitch(req)
+	r.Add(checkKeys(req.Object, req.Written, false))
+	return r
 }
 
 // checkRecreateStrategy warns about a single-instance Deployment with a
@@ -233,25 +253,69 @@ func checkTypeChange(req WorkloadRequest) Result {
 	return denied(RuleTypeChange, pathDeployType, msgTypeChange(req.Object, from, to))
 }
 
+// checkQuorum refuses a replica count that lets the workload's quorum split
+// into halves: an even number of votes, counting the voters it declares
+// outside itself (statekeeper.io/quorum-external-votes).
 func checkQuorum(w Workload, replicas int32) Result {
-	if !w.Quorum() || replicas < 2 || replicas%2 != 0 {
+	votes := w.QuorumVotesAt(replicas)
+	if !w.Quorum() || !votes.Split() {
 		return Result{}
+	}
+	// Unusable external votes count as none, and are denied as such.
+	if _, err := w.quorumExternalVotes(); err == nil && w.declaresExternalVotes() {
+		return denied(RuleQuorum, pathReplicas, msgQuorumWithExternalVotes(w, votes))
 	}
 	return denied(RuleQuorum, pathReplicas, msgQuorum(w, replicas))
 }
 
-// checkHeadlessConflict refuses a stateful StatefulSet whose Service exists,
-// belongs to someone else and is not headless: its pods would get no per-pod
-// DNS names, and statekeeper leaves foreign Services alone.
+// checkHeadlessConflict judges a stateful StatefulSet whose Service is
+// someone else's and not headless: the ClusterIP Service that single-instance
+// databases and gossip systems name, which never use per-pod DNS. Such a
+// StatefulSet is admitted with a warning that says what its pods do not get;
+// statekeeper then stamps no DNS names on them (GivesPodDNSNames). Only
+// statekeeper.io/inject-env is refused: it asks statekeeper to hand the
+// containers FQDN and peer addresses, and an application that bootstraps from
+// them would find no peers. A CREATE is judged whole; an UPDATE only when it
+// turns inject-env on (serviceName cannot change, and the warning was given
+// when the StatefulSet was created; the background audit keeps reporting it).
 func checkHeadlessConflict(req WorkloadRequest, t DeployType) Result {
-	svc := req.Service
-	if req.Object.Kind != KindStatefulSet || !t.Stateful() || svc == nil {
+	w, svc := req.Object, req.Service
+	if w.Kind != KindStatefulSet || !t.Stateful() || GivesPodDNSNames(svc) {
 		return Result{}
 	}
-	if IsManagedService(svc) || IsHeadless(svc) {
-		return Result{}
+	switch {
+	case req.Operation == OpCreate && w.injectEnv():
+		return denied(RuleHeadlessConflict, pathAnnotations.Key(AnnotationInjectEnv), msgHeadlessConflictInjectEnv(w, svc.Name, svc.Spec.ClusterIP, true))
+	case req.Operation == OpCreate:
+		return warned(RuleHeadlessConflict, pathServiceName, msgHeadlessConflict(w, svc.Name, svc.Spec.ClusterIP))
+	case req.Operation == OpUpdate && turnsInjectEnvOn(req):
+		return denied(RuleHeadlessConflict, pathAnnotations.Key(AnnotationInjectEnv), msgHeadlessConflictInjectEnv(w, svc.Name, svc.Spec.ClusterIP, false))
 	}
-	return denied(RuleHeadlessConflict, pathServiceName, msgHeadlessConflict(req.Object, svc.Name, svc.Spec.ClusterIP))
+	return Result{}
+}
+
+// turnsInjectEnvOn reports whether an UPDATE asks for the identity as
+// environment variables that the stored object did not ask for.
+func turnsInjectEnvOn(req WorkloadRequest) bool {
+	return TurnsInjectEnvOn(req.Object, req.Old)
+}
+
+// TurnsInjectEnvOn reports whether w asks for the identity as environment
+// variables and old (the stored object of an UPDATE, nil on CREATE) did
+// not: the review engine then looks up the Service for headless-conflict.
+func TurnsInjectEnvOn(w Workload, old *Observed) bool {
+	return w.injectEnv() && (old == nil || !old.injectEnv())
+}
+
+// auditHeadlessConflict is checkHeadlessConflict on a stored StatefulSet,
+// for the background audit: its Service is foreign and not headless
+// (GivesPodDNSNames is false), so it reports the warning the CREATE gave, or
+// the denial when the StatefulSet asks for inject-env.
+func auditHeadlessConflict(w Workload, svc *corev1.Service) Result {
+	if w.injectEnv() {
+		return denied(RuleHeadlessConflict, pathAnnotations.Key(AnnotationInjectEnv), msgHeadlessConflictInjectEnv(w, svc.Name, svc.Spec.ClusterIP, false))
+	}
+	return warned(RuleHeadlessConflict, pathServiceName, msgHeadlessConflict(w, svc.Name, svc.Spec.ClusterIP))
 }
 
 // checkSharedClaims warns about claims that several instances would share:
@@ -289,6 +353,9 @@ func checkAnnotations(w Workload) Result {
 		if len(validation.IsDNS1123Subdomain(v)) > 0 {
 			r.Add(denied(RuleInvalidAnnotation, pathAnnotations.Key(AnnotationStorageClass), msgInvalidStorageClass(w, v)))
 		}
+	}
+	if _, err := w.quorumExternalVotes(); err != nil {
+		r.Add(denied(RuleInvalidAnnotation, pathAnnotations.Key(AnnotationQuorumExternalVotes), msgInvalidExternalVotes(w, w.Annotations[AnnotationQuorumExternalVotes])))
 	}
 	for _, key := range []string{AnnotationQuorum, AnnotationInjectEnv} {
 		if v, ok := w.Annotations[key]; ok && v != "true" && v != "false" {

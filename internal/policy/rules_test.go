@@ -282,8 +282,8 @@ func TestValidateWorkloadKindMismatch(t *testing.T) {
 }
 
 func TestValidateWorkloadQuorum(t *testing.T) {
-	quorumSts := func(deployType string, replicas *int32, quorum string) Workload {
-		return FromStatefulSet(stsFixture("etcd", deployType, stsReplicas(replicas), stsAnnotations(AnnotationQuorum, quorum)))
+	quorumSts := func(deployType string, replicas *int32, quorum string, annotations ...string) Workload {
+		return FromStatefulSet(stsFixture("etcd", deployType, stsReplicas(replicas), stsAnnotations(append([]string{AnnotationQuorum, quorum}, annotations...)...)))
 	}
 	tests := []struct {
 		name string
@@ -294,13 +294,13 @@ func TestValidateWorkloadQuorum(t *testing.T) {
 			name: "4 replicas are denied",
 			w:    quorumSts("stateful-multi", ptr.To[int32](4), "true"),
 			want: Result{Denials: []Violation{violation(RuleQuorum, atReplicas,
-				`statefulset "etcd" requires an odd number of replicas (statekeeper.io/quorum: "true") so that a quorum cannot split, got 4: use 3 or 5`)}},
+				`statefulset "etcd" requires an odd number of replicas (statekeeper.io/quorum: "true") so that a quorum cannot split, got 4: use 3 or 5; if other workloads vote in the same quorum (an arbiter), declare their votes with statekeeper.io/quorum-external-votes`)}},
 		},
 		{
 			name: "2 replicas are denied",
 			w:    quorumSts("stateful-multi", ptr.To[int32](2), "true"),
 			want: Result{Denials: []Violation{violation(RuleQuorum, atReplicas,
-				`statefulset "etcd" requires an odd number of replicas (statekeeper.io/quorum: "true") so that a quorum cannot split, got 2: use 1 or 3`)}},
+				`statefulset "etcd" requires an odd number of replicas (statekeeper.io/quorum: "true") so that a quorum cannot split, got 2: use 1 or 3; if other workloads vote in the same quorum (an arbiter), declare their votes with statekeeper.io/quorum-external-votes`)}},
 		},
 		{name: "3 replicas are allowed", w: quorumSts("stateful-multi", ptr.To[int32](3), "true")},
 		{name: "0 replicas are allowed", w: quorumSts("stateful-multi", ptr.To[int32](0), "true")},
@@ -311,7 +311,56 @@ func TestValidateWorkloadQuorum(t *testing.T) {
 			w: FromDeployment(deployFixture("web", "stateless-multi", deployReplicas(ptr.To[int32](6)),
 				deployAnnotations(AnnotationQuorum, "true"))),
 			want: Result{Denials: []Violation{violation(RuleQuorum, atReplicas,
-				`deployment "web" requires an odd number of replicas (statekeeper.io/quorum: "true") so that a quorum cannot split, got 6: use 5 or 7`)}},
+				`deployment "web" requires an odd number of replicas (statekeeper.io/quorum: "true") so that a quorum cannot split, got 6: use 5 or 7; if other workloads vote in the same quorum (an arbiter), declare their votes with statekeeper.io/quorum-external-votes`)}},
+		},
+		{
+			name: "an arbiter elsewhere makes 2 data members 3 votes",
+			w:    quorumSts("stateful-multi", ptr.To[int32](2), "true", AnnotationQuorumExternalVotes, "1"),
+		},
+		{
+			name: "3 data members and an arbiter are 4 votes",
+			w:    quorumSts("stateful-multi", ptr.To[int32](3), "true", AnnotationQuorumExternalVotes, "1"),
+			want: Result{Denials: []Violation{violation(RuleQuorum, atReplicas,
+				`statefulset "etcd" requires an odd number of votes (statekeeper.io/quorum: "true") so that a quorum cannot split, `+
+					`got 3 replicas + 1 external vote (statekeeper.io/quorum-external-votes) = 4 votes: use 2 or 4 replicas`)}},
+		},
+		{
+			name: "1 replica and 3 external votes",
+			w:    quorumSts("stateful-multi", nil, "true", AnnotationQuorumExternalVotes, "3"),
+			want: Result{Denials: []Violation{violation(RuleQuorum, atReplicas,
+				`statefulset "etcd" requires an odd number of votes (statekeeper.io/quorum: "true") so that a quorum cannot split, `+
+					`got 1 replica + 3 external votes (statekeeper.io/quorum-external-votes) = 4 votes: use 0 or 2 replicas`)}},
+		},
+		{
+			name: "0 replicas stay allowed whatever the external votes",
+			w:    quorumSts("stateful-multi", ptr.To[int32](0), "true", AnnotationQuorumExternalVotes, "1"),
+		},
+		{
+			name: "0 external votes count as none",
+			w:    quorumSts("stateful-multi", ptr.To[int32](3), "true", AnnotationQuorumExternalVotes, "0"),
+		},
+		{
+			name: "external votes without quorum: no count is wanted",
+			w:    quorumSts("stateful-multi", ptr.To[int32](3), "false", AnnotationQuorumExternalVotes, "1"),
+		},
+		{
+			name: "unusable external votes are an invalid annotation, and count as none",
+			w:    quorumSts("stateful-multi", ptr.To[int32](2), "true", AnnotationQuorumExternalVotes, "-1"),
+			want: Result{Denials: []Violation{
+				violation(RuleQuorum, atReplicas,
+					`statefulset "etcd" requires an odd number of replicas (statekeeper.io/quorum: "true") so that a quorum cannot split, got 2: use 1 or 3; `+
+						`if other workloads vote in the same quorum (an arbiter), declare their votes with statekeeper.io/quorum-external-votes`),
+				violation(RuleInvalidAnnotation, field.NewPath("metadata", "annotations").Key(AnnotationQuorumExternalVotes),
+					`statefulset "etcd": annotation statekeeper.io/quorum-external-votes must be a non-negative integer, the number of voters of its quorum outside this workload ("1" for an arbiter in another workload), got "-1"`),
+			}},
+		},
+		{
+			name: "an external vote count past int32 is unusable",
+			w:    quorumSts("stateful-multi", ptr.To[int32](3), "true", AnnotationQuorumExternalVotes, "2147483648"),
+			want: Result{Denials: []Violation{
+				violation(RuleInvalidAnnotation, field.NewPath("metadata", "annotations").Key(AnnotationQuorumExternalVotes),
+					`statefulset "etcd": annotation statekeeper.io/quorum-external-votes must be a non-negative integer, the number of voters of its quorum outside this workload ("1" for an arbiter in another workload), got "2147483648"`),
+			}},
 		},
 		{
 			name: "single-instance and quorum both report on 2 replicas",
@@ -319,7 +368,7 @@ func TestValidateWorkloadQuorum(t *testing.T) {
 			want: Result{Denials: []Violation{
 				violation(RuleSingleInstance, atReplicas, `statefulset "etcd" is stateful-single: replicas must be 0 or 1, got 2`),
 				violation(RuleQuorum, atReplicas,
-					`statefulset "etcd" requires an odd number of replicas (statekeeper.io/quorum: "true") so that a quorum cannot split, got 2: use 1 or 3`),
+					`statefulset "etcd" requires an odd number of replicas (statekeeper.io/quorum: "true") so that a quorum cannot split, got 2: use 1 or 3; if other workloads vote in the same quorum (an arbiter), declare their votes with statekeeper.io/quorum-external-votes`),
 			}},
 		},
 	}
@@ -509,41 +558,75 @@ func TestValidateWorkloadKindSwitch(t *testing.T) {
 func TestValidateWorkloadHeadlessConflict(t *testing.T) {
 	service := func(clusterIP string, labels map[string]string) *corev1.Service {
 		return &corev1.Service{
-			ObjectMeta: metav1.ObjectMeta{Name: "db-headless", Namespace: "shop", Labels: labels},
+			ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "shop", Labels: labels},
 			Spec:       corev1.ServiceSpec{ClusterIP: clusterIP},
 		}
 	}
-	db := func(deployType string) Workload {
-		return FromStatefulSet(stsFixture("db", deployType, func(s *appsv1.StatefulSet) { s.Spec.ServiceName = "db-headless" }))
+	db := func(deployType string, annotations ...string) Workload {
+		return FromStatefulSet(stsFixture("db", deployType, stsAnnotations(annotations...), func(s *appsv1.StatefulSet) { s.Spec.ServiceName = "db" }))
 	}
-	conflict := violation(RuleHeadlessConflict, atServiceName,
-		`service "db-headless" named by spec.serviceName of statefulset "db" is not headless (spec.clusterIP is "10.96.0.10", not "None") and is not managed by statekeeper; `+
-			`per-pod DNS needs a headless Service: recreate that Service with clusterIP: None, or set spec.serviceName to an unused name and statekeeper creates one`)
+	injectEnv := []string{AnnotationInjectEnv, "true"}
+	atInjectEnv := field.NewPath("metadata", "annotations").Key(AnnotationInjectEnv)
+	warning := violation(RuleHeadlessConflict, atServiceName,
+		`service "db" named by spec.serviceName of statefulset "db" is not headless (spec.clusterIP is "10.96.0.10") and is not managed by statekeeper, `+
+			`so its pods get no per-pod DNS names (such as db-0.db.shop.svc) and statekeeper stamps no fqdn, primary-fqdn or peers on them; `+
+			`statekeeper creates no headless Service because the name is taken: if the pods need those names, make that Service headless (clusterIP: None), `+
+			`or set spec.serviceName to an unused name and statekeeper creates a headless one`)
+	refusal := func(wayOut string) Violation {
+		return violation(RuleHeadlessConflict, atInjectEnv,
+			`statefulset "db" asks for its pods' identity as environment variables (statekeeper.io/inject-env: "true"), `+
+				`but service "db" named by its spec.serviceName is not headless (spec.clusterIP is "10.96.0.10") and is not managed by statekeeper, `+
+				`so its pods get no per-pod DNS names: STATEKEEPER_FQDN, STATEKEEPER_PRIMARY_FQDN and STATEKEEPER_PEERS would name addresses that never resolve, `+
+				`and an application that finds its peers through them would start alone; `+wayOut)
+	}
+	refusedOnCreate := refusal(`make service "db" headless (clusterIP: None), or set spec.serviceName to an unused name and statekeeper creates a headless one, or remove statekeeper.io/inject-env`)
+	refusedOnUpdate := refusal(`make service "db" headless (clusterIP: None), or remove statekeeper.io/inject-env (spec.serviceName cannot change on an existing statefulset)`)
 	tests := []struct {
 		name string
 		req  WorkloadRequest
 		want Result
 	}{
 		{
-			name: "a foreign service with a cluster IP is denied",
+			name: "a foreign service with a cluster IP (a single-instance chart's) is warned of",
 			req:  WorkloadRequest{Operation: OpCreate, Object: db("stateful-single"), Service: service("10.96.0.10", nil)},
-			want: Result{Denials: []Violation{conflict}},
+			want: Result{Warnings: []Violation{warning}},
+		},
+		{
+			name: "with inject-env it is denied: the variables would name addresses that never resolve",
+			req:  WorkloadRequest{Operation: OpCreate, Object: db("stateful-multi", injectEnv...), Service: service("10.96.0.10", nil)},
+			want: Result{Denials: []Violation{refusedOnCreate}},
+		},
+		{
+			name: "inject-env false is no request",
+			req:  WorkloadRequest{Operation: OpCreate, Object: db("stateful-multi", AnnotationInjectEnv, "false"), Service: service("10.96.0.10", nil)},
+			want: Result{Warnings: []Violation{warning}},
 		},
 		{
 			name: "a foreign headless service is fine",
-			req:  WorkloadRequest{Operation: OpCreate, Object: db("stateful-multi"), Service: service("None", map[string]string{"app": "db"})},
+			req:  WorkloadRequest{Operation: OpCreate, Object: db("stateful-multi", injectEnv...), Service: service("None", map[string]string{"app": "db"})},
 		},
 		{
 			name: "a managed service is the reconciler's to repair",
-			req:  WorkloadRequest{Operation: OpCreate, Object: db("stateful-single"), Service: service("10.96.0.10", map[string]string{LabelManagedBy: ManagerName})},
+			req:  WorkloadRequest{Operation: OpCreate, Object: db("stateful-single", injectEnv...), Service: service("10.96.0.10", map[string]string{LabelManagedBy: ManagerName})},
 		},
 		{
 			name: "no service yet is fine",
-			req:  WorkloadRequest{Operation: OpCreate, Object: db("stateful-single")},
+			req:  WorkloadRequest{Operation: OpCreate, Object: db("stateful-single", injectEnv...)},
 		},
 		{
-			name: "updates are not judged",
+			name: "an update is not warned again",
 			req:  WorkloadRequest{Operation: OpUpdate, Object: db("stateful-single"), Old: observedPtr(running(db("stateful-single"), 1, true)), Service: service("10.96.0.10", nil)},
+		},
+		{
+			name: "an update that turns inject-env on is denied",
+			req: WorkloadRequest{Operation: OpUpdate, Object: db("stateful-single", injectEnv...),
+				Old: observedPtr(running(db("stateful-single"), 1, true)), Service: service("10.96.0.10", nil)},
+			want: Result{Denials: []Violation{refusedOnUpdate}},
+		},
+		{
+			name: "an update that keeps inject-env on is not judged again",
+			req: WorkloadRequest{Operation: OpUpdate, Object: db("stateful-single", injectEnv...),
+				Old: observedPtr(running(db("stateful-single", injectEnv...), 1, true)), Service: service("10.96.0.10", nil)},
 		},
 	}
 	for _, tt := range tests {
@@ -708,9 +791,11 @@ func TestValidateWorkloadUnmanagedAndCrafted(t *testing.T) {
 			req: WorkloadRequest{Operation: OpCreate, Object: Workload{
 				Kind: KindStatefulSet, Name: "db", Labels: map[string]string{LabelDeployType: "stateful-multi"},
 			}, Service: &corev1.Service{}},
-			want: Result{Denials: []Violation{violation(RuleHeadlessConflict, atServiceName,
-				`service "" named by spec.serviceName of statefulset "db" is not headless (spec.clusterIP is "", not "None") and is not managed by statekeeper; `+
-					`per-pod DNS needs a headless Service: recreate that Service with clusterIP: None, or set spec.serviceName to an unused name and statekeeper creates one`)}},
+			want: Result{Warnings: []Violation{violation(RuleHeadlessConflict, atServiceName,
+				`service "" named by spec.serviceName of statefulset "db" is not headless (spec.clusterIP is "") and is not managed by statekeeper, `+
+					`so its pods get no per-pod DNS names (such as db-0...svc) and statekeeper stamps no fqdn, primary-fqdn or peers on them; `+
+					`statekeeper creates no headless Service because the name is taken: if the pods need those names, make that Service headless (clusterIP: None), `+
+					`or set spec.serviceName to an unused name and statekeeper creates a headless one`)}},
 		},
 		{
 			name: "an update without the old object",
@@ -755,7 +840,20 @@ func TestValidateScale(t *testing.T) {
 			parent:   FromStatefulSet(stsFixture("etcd", "stateful-multi", stsAnnotations(AnnotationQuorum, "true"))),
 			replicas: 4,
 			want: Result{Denials: []Violation{violation(RuleQuorum, atReplicas,
-				`statefulset "etcd" requires an odd number of replicas (statekeeper.io/quorum: "true") so that a quorum cannot split, got 4: use 3 or 5`)}},
+				`statefulset "etcd" requires an odd number of replicas (statekeeper.io/quorum: "true") so that a quorum cannot split, got 4: use 3 or 5; if other workloads vote in the same quorum (an arbiter), declare their votes with statekeeper.io/quorum-external-votes`)}},
+		},
+		{
+			name:     "an arbiter elsewhere: an even count is an odd number of votes",
+			parent:   FromStatefulSet(stsFixture("mongo", "stateful-multi", stsAnnotations(AnnotationQuorum, "true", AnnotationQuorumExternalVotes, "1"))),
+			replicas: 4,
+		},
+		{
+			name:     "an arbiter elsewhere: an odd count is an even number of votes",
+			parent:   FromStatefulSet(stsFixture("mongo", "stateful-multi", stsAnnotations(AnnotationQuorum, "true", AnnotationQuorumExternalVotes, "1"))),
+			replicas: 3,
+			want: Result{Denials: []Violation{violation(RuleQuorum, atReplicas,
+				`statefulset "mongo" requires an odd number of votes (statekeeper.io/quorum: "true") so that a quorum cannot split, `+
+					`got 3 replicas + 1 external vote (statekeeper.io/quorum-external-votes) = 4 votes: use 2 or 4 replicas`)}},
 		},
 		{name: "an odd count on a quorum workload", parent: FromStatefulSet(stsFixture("etcd", "stateful-multi", stsAnnotations(AnnotationQuorum, "true"))), replicas: 5},
 		{name: "a multi-instance workload", parent: FromDeployment(deployFixture("web", "stateless-multi")), replicas: 10},

@@ -122,6 +122,17 @@ func IsHeadless(svc *corev1.Service) bool {
 	return svc.Spec.ClusterIP == corev1.ClusterIPNone
 }
 
+// GivesPodDNSNames reports whether the pods of a stateful StatefulSet get
+// per-pod DNS names ("db-0.db.shop.svc.cluster.local") under svc, the Service
+// its spec.serviceName names (nil when none exists). A headless Service gives
+// them, and so will the Service statekeeper creates (none exists yet) or
+// recreates headless (its own); a Service of someone else's with a cluster IP
+// never does, and statekeeper leaves it alone (the ClusterIP Service a
+// single-instance or gossip chart names, headless-conflict).
+func GivesPodDNSNames(svc *corev1.Service) bool {
+	return svc == nil || IsManagedService(svc) || IsHeadless(svc)
+}
+
 // ServiceAction is what the reconciler does about a StatefulSet's Service.
 type ServiceAction string
 

@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"iter"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 )
@@ -182,4 +183,92 @@ func singleNodeAccessMode(claim *corev1.PersistentVolumeClaim) (corev1.Persisten
 		return corev1.ReadWriteOnce, true
 	}
 	return "", false
+}
+
+// DataMount is a volume a workload's containers mount that holds data, as
+// opposed to configuration: the data mounts are every volume mount and
+// volume device but those of configMap, secret, projected and downwardAPI
+// volumes (configuration and identity, never data) and of emptyDir volumes
+// in memory (scratch space such as /dev/shm). A mount that names no pod
+// volume is data kept in a claim: a claim template's, or the one statekeeper
+// injects for it.
+type DataMount struct {
+	// Volume is the volume's name; Index its position in
+	// spec.template.spec.volumes, -1 when no pod volume has the name.
+	Volume string
+	Index  int
+	// Paths are where containers mount it, once each in start order (init
+	// containers first); a volume device has none.
+	Paths []string
+	// EmptyDir is true for an emptyDir volume on disk: data that dies with
+	// the pod.
+	EmptyDir bool
+}
+
+// DataMounts lists the workload's data mounts, once per volume, in the
+// order containers mount them (init containers first).
+func (w Workload) DataMounts() []DataMount {
+	if w.Template == nil {
+		return nil
+	}
+	volumes := map[string]int{}
+	for i, v := range w.Template.Spec.Volumes {
+		if _, seen := volumes[v.Name]; !seen {
+			volumes[v.Name] = i
+		}
+	}
+	var out []DataMount
+	at := map[string]int{} // volume name → index in out
+	add := func(name, path string) {
+		index, isVolume := volumes[name]
+		if !isVolume {
+			index = -1
+		}
+		if isVolume && !holdsData(&w.Template.Spec.Volumes[index]) {
+			return
+		}
+		i, seen := at[name]
+		if !seen {
+			i = len(out)
+			at[name] = i
+			out = append(out, DataMount{Volume: name, Index: index, EmptyDir: isVolume && w.Template.Spec.Volumes[index].EmptyDir != nil})
+		}
+		if path != "" && !slices.Contains(out[i].Paths, path) {
+			out[i].Paths = append(out[i].Paths, path)
+		}
+	}
+	for c := range podContainers(&w.Template.Spec) {
+		for _, m := range c.VolumeMounts {
+			add(m.Name, m.MountPath)
+		}
+		for _, d := range c.VolumeDevices {
+			add(d.Name, "")
+		}
+	}
+	return out
+}
+
+// holdsData reports whether a pod volume can hold data (DataMount).
+func holdsData(v *corev1.Volume) bool {
+	switch {
+	case v.ConfigMap != nil, v.Secret != nil, v.Projected != nil, v.DownwardAPI != nil:
+		return false
+	case v.EmptyDir != nil:
+		return v.EmptyDir.Medium != corev1.StorageMediumMemory
+	}
+	return true
+}
+
+// EphemeralData returns the data mounts of a workload whose data mounts are
+// all emptyDir volumes (persistence switched off: a chart's emptyDir
+// volume named like the data, which spares its mount a claim); none
+// otherwise.
+func (w Workload) EphemeralData() []DataMount {
+	mounts := w.DataMounts()
+	for _, m := range mounts {
+		if !m.EmptyDir {
+			return nil
+		}
+	}
+	return mounts
 }

@@ -19,8 +19,11 @@ import (
 //     serviceName, ordinals, volume claim templates and the rest are small;
 //   - status.replicas;
 //   - of the pod template: its labels, and its annotations under KeyPrefix
-//     (statekeeper's keys count there too: EffectiveKeys); its volumes' names and claims
-//     (persistentVolumeClaim; any other source is dropped); of each container
+//     (statekeeper's keys count there too, EffectiveKeys, and the unknown-key
+//     rule reads them); its volumes' names and claims (persistentVolumeClaim),
+//     and which of them are emptyDir (with the medium) or configMap, secret,
+//     projected or downwardAPI volumes, as empty sources (the data mounts,
+//     Workload.DataMounts); any other source is dropped; of each container
 //     and init container its ports, volume mounts, volume devices and
 //     restartPolicy (which makes an init container a sidecar): not even its
 //     name, which nothing reads.
@@ -53,13 +56,30 @@ func trimPodTemplate(t corev1.PodTemplateSpec) corev1.PodTemplateSpec {
 	if n := len(t.Spec.Volumes); n > 0 {
 		out.Spec.Volumes = make([]corev1.Volume, n)
 		for i, v := range t.Spec.Volumes {
-			out.Spec.Volumes[i] = corev1.Volume{Name: v.Name, VolumeSource: corev1.VolumeSource{
-				PersistentVolumeClaim: v.PersistentVolumeClaim,
-			}}
+			out.Spec.Volumes[i] = corev1.Volume{Name: v.Name, VolumeSource: trimVolumeSource(v.VolumeSource)}
 		}
 	}
 	out.Spec.InitContainers = trimContainers(t.Spec.InitContainers)
 	out.Spec.Containers = trimContainers(t.Spec.Containers)
+	return out
+}
+
+// trimVolumeSource keeps a claim volume's source, and of the sources the
+// data mounts tell apart an empty one of the same type (an emptyDir's medium).
+func trimVolumeSource(v corev1.VolumeSource) corev1.VolumeSource {
+	out := corev1.VolumeSource{PersistentVolumeClaim: v.PersistentVolumeClaim}
+	switch {
+	case v.EmptyDir != nil:
+		out.EmptyDir = &corev1.EmptyDirVolumeSource{Medium: v.EmptyDir.Medium}
+	case v.ConfigMap != nil:
+		out.ConfigMap = &corev1.ConfigMapVolumeSource{}
+	case v.Secret != nil:
+		out.Secret = &corev1.SecretVolumeSource{}
+	case v.Projected != nil:
+		out.Projected = &corev1.ProjectedVolumeSource{}
+	case v.DownwardAPI != nil:
+		out.DownwardAPI = &corev1.DownwardAPIVolumeSource{}
+	}
 	return out
 }
 

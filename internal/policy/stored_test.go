@@ -132,13 +132,15 @@ func TestStoredWorkloadsJudgedAlike(t *testing.T) {
 				}}
 				classes := []storagev1.StorageClass{{ObjectMeta: metav1.ObjectMeta{Name: "fast"}, AllowVolumeExpansion: ptr.To(true)}}
 				claims := []corev1.PersistentVolumeClaim{*existingClaim("data-" + s.Name + "-0")}
-				stampOps, stampManaged, stampErr := StampStatefulPod(pod, s, "cluster.local")
+				clusterIP := &corev1.Service{Spec: corev1.ServiceSpec{ClusterIP: "10.96.0.10"}}
+				stampOps, stampManaged, stampErr := StampStatefulPod(pod, s, nil, "cluster.local")
+				stampNoDNS, _, _ := StampStatefulPod(pod, s, clusterIP, "cluster.local")
 				identity, identityErr := PodIdentity(pod, s, "")
-				peers, peersOK, peersErr := PeersUpdate(pod, s, "")
+				peers, peersOK, peersErr := PeersUpdate(pod, s, nil, "")
 				return append(judgeStored(w),
-					[]any{stampOps, stampManaged, stampErr}, []any{identity, identityErr}, []any{peers, peersOK, peersErr},
+					[]any{stampOps, stampManaged, stampErr, stampNoDNS}, []any{identity, identityErr}, []any{peers, peersOK, peersErr},
 					InjectEnvRequested(s), ServiceNameOf(s), HeadlessService(s), PlanHeadlessService(s, nil),
-					PlanHeadlessService(s, HeadlessService(s)), AuditService(s, nil), AuditService(s, &corev1.Service{}),
+					PlanHeadlessService(s, HeadlessService(s)), AuditService(s, nil), AuditService(s, &corev1.Service{}), AuditService(s, clusterIP),
 					WantsDisruptionBudget(s), DisruptionBudget(s), PlanDisruptionBudget(s, nil), PlanDisruptionBudget(s, budgets),
 					BudgetConcerns(&budgets[1], s), PlanClaimGrowth(w, claims, classes), IsInjectedClaimOf(claims[0].Name, w))
 			}

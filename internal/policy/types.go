@@ -23,6 +23,10 @@ const (
 	AnnotationStorageClass = "statekeeper.io/storage-class"
 	AnnotationQuorum       = "statekeeper.io/quorum"
 	AnnotationInjectEnv    = "statekeeper.io/inject-env"
+	// AnnotationQuorumExternalVotes counts the voters of a quorum workload's
+	// quorum that live outside it (an arbiter in another StatefulSet): the
+	// quorum rule then wants replicas + votes odd.
+	AnnotationQuorumExternalVotes = "statekeeper.io/quorum-external-votes"
 
 	// LabelManagedBy marks the objects statekeeper owns (the headless Service).
 	LabelManagedBy = "app.kubernetes.io/managed-by"
@@ -160,7 +164,66 @@ const (
 	// StatefulSet whose headless Service does not exist (admission cannot see
 	// a Service deleted later, nor a namespace where statekeeper only audits).
 	RuleHeadlessMissing Rule = "headless-missing"
+	// RuleUnknownKey warns of a key under statekeeper.io/ that statekeeper
+	// does not know, or knows in another place (KnownKeys).
+	RuleUnknownKey Rule = "unknown-key"
+	// RuleEphemeralData warns that a stateful workload keeps its data in
+	// emptyDir volumes only, which die with the pod.
+	RuleEphemeralData Rule = "ephemeral-data"
 )
+
+// KeyPrefix is the prefix of every label and annotation key statekeeper reads or writes.
+const KeyPrefix = "statekeeper.io/"
+
+// KeyPlace is where statekeeper reads or writes a key of its own.
+type KeyPlace string
+
+const (
+	// PlaceWorkloadLabel: a label of a Deployment or StatefulSet, or of its
+	// pod template, which statekeeper reads where the workload lacks it.
+	PlaceWorkloadLabel KeyPlace = "workload label"
+	// PlaceWorkloadAnnotation: an annotation of a Deployment or StatefulSet,
+	// or of its pod template.
+	PlaceWorkloadAnnotation KeyPlace = "workload annotation"
+	// PlaceNamespaceLabel: a label of a Namespace.
+	PlaceNamespaceLabel KeyPlace = "namespace label"
+	// PlacePodAnnotation: an annotation statekeeper stamps on pods itself.
+	PlacePodAnnotation KeyPlace = "pod annotation"
+	// PlaceClaimTemplateAnnotation: an annotation statekeeper puts on the
+	// volume claim templates it injects.
+	PlaceClaimTemplateAnnotation KeyPlace = "claim template annotation"
+)
+
+// KnownKey is one key statekeeper reads or writes, and where.
+type KnownKey struct {
+	Key   string
+	Place KeyPlace
+}
+
+// KnownKeys is every key under statekeeper.io/ and its places (a key with
+// two places has two rows): the one list the unknown-key rule judges a
+// workload's keys by (SPEC §1 and §5).
+var KnownKeys = []KnownKey{
+	{LabelDeployType, PlaceWorkloadLabel},
+	{LabelComponent, PlaceWorkloadLabel},
+	{AnnotationStorageSize, PlaceWorkloadAnnotation},
+	{AnnotationStorageClass, PlaceWorkloadAnnotation},
+	{AnnotationQuorum, PlaceWorkloadAnnotation},
+	{AnnotationQuorumExternalVotes, PlaceWorkloadAnnotation},
+	{AnnotationInjectEnv, PlaceWorkloadAnnotation},
+	{AnnotationProtect, PlaceWorkloadAnnotation},
+	{AnnotationDisruptionBudget, PlaceWorkloadAnnotation},
+	{LabelMode, PlaceNamespaceLabel},
+	{LabelProtect, PlaceNamespaceLabel},
+	{AnnotationOrdinal, PlacePodAnnotation},
+	{AnnotationHostname, PlacePodAnnotation},
+	{AnnotationService, PlacePodAnnotation},
+	{AnnotationFQDN, PlacePodAnnotation},
+	{AnnotationPrimaryFQDN, PlacePodAnnotation},
+	{AnnotationPeers, PlacePodAnnotation},
+	{AnnotationPeersReplicas, PlacePodAnnotation},
+	{AnnotationInjected, PlaceClaimTemplateAnnotation},
+}
 
 // Violation is one denial or warning: the rule, the field it is about and a
 // message that says what was refused, why, and how to proceed.

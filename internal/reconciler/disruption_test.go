@@ -60,13 +60,34 @@ func TestDisruptionBudgetReconciler(t *testing.T) {
 	reconcileOnce() // in sync: nothing written, nothing said
 	assert.Empty(t, recorder.Events)
 
+	// Scaled down to one instance, a quorum budget would refuse every
+	// eviction: it goes, and comes back with a majority to keep.
+	require.NoError(t, c.Get(ctx, key, sts))
+	sts.Spec.Replicas = ptr.To[int32](1)
+	require.NoError(t, c.Update(ctx, sts))
+	reconcileOnce()
+	err := c.Get(ctx, key, &policyv1.PodDisruptionBudget{})
+	assert.True(t, apierrors.IsNotFound(err), "a budget that blocks every drain: %v", err)
+	assert.Equal(t, `Normal DisruptionBudgetDeleted statefulset "redis" runs 1 replica with statekeeper.io/quorum: "true": `+
+		`a pod disruption budget keeping its quorum (minAvailable 1) would refuse every eviction and block every node drain, `+
+		`so its pod disruption budget is removed and a drain evicts it like any other pod; `+
+		`statekeeper keeps one again once it runs enough replicas that its quorum survives an eviction`, <-recorder.Events)
+	reconcileOnce() // none wanted, none there: nothing said
+	assert.Empty(t, recorder.Events)
+	require.NoError(t, c.Get(ctx, key, sts))
+	sts.Spec.Replicas = ptr.To[int32](5)
+	require.NoError(t, c.Update(ctx, sts))
+	reconcileOnce()
+	assert.Equal(t, ptr.To(intstr.FromInt32(3)), minAvailable())
+	assert.Equal(t, `Normal DisruptionBudgetCreated created pod disruption budget "redis" (minAvailable 3)`, <-recorder.Events)
+
 	mine := &policyv1.PodDisruptionBudget{
 		ObjectMeta: metav1.ObjectMeta{Name: "mine", Namespace: "shop"},
 		Spec:       policyv1.PodDisruptionBudgetSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "redis"}}},
 	}
 	require.NoError(t, c.Create(ctx, mine))
 	reconcileOnce()
-	err := c.Get(ctx, key, &policyv1.PodDisruptionBudget{})
+	err = c.Get(ctx, key, &policyv1.PodDisruptionBudget{})
 	assert.True(t, apierrors.IsNotFound(err), "statekeeper's budget beside the user's: %v", err)
 	assert.Equal(t, "Normal DisruptionBudgetDeleted "+foreignBudgetReason, <-recorder.Events)
 	require.NoError(t, c.Get(ctx, client.ObjectKeyFromObject(mine), &policyv1.PodDisruptionBudget{}), "the user's budget is left alone")

@@ -72,6 +72,11 @@ func (r *PeersReconciler) Reconcile(ctx context.Context, req reconcile.Request) 
 	if err := r.Client.List(ctx, pods, client.InNamespace(sts.Namespace), client.MatchingLabelsSelector{Selector: selector}); err != nil {
 		return reconcile.Result{}, fmt.Errorf("listing the pods of statefulset %q: %w", sts.Name, err)
 	}
+	// The Service decides whether the pods have DNS names to list as peers.
+	svc, err := currentService(ctx, r.Client, client.ObjectKey{Namespace: sts.Namespace, Name: policy.ServiceNameOf(sts)})
+	if err != nil {
+		return reconcile.Result{}, err
+	}
 	log := logf.FromContext(ctx)
 	for i := range pods.Items {
 		meta := &pods.Items[i]
@@ -80,7 +85,7 @@ func (r *PeersReconciler) Reconcile(ctx context.Context, req reconcile.Request) 
 			continue
 		}
 		pod := &corev1.Pod{ObjectMeta: meta.ObjectMeta}
-		update, ok, err := policy.PeersUpdate(pod, sts, r.ClusterDomain)
+		update, ok, err := policy.PeersUpdate(pod, sts, svc, r.ClusterDomain)
 		if err != nil {
 			log.Error(err, "cannot compute the peers of a pod", "pod", meta.Name)
 			continue
@@ -96,7 +101,15 @@ func (r *PeersReconciler) Reconcile(ctx context.Context, req reconcile.Request) 
 		if err := r.Client.Patch(ctx, target, client.RawPatch(types.MergePatchType, body)); client.IgnoreNotFound(err) != nil {
 			return reconcile.Result{}, fmt.Errorf("updating the peers of pod %q: %w", meta.Name, err)
 		}
-		log.V(1).Info("updated the peers of a pod", "pod", meta.Name, "replicas", *update[policy.AnnotationPeersReplicas])
+		log.V(1).Info("updated the peers of a pod", "pod", meta.Name, "replicas", valueOr(update[policy.AnnotationPeersReplicas], "none"))
 	}
 	return reconcile.Result{}, nil
+}
+
+// valueOr is *p, or none when p is nil (a merge patch's removal).
+func valueOr(p *string, none string) string {
+	if p == nil {
+		return none
+	}
+	return *p
 }

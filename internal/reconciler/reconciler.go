@@ -246,7 +246,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 
 	key := client.ObjectKey{Namespace: sts.Namespace, Name: policy.ServiceNameOf(sts)}
-	current, err := r.currentService(ctx, key)
+	current, err := currentService(ctx, r.Client, key)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
@@ -302,9 +302,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 }
 
 // currentService reads the Service from the cache; nil when it has none.
-func (r *Reconciler) currentService(ctx context.Context, key client.ObjectKey) (*corev1.Service, error) {
+func currentService(ctx context.Context, c client.Reader, key client.ObjectKey) (*corev1.Service, error) {
 	var svc corev1.Service
-	if err := r.Client.Get(ctx, key, &svc); err != nil {
+	if err := c.Get(ctx, key, &svc); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, nil
 		}

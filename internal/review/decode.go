@@ -12,23 +12,23 @@ import (
 )
 
 // decodeWorkload returns a Deployment or StatefulSet request object, decoded
-// once, as a policy.Workload.
-func decodeWorkload(kind policy.Kind, decoded runtime.Object, raw []byte) (policy.Workload, error) {
+// once, as a policy.Workload, with its keys where the manifest writes them.
+func decodeWorkload(kind policy.Kind, decoded runtime.Object, raw []byte) (policy.Workload, policy.WrittenKeys, error) {
 	switch kind {
 	case policy.KindDeployment:
 		d, err := objectOf[appsv1.Deployment](decoded, raw, string(kind))
 		if err != nil {
-			return policy.Workload{}, err
+			return policy.Workload{}, policy.WrittenKeys{}, err
 		}
-		return policy.FromDeployment(d), nil
+		return policy.FromDeployment(d), policy.WrittenKeysOf(&d.ObjectMeta, &d.Spec.Template), nil
 	case policy.KindStatefulSet:
 		s, err := objectOf[appsv1.StatefulSet](decoded, raw, string(kind))
 		if err != nil {
-			return policy.Workload{}, err
+			return policy.Workload{}, policy.WrittenKeys{}, err
 		}
-		return policy.FromStatefulSet(s), nil
+		return policy.FromStatefulSet(s), policy.WrittenKeysOf(&s.ObjectMeta, &s.Spec.Template), nil
 	default:
-		return policy.Workload{}, fmt.Errorf("%w: unknown workload kind %q", ErrInvalidRequest, kind)
+		return policy.Workload{}, policy.WrittenKeys{}, fmt.Errorf("%w: unknown workload kind %q", ErrInvalidRequest, kind)
 	}
 }
 

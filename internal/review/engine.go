@@ -99,6 +99,8 @@ type workloadStep func(ctx context.Context, facts *workloadFacts, d *Decision) (
 type workloadFacts struct {
 	op     policy.Operation
 	object policy.Workload
+	// written are the object's keys where its manifest writes them.
+	written policy.WrittenKeys
 	// old is the stored object on UPDATE; its PodsExist is looked up only
 	// when the deploy type changes, the one rule that reads it.
 	old *policy.Observed
@@ -116,13 +118,13 @@ func (e *Engine) workload(ctx context.Context, req Request, kind policy.Kind, st
 		return d, nil
 	}
 	facts := &workloadFacts{op: op}
-	if facts.object, err = decodeWorkload(kind, req.DecodedObject, req.Object); err != nil {
+	if facts.object, facts.written, err = decodeWorkload(kind, req.DecodedObject, req.Object); err != nil {
 		return d, err
 	}
 	fillIdentity(&facts.object, req)
 	d.Name = facts.object.Name
 	if op == policy.OpUpdate {
-		old, err := decodeWorkload(kind, req.DecodedOldObject, req.OldObject)
+		old, _, err := decodeWorkload(kind, req.DecodedOldObject, req.OldObject)
 		if err != nil {
 			return d, fmt.Errorf("old object: %w", err)
 		}
@@ -154,10 +156,12 @@ func (e *Engine) workload(ctx context.Context, req Request, kind policy.Kind, st
 }
 
 // UnlabelledCreate judges the CREATE of an unlabelled workload by the
-// kind-switch rule alone (the /validate-unlabelled webhook): SPEC §1's
-// unlabelled workloads are not managed, but creating one must not strand the
-// data of the other kind's managed workload of its component. Anything else
-// on this step is skipped: managed workloads are judged by the workload
+// kind-switch rule (the /validate-unlabelled webhook): SPEC §1's unlabelled
+// workloads are not managed, but creating one must not strand the data of
+// the other kind's managed workload of its component; and its keys under
+// statekeeper.io/ that statekeeper does not read are warned of (unknown-key:
+// a misspelt deploy-type is why it is unmanaged). Anything else on this step
+// is skipped: managed workloads are judged by the workload
 // webhooks, and an UPDATE cannot switch kinds.
 func (e *Engine) UnlabelledCreate(ctx context.Context, req Request) (Decision, error) {
 	return e.step(ctx, StepUnlabelled, req)
@@ -168,7 +172,7 @@ func (e *Engine) unlabelled(ctx context.Context, req Request, kind policy.Kind) 
 	if req.Operation != policy.OpCreate || e.excluded[req.Namespace] {
 		return d, nil
 	}
-	w, err := decodeWorkload(kind, req.DecodedObject, req.Object)
+	w, written, err := decodeWorkload(kind, req.DecodedObject, req.Object)
 	if err != nil {
 		return d, err
 	}
@@ -185,7 +189,7 @@ func (e *Engine) unlabelled(ctx context.Context, req Request, kind policy.Kind) 
 	if err != nil {
 		return d, fmt.Errorf("looking up %s workloads of component %q: %w", kind.Other().Lower(), w.Component(), err)
 	}
-	d.Result = policy.ValidateUnlabelledCreate(policy.WorkloadRequest{Operation: policy.OpCreate, Object: w, Counterparts: counterparts})
+	d.Result = policy.ValidateUnlabelledCreate(policy.WorkloadRequest{Operation: policy.OpCreate, Object: w, Written: written, Counterparts: counterparts})
 	// Nothing to say is nothing done: the workload is not statekeeper's.
 	d.Skipped = len(d.Result.Denials)+len(d.Result.Warnings) == 0
 	e.applyMode(&d, nil)
@@ -215,7 +219,7 @@ func (e *Engine) mutateWorkload(ctx context.Context, facts *workloadFacts, d *De
 
 func (e *Engine) validateWorkload(ctx context.Context, facts *workloadFacts, d *Decision) (bool, error) {
 	w := facts.object
-	pr := policy.WorkloadRequest{Operation: facts.op, Object: w, Old: facts.old}
+	pr := policy.WorkloadRequest{Operation: facts.op, Object: w, Written: facts.written, Old: facts.old}
 	var err error
 	if pr.Claims, err = e.claims(ctx, w); err != nil {
 		return false, err
@@ -232,6 +236,12 @@ func (e *Engine) validateWorkload(ctx context.Context, facts *workloadFacts, d *
 			return false, err
 		}
 	case policy.OpUpdate:
+		// An UPDATE is judged by its Service only when it turns inject-env on.
+		if policy.TurnsInjectEnvOn(w, facts.old) {
+			if pr.Service, err = e.headlessService(ctx, w); err != nil {
+				return false, err
+			}
+		}
 		// The classes decide whether claims can grow: read only when the size changes.
 		if w.Kind == policy.KindStatefulSet && facts.old.Annotations[policy.AnnotationStorageSize] != w.Annotations[policy.AnnotationStorageSize] {
 			if pr.StorageClasses, err = e.lookup.StorageClasses(ctx); err != nil {
@@ -252,10 +262,10 @@ func (e *Engine) validateWorkload(ctx context.Context, facts *workloadFacts, d *
 	return true, nil
 }
 
-// headlessService returns the existing Service a stateful StatefulSet being
-// created will live under, for the headless-conflict rule. Validation runs
-// after mutation, so serviceName is normally set; the default name covers a
-// request that skipped the mutating webhook.
+// headlessService returns the existing Service a stateful StatefulSet lives
+// under, for the headless-conflict rule. Validation runs after mutation, so
+// serviceName is normally set; the default name covers a request that
+// skipped the mutating webhook.
 func (e *Engine) headlessService(ctx context.Context, w policy.Workload) (*corev1.Service, error) {
 	t, _, err := w.DeployType()
 	if w.Kind != policy.KindStatefulSet || err != nil || !t.Stateful() {
@@ -303,7 +313,7 @@ func (e *Engine) deletion(ctx context.Context, req Request, kind policy.Kind) (D
 		d.Skipped = true
 		return d, nil
 	}
-	w, err := decodeWorkload(kind, req.DecodedOldObject, req.OldObject)
+	w, _, err := decodeWorkload(kind, req.DecodedOldObject, req.OldObject)
 	if err != nil {
 		return d, fmt.Errorf("old object: %w", err)
 	}

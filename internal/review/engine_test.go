@@ -185,9 +185,15 @@ func TestValidateOutcomes(t *testing.T) {
 			want: outcome{Mode: policy.ModeEnforce, Name: "db", Denied: []policy.Rule{policy.RuleKindSwitch}},
 		},
 		{
-			name: "a Service of the name that is not headless conflicts",
+			name: "a Service of the name that is not headless is warned of",
 			req: Request{Operation: policy.OpCreate, Resource: statefulSetsResource, Namespace: "shop", Name: "cache",
 				Object: raw(t, statefulSet("cache", "stateful-multi", 3))},
+			want: outcome{Mode: policy.ModeEnforce, Name: "cache", Warned: []policy.Rule{policy.RuleHeadlessConflict}},
+		},
+		{
+			name: "a Service of the name that is not headless conflicts with inject-env",
+			req: Request{Operation: policy.OpCreate, Resource: statefulSetsResource, Namespace: "shop", Name: "cache",
+				Object: raw(t, withAnnotations(statefulSet("cache", "stateful-multi", 3), policy.AnnotationInjectEnv, "true"))},
 			want: outcome{Mode: policy.ModeEnforce, Name: "cache", Denied: []policy.Rule{policy.RuleHeadlessConflict}},
 		},
 		{
@@ -432,4 +438,15 @@ func TestPodsListedOnlyForATypeChange(t *testing.T) {
 	_, err := engine.Validate(ctx, Request{Operation: policy.OpUpdate, Resource: statefulSetsResource, Namespace: "shop", Name: "queue",
 		Object: raw(t, statefulSet("queue", "", 0)), OldObject: queue})
 	assert.EqualError(t, err, `looking up the pods of statefulset "queue": cache not synced`)
+}
+
+// withAnnotations sets annotations (key, value, ...) on sts.
+func withAnnotations(sts *appsv1.StatefulSet, kv ...string) *appsv1.StatefulSet {
+	if sts.Annotations == nil {
+		sts.Annotations = map[string]string{}
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		sts.Annotations[kv[i]] = kv[i+1]
+	}
+	return sts
 }

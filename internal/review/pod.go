@@ -75,7 +75,14 @@ func (e *Engine) stampPod(ctx context.Context, req Request) (Decision, error) {
 	if !sameIncarnation(ownerUID, owner) {
 		return skip(reasonOwnerIncarnated)
 	}
-	patch, managed, err := policy.StampStatefulPod(pod, owner, e.settings.ClusterDomain)
+	// The Service decides whether the pods get DNS names to stamp; a miss
+	// (none yet) is the headless one statekeeper's reconciler creates.
+	svcName := policy.ServiceNameOf(owner)
+	svc, err := e.lookup.Service(ctx, pod.Namespace, svcName)
+	if err != nil {
+		return d, fmt.Errorf("looking up service %q of statefulset %q: %w", svcName, ownerName, err)
+	}
+	patch, managed, err := policy.StampStatefulPod(pod, owner, svc, e.settings.ClusterDomain)
 	if !managed {
 		return skip(reasonOwnerUnmanaged)
 	}

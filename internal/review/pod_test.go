@@ -228,3 +228,42 @@ func TestStampPodLookupErrorsAreReturned(t *testing.T) {
 	assert.EqualError(t, err, `looking up statefulset "redis", the owner of pod "redis-1": cache not synced`)
 	assert.NotErrorIs(t, err, ErrInvalidRequest, "the webhook answers 500 and the API server applies the failure policy")
 }
+
+// TestStampPodUnderClusterIPService: a StatefulSet whose serviceName is a
+// ClusterIP Service of the user's (a single-instance chart's) gets only the
+// identity that is true, read from the cached Service; with inject-env, no
+// variable naming DNS names either.
+func TestStampPodUnderClusterIPService(t *testing.T) {
+	cluster := podCluster()
+	db := inNamespace(statefulSet("db", "stateful-single", 1), "shop")
+	db.UID, db.Spec.ServiceName = "uid-db", "db"
+	db.Annotations = map[string]string{policy.AnnotationInjectEnv: "true"}
+	cluster.Add(db)
+	cluster.Add(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "db"},
+		Spec: corev1.ServiceSpec{ClusterIP: "10.96.0.20", Selector: map[string]string{"app": "db"}}})
+
+	d, err := decideAlike(t, cluster, "", podRequest(t, policy.OpCreate, statefulPod("shop", "db", "uid-db", "0")), (*Engine).StampPod)
+	require.NoError(t, err)
+	assert.Equal(t, Decision{
+		Mode: policy.ModeEnforce, Name: "db-0",
+		Patch: []jsonpatch.Operation{
+			{Operation: "add", Path: "/metadata/annotations", Value: map[string]string{
+				policy.AnnotationOrdinal: "0", policy.AnnotationHostname: "db-0", policy.AnnotationService: "db"}},
+			{Operation: "add", Path: "/spec/containers/0/env", Value: []corev1.EnvVar{
+				{Name: policy.EnvOrdinal, Value: "0"}, {Name: policy.EnvService, Value: "db"}}},
+		},
+	}, d)
+}
+
+// serviceLookupDown reads everything but Services.
+type serviceLookupDown struct{ *lookup.Memory }
+
+func (serviceLookupDown) Service(context.Context, string, string) (*corev1.Service, error) {
+	return nil, errCacheDown
+}
+
+func TestStampPodServiceLookupErrorsAreReturned(t *testing.T) {
+	_, err := newEngine(serviceLookupDown{podCluster()}, "").StampPod(context.Background(),
+		podRequest(t, policy.OpCreate, statefulPod("shop", "redis", redisUID, "1")))
+	assert.EqualError(t, err, `looking up service "redis-headless" of statefulset "redis": cache not synced`)
+}

@@ -107,7 +107,8 @@ func TestValidate(t *testing.T) {
 			forbidden("spec.replicas", `deployment "legacy-wiki" is stateless-single: replicas must be 0 or 1, got 3 [single-instance]`))},
 		{fixture: "statefulset-scale-quorum-2", want: invalid("autoscaling", "Scale", "etcd",
 			forbidden("spec.replicas", `statefulset "etcd" requires an odd number of replicas (statekeeper.io/quorum: "true") `+
-				`so that a quorum cannot split, got 2: use 1 or 3 [quorum]`))},
+				`so that a quorum cannot split, got 2: use 1 or 3; `+
+				`if other workloads vote in the same quorum (an arbiter), declare their votes with statekeeper.io/quorum-external-votes [quorum]`))},
 		// kubectl scale --replicas=0 sends a Scale without spec.replicas.
 		{fixture: "statefulset-scale-omitted", want: ok()},
 		{fixture: "hpa-create-single-target", want: invalid("autoscaling", "HorizontalPodAutoscaler", "single-db",
@@ -129,6 +130,27 @@ func TestValidate(t *testing.T) {
 			body := readFixture(t, tt.fixture)
 			want := answer(t, body, tt.want, tt.warnings...)
 			assert.Equal(t, want, *serve(t, validator, body))
+		})
+	}
+}
+
+// TestValidateUnlabelled: the unlabelled-workloads webhook warns, never
+// denies, and its warnings reach the AdmissionResponse.
+func TestValidateUnlabelled(t *testing.T) {
+	tests := []struct {
+		fixture  string
+		warnings []string
+	}{
+		{fixture: "statefulset-create-unlabelled-typo", warnings: []string{
+			`statefulset "pg" is not managed by statekeeper: it has no statekeeper.io/deploy-type label, and statekeeper.io/deploy_type (metadata.labels) ` +
+				`is not a key statekeeper knows, so nothing reads it: did you mean statekeeper.io/deploy-type, a label of the workload (metadata.labels) or of its pod template? [unknown-key]`}},
+		{fixture: "statefulset-create-unmanaged"},
+	}
+	validator := NewUnlabelledValidator(testEngine(cluster()), logr.Discard(), nil)
+	for _, tt := range tests {
+		t.Run(tt.fixture, func(t *testing.T) {
+			body := readFixture(t, tt.fixture)
+			assert.Equal(t, answer(t, body, ok(), tt.warnings...), *serve(t, validator, body))
 		})
 	}
 }

@@ -49,6 +49,14 @@ func cluster() *lookup.Memory {
 	zk.Spec.ServiceName = "zk-peers"
 	zk.Spec.Ordinals = &appsv1.StatefulSetOrdinals{Start: 1}
 	m.Add(zk)
+	// memcached names its chart's ClusterIP Service: its pods get no DNS names.
+	memcached := workload[appsv1.StatefulSet]("memcached", policy.StatefulSingle, 1, nil)
+	memcached.UID = "8c3f1a5b-0d74-4ec1-bf60-4b5c6d7e8f90"
+	memcached.Spec.ServiceName = "memcached"
+	m.Add(memcached)
+	m.Add(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "memcached"},
+		Spec: corev1.ServiceSpec{ClusterIP: "10.96.0.30", Selector: map[string]string{"app": "memcached"},
+			Ports: []corev1.ServicePort{{Name: "memcache", Port: 11211}}}})
 	plain := workload[appsv1.StatefulSet]("plain", policy.StatefulMulti, 1, nil)
 	plain.UID = "7b2e0f4a-9c63-4db0-ae5f-3a4b5c6d7e8f"
 	delete(plain.Labels, policy.LabelDeployType)

@@ -48,6 +48,12 @@ func TestStampPods(t *testing.T) {
 			{"op":"add","path":"/spec/containers/0/env/-","value":{"name":"STATEKEEPER_FQDN","value":"zk-2` + zk + `"}},
 			{"op":"add","path":"/spec/containers/0/env/-","value":{"name":"STATEKEEPER_PRIMARY_FQDN","value":"zk-1` + zk + `"}},
 			{"op":"add","path":"/spec/containers/0/env/-","value":{"name":"STATEKEEPER_PEERS","value":"zk-1` + zk + `,zk-2` + zk + `,zk-3` + zk + `"}}]`},
+		// memcached's Service is its chart's ClusterIP Service: only the
+		// identity that is true, no DNS names that would not resolve.
+		{fixture: "pod-create-clusterip-service", patch: `[{"op":"add","path":"/metadata/annotations","value":{
+			"statekeeper.io/ordinal":"0",
+			"statekeeper.io/hostname":"memcached-0",
+			"statekeeper.io/service":"memcached"}}]`},
 		// Fail open: whatever statekeeper cannot stamp is admitted as it is.
 		{fixture: "pod-create-unmanaged-owner"},
 		{fixture: "pod-create-no-owner"},

@@ -163,3 +163,37 @@ func (tn *tenant) createStamped(pod *corev1.Pod) *corev1.Pod {
 	tn.get(stored)
 	return stored
 }
+
+// TestPodsUnderAClusterIPServiceGetOnlyTrueNames: a StatefulSet whose
+// serviceName is its chart's ClusterIP Service (headless-conflict, a
+// warning) gets pods stamped with what is true: no FQDN, primary FQDN or
+// peers, which would never resolve.
+func TestPodsUnderAClusterIPServiceGetOnlyTrueNames(t *testing.T) {
+	t.Parallel()
+	tn := newTenant(t, "")
+	tn.mustCreate(service("memcached", ""))
+	memcached := workloads.StatefulSet("memcached", policy.StatefulSingle, 1)
+	memcached.Spec.ServiceName = "memcached"
+	create := func(dryRun bool) error { return tn.create(memcached.DeepCopy(), dryRun) }
+	tn.warned(create, policy.RuleHeadlessConflict)
+	tn.get(memcached)
+
+	// statekeeper reads the Service from its cache: settle until it has it.
+	sent := podOf(memcached, 0)
+	tn.settle(func(bool) error {
+		probe := sent.DeepCopy()
+		if err := tn.create(probe, true); err != nil {
+			return err
+		}
+		if probe.Annotations[policy.AnnotationOrdinal] == "" || probe.Annotations[policy.AnnotationFQDN] != "" {
+			return fmt.Errorf("pod %q came back stamped with %v", sent.Name, probe.Annotations)
+		}
+		return nil
+	}, func(err error) bool { return err == nil })
+	pod := sent.DeepCopy()
+	tn.mustCreate(pod)
+	tn.get(pod)
+	assert.Equal(t, map[string]string{
+		policy.AnnotationOrdinal: "0", policy.AnnotationHostname: "memcached-0", policy.AnnotationService: "memcached",
+	}, pod.Annotations)
+}

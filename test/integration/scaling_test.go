@@ -159,7 +159,8 @@ func TestQuorum(t *testing.T) {
 		return o
 	}
 	quorumMessage := func(ref string, got, below, above int) string {
-		return fmt.Sprintf(`%s requires an odd number of replicas (statekeeper.io/quorum: "true") so that a quorum cannot split, got %d: use %d or %d [quorum]`,
+		return fmt.Sprintf(`%s requires an odd number of replicas (statekeeper.io/quorum: "true") so that a quorum cannot split, got %d: use %d or %d; `+
+			`if other workloads vote in the same quorum (an arbiter), declare their votes with statekeeper.io/quorum-external-votes [quorum]`,
 			ref, got, below, above)
 	}
 

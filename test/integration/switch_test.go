@@ -191,34 +191,50 @@ func TestTypeChange(t *testing.T) {
 	}
 }
 
+// TestHeadlessConflict: a foreign ClusterIP Service named by spec.serviceName
+// (a single-instance or gossip chart's own) is warned of, not denied; only
+// inject-env, whose DNS names would never resolve, is denied.
 func TestHeadlessConflict(t *testing.T) {
 	t.Parallel()
+	injectEnv := func(s *appsv1.StatefulSet) *appsv1.StatefulSet {
+		s.Annotations = map[string]string{policy.AnnotationInjectEnv: "true"}
+		return s
+	}
 	tests := []struct {
 		name        string
 		service     *corev1.Service
 		statefulSet *appsv1.StatefulSet
-		wantDenied  bool
+		// warning and denial are the message with the Service's clusterIP
+		// (%[1]s) and name (%[2]s) left to fill in.
+		warning, denial string
 	}{
 		{
-			name:        "a foreign ClusterIP Service named <name>-headless",
+			name:        "a foreign ClusterIP Service named <name>-headless: warned",
 			service:     service("db-headless", ""),
 			statefulSet: workloads.StatefulSet("db", policy.StatefulSingle, 1),
-			wantDenied:  true,
+			warning: `service %[2]q named by spec.serviceName of statefulset "db" is not headless (spec.clusterIP is %[1]q) and is not managed by statekeeper, ` +
+				`so its pods get no per-pod DNS names (such as db-0.%[2]s.%[3]s.svc) and statekeeper stamps no fqdn, primary-fqdn or peers on them; ` +
+				`statekeeper creates no headless Service because the name is taken: if the pods need those names, make that Service headless (clusterIP: None), ` +
+				`or set spec.serviceName to an unused name and statekeeper creates a headless one [headless-conflict]`,
 		},
 		{
-			name:    "a foreign ClusterIP Service named by spec.serviceName",
+			name:    "a foreign ClusterIP Service named by spec.serviceName, with inject-env: denied",
 			service: service("db-peers", ""),
 			statefulSet: func() *appsv1.StatefulSet {
-				s := workloads.StatefulSet("db", policy.StatefulMulti, 3)
+				s := injectEnv(workloads.StatefulSet("db", policy.StatefulMulti, 3))
 				s.Spec.ServiceName = "db-peers"
 				return s
 			}(),
-			wantDenied: true,
+			denial: `statefulset "db" asks for its pods' identity as environment variables (statekeeper.io/inject-env: "true"), ` +
+				`but service %[2]q named by its spec.serviceName is not headless (spec.clusterIP is %[1]q) and is not managed by statekeeper, ` +
+				`so its pods get no per-pod DNS names: STATEKEEPER_FQDN, STATEKEEPER_PRIMARY_FQDN and STATEKEEPER_PEERS would name addresses that never resolve, ` +
+				`and an application that finds its peers through them would start alone; make service %[2]q headless (clusterIP: None), ` +
+				`or set spec.serviceName to an unused name and statekeeper creates a headless one, or remove statekeeper.io/inject-env [headless-conflict]`,
 		},
 		{
 			name:        "a foreign headless Service is used as it is",
 			service:     service("db-headless", corev1.ClusterIPNone),
-			statefulSet: workloads.StatefulSet("db", policy.StatefulSingle, 1),
+			statefulSet: injectEnv(workloads.StatefulSet("db", policy.StatefulSingle, 1)),
 		},
 	}
 	for _, tt := range tests {
@@ -228,12 +244,16 @@ func TestHeadlessConflict(t *testing.T) {
 			svc := tt.service.DeepCopy()
 			tn.mustCreate(svc) // svc now holds the clusterIP the API server allocated
 			create := func(dryRun bool) error { return tn.create(tt.statefulSet.DeepCopy(), dryRun) }
-			if tt.wantDenied {
-				message := fmt.Sprintf(`service %q named by spec.serviceName of statefulset "db" is not headless (spec.clusterIP is %q, not "None") `+
-					`and is not managed by statekeeper; per-pod DNS needs a headless Service: recreate that Service with clusterIP: None, `+
-					`or set spec.serviceName to an unused name and statekeeper creates one [headless-conflict]`, svc.Name, svc.Spec.ClusterIP)
-				requireDenial(t, tn.denied(create), denial{validateWorkloads, statefulSetKind, "db", serviceNamePath, message})
+			if tt.denial != "" {
+				message := fmt.Sprintf(tt.denial, svc.Spec.ClusterIP, svc.Name)
+				requireDenial(t, tn.denied(create), denial{validateWorkloads, statefulSetKind, "db",
+					field.NewPath("metadata", "annotations").Key(policy.AnnotationInjectEnv), message})
 				tn.assertNotStored(tt.statefulSet)
+				return
+			}
+			if tt.warning != "" {
+				assert.Equal(t, []string{fmt.Sprintf(tt.warning, svc.Spec.ClusterIP, svc.Name, svc.Namespace)},
+					tn.warned(create, policy.RuleHeadlessConflict))
 				return
 			}
 			assert.Empty(t, tn.admitted(create))
