@@ -96,7 +96,7 @@ func TestTemplateOptIn(t *testing.T) {
 		w := FromStatefulSet(stsFixture("etcd", "", stsReplicas(ptr.To[int32](2)),
 			onTemplate(pairs(LabelDeployType, "stateful-multi"), pairs(AnnotationQuorum, "true"))))
 		assert.Equal(t, Result{Denials: []Violation{violation(RuleQuorum, atReplicas,
-			`statefulset "etcd" requires an odd number of replicas (statekeeper.io/quorum: "true") so that a quorum cannot split, got 2: use 1 or 3`)}},
+			`statefulset "etcd" requires an odd number of replicas (statekeeper.io/quorum: "true") so that a quorum cannot split, got 2: use 1 or 3; if other workloads vote in the same quorum (an arbiter), declare their votes with statekeeper.io/quorum-external-votes`)}},
 			validateWorkload(t, WorkloadRequest{Operation: OpCreate, Object: w}))
 	})
 	t.Run("removing only the workload's own label keeps the template's type", func(t *testing.T) {
