@@ -33,13 +33,6 @@ const (
 	optInValuesDir = "../charts/values"
 )
 
-// The rules issue 17 adds, by their IDs (policy.Rule constants on the
-// policy branch).
-const (
-	ruleUnknownKey    policy.Rule = "unknown-key"
-	ruleEphemeralData policy.Rule = "ephemeral-data"
-)
-
 // renderChart is `helm template` of a test chart with a file of opt-in
 // values, decoded. helm template prints a release in Helm's install order
 // (Services, Deployments, HPAs, StatefulSets), the order Helm creates it in.
@@ -201,13 +194,13 @@ func TestThirdPartyChartsInstall(t *testing.T) {
 		name: "single-db: persistence off", chart: "single-db", release: "db", values: "single-db-ephemeral.yaml",
 		want: []chartObject{
 			{Ref: "Service/" + db},
-			{Ref: "StatefulSet/" + db, Warned: rules(policy.RuleHeadlessConflict, ruleEphemeralData)},
+			{Ref: "StatefulSet/" + db, Warned: rules(policy.RuleHeadlessConflict, policy.RuleEphemeralData)},
 		},
 	}, {
 		name: "single-db: a misspelt key", chart: "single-db", release: "db", values: "single-db-typo.yaml",
 		want: []chartObject{
 			{Ref: "Service/" + db},
-			{Ref: "StatefulSet/" + db, Warned: rules(ruleUnknownKey)},
+			{Ref: "StatefulSet/" + db, Warned: rules(policy.RuleUnknownKey)},
 		},
 	}, {
 		name: "gossip-ring", chart: "gossip-ring", release: "ring", values: "gossip-ring.yaml",
