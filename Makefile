@@ -86,7 +86,7 @@ lint: ## Check formatting (gofmt) and run go vet.
 
 .PHONY: test
 test: envtest-assets $(HELM) ## Run every test: unit, adapter, chart and integration tests with the race detector, then the local e2e and fault suites.
-	KUBEBUILDER_ASSETS=$(ENVTEST_DIR) HELM=$(HELM) go test -race -count=1 -timeout 30m ./...
+	KUBEBUILDER_ASSETS=$(ENVTEST_DIR) HELM=$(HELM) KUBECTL=$(KUBECTL) go test -race -count=1 -timeout 30m ./...
 	@$(MAKE) --no-print-directory e2e
 	@$(MAKE) --no-print-directory faults
 

@@ -52,9 +52,22 @@ const (
 // helmBinary finds helm: $HELM, else the Makefile's tool cache. The tests skip
 // only when neither is set up, and say how to get helm.
 func helmBinary(t *testing.T) string {
+	return toolBinary(t, "HELM", false, []string{"tools", "helm"},
+		"build it with `make` or `GOBIN=DIR go install helm.sh/helm/v4/cmd/helm@v4.3.1`")
+}
+
+// toolBinary finds a tool: $env, the PATH's when onPath, else the Makefile's
+// tool cache (cached, below ~/.cache/statekeeper or $XDG_CACHE_HOME's). The
+// tests skip only when none is set up, saying how to get it.
+func toolBinary(t *testing.T, env string, onPath bool, cached []string, howToGet string) string {
 	t.Helper()
-	if h := os.Getenv("HELM"); h != "" {
-		return h
+	if p := os.Getenv(env); p != "" {
+		return p
+	}
+	if onPath {
+		if p, err := exec.LookPath(strings.ToLower(env)); err == nil {
+			return p
+		}
 	}
 	cache := os.Getenv("XDG_CACHE_HOME")
 	if cache == "" {
@@ -62,12 +75,11 @@ func helmBinary(t *testing.T) string {
 		require.NoError(t, err)
 		cache = filepath.Join(home, ".cache")
 	}
-	h := filepath.Join(cache, "statekeeper", "tools", "helm")
-	if _, err := os.Stat(h); err != nil {
-		t.Skipf("helm not found: HELM is unset and %s is missing (build it with `make` or "+
-			"`GOBIN=%s go install helm.sh/helm/v4/cmd/helm@v4.3.1`)", h, filepath.Dir(h))
+	p := filepath.Join(append([]string{cache, "statekeeper"}, cached...)...)
+	if _, err := os.Stat(p); err != nil {
+		t.Skipf("%s not found: %s is unset and %s is missing (%s)", strings.ToLower(env), env, p, howToGet)
 	}
-	return h
+	return p
 }
 
 // runHelm runs helm with its config and cache in a temporary directory, so the

@@ -202,24 +202,7 @@ func TestThirdPartyChartsCheck(t *testing.T) {
 // kubectlBinary finds the kubectl the post-renderer runs: $KUBECTL, the
 // PATH's, or the one the Makefile builds into its tool cache.
 func kubectlBinary(t *testing.T) string {
-	t.Helper()
-	if k := os.Getenv("KUBECTL"); k != "" {
-		return k
-	}
-	if k, err := exec.LookPath("kubectl"); err == nil {
-		return k
-	}
-	cache := os.Getenv("XDG_CACHE_HOME")
-	if cache == "" {
-		home, err := os.UserHomeDir()
-		require.NoError(t, err)
-		cache = filepath.Join(home, ".cache")
-	}
-	k := filepath.Join(cache, "statekeeper", "kube-v1.36.3", "kubectl")
-	if _, err := os.Stat(k); err != nil {
-		t.Skipf("kubectl not found: KUBECTL is unset, none is on PATH and %s is missing", k)
-	}
-	return k
+	return toolBinary(t, "KUBECTL", true, []string{"kube-v1.36.3", "kubectl"}, "build it with `make tools`")
 }
 
 // TestPostRenderer renders single-db with its exporter through
