@@ -97,12 +97,22 @@ func msgKindSwitchClosed(existing Observed, created Workload, claims []string) s
 		existing.Ref(), created.Component(), joinQuoted(claims), created.Ref())
 }
 
+// clusterIPIs says what a Service's spec.clusterIP is: the address, or, in a
+// manifest not created yet (the API server allocates the address), that it
+// is not None.
+func clusterIPIs(clusterIP string) string {
+	if clusterIP == "" {
+		return "spec.clusterIP is not None"
+	}
+	return fmt.Sprintf("spec.clusterIP is %q", clusterIP)
+}
+
 func msgHeadlessConflict(w Workload, service, clusterIP string) string {
-	return fmt.Sprintf("service %q named by spec.serviceName of %s is not headless (spec.clusterIP is %q) and is not managed by %s, "+
+	return fmt.Sprintf("service %q named by spec.serviceName of %s is not headless (%s) and is not managed by %s, "+
 		"so its pods get no per-pod DNS names (such as %s-0.%s.%s.svc) and %s stamps no fqdn, primary-fqdn or peers on them; "+
 		"%s creates no headless Service because the name is taken: if the pods need those names, make that Service headless (clusterIP: None), "+
 		"or set spec.serviceName to an unused name and %s creates a headless one",
-		service, w.Ref(), clusterIP, ManagerName, w.Name, service, w.Namespace, ManagerName, ManagerName, ManagerName)
+		service, w.Ref(), clusterIPIs(clusterIP), ManagerName, w.Name, service, w.Namespace, ManagerName, ManagerName, ManagerName)
 }
 
 // msgHeadlessConflictInjectEnv refuses inject-env under a Service that gives
@@ -116,9 +126,9 @@ func msgHeadlessConflictInjectEnv(w Workload, service, clusterIP string, creatin
 			service, AnnotationInjectEnv)
 	}
 	return fmt.Sprintf("%s asks for its pods' identity as environment variables (%s: \"true\"), but service %q named by its spec.serviceName is not headless "+
-		"(spec.clusterIP is %q) and is not managed by %s, so its pods get no per-pod DNS names: %s, %s and %s would name addresses that never resolve, "+
+		"(%s) and is not managed by %s, so its pods get no per-pod DNS names: %s, %s and %s would name addresses that never resolve, "+
 		"and an application that finds its peers through them would start alone; %s",
-		w.Ref(), AnnotationInjectEnv, service, clusterIP, ManagerName, EnvFQDN, EnvPrimaryFQDN, EnvPeers, wayOut)
+		w.Ref(), AnnotationInjectEnv, service, clusterIPIs(clusterIP), ManagerName, EnvFQDN, EnvPrimaryFQDN, EnvPeers, wayOut)
 }
 
 func msgHeadlessMissing(w Workload, service string) string {
@@ -217,10 +227,10 @@ func msgInvalidMode(namespace string, err error) string {
 // recorded as an Event on the StatefulSet. They carry no rule ID.
 
 func msgServiceNotHeadless(service, clusterIP, statefulSet string) string {
-	return fmt.Sprintf("service %q is not managed by %s (no %s=%s label) and is not headless (clusterIP %q), "+
+	return fmt.Sprintf("service %q is not managed by %s (no %s=%s label) and is not headless (%s), "+
 		"so the pods of statefulset %q get no per-pod DNS names and %s stamps no fqdn, primary-fqdn or peers on them; %s leaves the service alone: "+
 		"if the pods need those names, recreate it with clusterIP: None",
-		service, ManagerName, LabelManagedBy, ManagerName, clusterIP, statefulSet, ManagerName, ManagerName)
+		service, ManagerName, LabelManagedBy, ManagerName, clusterIPIs(clusterIP), statefulSet, ManagerName, ManagerName)
 }
 
 func msgServiceOfAnother(service, owner string) string {

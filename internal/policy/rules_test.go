@@ -792,7 +792,7 @@ func TestValidateWorkloadUnmanagedAndCrafted(t *testing.T) {
 				Kind: KindStatefulSet, Name: "db", Labels: map[string]string{LabelDeployType: "stateful-multi"},
 			}, Service: &corev1.Service{}},
 			want: Result{Warnings: []Violation{violation(RuleHeadlessConflict, atServiceName,
-				`service "" named by spec.serviceName of statefulset "db" is not headless (spec.clusterIP is "") and is not managed by statekeeper, `+
+				`service "" named by spec.serviceName of statefulset "db" is not headless (spec.clusterIP is not None) and is not managed by statekeeper, `+
 					`so its pods get no per-pod DNS names (such as db-0...svc) and statekeeper stamps no fqdn, primary-fqdn or peers on them; `+
 					`statekeeper creates no headless Service because the name is taken: if the pods need those names, make that Service headless (clusterIP: None), `+
 					`or set spec.serviceName to an unused name and statekeeper creates a headless one`)}},

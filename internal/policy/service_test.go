@@ -251,7 +251,7 @@ func TestPlanHeadlessService(t *testing.T) {
 			},
 			want: func() ServicePlan {
 				return ServicePlan{Action: ServiceConflict, Reason: `service "redis-headless" is not managed by statekeeper ` +
-					`(no app.kubernetes.io/managed-by=statekeeper label) and is not headless (clusterIP "10.0.0.9"), ` +
+					`(no app.kubernetes.io/managed-by=statekeeper label) and is not headless (spec.clusterIP is "10.0.0.9"), ` +
 					`so the pods of statefulset "redis" get no per-pod DNS names and statekeeper stamps no fqdn, primary-fqdn or peers on them; ` +
 					`statekeeper leaves the service alone: if the pods need those names, recreate it with clusterIP: None`}
 			},

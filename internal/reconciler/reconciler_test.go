@@ -176,7 +176,7 @@ func TestReconcile(t *testing.T) {
 			want:       foreignService("10.0.0.9"),
 			wantResult: reconcile.Result{RequeueAfter: foreignRecheckInterval},
 			wantEvents: []string{`Warning ServiceConflict service "redis-headless" is not managed by statekeeper ` +
-				`(no app.kubernetes.io/managed-by=statekeeper label) and is not headless (clusterIP "10.0.0.9"), ` +
+				`(no app.kubernetes.io/managed-by=statekeeper label) and is not headless (spec.clusterIP is "10.0.0.9"), ` +
 				`so the pods of statefulset "redis" get no per-pod DNS names and statekeeper stamps no fqdn, primary-fqdn or peers on them; ` +
 				`statekeeper leaves the service alone: if the pods need those names, recreate it with clusterIP: None`},
 		},
