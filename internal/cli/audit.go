@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -32,14 +33,25 @@ Exit status: 0 when nothing fails (warnings included), 1 when any finding fails,
 when the cluster cannot be read or the flags are wrong.`,
 }
 
+// auditOptions are audit's own flags; the policy flags go to a config.Config.
+type auditOptions struct {
+	output, namespace, kubeconfig string
+}
+
+// auditFlags is audit's flag set, bound to cfg and o.
+func auditFlags(cfg *config.Config, o *auditOptions) *pflag.FlagSet {
+	fs := newFlagSet("audit")
+	fs.StringVarP(&o.namespace, "namespace", "n", "", "audit this namespace only (default: all)")
+	fs.StringVarP(&o.output, "output", "o", audit.OutputTable, "table, json or junit")
+	fs.StringVar(&o.kubeconfig, config.FlagKubeconfig, "", "kubeconfig file (empty: $KUBECONFIG, the in-cluster config, or ~/.kube/config)")
+	cfg.BindPolicyFlags(fs)
+	return fs
+}
+
 func runAudit(args []string, s streams) int {
 	cfg := config.Default()
-	var output, namespace, kubeconfig string
-	fs := newFlagSet("audit")
-	fs.StringVarP(&namespace, "namespace", "n", "", "audit this namespace only (default: all)")
-	fs.StringVarP(&output, "output", "o", audit.OutputTable, "table, json or junit")
-	fs.StringVar(&kubeconfig, config.FlagKubeconfig, "", "kubeconfig file (empty: $KUBECONFIG, the in-cluster config, or ~/.kube/config)")
-	cfg.BindPolicyFlags(fs)
+	var o auditOptions
+	fs := auditFlags(&cfg, &o)
 	if code, done := parseFlags(fs, args, auditHelp, s); done {
 		return code
 	}
@@ -47,21 +59,21 @@ func runAudit(args []string, s streams) int {
 	if fs.NArg() > 0 {
 		problems = append(problems, fmt.Sprintf("audit takes no arguments, got %q", fs.Args()))
 	}
-	switch output {
+	switch o.output {
 	case audit.OutputTable, audit.OutputJSON, audit.OutputJUnit:
 	default:
-		problems = append(problems, fmt.Sprintf("--output: unknown format %q: must be table, json or junit", output))
+		problems = append(problems, fmt.Sprintf("--output: unknown format %q: must be table, json or junit", o.output))
 	}
 	if reportProblems(s, "audit", problems, cfg.Validate()) {
 		return ExitUsage
 	}
 
-	audits, err := auditCluster(context.Background(), kubeconfig, namespace, cfg.ReviewSettings())
+	audits, err := auditCluster(context.Background(), o.kubeconfig, o.namespace, cfg.ReviewSettings())
 	if err != nil {
 		fmt.Fprintf(s.stderr, "error: %v\n", err)
 		return ExitUsage
 	}
-	if err := audit.Render(s.stdout, output, audits); err != nil {
+	if err := audit.Render(s.stdout, o.output, audits); err != nil {
 		fmt.Fprintf(s.stderr, "error: %v\n", err)
 		return ExitFailure
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/spf13/pflag"
+
 	"github.com/statekeeper/statekeeper/internal/check"
 	"github.com/statekeeper/statekeeper/internal/config"
 )
@@ -42,17 +44,28 @@ when any is denied, 2 when any object cannot be read (each is named by file, lin
 number; the others are still judged).`,
 }
 
+// checkOptions are check's own flags; the policy flags go to a config.Config.
+type checkOptions struct {
+	paths             []string
+	recursive         bool
+	output, namespace string
+}
+
+// checkFlags is check's flag set, bound to cfg and o.
+func checkFlags(cfg *config.Config, o *checkOptions) *pflag.FlagSet {
+	fs := newFlagSet("check")
+	fs.StringArrayVarP(&o.paths, "filename", "f", nil, "manifest file, directory of .json/.yaml/.yml files, or - for stdin (repeatable)")
+	fs.BoolVarP(&o.recursive, "recursive", "R", false, "read the subdirectories of directories given with -f too")
+	fs.StringVarP(&o.output, "output", "o", "", `"yaml" prints the objects as they would be stored instead of the decisions`)
+	fs.StringVarP(&o.namespace, "namespace", "n", "default", "namespace of objects that name none")
+	cfg.BindPolicyFlags(fs)
+	return fs
+}
+
 func runCheck(args []string, s streams) int {
 	cfg := config.Default()
-	var paths []string
-	var output, namespace string
-	var recursive bool
-	fs := newFlagSet("check")
-	fs.StringArrayVarP(&paths, "filename", "f", nil, "manifest file, directory of .json/.yaml/.yml files, or - for stdin (repeatable)")
-	fs.BoolVarP(&recursive, "recursive", "R", false, "read the subdirectories of directories given with -f too")
-	fs.StringVarP(&output, "output", "o", "", `"yaml" prints the objects as they would be stored instead of the decisions`)
-	fs.StringVarP(&namespace, "namespace", "n", "default", "namespace of objects that name none")
-	cfg.BindPolicyFlags(fs)
+	var o checkOptions
+	fs := checkFlags(&cfg, &o)
 	if code, done := parseFlags(fs, args, checkHelp, s); done {
 		return code
 	}
@@ -60,19 +73,19 @@ func runCheck(args []string, s streams) int {
 	if fs.NArg() > 0 {
 		problems = append(problems, fmt.Sprintf("unexpected arguments %q: name input with -f", fs.Args()))
 	}
-	if len(paths) == 0 {
+	if len(o.paths) == 0 {
 		problems = append(problems, "no input: give -f FILE, -f DIR or -f - for stdin")
 	}
-	if output != check.OutputLines && output != check.OutputYAML {
-		problems = append(problems, fmt.Sprintf("--output: unknown format %q: must be yaml or omitted", output))
+	if o.output != check.OutputLines && o.output != check.OutputYAML {
+		problems = append(problems, fmt.Sprintf("--output: unknown format %q: must be yaml or omitted", o.output))
 	}
-	if namespace == "" {
+	if o.namespace == "" {
 		problems = append(problems, "--namespace: must not be empty")
 	}
 	if reportProblems(s, "check", problems, cfg.Validate()) {
 		return ExitUsage
 	}
 	return check.Run(context.Background(), check.Options{
-		Paths: paths, Recursive: recursive, Output: output, Namespace: namespace, Settings: cfg.ReviewSettings(),
+		Paths: o.paths, Recursive: o.recursive, Output: o.output, Namespace: o.namespace, Settings: cfg.ReviewSettings(),
 	}, s.stdin, s.stdout, s.stderr)
 }

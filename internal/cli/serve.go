@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/spf13/pflag"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
@@ -29,10 +30,16 @@ Every flag can also be set through the environment variable named beside it;
 a flag given on the command line wins.`,
 }
 
-func runServe(args []string, s streams) int {
-	cfg := config.Default()
+// serveFlags is serve's flag set, bound to cfg.
+func serveFlags(cfg *config.Config) *pflag.FlagSet {
 	fs := newFlagSet("serve")
 	cfg.BindFlags(fs)
+	return fs
+}
+
+func runServe(args []string, s streams) int {
+	cfg := config.Default()
+	fs := serveFlags(&cfg)
 	if code, done := parseFlags(fs, args, serveHelp, s); done {
 		return code
 	}

@@ -145,10 +145,24 @@ func addWithEnv(fs, own *pflag.FlagSet) {
 	own.SortFlags = false // keep the order they were bound in, by topic
 	own.VisitAll(func(f *pflag.Flag) {
 		names := envNames(f.Name)
-		f.Usage = fmt.Sprintf("%s [env %s]", f.Usage, strings.Join(names, ", "))
+		f.Usage += envSuffix(names)
 		f.Annotations = map[string][]string{envAnnotation: names}
 	})
 	fs.AddFlagSet(own)
+}
+
+// envSuffix names a flag's environment twins at the end of its usage.
+func envSuffix(names []string) string { return " [env " + strings.Join(names, ", ") + "]" }
+
+// EnvTwins returns the environment variables f reads, in precedence order
+// (none for a flag Config does not bind), and its usage without them: what
+// docs/spec.md's tables of flags show in columns of their own.
+func EnvTwins(f *pflag.Flag) (names []string, usage string) {
+	names = f.Annotations[envAnnotation]
+	if len(names) == 0 {
+		return nil, f.Usage
+	}
+	return names, strings.TrimSuffix(f.Usage, envSuffix(names))
 }
 
 // ApplyEnv fills every flag bound by Config that was not given on the command

@@ -8,6 +8,8 @@ import (
 	"go/token"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,7 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-var updateDocs = flag.Bool("update-docs", false, "rewrite the README's table of rules from policy.Rules")
+var updateDocs = flag.Bool("update-docs", false, "rewrite the tables of rules in README.md and docs/spec.md from policy.Rules")
 
 // TestEveryRuleIsListed: every Rule constant of the package has its row in
 // Rules, once.
@@ -59,7 +61,7 @@ func ruleConstants(t *testing.T) []Rule {
 	return rules
 }
 
-// RulesTable renders Rules as the README's Markdown table.
+// rulesTable renders Rules as the Markdown table of the README and docs/spec.md.
 func rulesTable() string {
 	var b strings.Builder
 	b.WriteString("| ID | answers | on | what |\n|----|---------|----|------|\n")
@@ -84,18 +86,41 @@ const (
 	tableEnd   = "<!-- end of rules -->"
 )
 
-// TestREADMEListsEveryRule: the README's table of rules is Rules.
-func TestREADMEListsEveryRule(t *testing.T) {
-	path := filepath.Join("..", "..", "README.md")
-	readme, err := os.ReadFile(path)
-	require.NoError(t, err)
-	text := string(readme)
-	begin, end := strings.Index(text, tableBegin), strings.Index(text, tableEnd)
-	require.True(t, begin >= 0 && end > begin, "README.md must hold the table between %q and %q", tableBegin, tableEnd)
-	want := text[:begin+len(tableBegin)] + rulesTable() + text[end:]
-	if *updateDocs {
-		require.NoError(t, os.WriteFile(path, []byte(want), 0o644))
-		return
+// TestDocsListEveryRule: the tables of rules in the README and in
+// docs/spec.md §4 are Rules.
+func TestDocsListEveryRule(t *testing.T) {
+	for _, path := range []string{"README.md", filepath.Join("docs", "spec.md")} {
+		t.Run(path, func(t *testing.T) {
+			path := filepath.Join("..", "..", path)
+			doc, err := os.ReadFile(path)
+			require.NoError(t, err)
+			text := string(doc)
+			begin, end := strings.Index(text, tableBegin), strings.Index(text, tableEnd)
+			require.True(t, begin >= 0 && end > begin, "%s must hold the table between %q and %q", path, tableBegin, tableEnd)
+			want := text[:begin+len(tableBegin)] + rulesTable() + text[end:]
+			if *updateDocs {
+				require.NoError(t, os.WriteFile(path, []byte(want), 0o644))
+				return
+			}
+			assert.Equal(t, want, text, "run go test ./internal/policy -update-docs")
+		})
 	}
-	assert.Equal(t, want, text, "run go test ./internal/policy -update-docs")
+}
+
+// TestSpecListsEveryKey: docs/spec.md §1 has a row for every key of
+// KnownKeys in its place, so that no key statekeeper reads or writes goes
+// undocumented.
+func TestSpecListsEveryKey(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "spec.md"))
+	require.NoError(t, err)
+	text := string(doc)
+	begin, end := strings.Index(text, "\n## 1. "), strings.Index(text, "\n## 2. ")
+	require.True(t, begin >= 0 && end > begin, "docs/spec.md must have sections 1 and 2")
+	rows := regexp.MustCompile(`(?m)^\|.*\|$`).FindAllString(text[begin:end], -1)
+	for _, k := range KnownKeys {
+		key := regexp.MustCompile("`" + regexp.QuoteMeta(k.Key) + "(`|: )")
+		assert.True(t, slices.ContainsFunc(rows, func(row string) bool {
+			return key.MatchString(row) && strings.Contains(row, "| "+string(k.Place)+" |")
+		}), "docs/spec.md §1 has no row for %s as a %s", k.Key, k.Place)
+	}
 }
