@@ -45,7 +45,8 @@ type Lookup interface {
 	// Claims returns the existing claims among names, keyed by name.
 	Claims(ctx context.Context, namespace string, names []string) (map[string]*corev1.PersistentVolumeClaim, error)
 	// Service returns the Service of that name, managed by statekeeper or
-	// not. Cache reads it from the API server (see NewCache).
+	// not. Cache reads its cache only: a Service it has not seen yet is a
+	// miss (see Cache.Service for why).
 	Service(ctx context.Context, namespace, name string) (*corev1.Service, error)
 	// StatefulSet returns the StatefulSet of that name (a pod's owner). When
 	// uid is set, the incarnation with that uid is wanted: Cache reads the API
