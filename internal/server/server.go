@@ -171,11 +171,7 @@ func setup(mgr manager.Manager, rc *rest.Config, cfg config.Config, d *drain) er
 	if err := mgr.Add(events); err != nil {
 		return fmt.Errorf("adding the event broadcaster: %w", err)
 	}
-	startup := newReleaseStartupPages(mgr.GetCache(), mgr.GetLogger().WithName("memory"))
-	if err := mgr.Add(startup); err != nil {
-		return fmt.Errorf("adding the release of start-up pages: %w", err)
-	}
-	if err := setupLeader(recordingManager{Manager: mgr, events: events}, rc, cfg, engine, startup.termStarted); err != nil {
+	if err := setupLeader(recordingManager{Manager: mgr, events: events}, rc, cfg, engine); err != nil {
 		return err
 	}
 
@@ -197,8 +193,7 @@ func setup(mgr manager.Manager, rc *rest.Config, cfg config.Config, d *drain) er
 // setupLeader registers the leader's work: the reconcilers and, with
 // cfg.Audit, the background audit. With cfg.LeaderElect it runs in the
 // terms of a campaign for the Lease; without, for the life of the process.
-// termStarted is called once each term's controllers have been started.
-func setupLeader(mgr manager.Manager, rc *rest.Config, cfg config.Config, engine *review.Engine, termStarted func()) error {
+func setupLeader(mgr manager.Manager, rc *rest.Config, cfg config.Config, engine *review.Engine) error {
 	var auditMetrics *auditor.Metrics
 	if cfg.Audit {
 		var err error
@@ -243,7 +238,6 @@ func setupLeader(mgr manager.Manager, rc *rest.Config, cfg config.Config, engine
 		}
 		leading.Set(1)
 		defer leading.Set(0)
-		termStarted()
 		defer auditMetrics.Forget() // the next leader's audit counts now
 		return term.run(ctx)
 	}
