@@ -26,12 +26,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	"sigs.k8s.io/controller-runtime/pkg/recorder"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/statekeeper/statekeeper/internal/auditor"
 	"github.com/statekeeper/statekeeper/internal/config"
-	"github.com/statekeeper/statekeeper/internal/eventrec"
 	"github.com/statekeeper/statekeeper/internal/lookup"
 	"github.com/statekeeper/statekeeper/internal/reconciler"
 	"github.com/statekeeper/statekeeper/internal/review"
@@ -161,21 +159,7 @@ func setup(mgr manager.Manager, rc *rest.Config, cfg config.Config, d *drain) er
 	engine := review.New(lookup.NewCache(mgr.GetCache(), mgr.GetAPIReader()), cfg.ReviewSettings())
 	skwebhook.Register(mgr.GetWebhookServer(), engine, WithoutCaller(mgr.GetLogger().WithName("admission")), metrics)
 
-	// The leader's controllers record Events through a broadcaster of
-	// statekeeper's own, which keeps far less of each Event than the
-	// manager's (package eventrec).
-	events, err := eventrec.New(mgr.GetConfig(), mgr.GetHTTPClient(), mgr.GetScheme(), mgr.GetLogger().WithName("events"))
-	if err != nil {
-		return err
-	}
-	if err := mgr.Add(events); err != nil {
-		return fmt.Errorf("adding the event broadcaster: %w", err)
-	}
-	startup := newReleaseStartupPages(mgr.GetCache(), mgr.GetLogger().WithName("memory"))
-	if err := mgr.Add(startup); err != nil {
-		return fmt.Errorf("adding the release of start-up pages: %w", err)
-	}
-	if err := setupLeader(recordingManager{Manager: mgr, events: events}, rc, cfg, engine, startup.termStarted); err != nil {
+	if err := setupLeader(mgr, rc, cfg, engine); err != nil {
 		return err
 	}
 
@@ -197,8 +181,7 @@ func setup(mgr manager.Manager, rc *rest.Config, cfg config.Config, d *drain) er
 // setupLeader registers the leader's work: the reconcilers and, with
 // cfg.Audit, the background audit. With cfg.LeaderElect it runs in the
 // terms of a campaign for the Lease; without, for the life of the process.
-// termStarted is called once each term's controllers have been started.
-func setupLeader(mgr manager.Manager, rc *rest.Config, cfg config.Config, engine *review.Engine, termStarted func()) error {
+func setupLeader(mgr manager.Manager, rc *rest.Config, cfg config.Config, engine *review.Engine) error {
 	var auditMetrics *auditor.Metrics
 	if cfg.Audit {
 		var err error
@@ -243,7 +226,6 @@ func setupLeader(mgr manager.Manager, rc *rest.Config, cfg config.Config, engine
 		}
 		leading.Set(1)
 		defer leading.Set(0)
-		termStarted()
 		defer auditMetrics.Forget() // the next leader's audit counts now
 		return term.run(ctx)
 	}
@@ -260,18 +242,6 @@ func setupLeader(mgr manager.Manager, rc *rest.Config, cfg config.Config, engine
 		return fmt.Errorf("setting up leader election: %w", err)
 	}
 	return mgr.Add(newCampaign(lock, lead, mgr.GetLogger().WithName("leader-election")))
-}
-
-// recordingManager is the manager with statekeeper's event recorders.
-type recordingManager struct {
-	manager.Manager
-	events *eventrec.Broadcaster
-}
-
-// GetEventRecorder returns a recorder of events, which writes the same
-// Events as the manager's would.
-func (m recordingManager) GetEventRecorder(name string) recorder.EventRecorder {
-	return m.events.NewRecorder(name)
 }
 
 // cacheSynced is ready once every informer has synced: before that an

@@ -65,13 +65,13 @@ func report(w io.Writer, r result) {
 		managedJSON += s.ManagedFieldsJSON
 	}
 	e := r.events
-	p("| %s (not cached: written, about 160 bytes of each kept 6 to 7 minutes) | %d | %s | %s | | |", e.Kind, e.Objects,
+	p("| %s (not cached: written, a copy of each kept 6 to 12 minutes) | %d | %s | %s | | |", e.Kind, e.Objects,
 		kib(e.perObject(e.JSON)), kib(e.perObject(e.Decoded)))
 	p("")
 	p("Decoded into Go values (measured in the tool's own heap, after a GC), the %d created objects of the cached kinds "+
 		"take %s, %s of the live heap's growth; the rest is the informers' stores and indexes, what "+
-		"statekeeper's event broadcaster keeps of each Event to detect series (about 160 bytes for 6 to 7 minutes; "+
-		"the Events decoded would take %s), and the controllers' work queues. Decoded as served, without the cache's transforms (managedFields, of the workloads the pod "+
+		"the copy of each Event that client-go's event broadcaster keeps for 6 to 12 minutes to detect series "+
+		"(the Events decoded take %s), and the controllers' work queues. Decoded as served, without the cache's transforms (managedFields, of the workloads the pod "+
 		"template's containers), they would take %s, %s more (%s of managedFields JSON).",
 		objects, mib(float64(decoded)), percent(float64(decoded), diff(last, r.baseline).LiveHeap),
 		mib(float64(e.Decoded)), mib(float64(withManagedFields)), mib(float64(withManagedFields-decoded)), mib(float64(managedJSON)))

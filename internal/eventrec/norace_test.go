@@ -1,5 +1,0 @@
-//go:build !race
-
-package eventrec
-
-const raceEnabled = false
