@@ -37,7 +37,7 @@ func runAudit(args []string, s streams) int {
 	var output, namespace, kubeconfig string
 	fs := newFlagSet("audit")
 	fs.StringVarP(&namespace, "namespace", "n", "", "audit this namespace only (default: all)")
-	fs.StringVarP(&output, "output", "o", audit.OutputTable, "table, json or junit")
+	fs.StringVarP(&output, "output", "o", auditOutputTable, "table, json or junit")
 	fs.StringVar(&kubeconfig, config.FlagKubeconfig, "", "kubeconfig file (empty: $KUBECONFIG, the in-cluster config, or ~/.kube/config)")
 	cfg.BindPolicyFlags(fs)
 	if code, done := parseFlags(fs, args, auditHelp, s); done {
@@ -48,7 +48,7 @@ func runAudit(args []string, s streams) int {
 		problems = append(problems, fmt.Sprintf("audit takes no arguments, got %q", fs.Args()))
 	}
 	switch output {
-	case audit.OutputTable, audit.OutputJSON, audit.OutputJUnit:
+	case auditOutputTable, auditOutputJSON, auditOutputJUnit:
 	default:
 		problems = append(problems, fmt.Sprintf("--output: unknown format %q: must be table, json or junit", output))
 	}
@@ -61,11 +61,11 @@ func runAudit(args []string, s streams) int {
 		fmt.Fprintf(s.stderr, "error: %v\n", err)
 		return ExitUsage
 	}
-	if err := audit.Render(s.stdout, output, audits); err != nil {
+	if err := renderAudit(s.stdout, output, audits); err != nil {
 		fmt.Fprintf(s.stderr, "error: %v\n", err)
 		return ExitFailure
 	}
-	if audit.Failed(audits) {
+	if auditFailed(audits) {
 		return ExitFailure
 	}
 	return ExitOK

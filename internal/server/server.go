@@ -29,7 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
-	"github.com/statekeeper/statekeeper/internal/auditor"
+	"github.com/statekeeper/statekeeper/internal/audit"
 	"github.com/statekeeper/statekeeper/internal/config"
 	"github.com/statekeeper/statekeeper/internal/eventrec"
 	"github.com/statekeeper/statekeeper/internal/lookup"
@@ -199,10 +199,10 @@ func setup(mgr manager.Manager, rc *rest.Config, cfg config.Config, d *drain) er
 // terms of a campaign for the Lease; without, for the life of the process.
 // termStarted is called once each term's controllers have been started.
 func setupLeader(mgr manager.Manager, rc *rest.Config, cfg config.Config, engine *review.Engine, termStarted func()) error {
-	var auditMetrics *auditor.Metrics
+	var auditMetrics *audit.Metrics
 	if cfg.Audit {
 		var err error
-		if auditMetrics, err = auditor.NewMetrics(ctrlmetrics.Registry); err != nil {
+		if auditMetrics, err = audit.NewMetrics(ctrlmetrics.Registry); err != nil {
 			return err
 		}
 	}
@@ -218,7 +218,7 @@ func setupLeader(mgr manager.Manager, rc *rest.Config, cfg config.Config, engine
 		}
 		// Without the PolicyReport CRD the audit still publishes metrics,
 		// Events and log lines.
-		if err := auditor.SetupWithManager(term, auditor.Options{
+		if err := audit.SetupWithManager(term, audit.Options{
 			Engine: engine, Interval: cfg.AuditInterval, Reports: cfg.AuditReports, Metrics: auditMetrics,
 		}); err != nil {
 			return fmt.Errorf("setting up the audit: %w", err)
