@@ -56,7 +56,7 @@ func runAudit(args []string, s streams) int {
 		return ExitUsage
 	}
 
-	audits, err := auditCluster(context.Background(), kubeconfig, namespace, cfg.ReviewSettings())
+	audits, err := auditCluster(context.Background(), kubeconfig, namespace, review.SettingsFrom(cfg))
 	if err != nil {
 		fmt.Fprintf(s.stderr, "error: %v\n", err)
 		return ExitUsage

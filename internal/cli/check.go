@@ -6,6 +6,7 @@ import (
 
 	"github.com/statekeeper/statekeeper/internal/check"
 	"github.com/statekeeper/statekeeper/internal/config"
+	"github.com/statekeeper/statekeeper/internal/review"
 )
 
 var checkHelp = commandHelp{
@@ -73,6 +74,6 @@ func runCheck(args []string, s streams) int {
 		return ExitUsage
 	}
 	return check.Run(context.Background(), check.Options{
-		Paths: paths, Recursive: recursive, Output: output, Namespace: namespace, Settings: cfg.ReviewSettings(),
+		Paths: paths, Recursive: recursive, Output: output, Namespace: namespace, Settings: review.SettingsFrom(cfg),
 	}, s.stdin, s.stdout, s.stderr)
 }

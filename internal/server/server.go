@@ -158,7 +158,7 @@ func setup(mgr manager.Manager, rc *rest.Config, cfg config.Config, d *drain) er
 	if err != nil {
 		return err
 	}
-	engine := review.New(lookup.NewCache(mgr.GetCache(), mgr.GetAPIReader()), cfg.ReviewSettings())
+	engine := review.New(lookup.NewCache(mgr.GetCache(), mgr.GetAPIReader()), review.SettingsFrom(cfg))
 	skwebhook.Register(mgr.GetWebhookServer(), engine, WithoutCaller(mgr.GetLogger().WithName("admission")), metrics)
 
 	// The leader's controllers record Events through a broadcaster of
@@ -209,7 +209,7 @@ func setupLeader(mgr manager.Manager, rc *rest.Config, cfg config.Config, engine
 	// register adds the leader's controllers to a term's manager.
 	register := func(term manager.Manager) error {
 		if err := reconciler.SetupWithManager(term, reconciler.Options{
-			InScope: engine.InScope, ClusterDomain: cfg.ReviewSettings().ClusterDomain,
+			InScope: engine.InScope, ClusterDomain: cfg.ClusterDomain,
 		}); err != nil {
 			return fmt.Errorf("setting up the reconcilers: %w", err)
 		}
