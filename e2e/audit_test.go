@@ -21,7 +21,6 @@ import (
 
 	"github.com/statekeeper/statekeeper/internal/audit"
 	"github.com/statekeeper/statekeeper/internal/policy"
-	"github.com/statekeeper/statekeeper/internal/report"
 	"github.com/statekeeper/statekeeper/test/workloads"
 )
 
@@ -108,7 +107,7 @@ func (n *namespace) eventuallyReported(what string, want []reported) []reported 
 	n.t.Helper()
 	var got []reported
 	n.eventually(what, func(ctx context.Context) (bool, string, error) {
-		stored, err := report.Writer{Client: suite.client}.Stored(ctx, n.name)
+		stored, err := audit.ReportWriter{Client: suite.client}.Stored(ctx, n.name)
 		if err != nil {
 			return false, "", err
 		}

@@ -1,7 +1,15 @@
 // Package audit judges what is already stored in the cluster by the rules
-// admission applies to writes, through the one review engine: the background
-// audit of `serve` and `statekeeper audit` both call Namespace, so they find
-// the same violations with the same rule IDs and messages as admission.
+// admission applies to writes, through the one review engine, and publishes
+// what it finds. The background audit of `serve` and `statekeeper audit` both
+// call Namespace, so they find the same violations with the same rule IDs and
+// messages as admission.
+//
+// Namespace judges one namespace over a Source: the server's caches
+// (ReaderSource) or the Snapshot that `statekeeper audit` lists once. Reports
+// turns one namespace's findings into sharded wgpolicyk8s.io/v1alpha2
+// PolicyReports without a client; ReportWriter stores them, rewriting only
+// those that changed. Controller is the leader's background audit that ties
+// them together, with the violations gauge (Metrics) and Events.
 package audit
 
 import (

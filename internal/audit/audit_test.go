@@ -1,10 +1,7 @@
 package audit_test
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -108,52 +105,4 @@ func TestFindingMessages(t *testing.T) {
 	}, byName["HorizontalPodAutoscaler/single-db"])
 	assert.Equal(t, `deployment "rwo" runs 2 replicas but mounts ReadWriteOnce claim "rwo-data" (volume "data"), which instances on other nodes cannot attach: `+
 		`use a ReadWriteMany claim, or run it as a stateful-multi StatefulSet for one volume per instance`, byName["Deployment/rwo"].Message)
-}
-
-func TestRender(t *testing.T) {
-	obj := audit.Object{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "shop", Name: "web", UID: "u1"}
-	clean := audit.Object{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "shop", Name: "api", UID: "u2"}
-	audits := []audit.NamespaceAudit{{
-		Namespace: "shop",
-		Audited:   []audit.Object{clean, obj},
-		Findings: []audit.Finding{
-			{Object: obj, Rule: policy.RuleSingleInstance, Result: audit.Fail, Field: "spec.replicas", Message: `deployment "web" is stateless-single: replicas must be 0 or 1, got 3`},
-			{Object: obj, Rule: policy.RuleSharedClaim, Result: audit.Warn, Message: `deployment "web" shares & "claims"`},
-		},
-	}}
-	assert.True(t, audit.Failed(audits))
-	assert.False(t, audit.Failed([]audit.NamespaceAudit{{Namespace: "shop", Audited: []audit.Object{clean}}}))
-
-	var table bytes.Buffer
-	require.NoError(t, audit.Render(&table, audit.OutputTable, audits))
-	assert.Equal(t, strings.Join([]string{
-		"NAMESPACE  KIND        NAME  RULE             RESULT  MESSAGE",
-		`shop       Deployment  web   single-instance  fail    deployment "web" is stateless-single: replicas must be 0 or 1, got 3`,
-		`shop       Deployment  web   shared-claim     warn    deployment "web" shares & "claims"`,
-		"2 objects audited in 1 namespaces, 2 findings",
-		""}, "\n"), table.String())
-
-	var js bytes.Buffer
-	require.NoError(t, audit.Render(&js, audit.OutputJSON, audits))
-	var decoded struct {
-		Namespaces []audit.NamespaceAudit `json:"namespaces"`
-	}
-	require.NoError(t, json.Unmarshal(js.Bytes(), &decoded))
-	assert.Equal(t, audits, decoded.Namespaces)
-
-	var junit bytes.Buffer
-	require.NoError(t, audit.Render(&junit, audit.OutputJUnit, audits))
-	assert.Equal(t, `<?xml version="1.0" encoding="UTF-8"?>
-<testsuites name="statekeeper audit" tests="2" failures="1">
-  <testsuite name="shop" tests="2" failures="1">
-    <testcase classname="shop" name="Deployment/api"></testcase>
-    <testcase classname="shop" name="Deployment/web">
-      <failure type="single-instance" message="deployment &#34;web&#34; is stateless-single: replicas must be 0 or 1, got 3 [single-instance]">deployment &#34;web&#34; is stateless-single: replicas must be 0 or 1, got 3 [single-instance]</failure>
-      <system-out>warning: deployment &#34;web&#34; shares &amp; &#34;claims&#34; [shared-claim]</system-out>
-    </testcase>
-  </testsuite>
-</testsuites>
-`, junit.String())
-
-	assert.EqualError(t, audit.Render(&junit, "yaml", audits), `unknown output format "yaml"`)
 }

@@ -24,7 +24,7 @@ import (
 // audit mode they are stored as written).
 func TestAuditLinesAreTheAuditsFindings(t *testing.T) {
 	ctx := context.Background()
-	settings := config.Default().ReviewSettings()
+	settings := review.SettingsFrom(config.Default())
 	const input = "testdata/audit.yaml"
 
 	var stdout, stderr bytes.Buffer

@@ -14,6 +14,7 @@ import (
 
 	"github.com/statekeeper/statekeeper/internal/config"
 	"github.com/statekeeper/statekeeper/internal/policy"
+	"github.com/statekeeper/statekeeper/internal/review"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -322,7 +323,7 @@ error: testdata/mixed/README.md/..: not a directory
 			if namespace == "" {
 				namespace = "default"
 			}
-			settings := config.Default().ReviewSettings()
+			settings := review.SettingsFrom(config.Default())
 			if tt.defaultMode != "" {
 				settings.DefaultMode = tt.defaultMode
 			}
@@ -352,7 +353,7 @@ func TestEmptyDirectory(t *testing.T) {
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("x"), 0o644))
 	var stdout, stderr bytes.Buffer
-	code := Run(context.Background(), Options{Paths: []string{dir}, Namespace: "default", Settings: config.Default().ReviewSettings()},
+	code := Run(context.Background(), Options{Paths: []string{dir}, Namespace: "default", Settings: review.SettingsFrom(config.Default())},
 		strings.NewReader(""), &stdout, &stderr)
 	assert.Equal(t, ExitInvalid, code)
 	assert.Equal(t, "error: "+dir+": directory holds no .json, .yaml or .yml file\n", stderr.String())
@@ -408,7 +409,7 @@ func runYAML(t *testing.T, paths []string, stdin string) string {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	code := Run(context.Background(), Options{
-		Paths: paths, Output: OutputYAML, Namespace: "default", Settings: config.Default().ReviewSettings(),
+		Paths: paths, Output: OutputYAML, Namespace: "default", Settings: review.SettingsFrom(config.Default()),
 	}, strings.NewReader(stdin), &stdout, &stderr)
 	require.Equal(t, ExitAllowed, code, stderr.String())
 	return stdout.String()
@@ -488,7 +489,7 @@ denied StatefulSet/default/db: statefulset "db" is stateful-single, but horizont
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			code := Run(context.Background(), Options{
-				Paths: tt.paths, Recursive: tt.recursive, Namespace: "default", Settings: config.Default().ReviewSettings(),
+				Paths: tt.paths, Recursive: tt.recursive, Namespace: "default", Settings: review.SettingsFrom(config.Default()),
 			}, strings.NewReader(tt.stdin), &stdout, &stderr)
 			assert.Equal(t, ExitDenied, code)
 			assert.Equal(t, want, stdout.String())

@@ -42,7 +42,7 @@ type auditOptions struct {
 func auditFlags(cfg *config.Config, o *auditOptions) *pflag.FlagSet {
 	fs := newFlagSet("audit")
 	fs.StringVarP(&o.namespace, "namespace", "n", "", "audit this namespace only (default: all)")
-	fs.StringVarP(&o.output, "output", "o", audit.OutputTable, "table, json or junit")
+	fs.StringVarP(&o.output, "output", "o", auditOutputTable, "table, json or junit")
 	fs.StringVar(&o.kubeconfig, config.FlagKubeconfig, "", "kubeconfig file (empty: $KUBECONFIG, the in-cluster config, or ~/.kube/config)")
 	cfg.BindPolicyFlags(fs)
 	return fs
@@ -60,7 +60,7 @@ func runAudit(args []string, s streams) int {
 		problems = append(problems, fmt.Sprintf("audit takes no arguments, got %q", fs.Args()))
 	}
 	switch o.output {
-	case audit.OutputTable, audit.OutputJSON, audit.OutputJUnit:
+	case auditOutputTable, auditOutputJSON, auditOutputJUnit:
 	default:
 		problems = append(problems, fmt.Sprintf("--output: unknown format %q: must be table, json or junit", o.output))
 	}
@@ -68,16 +68,16 @@ func runAudit(args []string, s streams) int {
 		return ExitUsage
 	}
 
-	audits, err := auditCluster(context.Background(), o.kubeconfig, o.namespace, cfg.ReviewSettings())
+	audits, err := auditCluster(context.Background(), o.kubeconfig, o.namespace, review.SettingsFrom(cfg))
 	if err != nil {
 		fmt.Fprintf(s.stderr, "error: %v\n", err)
 		return ExitUsage
 	}
-	if err := audit.Render(s.stdout, o.output, audits); err != nil {
+	if err := renderAudit(s.stdout, o.output, audits); err != nil {
 		fmt.Fprintf(s.stderr, "error: %v\n", err)
 		return ExitFailure
 	}
-	if audit.Failed(audits) {
+	if auditFailed(audits) {
 		return ExitFailure
 	}
 	return ExitOK

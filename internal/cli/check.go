@@ -8,6 +8,7 @@ import (
 
 	"github.com/statekeeper/statekeeper/internal/check"
 	"github.com/statekeeper/statekeeper/internal/config"
+	"github.com/statekeeper/statekeeper/internal/review"
 )
 
 var checkHelp = commandHelp{
@@ -86,6 +87,6 @@ func runCheck(args []string, s streams) int {
 		return ExitUsage
 	}
 	return check.Run(context.Background(), check.Options{
-		Paths: o.paths, Recursive: o.recursive, Output: o.output, Namespace: o.namespace, Settings: cfg.ReviewSettings(),
+		Paths: o.paths, Recursive: o.recursive, Output: o.output, Namespace: o.namespace, Settings: review.SettingsFrom(cfg),
 	}, s.stdin, s.stdout, s.stderr)
 }

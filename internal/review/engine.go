@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/statekeeper/statekeeper/internal/config"
 	"github.com/statekeeper/statekeeper/internal/lookup"
 	"github.com/statekeeper/statekeeper/internal/policy"
 )
@@ -32,6 +33,17 @@ type Settings struct {
 	ExcludedNamespaces []string
 	// ClusterDomain builds pod FQDNs (pod identity stamping).
 	ClusterDomain string
+}
+
+// SettingsFrom are the settings a configuration asks for; the server,
+// `check` and `audit` all build their engine from it, so they decide alike.
+func SettingsFrom(c config.Config) Settings {
+	return Settings{
+		Defaults:           c.Defaults(),
+		DefaultMode:        c.DefaultMode,
+		ExcludedNamespaces: c.Excluded(),
+		ClusterDomain:      c.ClusterDomain,
+	}
 }
 
 // Engine decides admission requests. It is safe for concurrent use.

@@ -28,7 +28,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
-	"github.com/statekeeper/statekeeper/internal/auditor"
+	"github.com/statekeeper/statekeeper/internal/audit"
 	"github.com/statekeeper/statekeeper/internal/config"
 	"github.com/statekeeper/statekeeper/internal/lookup"
 	"github.com/statekeeper/statekeeper/internal/reconciler"
@@ -156,7 +156,7 @@ func setup(mgr manager.Manager, rc *rest.Config, cfg config.Config, d *drain) er
 	if err != nil {
 		return err
 	}
-	engine := review.New(lookup.NewCache(mgr.GetCache(), mgr.GetAPIReader()), cfg.ReviewSettings())
+	engine := review.New(lookup.NewCache(mgr.GetCache(), mgr.GetAPIReader()), review.SettingsFrom(cfg))
 	skwebhook.Register(mgr.GetWebhookServer(), engine, WithoutCaller(mgr.GetLogger().WithName("admission")), metrics)
 
 	if err := setupLeader(mgr, rc, cfg, engine); err != nil {
@@ -182,17 +182,17 @@ func setup(mgr manager.Manager, rc *rest.Config, cfg config.Config, d *drain) er
 // cfg.Audit, the background audit. With cfg.LeaderElect it runs in the
 // terms of a campaign for the Lease; without, for the life of the process.
 func setupLeader(mgr manager.Manager, rc *rest.Config, cfg config.Config, engine *review.Engine) error {
-	var auditMetrics *auditor.Metrics
+	var auditMetrics *audit.Metrics
 	if cfg.Audit {
 		var err error
-		if auditMetrics, err = auditor.NewMetrics(ctrlmetrics.Registry); err != nil {
+		if auditMetrics, err = audit.NewMetrics(ctrlmetrics.Registry); err != nil {
 			return err
 		}
 	}
 	// register adds the leader's controllers to a term's manager.
 	register := func(term manager.Manager) error {
 		if err := reconciler.SetupWithManager(term, reconciler.Options{
-			InScope: engine.InScope, ClusterDomain: cfg.ReviewSettings().ClusterDomain,
+			InScope: engine.InScope, ClusterDomain: cfg.ClusterDomain,
 		}); err != nil {
 			return fmt.Errorf("setting up the reconcilers: %w", err)
 		}
@@ -201,7 +201,7 @@ func setupLeader(mgr manager.Manager, rc *rest.Config, cfg config.Config, engine
 		}
 		// Without the PolicyReport CRD the audit still publishes metrics,
 		// Events and log lines.
-		if err := auditor.SetupWithManager(term, auditor.Options{
+		if err := audit.SetupWithManager(term, audit.Options{
 			Engine: engine, Interval: cfg.AuditInterval, Reports: cfg.AuditReports, Metrics: auditMetrics,
 		}); err != nil {
 			return fmt.Errorf("setting up the audit: %w", err)

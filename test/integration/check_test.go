@@ -17,6 +17,7 @@ import (
 	"github.com/statekeeper/statekeeper/internal/check"
 	"github.com/statekeeper/statekeeper/internal/config"
 	"github.com/statekeeper/statekeeper/internal/policy"
+	"github.com/statekeeper/statekeeper/internal/review"
 	"github.com/statekeeper/statekeeper/test/workloads"
 )
 
@@ -106,7 +107,7 @@ func checkLines(t *testing.T, namespace string, objects []client.Object) map[str
 	}
 	var stdout, stderr bytes.Buffer
 	code := check.Run(t.Context(), check.Options{Paths: []string{check.Stdin}, Namespace: namespace,
-		Settings: config.Default().ReviewSettings()}, &input, &stdout, &stderr)
+		Settings: review.SettingsFrom(config.Default())}, &input, &stdout, &stderr)
 	require.NotEqual(t, check.ExitInvalid, code, stderr.String())
 	lines := map[string][]string{}
 	for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {

@@ -1,6 +1,10 @@
-// Package report_test runs the PolicyReport writer against a real API server
-// (envtest) that serves the chart's PolicyReport CRD, so that the schema
-// accepts what statekeeper writes and the writes are only those needed.
+// Package report_test runs the PolicyReport writer (audit.ReportWriter)
+// against a real API server (envtest) that serves the chart's PolicyReport
+// CRD, so that the schema accepts what statekeeper writes and the writes are
+// only those needed. It has an API server of its own, not test/integration's:
+// there a whole statekeeper runs its background audit, which rewrites
+// statekeeper's reports in every namespace, so the exact writes counted here
+// could not be told from its own.
 package report_test
 
 import (
@@ -23,7 +27,6 @@ import (
 
 	"github.com/statekeeper/statekeeper/internal/audit"
 	"github.com/statekeeper/statekeeper/internal/policy"
-	"github.com/statekeeper/statekeeper/internal/report"
 )
 
 var k8s client.Client
@@ -72,11 +75,11 @@ func broken(o audit.Object, replicas int) audit.Finding {
 }
 
 // sync builds the namespace's reports from a and writes them as the audit does.
-func sync(t *testing.T, w report.Writer, a audit.NamespaceAudit, now time.Time, maxResults int) ([]report.PolicyReport, report.Writes) {
+func sync(t *testing.T, w audit.ReportWriter, a audit.NamespaceAudit, now time.Time, maxResults int) ([]audit.PolicyReport, audit.ReportWrites) {
 	t.Helper()
 	stored, err := w.Stored(t.Context(), a.Namespace)
 	require.NoError(t, err)
-	writes, err := w.Sync(t.Context(), stored, report.Build(a, report.PreviousOf(stored), now, maxResults))
+	writes, err := w.Sync(t.Context(), stored, audit.Reports(a, audit.FirstFoundIn(stored), now, maxResults))
 	require.NoError(t, err)
 	after, err := w.Stored(t.Context(), a.Namespace)
 	require.NoError(t, err)
@@ -84,20 +87,20 @@ func sync(t *testing.T, w report.Writer, a audit.NamespaceAudit, now time.Time, 
 }
 
 func TestWriterWritesOnlyChanges(t *testing.T) {
-	w := report.Writer{Client: k8s}
+	w := audit.ReportWriter{Client: k8s}
 	ns := namespace(t)
 	web, api, db := deployment(ns, "web"), deployment(ns, "api"), deployment(ns, "db")
 	t0 := time.Unix(1_700_000_000, 0)
 	a := audit.NamespaceAudit{Namespace: ns, Audited: []audit.Object{api, db, web}, Findings: []audit.Finding{broken(web, 3)}}
 
 	reports, writes := sync(t, w, a, t0, 0)
-	assert.Equal(t, report.Writes{Created: 1}, writes)
+	assert.Equal(t, audit.ReportWrites{Created: 1}, writes)
 	require.Len(t, reports, 1)
 	r := reports[0]
 	assert.Equal(t, "statekeeper", r.Name)
 	assert.Equal(t, map[string]string{"app.kubernetes.io/managed-by": "statekeeper"}, r.Labels)
-	assert.Equal(t, report.Summary{Pass: 2, Fail: 1}, r.Summary)
-	assert.Equal(t, []report.Result{{
+	assert.Equal(t, audit.ReportSummary{Pass: 2, Fail: 1}, r.Summary)
+	assert.Equal(t, []audit.ReportResult{{
 		Source: "statekeeper", Policy: "statekeeper", Rule: "single-instance", Severity: "high",
 		Timestamp: metav1.Timestamp{Seconds: t0.Unix()}, Result: "fail", Scored: true,
 		Resources:  []corev1.ObjectReference{{APIVersion: "apps/v1", Kind: "Deployment", Namespace: ns, Name: "web", UID: "uid-web"}},
@@ -107,28 +110,28 @@ func TestWriterWritesOnlyChanges(t *testing.T) {
 
 	// The same findings later: nothing is written, the timestamp stays.
 	_, writes = sync(t, w, a, t0.Add(time.Hour), 0)
-	assert.Equal(t, report.Writes{}, writes)
+	assert.Equal(t, audit.ReportWrites{}, writes)
 
 	// A second finding: one update; the first keeps its timestamp.
 	a.Findings = []audit.Finding{broken(db, 2), broken(web, 3)}
 	reports, writes = sync(t, w, a, t0.Add(2*time.Hour), 0)
-	assert.Equal(t, report.Writes{Updated: 1}, writes)
+	assert.Equal(t, audit.ReportWrites{Updated: 1}, writes)
 	require.Len(t, reports[0].Results, 2)
 	stamps := map[string]int64{}
 	for _, res := range reports[0].Results {
 		stamps[res.Resources[0].Name] = res.Timestamp.Seconds
 	}
 	assert.Equal(t, map[string]int64{"web": t0.Unix(), "db": t0.Add(2 * time.Hour).Unix()}, stamps)
-	assert.Equal(t, report.Summary{Pass: 1, Fail: 2}, reports[0].Summary)
+	assert.Equal(t, audit.ReportSummary{Pass: 1, Fail: 2}, reports[0].Summary)
 
 	// Fixed and deleted: the results go, and with nothing audited, the report.
 	a = audit.NamespaceAudit{Namespace: ns, Audited: []audit.Object{db}}
 	reports, writes = sync(t, w, a, t0.Add(3*time.Hour), 0)
-	assert.Equal(t, report.Writes{Updated: 1}, writes)
+	assert.Equal(t, audit.ReportWrites{Updated: 1}, writes)
 	assert.Empty(t, reports[0].Results)
-	assert.Equal(t, report.Summary{Pass: 1}, reports[0].Summary)
+	assert.Equal(t, audit.ReportSummary{Pass: 1}, reports[0].Summary)
 	reports, writes = sync(t, w, audit.NamespaceAudit{Namespace: ns}, t0.Add(4*time.Hour), 0)
-	assert.Equal(t, report.Writes{Deleted: 1}, writes)
+	assert.Equal(t, audit.ReportWrites{Deleted: 1}, writes)
 	assert.Empty(t, reports)
 }
 
@@ -136,7 +139,7 @@ func TestWriterWritesOnlyChanges(t *testing.T) {
 // shards of at most maxResults results; each object's results stay in one
 // shard, and a change to one object rewrites only its shard.
 func TestWriterSplitsLargeNamespaces(t *testing.T) {
-	w := report.Writer{Client: k8s}
+	w := audit.ReportWriter{Client: k8s}
 	ns := namespace(t)
 	const objects, maxResults = 60, 20
 	a := audit.NamespaceAudit{Namespace: ns}
@@ -159,38 +162,38 @@ func TestWriterSplitsLargeNamespaces(t *testing.T) {
 
 	a.Findings[7] = broken(a.Audited[7], 5)
 	_, writes = sync(t, w, a, time.Unix(1_700_000_100, 0), maxResults)
-	assert.Equal(t, report.Writes{Updated: 1}, writes)
+	assert.Equal(t, audit.ReportWrites{Updated: 1}, writes)
 
 	// Back under the limit: one report again, the shards deleted.
 	a.Audited, a.Findings = a.Audited[:5], a.Findings[:5]
 	reports, writes = sync(t, w, a, time.Unix(1_700_000_200, 0), maxResults)
 	require.Len(t, reports, 1)
 	assert.Equal(t, "statekeeper", reports[0].Name)
-	assert.Equal(t, report.Writes{Created: 1, Deleted: shards}, writes)
+	assert.Equal(t, audit.ReportWrites{Created: 1, Deleted: shards}, writes)
 	assert.Len(t, reports[0].Results, 5)
 }
 
 // The writer replaces only its own reports: another tool's report in the
 // same namespace is left alone.
 func TestWriterLeavesOtherReports(t *testing.T) {
-	w := report.Writer{Client: k8s}
+	w := audit.ReportWriter{Client: k8s}
 	ns := namespace(t)
-	other := &report.PolicyReport{ObjectMeta: metav1.ObjectMeta{Name: "kyverno-xyz", Namespace: ns}}
+	other := &audit.PolicyReport{ObjectMeta: metav1.ObjectMeta{Name: "kyverno-xyz", Namespace: ns}}
 	u, err := toUnstructured(other)
 	require.NoError(t, err)
 	require.NoError(t, k8s.Create(context.Background(), u))
 
 	_, writes := sync(t, w, audit.NamespaceAudit{Namespace: ns}, time.Now(), 0)
-	assert.Equal(t, report.Writes{}, writes)
+	assert.Equal(t, audit.ReportWrites{}, writes)
 	require.NoError(t, k8s.Get(t.Context(), client.ObjectKeyFromObject(u), u))
 }
 
-func toUnstructured(r *report.PolicyReport) (*unstructured.Unstructured, error) {
+func toUnstructured(r *audit.PolicyReport) (*unstructured.Unstructured, error) {
 	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(r)
 	if err != nil {
 		return nil, err
 	}
 	u := &unstructured.Unstructured{Object: obj}
-	u.SetGroupVersionKind(report.GroupVersion.WithKind(report.Kind))
+	u.SetGroupVersionKind(audit.PolicyReportGroupVersion.WithKind(audit.PolicyReportKind))
 	return u, nil
 }

@@ -1,4 +1,4 @@
-package report
+package audit
 
 import (
 	"encoding/json"
@@ -12,34 +12,33 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/statekeeper/statekeeper/internal/audit"
 	"github.com/statekeeper/statekeeper/internal/policy"
 )
 
-func object(i int) audit.Object {
-	return audit.Object{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "shop", Name: fmt.Sprintf("web-%04d", i), UID: types.UID(fmt.Sprintf("uid-%04d", i))}
+func object(i int) Object {
+	return Object{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "shop", Name: fmt.Sprintf("web-%04d", i), UID: types.UID(fmt.Sprintf("uid-%04d", i))}
 }
 
-func TestBuildNothingAudited(t *testing.T) {
-	assert.Nil(t, Build(audit.NamespaceAudit{Namespace: "shop"}, nil, time.Now(), 0))
+func TestReportsNothingAudited(t *testing.T) {
+	assert.Nil(t, Reports(NamespaceAudit{Namespace: "shop"}, nil, time.Now(), 0))
 }
 
-func TestBuildWarnAndFail(t *testing.T) {
+func TestReportsWarnAndFail(t *testing.T) {
 	web, api := object(1), object(2)
 	now := time.Unix(1_700_000_000, 500)
-	got := Build(audit.NamespaceAudit{
-		Namespace: "shop", Audited: []audit.Object{web, api},
-		Findings: []audit.Finding{
-			{Object: web, Rule: policy.RuleQuorum, Result: audit.Fail, Field: "spec.replicas", Message: "even"},
-			{Object: web, Rule: policy.RuleSharedClaim, Result: audit.Warn, Message: "shared"},
+	got := Reports(NamespaceAudit{
+		Namespace: "shop", Audited: []Object{web, api},
+		Findings: []Finding{
+			{Object: web, Rule: policy.RuleQuorum, Result: Fail, Field: "spec.replicas", Message: "even"},
+			{Object: web, Rule: policy.RuleSharedClaim, Result: Warn, Message: "shared"},
 		},
-	}, Previous{{UID: web.UID, Rule: policy.RuleSharedClaim}: {Seconds: 42}}, now, 0)
+	}, FirstFound{{UID: web.UID, Rule: policy.RuleSharedClaim}: {Seconds: 42}}, now, 0)
 	ref := []corev1.ObjectReference{{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "shop", Name: "web-0001", UID: "uid-0001"}}
 	assert.Equal(t, []PolicyReport{{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "wgpolicyk8s.io/v1alpha2", Kind: "PolicyReport"},
 		ObjectMeta: metav1.ObjectMeta{Name: "statekeeper", Namespace: "shop", Labels: map[string]string{"app.kubernetes.io/managed-by": "statekeeper"}},
-		Summary:    Summary{Pass: 1, Fail: 1, Warn: 1},
-		Results: []Result{
+		Summary:    ReportSummary{Pass: 1, Fail: 1, Warn: 1},
+		Results: []ReportResult{
 			{Source: "statekeeper", Policy: "statekeeper", Rule: "quorum", Severity: "high", Timestamp: metav1.Timestamp{Seconds: now.Unix()},
 				Result: "fail", Scored: true, Resources: ref, Message: "even", Properties: map[string]string{"field": "spec.replicas"}},
 			{Source: "statekeeper", Policy: "statekeeper", Rule: "shared-claim", Severity: "medium", Timestamp: metav1.Timestamp{Seconds: 42},
@@ -50,19 +49,19 @@ func TestBuildWarnAndFail(t *testing.T) {
 
 // 5,000 broken workloads in one namespace: shards of at most maxResults,
 // each under a size far below etcd's object limit, every finding once.
-func TestBuildBoundsReportSize(t *testing.T) {
-	a := audit.NamespaceAudit{Namespace: "shop"}
+func TestReportsBoundsReportSize(t *testing.T) {
+	a := NamespaceAudit{Namespace: "shop"}
 	for i := range 5000 {
 		o := object(i)
 		a.Audited = append(a.Audited, o)
-		a.Findings = append(a.Findings, audit.Finding{Object: o, Rule: policy.RuleSingleInstance, Result: audit.Fail, Field: "spec.replicas",
+		a.Findings = append(a.Findings, Finding{Object: o, Rule: policy.RuleSingleInstance, Result: Fail, Field: "spec.replicas",
 			Message: fmt.Sprintf(`deployment %q is stateless-single: replicas must be 0 or 1, got 3`, o.Name)})
 	}
-	reports := Build(a, nil, time.Now(), DefaultMaxResults)
+	reports := Reports(a, nil, time.Now(), DefaultMaxReportResults)
 	require.Greater(t, len(reports), 1)
 	seen := map[types.UID]bool{}
 	for _, r := range reports {
-		assert.LessOrEqual(t, len(r.Results), DefaultMaxResults)
+		assert.LessOrEqual(t, len(r.Results), DefaultMaxReportResults)
 		size, err := sizeOf(r)
 		require.NoError(t, err)
 		assert.Less(t, size, 1<<20, "report %s is %d bytes", r.Name, size)

@@ -1,9 +1,4 @@
-// Package auditor is the background audit of `statekeeper serve`: on the
-// elected leader it audits a namespace (internal/audit) when its objects
-// change, once at start (the informers' initial lists) and every interval,
-// and publishes what it finds as PolicyReports (internal/report), a gauge of
-// current violations and one Warning Event per new finding.
-package auditor
+package audit
 
 import (
 	"context"
@@ -25,9 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
-	"github.com/statekeeper/statekeeper/internal/audit"
 	"github.com/statekeeper/statekeeper/internal/policy"
-	"github.com/statekeeper/statekeeper/internal/report"
 	"github.com/statekeeper/statekeeper/internal/review"
 )
 
@@ -50,16 +43,21 @@ type Options struct {
 	// Reports writes PolicyReports; without it the findings are metrics,
 	// Events and log lines only.
 	Reports bool
-	// MaxResults bounds the results of one report (report.DefaultMaxResults when 0).
+	// MaxResults bounds the results of one report (DefaultMaxReportResults when 0).
 	MaxResults int
 	Metrics    *Metrics
 }
 
-// Auditor reconciles one namespace per request: its name is the namespace.
-type Auditor struct {
+// Controller is the background audit of `statekeeper serve`: on the elected
+// leader it audits a namespace when its objects change, once at start (the
+// informers' initial lists) and every interval, and publishes what it finds
+// as PolicyReports, a gauge of current violations and one Warning Event per
+// new finding. It reconciles one namespace per request: its name is the
+// namespace.
+type Controller struct {
 	engine   *review.Engine
-	source   audit.Source
-	writer   *report.Writer
+	source   Source
+	writer   *ReportWriter
 	recorder events.EventRecorder
 	metrics  *Metrics
 	// log is not the reconcile logger, whose "namespace" is the request's
@@ -77,7 +75,7 @@ type Auditor struct {
 type namespaceState struct {
 	// messages are the published findings, by key: a finding whose message
 	// is already here gets no new Event.
-	messages map[audit.Key]string
+	messages map[Key]string
 	last     time.Time
 }
 
@@ -87,9 +85,9 @@ type namespaceState struct {
 // create and patch on events.k8s.io Events and, with Reports, get, list,
 // create, update and delete on policyreports.wgpolicyk8s.io.
 func SetupWithManager(mgr ctrl.Manager, opts Options) error {
-	a := &Auditor{
+	a := &Controller{
 		engine:   opts.Engine,
-		source:   audit.ReaderSource{Reader: mgr.GetCache()},
+		source:   ReaderSource{Reader: mgr.GetCache()},
 		recorder: mgr.GetEventRecorder(policy.ManagerName),
 		metrics:  opts.Metrics,
 		log:      mgr.GetLogger().WithName(ControllerName),
@@ -99,7 +97,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		now:      time.Now,
 	}
 	if opts.Reports {
-		a.writer = &report.Writer{Client: mgr.GetClient()}
+		a.writer = &ReportWriter{Client: mgr.GetClient()}
 	}
 	byNamespace := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, obj client.Object) []reconcile.Request {
 		return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: obj.GetNamespace()}}}
@@ -127,7 +125,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 }
 
 // Reconcile audits the namespace req.Name.
-func (a *Auditor) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+func (a *Controller) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	ns := req.Name
 	st := a.state[ns]
 	if st == nil {
@@ -140,11 +138,11 @@ func (a *Auditor) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 	start := a.now()
 	st.last = start
 
-	result, err := audit.Namespace(ctx, a.engine, a.source, ns)
+	result, err := Namespace(ctx, a.engine, a.source, ns)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	var writes report.Writes
+	var writes ReportWrites
 	stored, err := a.stored(ctx, ns)
 	if err != nil {
 		return reconcile.Result{}, err
@@ -155,7 +153,7 @@ func (a *Auditor) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 			// reports say was announced by the previous leader.
 			st.messages = messagesOf(stored)
 		}
-		desired := report.Build(result, report.PreviousOf(stored), start, a.max)
+		desired := Reports(result, FirstFoundIn(stored), start, a.max)
 		if writes, err = a.writer.Sync(ctx, stored, desired); err != nil {
 			return reconcile.Result{}, err
 		}
@@ -176,7 +174,7 @@ func (a *Auditor) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 // stored returns the namespace's reports, or nil when none are written: no
 // writer, or the PolicyReport kind is not served (the CRD is missing or not
 // yet established; the client's REST mapper looks again on the next pass).
-func (a *Auditor) stored(ctx context.Context, ns string) ([]report.PolicyReport, error) {
+func (a *Controller) stored(ctx context.Context, ns string) ([]PolicyReport, error) {
 	if a.writer == nil {
 		return nil, nil
 	}
@@ -190,15 +188,15 @@ func (a *Auditor) stored(ctx context.Context, ns string) ([]report.PolicyReport,
 		return nil, err
 	}
 	if stored == nil {
-		stored = []report.PolicyReport{}
+		stored = []PolicyReport{}
 	}
 	return stored, nil
 }
 
 // announce records a Warning Event on each object for each finding that is
 // new or whose message changed, and remembers the findings.
-func (a *Auditor) announce(result audit.NamespaceAudit, st *namespaceState) {
-	now := make(map[audit.Key]string, len(result.Findings))
+func (a *Controller) announce(result NamespaceAudit, st *namespaceState) {
+	now := make(map[Key]string, len(result.Findings))
 	for _, f := range result.Findings {
 		now[f.Key()] = f.Message
 		if st.messages[f.Key()] == f.Message {
@@ -212,26 +210,26 @@ func (a *Auditor) announce(result audit.NamespaceAudit, st *namespaceState) {
 
 // regarding is the object an Event is about; the recorder needs only its
 // kind, name, namespace and uid.
-func regarding(o audit.Object) *metav1.PartialObjectMetadata {
+func regarding(o Object) *metav1.PartialObjectMetadata {
 	return &metav1.PartialObjectMetadata{
 		TypeMeta:   metav1.TypeMeta{APIVersion: o.APIVersion, Kind: o.Kind},
 		ObjectMeta: metav1.ObjectMeta{Namespace: o.Namespace, Name: o.Name, UID: o.UID},
 	}
 }
 
-func messagesOf(reports []report.PolicyReport) map[audit.Key]string {
-	out := map[audit.Key]string{}
+func messagesOf(reports []PolicyReport) map[Key]string {
+	out := map[Key]string{}
 	for _, r := range reports {
 		for _, res := range r.Results {
-			if len(res.Resources) > 0 {
-				out[audit.Key{UID: res.Resources[0].UID, Rule: policy.Rule(res.Rule)}] = res.Message
+			if k, ok := res.key(); ok {
+				out[k] = res.Message
 			}
 		}
 	}
 	return out
 }
 
-func countsOf(findings []audit.Finding) map[[2]string]int {
+func countsOf(findings []Finding) map[[2]string]int {
 	out := map[[2]string]int{}
 	for _, f := range findings {
 		out[[2]string{string(f.Rule), string(f.Result)}]++
@@ -240,11 +238,11 @@ func countsOf(findings []audit.Finding) map[[2]string]int {
 }
 
 // logLevel logs passes that found or wrote something at info, the rest at debug.
-func logLevel(result audit.NamespaceAudit, writes report.Writes) int {
+func logLevel(result NamespaceAudit, writes ReportWrites) int {
 	if len(result.Findings) > 0 || writes.Total() > 0 {
 		return 0
 	}
 	return 1
 }
 
-var _ reconcile.Reconciler = (*Auditor)(nil)
+var _ reconcile.Reconciler = (*Controller)(nil)

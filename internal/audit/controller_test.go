@@ -1,4 +1,4 @@
-package auditor
+package audit
 
 import (
 	"testing"
@@ -18,7 +18,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
-	"github.com/statekeeper/statekeeper/internal/audit"
 	"github.com/statekeeper/statekeeper/internal/policy"
 	"github.com/statekeeper/statekeeper/internal/review"
 	"github.com/statekeeper/statekeeper/test/workloads"
@@ -32,7 +31,7 @@ func TestReconcileAnnouncesOnceAndCounts(t *testing.T) {
 	c := fake.NewClientBuilder().WithScheme(scheme.Scheme).
 		WithObjects(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, web).Build()
 
-	snap, err := audit.Read(t.Context(), c, "")
+	snap, err := Read(t.Context(), c, "")
 	require.NoError(t, err)
 	engine := review.New(snap.Lookup(), review.Settings{ClusterDomain: "cluster.local"})
 	recorder := events.NewFakeRecorder(10)
@@ -40,7 +39,7 @@ func TestReconcileAnnouncesOnceAndCounts(t *testing.T) {
 	metrics, err := NewMetrics(reg)
 	require.NoError(t, err)
 	clock := time.Unix(1_700_000_000, 0)
-	a := &Auditor{
+	a := &Controller{
 		engine: engine, source: snap, recorder: recorder, metrics: metrics, interval: time.Hour, log: logr.Discard(),
 		state: map[string]*namespaceState{}, now: func() time.Time { return clock },
 	}
@@ -73,7 +72,7 @@ func TestReconcileAnnouncesOnceAndCounts(t *testing.T) {
 	// Another replica count: a new message, a new Event.
 	web.Spec.Replicas = ptr.To[int32](4)
 	a.source = reread(t, web)
-	a.engine = review.New(a.source.(*audit.Snapshot).Lookup(), review.Settings{ClusterDomain: "cluster.local"})
+	a.engine = review.New(a.source.(*Snapshot).Lookup(), review.Settings{ClusterDomain: "cluster.local"})
 	clock = clock.Add(time.Minute)
 	pass()
 	assert.Equal(t, []string{`Warning single-instance deployment "web" is stateless-single: replicas must be 0 or 1, got 4 [single-instance]`}, drain(recorder))
@@ -81,18 +80,18 @@ func TestReconcileAnnouncesOnceAndCounts(t *testing.T) {
 	// Fixed: no Event, and the gauge's series is gone.
 	web.Spec.Replicas = ptr.To[int32](1)
 	a.source = reread(t, web)
-	a.engine = review.New(a.source.(*audit.Snapshot).Lookup(), review.Settings{ClusterDomain: "cluster.local"})
+	a.engine = review.New(a.source.(*Snapshot).Lookup(), review.Settings{ClusterDomain: "cluster.local"})
 	clock = clock.Add(time.Minute)
 	pass()
 	assert.Empty(t, drain(recorder))
 	assert.Empty(t, gauges(t, reg))
 }
 
-func reread(t *testing.T, objects ...client.Object) *audit.Snapshot {
+func reread(t *testing.T, objects ...client.Object) *Snapshot {
 	t.Helper()
 	c := fake.NewClientBuilder().WithScheme(scheme.Scheme).
 		WithObjects(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}).WithObjects(objects...).Build()
-	snap, err := audit.Read(t.Context(), c, "")
+	snap, err := Read(t.Context(), c, "")
 	require.NoError(t, err)
 	return snap
 }

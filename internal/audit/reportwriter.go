@@ -1,4 +1,4 @@
-package report
+package audit
 
 import (
 	"context"
@@ -11,28 +11,29 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// Writer reads and writes statekeeper's reports. It needs get, list, create,
-// update and delete on policyreports.wgpolicyk8s.io.
-type Writer struct {
+// ReportWriter reads and writes statekeeper's PolicyReports, rewriting only
+// those whose content changed. It needs get, list, create, update and delete
+// on policyreports.wgpolicyk8s.io.
+type ReportWriter struct {
 	// Client writes to the API server; its reads of unstructured objects
 	// must be live (controller-runtime's default), as no informer watches
 	// the reports.
 	Client client.Client
 }
 
-// Writes counts what Sync changed.
-type Writes struct {
+// ReportWrites counts what Sync changed.
+type ReportWrites struct {
 	Created, Updated, Deleted int
 }
 
 // Total is the number of API writes.
-func (w Writes) Total() int { return w.Created + w.Updated + w.Deleted }
+func (w ReportWrites) Total() int { return w.Created + w.Updated + w.Deleted }
 
-// Stored returns statekeeper's reports in a namespace (those with Labels).
-func (w Writer) Stored(ctx context.Context, namespace string) ([]PolicyReport, error) {
+// Stored returns statekeeper's reports in a namespace (those with ReportLabels).
+func (w ReportWriter) Stored(ctx context.Context, namespace string) ([]PolicyReport, error) {
 	list := &unstructured.UnstructuredList{}
-	list.SetGroupVersionKind(GroupVersion.WithKind(ListKind))
-	if err := w.Client.List(ctx, list, client.InNamespace(namespace), client.MatchingLabels(Labels)); err != nil {
+	list.SetGroupVersionKind(PolicyReportGroupVersion.WithKind(PolicyReportListKind))
+	if err := w.Client.List(ctx, list, client.InNamespace(namespace), client.MatchingLabels(ReportLabels)); err != nil {
 		return nil, fmt.Errorf("listing the policy reports of namespace %q: %w", namespace, err)
 	}
 	out := make([]PolicyReport, 0, len(list.Items))
@@ -49,8 +50,8 @@ func (w Writer) Stored(ctx context.Context, namespace string) ([]PolicyReport, e
 // Sync makes the stored reports of a namespace the desired ones: it creates
 // the missing, updates those whose summary, results or labels differ, and
 // deletes the rest. A report that did not change is not written.
-func (w Writer) Sync(ctx context.Context, stored, desired []PolicyReport) (Writes, error) {
-	var done Writes
+func (w ReportWriter) Sync(ctx context.Context, stored, desired []PolicyReport) (ReportWrites, error) {
+	var done ReportWrites
 	current := make(map[string]PolicyReport, len(stored))
 	for _, r := range stored {
 		current[r.Name] = r
@@ -77,7 +78,7 @@ func (w Writer) Sync(ctx context.Context, stored, desired []PolicyReport) (Write
 	}
 	for _, stale := range current {
 		u := &unstructured.Unstructured{}
-		u.SetGroupVersionKind(GroupVersion.WithKind(Kind))
+		u.SetGroupVersionKind(PolicyReportGroupVersion.WithKind(PolicyReportKind))
 		u.SetNamespace(stale.Namespace)
 		u.SetName(stale.Name)
 		if err := client.IgnoreNotFound(w.Client.Delete(ctx, u, client.Preconditions{UID: &stale.UID})); err != nil {
@@ -90,11 +91,11 @@ func (w Writer) Sync(ctx context.Context, stored, desired []PolicyReport) (Write
 }
 
 // write encodes a report for the client and hands it to op (a create or an update).
-func (w Writer) write(ctx context.Context, r PolicyReport, doing string, op func(client.Object) error) error {
+func (w ReportWriter) write(ctx context.Context, r PolicyReport, doing string, op func(client.Object) error) error {
 	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&r)
 	if err == nil {
 		u := &unstructured.Unstructured{Object: obj}
-		u.SetGroupVersionKind(GroupVersion.WithKind(Kind))
+		u.SetGroupVersionKind(PolicyReportGroupVersion.WithKind(PolicyReportKind))
 		err = op(u)
 	}
 	if err != nil {

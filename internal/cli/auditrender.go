@@ -1,4 +1,4 @@
-package audit
+package cli
 
 import (
 	"encoding/json"
@@ -7,20 +7,23 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/statekeeper/statekeeper/internal/audit"
 )
 
 // Output formats of `statekeeper audit`.
 const (
-	OutputTable = "table"
-	OutputJSON  = "json"
-	OutputJUnit = "junit"
+	auditOutputTable = "table"
+	auditOutputJSON  = "json"
+	auditOutputJUnit = "junit"
 )
 
-// Failed reports whether any finding is a Fail.
-func Failed(audits []NamespaceAudit) bool {
+// auditFailed reports whether any finding is a Fail: `statekeeper audit`
+// then exits 1.
+func auditFailed(audits []audit.NamespaceAudit) bool {
 	for _, a := range audits {
 		for _, f := range a.Findings {
-			if f.Result == Fail {
+			if f.Result == audit.Fail {
 				return true
 			}
 		}
@@ -28,41 +31,41 @@ func Failed(audits []NamespaceAudit) bool {
 	return false
 }
 
-// Render writes the audits in format.
-func Render(w io.Writer, format string, audits []NamespaceAudit) error {
+// renderAudit writes the audits in format.
+func renderAudit(w io.Writer, format string, audits []audit.NamespaceAudit) error {
 	switch format {
-	case OutputTable, "":
-		return renderTable(w, audits)
-	case OutputJSON:
+	case auditOutputTable, "":
+		return renderAuditTable(w, audits)
+	case auditOutputJSON:
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		return enc.Encode(jsonReport{Namespaces: nonNil(audits)})
-	case OutputJUnit:
-		return renderJUnit(w, audits)
+		return enc.Encode(auditJSON{Namespaces: nonNil(audits)})
+	case auditOutputJUnit:
+		return renderAuditJUnit(w, audits)
 	}
 	return fmt.Errorf("unknown output format %q", format)
 }
 
-// jsonReport is the -o json document.
-type jsonReport struct {
-	Namespaces []NamespaceAudit `json:"namespaces"`
+// auditJSON is the -o json document.
+type auditJSON struct {
+	Namespaces []audit.NamespaceAudit `json:"namespaces"`
 }
 
-func nonNil(audits []NamespaceAudit) []NamespaceAudit {
-	out := make([]NamespaceAudit, 0, len(audits))
+func nonNil(audits []audit.NamespaceAudit) []audit.NamespaceAudit {
+	out := make([]audit.NamespaceAudit, 0, len(audits))
 	for _, a := range audits {
 		if a.Audited == nil {
-			a.Audited = []Object{}
+			a.Audited = []audit.Object{}
 		}
 		if a.Findings == nil {
-			a.Findings = []Finding{}
+			a.Findings = []audit.Finding{}
 		}
 		out = append(out, a)
 	}
 	return out
 }
 
-func renderTable(w io.Writer, audits []NamespaceAudit) error {
+func renderAuditTable(w io.Writer, audits []audit.NamespaceAudit) error {
 	objects, findings := 0, 0
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAMESPACE\tKIND\tNAME\tRULE\tRESULT\tMESSAGE")
@@ -110,11 +113,11 @@ type junitFailure struct {
 	Text    string `xml:",chardata"`
 }
 
-func renderJUnit(w io.Writer, audits []NamespaceAudit) error {
+func renderAuditJUnit(w io.Writer, audits []audit.NamespaceAudit) error {
 	doc := junitSuites{Name: "statekeeper audit"}
 	for _, a := range audits {
 		suite := junitSuite{Name: a.Namespace}
-		byObject := map[Object][]Finding{}
+		byObject := map[audit.Object][]audit.Finding{}
 		for _, f := range a.Findings {
 			byObject[f.Object] = append(byObject[f.Object], f)
 		}
@@ -123,7 +126,7 @@ func renderJUnit(w io.Writer, audits []NamespaceAudit) error {
 			var out []string
 			for _, f := range byObject[o] {
 				line := fmt.Sprintf("%s [%s]", f.Message, f.Rule)
-				if f.Result == Fail {
+				if f.Result == audit.Fail {
 					c.Failures = append(c.Failures, junitFailure{Type: string(f.Rule), Message: line, Text: line})
 				} else {
 					out = append(out, "warning: "+line)
