@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -38,12 +37,7 @@ func (p *process) start(binary string, args, env []string) error {
 }
 
 // freshLog removes the log of an earlier run.
-func (p *process) freshLog() error {
-	if err := os.Remove(p.logPath); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	return nil
-}
+func (p *process) freshLog() error { return podproc.FreshLog(p.logPath) }
 
 // exitedEarly reports an exit of the running process, if it has exited.
 func (p *process) exitedEarly() error {

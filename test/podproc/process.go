@@ -71,6 +71,15 @@ func Start(c Command) (*Process, error) {
 	return p, nil
 }
 
+// FreshLog removes the log at path of earlier runs, so that it holds only
+// the runs started from now on.
+func FreshLog(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
 // Pid is the process's id.
 func (p *Process) Pid() int { return p.cmd.Process.Pid }
 

@@ -134,3 +134,11 @@ func TestWaitReadyTimesOutWithTheLastAnswer(t *testing.T) {
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.Regexp(t, `^waiting for stubborn to be ready \(log .*\): context deadline exceeded \(last: .*connection refused\)$`, err.Error())
 }
+
+func TestFreshLogRemovesEarlierRuns(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "server.log")
+	require.NoError(t, os.WriteFile(log, []byte("an earlier run\n"), 0o600))
+	require.NoError(t, FreshLog(log))
+	assert.NoFileExists(t, log)
+	assert.NoError(t, FreshLog(log), "no log yet")
+}
