@@ -8,7 +8,11 @@
 // managedFields the cache transform drops counted apart). Everything it
 // creates lives in two namespaces that it deletes at the end.
 //
-//	go run ./hack/measure/cachesize --kubeconfig .local/kubeconfig --statekeeper bin/statekeeper --cert-dir DIR
+// It is built in hack/measure (a module of its own) and run from the
+// repository's root, which its default paths are relative to:
+//
+//	(cd hack/measure && go build -o ../../bin/measure-cachesize ./cachesize)
+//	bin/measure-cachesize --kubeconfig .local/kubeconfig --statekeeper bin/statekeeper --cert-dir DIR
 //
 // `make measure-cache` runs it against the local cluster.
 package main

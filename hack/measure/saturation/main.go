@@ -12,7 +12,11 @@
 // one); the baselines run as child processes of this tool. Everything stops
 // by itself after rounds × bodies × servers × (warm-up + duration).
 //
-//	go run ./hack/measure/saturation --kubeconfig .local/kubeconfig --statekeeper bin/statekeeper --cert-dir DIR
+// It is built in hack/measure (a module of its own) and run from the
+// repository's root, which its default paths are relative to:
+//
+//	(cd hack/measure && go build -o ../../bin/measure-saturation ./saturation)
+//	bin/measure-saturation --kubeconfig .local/kubeconfig --statekeeper bin/statekeeper --cert-dir DIR
 //
 // `make measure-saturation` runs it against the local cluster.
 package main
