@@ -83,10 +83,12 @@ lint: ## Check formatting (gofmt) and run go vet.
 	@unformatted="$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go'))"; \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	go vet ./...
+	cd hack/measure && go vet ./...
 
 .PHONY: test
 test: envtest-assets $(HELM) ## Run every test: unit, adapter, chart and integration tests with the race detector, then the local e2e and fault suites.
 	KUBEBUILDER_ASSETS=$(ENVTEST_DIR) HELM=$(HELM) KUBECTL=$(KUBECTL) go test -race -count=1 -timeout 30m ./...
+	cd hack/measure && go test -race -count=1 ./...
 	@$(MAKE) --no-print-directory e2e
 	@$(MAKE) --no-print-directory faults
 
@@ -249,17 +251,25 @@ $(ENVTEST_DIR)/%:
 
 ##@ Measurement
 
+# The measurements are a Go module of their own (hack/measure), so that what
+# only they use stays out of statekeeper's go.mod. Each is built into BIN and
+# run from here, so that relative paths in the flags mean what they say.
+MEASURE_TOOLS := $(BIN)/measure-cachesize $(BIN)/measure-saturation
+.PHONY: $(MEASURE_TOOLS)
+$(MEASURE_TOOLS):
+	cd hack/measure && go build -o $@ ./$(patsubst measure-%,%,$(@F))
+
 # Runs statekeeper (leader-elected, no webhook registered) against the local
 # cluster and reads its memory before and after 1,000 StatefulSets and 1,000
-# Deployments; MEASURE_FLAGS passes more flags (see go run ./hack/measure/cachesize -h).
+# Deployments; MEASURE_FLAGS passes more flags (see bin/measure-cachesize -h).
 .PHONY: measure-audit
 measure-audit: cluster-up build ## Measure the audit with COUNT (5,000) broken workloads in one namespace: pass times, report sizes, memory.
 	@$(TOOL_ENV) COUNT=$(or $(COUNT),5000) hack/measure-audit.sh
 
 .PHONY: measure-cache
-measure-cache: cluster-up build ## Measure the informer caches' memory with 1,000 StatefulSets and Deployments.
+measure-cache: cluster-up build $(BIN)/measure-cachesize ## Measure the informer caches' memory with 1,000 StatefulSets and Deployments.
 	certs/dev-ca.sh $(LOCAL)/measure/certs 127.0.0.1 >/dev/null
-	go run ./hack/measure/cachesize --kubeconfig $(KUBECONFIG_LOCAL) --statekeeper $(STATEKEEPER) \
+	$(BIN)/measure-cachesize --kubeconfig $(KUBECONFIG_LOCAL) --statekeeper $(STATEKEEPER) \
 		--cert-dir $(LOCAL)/measure/certs --log $(LOCAL)/measure/statekeeper.log $(MEASURE_FLAGS)
 
 # The same at scale: 10,000 workloads (1,000 StatefulSets, 9,000 Deployments)
@@ -273,9 +283,9 @@ measure-cache-scale: measure-cache ## Measure the informer caches' memory with 1
 # controller-runtime's no-op webhook with the same StatefulSet CREATE bodies
 # (1 KB and 66 KB) over 8 keep-alive connections, 3 interleaved rounds of 4 s
 # each; SATURATION_FLAGS passes more flags (--profile-dir DIR writes CPU
-# profiles of statekeeper; see go run ./hack/measure/saturation -h).
+# profiles of statekeeper; see bin/measure-saturation -h).
 .PHONY: measure-saturation
-measure-saturation: cluster-up build ## Measure admission reviews per second against a no-op TLS server and controller-runtime's no-op webhook.
+measure-saturation: cluster-up build $(BIN)/measure-saturation ## Measure admission reviews per second against a no-op TLS server and controller-runtime's no-op webhook.
 	certs/dev-ca.sh $(LOCAL)/measure/certs 127.0.0.1 >/dev/null
-	go run ./hack/measure/saturation --kubeconfig $(KUBECONFIG_LOCAL) --statekeeper $(STATEKEEPER) \
+	$(BIN)/measure-saturation --kubeconfig $(KUBECONFIG_LOCAL) --statekeeper $(STATEKEEPER) \
 		--cert-dir $(LOCAL)/measure/certs --log-dir $(LOCAL)/measure $(SATURATION_FLAGS)

@@ -9,13 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -112,33 +110,7 @@ func (s *localServer) start(ctx context.Context, deploy *appsv1.Deployment) erro
 		s.certs.unmount()
 		return err
 	}
-	return s.waitReady(ctx)
-}
-
-func (s *localServer) waitReady(ctx context.Context) error {
-	readyz := fmt.Sprintf("http://%s:%d/readyz", localHost, s.healthPort)
-	var lastErr error
-	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		if err := s.exitedEarly(); err != nil {
-			return false, err
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, readyz, nil)
-		if err != nil {
-			return false, err
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			lastErr = err
-			return false, nil
-		}
-		resp.Body.Close()
-		lastErr = fmt.Errorf("%s: %s", readyz, resp.Status)
-		return resp.StatusCode == http.StatusOK, nil
-	})
-	if err != nil {
-		return fmt.Errorf("statekeeper is not ready (log %s): %w (last: %v)", s.logPath, err, lastErr)
-	}
-	return nil
+	return s.running.WaitReady(ctx, fmt.Sprintf("http://%s:%d/readyz", localHost, s.healthPort), time.Minute)
 }
 
 // stop ends the process as the kubelet would and stops following its

@@ -4,14 +4,14 @@ package e2e
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/statekeeper/statekeeper/test/podproc"
 )
 
 // process is a program the suite runs on the local cluster in place of a
@@ -20,75 +20,45 @@ type process struct {
 	name    string
 	logPath string
 
-	cmd    *exec.Cmd
-	exited chan error
+	running *podproc.Process // nil when not started or stopped
 }
 
 // start runs binary with args and extra environment, appending its output
-// to the log.
+// to the log. Should the test binary die without its teardown, the kernel
+// stops the process too: an orphaned server would keep the leader-election
+// Lease and starve the next run's reconciler.
 func (p *process) start(binary string, args, env []string) error {
-	logFile, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(logFile, "\n=== %s %s %s\n", time.Now().Format(time.RFC3339), binary, strings.Join(args, " "))
-	cmd := exec.Command(binary, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	endWithSuite(cmd)
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return fmt.Errorf("starting %s: %w", binary, err)
-	}
-	exited := make(chan error, 1)
-	go func() {
-		exited <- cmd.Wait()
-		logFile.Close()
-	}()
-	p.cmd, p.exited = cmd, exited
-	return nil
+	running, err := podproc.Start(podproc.Command{
+		Name: p.name, Binary: binary, Args: args, Env: env, Log: p.logPath,
+		EndWithParent: syscall.SIGTERM,
+	})
+	p.running = running
+	return err
 }
 
 // freshLog removes the log of an earlier run.
-func (p *process) freshLog() error {
-	if err := os.Remove(p.logPath); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	return nil
-}
+func (p *process) freshLog() error { return podproc.FreshLog(p.logPath) }
 
 // exitedEarly reports an exit of the running process, if it has exited.
 func (p *process) exitedEarly() error {
-	if p.cmd == nil {
+	if p.running == nil {
 		return fmt.Errorf("%s is not running", p.name)
 	}
-	select {
-	case err := <-p.exited:
-		p.cmd = nil
-		return fmt.Errorf("%s exited: %v (log %s)", p.name, err, p.logPath)
-	default:
-		return nil
+	err := p.running.Exited()
+	if err != nil {
+		p.running = nil
 	}
+	return err
 }
 
 // stop ends the process as the kubelet would: SIGTERM, then SIGKILL after
 // a grace period. Stopping a stopped process does nothing.
 func (p *process) stop() error {
-	if p.cmd == nil {
+	if p.running == nil {
 		return nil
 	}
-	defer func() { p.cmd = nil }()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return err
-	}
-	select {
-	case <-p.exited:
-		return nil
-	case <-time.After(30 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-		return fmt.Errorf("%s did not stop within 30s of SIGTERM; killed it (log %s)", p.name, p.logPath)
-	}
+	defer func() { p.running = nil }()
+	return p.running.Stop(30 * time.Second)
 }
 
 // dumpLog writes the last lines of the log.

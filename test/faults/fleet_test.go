@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -90,8 +89,8 @@ type replica struct {
 	grace          time.Duration
 
 	// Guarded by fleet.mu.
-	proc        *exec.Cmd
-	exited      chan struct{} // closed when proc exits
+	proc        *podproc.Process
+	exited      chan struct{} // closed when proc exits, with ready false
 	ready       bool
 	terminating bool
 	holdRestart bool
@@ -260,34 +259,27 @@ func containerPort(c *corev1.Container, name string) (int32, error) {
 // run starts r's process in its network namespace, in a UTS namespace whose
 // hostname is the pod's name; caller must not hold f.mu.
 func (f *fleet) run(r *replica) error {
-	logFile, err := os.OpenFile(r.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(logFile, "\n=== %s %s\n", time.Now().Format(time.RFC3339Nano), strings.Join(r.args, " "))
 	// ip netns exec, unshare and the shell each exec the next, so the
 	// process started is statekeeper itself and gets the signals.
 	args := append([]string{"netns", "exec", r.host.name, "unshare", "--uts", "sh", "-c", `hostname "$0" && exec "$@"`, r.pod, f.s.statekeeper}, r.args...)
-	cmd := exec.Command("ip", args...)
-	cmd.Env = append(os.Environ(), r.env...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	// Should the suite die without its cleanup, its replicas die with it
-	// rather than hold the Lease.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
+	proc, err := podproc.Start(podproc.Command{
+		Name: r.pod, Binary: "ip", Args: args, Env: r.env, Log: r.logPath,
+		// Should the suite die without its cleanup, its replicas die with
+		// it rather than hold the Lease.
+		EndWithParent: syscall.SIGKILL,
+	})
+	if err != nil {
 		return err
 	}
-	f.logf("%s: started pid %d on %s (%s)", r.pod, cmd.Process.Pid, r.host.name, r.host.addr)
+	f.logf("%s: started pid %d on %s (%s)", r.pod, proc.Pid(), r.host.name, r.host.addr)
 	exited := make(chan struct{})
 	f.mu.Lock()
-	r.proc, r.exited = cmd, exited
+	r.proc, r.exited = proc, exited
 	r.starts++
 	r.startedAt = time.Now()
 	f.mu.Unlock()
 	go func() {
-		_ = cmd.Wait()
-		logFile.Close()
+		<-proc.Done()
 		f.exited(r, exited)
 	}()
 	return nil
@@ -410,18 +402,13 @@ func (f *fleet) terminate(r *replica) {
 	proc, exited := r.proc, r.exited
 	f.mu.Unlock()
 	leader := f.leaseHolder(context.Background())
-	_ = proc.Process.Signal(syscall.SIGTERM)
+	proc.Terminate(r.grace)
 	f.changed()
 	f.logf("%s: SIGTERM, terminating (leader: %v)", r.pod, leader == r.pod)
 	f.terminations.Add(1)
 	go func() {
 		defer f.terminations.Done()
-		select {
-		case <-exited:
-		case <-time.After(r.grace):
-			_ = proc.Process.Kill()
-			<-exited
-		}
+		<-exited
 		if leader == r.pod && f.leaseHolder(context.Background()) == r.pod {
 			f.mu.Lock()
 			f.leaseKeptAfterExit++
@@ -443,7 +430,7 @@ func (f *fleet) kill(r *replica, hold bool) {
 	r.holdRestart = hold
 	proc := r.proc
 	f.mu.Unlock()
-	_ = proc.Process.Kill()
+	proc.Kill()
 	f.logf("%s: SIGKILL (hold restart: %v)", r.pod, hold)
 }
 
@@ -480,7 +467,7 @@ func (f *fleet) pids() map[string]int {
 	out := map[string]int{}
 	for _, r := range f.replicas {
 		if r.proc != nil && !isClosed(r.exited) {
-			out[r.pod] = r.proc.Process.Pid
+			out[r.pod] = r.proc.Pid()
 		}
 	}
 	return out

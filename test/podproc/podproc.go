@@ -1,8 +1,12 @@
-// Package podproc runs the container of a chart's pod as a local process, as
-// the suites that drive a cluster without a container runtime (KWOK) need
-// it: the container's arguments with some flags replaced, its environment
-// resolved as the kubelet would, and a kubeconfig that impersonates the
-// pod's ServiceAccount so the process has exactly the chart's RBAC.
+// Package podproc runs statekeeper (and the programs beside it) as local
+// processes, for the suites that drive a cluster without a container
+// runtime (KWOK) and for the measurements: a process started with its
+// arguments, environment and log file, waited for until ready, and stopped
+// the way the kubelet stops a container (process.go). For the container of
+// a chart's pod it gives the container's arguments with some flags
+// replaced, its environment resolved as the kubelet would, and a kubeconfig
+// that impersonates the pod's ServiceAccount so the process has exactly the
+// chart's RBAC.
 package podproc
 
 import (

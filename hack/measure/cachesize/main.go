@@ -8,7 +8,11 @@
 // managedFields the cache transform drops counted apart). Everything it
 // creates lives in two namespaces that it deletes at the end.
 //
-//	go run ./hack/measure/cachesize --kubeconfig .local/kubeconfig --statekeeper bin/statekeeper --cert-dir DIR
+// It is built in hack/measure (a module of its own) and run from the
+// repository's root, which its default paths are relative to:
+//
+//	(cd hack/measure && go build -o ../../bin/measure-cachesize ./cachesize)
+//	bin/measure-cachesize --kubeconfig .local/kubeconfig --statekeeper bin/statekeeper --cert-dir DIR
 //
 // `make measure-cache` runs it against the local cluster.
 package main
@@ -37,13 +41,13 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/statekeeper/statekeeper/hack/measure/internal/skprocess"
+	"github.com/statekeeper/statekeeper/hack/measure/internal/servecmd"
 	"github.com/statekeeper/statekeeper/internal/policy"
 	"github.com/statekeeper/statekeeper/internal/reconciler"
 )
 
 type options struct {
-	server          skprocess.Options
+	server          servecmd.Options
 	statefulSets    int
 	deployments     int
 	pods            int
@@ -163,7 +167,9 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		// The caller's context may be cancelled (Ctrl-C); cleaning up must not be.
 		cleanup, cancel := context.WithTimeout(context.Background(), o.timeout)
 		defer cancel()
-		proc.Stop(20 * time.Second)
+		if err := proc.Stop(20 * time.Second); err != nil {
+			log("%v", err) // the readings stand
+		}
 		log("deleting namespaces %s and %s", o.namespace, o.server.Namespace)
 		errs := []error{err,
 			deleteNamespace(cleanup, kube, o.namespace, o.timeout),
@@ -179,7 +185,7 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		if err := sleep(ctx, o.settle); err != nil {
 			return memory{}, err
 		}
-		if err := proc.Alive(); err != nil {
+		if err := proc.Exited(); err != nil {
 			return memory{}, err
 		}
 		idle := time.Now()
@@ -406,7 +412,7 @@ func deleteNamespace(ctx context.Context, kube kubernetes.Interface, name string
 // statekeeper exits.
 func waitFor(ctx context.Context, timeout time.Duration, proc *process, done func(context.Context) (bool, error)) error {
 	return wait.PollUntilContextTimeout(ctx, time.Second, timeout, true, func(ctx context.Context) (bool, error) {
-		if err := proc.Alive(); err != nil {
+		if err := proc.Exited(); err != nil {
 			return false, err
 		}
 		return done(ctx)

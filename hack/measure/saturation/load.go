@@ -10,13 +10,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/procfs"
 	admissionv1 "k8s.io/api/admission/v1"
 )
 
@@ -180,30 +178,15 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// processCPU is the user and system CPU time pid has used, all its threads,
-// from /proc/PID/stat (in clock ticks of 10 ms: USER_HZ is 100 on Linux).
+// processCPU is the user and system CPU time pid has used, all its threads.
 func processCPU(pid int) (time.Duration, error) {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	proc, err := procfs.NewProc(pid)
 	if err != nil {
 		return 0, err
 	}
-	// The command name, in parentheses, may hold spaces: the fields are
-	// counted after it. utime and stime are fields 14 and 15.
-	end := bytes.LastIndexByte(stat, ')')
-	if end < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
+	stat, err := proc.Stat()
+	if err != nil {
+		return 0, err
 	}
-	fields := strings.Fields(string(stat[end+1:]))
-	if len(fields) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(fields))
-	}
-	var ticks int64
-	for _, f := range fields[11:13] {
-		n, err := strconv.ParseInt(f, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
-		}
-		ticks += n
-	}
-	return time.Duration(ticks) * 10 * time.Millisecond, nil
+	return time.Duration(stat.CPUTime() * float64(time.Second)), nil
 }

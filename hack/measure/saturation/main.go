@@ -12,7 +12,11 @@
 // one); the baselines run as child processes of this tool. Everything stops
 // by itself after rounds × bodies × servers × (warm-up + duration).
 //
-//	go run ./hack/measure/saturation --kubeconfig .local/kubeconfig --statekeeper bin/statekeeper --cert-dir DIR
+// It is built in hack/measure (a module of its own) and run from the
+// repository's root, which its default paths are relative to:
+//
+//	(cd hack/measure && go build -o ../../bin/measure-saturation ./saturation)
+//	bin/measure-saturation --kubeconfig .local/kubeconfig --statekeeper bin/statekeeper --cert-dir DIR
 //
 // `make measure-saturation` runs it against the local cluster.
 package main
@@ -38,12 +42,13 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/statekeeper/statekeeper/hack/measure/internal/skprocess"
+	"github.com/statekeeper/statekeeper/hack/measure/internal/servecmd"
 	skwebhook "github.com/statekeeper/statekeeper/internal/webhook"
+	"github.com/statekeeper/statekeeper/test/podproc"
 )
 
 type options struct {
-	server      skprocess.Options
+	server      servecmd.Options
 	logDir      string
 	noopPorts   [2]int
 	namespace   string
@@ -150,32 +155,35 @@ func run(ctx context.Context, o options) (err error) {
 		o.server.Args = append(o.server.Args, "--pprof-bind-address", o.pprofAddr)
 	}
 	log("starting statekeeper (log %s) and the baselines", o.server.LogFile)
-	sk, err := skprocess.Start(o.server)
+	if err := podproc.FreshLog(o.server.LogFile); err != nil {
+		return err
+	}
+	sk, err := podproc.Start(o.server.Command())
 	if err != nil {
 		return err
 	}
-	defer sk.Stop(20 * time.Second)
+	defer stop(sk)
 	noopTLSAddr := fmt.Sprintf("127.0.0.1:%d", o.noopPorts[0])
-	noopTLS, err := startChild(ctx, filepath.Join(o.logDir, "saturation-noop-tls.log"), noopTLSAddr, serveNoopTLS, noopTLSAddr, o.server.CertDir)
+	noopTLS, err := startBaseline(ctx, filepath.Join(o.logDir, "saturation-noop-tls.log"), noopTLSAddr, serveNoopTLS, noopTLSAddr, o.server.CertDir)
 	if err != nil {
 		return err
 	}
-	defer noopTLS.stop()
+	defer stop(noopTLS)
 	noopWebhookAddr := fmt.Sprintf("127.0.0.1:%d", o.noopPorts[1])
-	noopWebhook, err := startChild(ctx, filepath.Join(o.logDir, "saturation-noop-webhook.log"), noopWebhookAddr,
+	noopWebhook, err := startBaseline(ctx, filepath.Join(o.logDir, "saturation-noop-webhook.log"), noopWebhookAddr,
 		serveNoopWebhook, strconv.Itoa(o.noopPorts[1]), o.server.CertDir)
 	if err != nil {
 		return err
 	}
-	defer noopWebhook.stop()
-	if err := sk.WaitReady(ctx, 2*time.Minute); err != nil {
+	defer stop(noopWebhook)
+	if err := sk.WaitReady(ctx, o.server.ReadyURL(), 2*time.Minute); err != nil {
 		return err
 	}
 
 	skURL := fmt.Sprintf("https://127.0.0.1:%d", o.server.WebhookPort)
 	targets := []target{
-		{name: "no-op TLS server", url: "https://" + noopTLSAddr + noopPath, pid: noopTLS.cmd.Process.Pid},
-		{name: "controller-runtime no-op webhook", url: "https://" + noopWebhookAddr + noopPath, checkReview: true, pid: noopWebhook.cmd.Process.Pid},
+		{name: "no-op TLS server", url: "https://" + noopTLSAddr + noopPath, pid: noopTLS.Pid()},
+		{name: "controller-runtime no-op webhook", url: "https://" + noopWebhookAddr + noopPath, checkReview: true, pid: noopWebhook.Pid()},
 		{name: "statekeeper " + skwebhook.PathValidate, url: skURL + skwebhook.PathValidate, checkReview: true, statekeeper: true, pid: sk.Pid()},
 		{name: "statekeeper " + skwebhook.PathMutate, url: skURL + skwebhook.PathMutate, checkReview: true, statekeeper: true, pid: sk.Pid()},
 	}
@@ -213,12 +221,19 @@ func run(ctx context.Context, o options) (err error) {
 					float64(out.cpuPerAnswer.Nanoseconds())/1e3, out.failed)
 			}
 		}
-		if err := sk.Alive(); err != nil {
+		if err := sk.Exited(); err != nil {
 			return err
 		}
 	}
 	report(os.Stdout, r)
 	return nil
+}
+
+// stop stops a server; one that had to be killed is said, the readings stand.
+func stop(p *podproc.Process) {
+	if err := p.Stop(20 * time.Second); err != nil {
+		log("%v", err)
+	}
 }
 
 func ensureNamespace(ctx context.Context, kube kubernetes.Interface, name string) error {

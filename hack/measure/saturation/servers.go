@@ -3,14 +3,12 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -19,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/statekeeper/statekeeper/internal/server"
+	"github.com/statekeeper/statekeeper/test/podproc"
 )
 
 // The baselines run as child processes of this tool (the same binary with
@@ -79,63 +78,31 @@ func runNoopWebhook(host string, port int, certDir string) error {
 	return srv.Start(context.Background())
 }
 
-// child is a baseline server running as a child process.
-type child struct {
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	waitErr error
-}
-
-// startChild runs this binary with args and waits until addr takes TLS
-// connections.
-func startChild(ctx context.Context, logFile string, addr string, args ...string) (*child, error) {
+// startBaseline runs this binary with args (a server subcommand) and waits
+// until addr takes connections. Its log holds this run only.
+func startBaseline(ctx context.Context, logFile, addr string, args ...string) (*podproc.Process, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	log, err := os.Create(logFile)
+	if err := podproc.FreshLog(logFile); err != nil {
+		return nil, err
+	}
+	p, err := podproc.Start(podproc.Command{Name: args[0], Binary: self, Args: args, Log: logFile, EndWithParent: syscall.SIGKILL})
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(self, args...)
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		_ = log.Close()
+	err = p.Poll(ctx, args[0]+" to listen", 100*time.Millisecond, 30*time.Second, func(context.Context) (bool, error) {
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return false, nil
+		}
+		_ = conn.Close()
+		return true, nil
+	})
+	if err != nil {
+		p.Kill()
 		return nil, err
 	}
-	c := &child{cmd: cmd, exited: make(chan struct{})}
-	go func() {
-		c.waitErr = cmd.Wait()
-		_ = log.Close()
-		close(c.exited)
-	}()
-	if err := waitListening(ctx, addr, c); err != nil {
-		c.stop()
-		return nil, fmt.Errorf("%s: %w (see %s)", args[0], err, logFile)
-	}
-	return c, nil
-}
-
-func waitListening(ctx context.Context, addr string, c *child) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-c.exited:
-			return fmt.Errorf("exited: %v", c.waitErr)
-		case <-ctx.Done():
-			return ctx.Err()
-		default:
-		}
-		if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			_ = conn.Close()
-			return nil
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return errors.New("not listening after 30s")
-}
-
-func (c *child) stop() {
-	_ = c.cmd.Process.Kill()
-	<-c.exited
+	return p, nil
 }
