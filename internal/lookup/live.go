@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -96,10 +95,6 @@ func readLive[T any, P objectPointer[T]](ctx context.Context, r *liveReader, key
 	// end when the first caller's request does; each caller stops waiting
 	// on its own context instead.
 	shared := context.WithoutCancel(ctx)
-	// For the same reason the key is copied: a request's strings point
-	// into its body, which is reused once the request is answered
-	// (wire.Read).
-	key = client.ObjectKey{Namespace: strings.Clone(key.Namespace), Name: strings.Clone(key.Name)}
 	result := r.flight.DoChan(flightKey, func() (any, error) {
 		return r.get(shared, key, P(new(T)))
 	})

@@ -95,16 +95,15 @@ func trimContainers(in []corev1.Container) []corev1.Container {
 	return out
 }
 
-// ContainerFields are the JSON names of the only fields read of a
-// workload's pod-template containers, stored (the cache's trim) or under
-// admission: the wire reader skips the others of a review's pod template
-// unread (internal/wire), since a large workload is mostly its containers'
-// environment. KeepReadContainerFields keeps the same fields.
+// ContainerFields are the JSON names of the only fields policy reads of a
+// workload's pod-template containers: the cache's trim keeps these
+// (KeepReadContainerFields), since a large workload is mostly its
+// containers' environment.
 var ContainerFields = []string{"ports", "volumeMounts", "volumeDevices", "restartPolicy"}
 
 // KeepReadTemplateFields clears, in place, every field of spec's containers
-// and init containers but ContainerFields: a workload's pod template as the
-// wire reader decodes it.
+// and init containers but ContainerFields: a workload's pod template as
+// policy reads it.
 func KeepReadTemplateFields(spec *corev1.PodSpec) {
 	for _, containers := range [][]corev1.Container{spec.InitContainers, spec.Containers} {
 		for i := range containers {

@@ -248,8 +248,8 @@ func shapeStored(seed int64, meta *metav1.ObjectMeta, tpl *corev1.PodTemplateSpe
 	}
 }
 
-// TestContainerFieldsAreWhatIsKept: the JSON names the wire reader decodes
-// of a pod template's containers are the fields the cache's trim keeps.
+// TestContainerFieldsAreWhatIsKept: the JSON names ContainerFields lists
+// are the fields the cache's trim keeps.
 func TestContainerFieldsAreWhatIsKept(t *testing.T) {
 	for seed := range int64(20) {
 		var c corev1.Container
@@ -271,7 +271,7 @@ func TestContainerFieldsAreWhatIsKept(t *testing.T) {
 
 // TestAdmittedWorkloadsJudgedAlike judges random workloads, every field
 // filled, as admission requests, whole and with their pod templates'
-// containers as the wire reader decodes them (KeepReadContainerFields):
+// containers trimmed to what policy reads (KeepReadContainerFields):
 // mutations and rules, as the new object and as the old.
 func TestAdmittedWorkloadsJudgedAlike(t *testing.T) {
 	trimmed := 0

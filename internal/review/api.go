@@ -26,9 +26,8 @@ type Request struct {
 	Object    []byte
 	OldObject []byte
 	// DecodedObject and DecodedOldObject, when set, replace Object and
-	// OldObject: the caller already decoded them into the resource's Go type
-	// (Reviewed.New). The wire reader does so while it reads the
-	// AdmissionReview, so that each object is decoded exactly once.
+	// OldObject: the caller already holds them as Go objects (the audit
+	// judges what the informer caches hold).
 	DecodedObject    runtime.Object
 	DecodedOldObject runtime.Object
 }

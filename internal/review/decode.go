@@ -1,14 +1,13 @@
 package review
 
 import (
-	"encoding/json"
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	sigsjson "sigs.k8s.io/json"
 
 	"github.com/statekeeper/statekeeper/internal/policy"
-	"github.com/statekeeper/statekeeper/internal/wire"
 )
 
 // decodeWorkload returns a Deployment or StatefulSet request object, decoded
@@ -50,12 +49,11 @@ func objectOf[T any, PT interface {
 			return nil, fmt.Errorf("%w: the request carries no %s object", ErrInvalidRequest, kind)
 		}
 		obj = PT(new(T))
-		if err := wire.JSON.Unmarshal(raw, obj); err != nil {
-			// json-iterator's errors quote raw bytes, cut mid-rune; encoding/json
-			// names the field. Decoding twice costs only on a broken request.
-			if stdErr := json.Unmarshal(raw, obj); stdErr != nil {
-				err = stdErr
-			}
+		// What the API machinery's JSON serializer decodes a typed object
+		// with (case-sensitive keys); the kind check below is the one part
+		// of its envelope handling a request needs, with an error that
+		// names the kinds.
+		if err := sigsjson.UnmarshalCaseSensitivePreserveInts(raw, obj); err != nil {
 			return nil, fmt.Errorf("%w: decoding the %s object: %v", ErrInvalidRequest, kind, err)
 		}
 	}

@@ -8,7 +8,6 @@ import (
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/statekeeper/statekeeper/internal/policy"
@@ -34,14 +33,11 @@ const (
 )
 
 // Reviewed is one resource statekeeper reviews: what the API server calls it
-// in an admission request, the kind its body carries and the Go type it is
-// decoded into, and which steps judge it.
+// in an admission request, the kind its body carries, and which steps judge
+// it.
 type Reviewed struct {
 	Group, Resource, SubResource string
 	Kind                         schema.GroupKind
-	// New returns an empty object of the body's Go type; the wire reader
-	// decodes the body straight into it.
-	New func() runtime.Object
 	// Steps are the webhooks that review it.
 	Steps Step
 	// Deletes are the steps that judge a DELETE of it (deletion protection);
@@ -52,29 +48,29 @@ type Reviewed struct {
 }
 
 // Resources is every resource statekeeper reviews, one row each: the webhook
-// handlers, the wire reader, the engine and `statekeeper check` all read this
+// handlers, the engine and `statekeeper check` all read this
 // table, and the chart's webhook rules must register exactly these (its tests
 // compare them). Adding a resource is adding a row.
 var Resources = []Reviewed{
 	{Group: appsv1.GroupName, Resource: "deployments", Kind: kindDeployment,
-		New: func() runtime.Object { return &appsv1.Deployment{} }, Steps: StepMutate | StepValidate | StepUnlabelled, Deletes: StepValidate,
+		Steps: StepMutate | StepValidate | StepUnlabelled, Deletes: StepValidate,
 		judge: workloadJudge(policy.KindDeployment)},
 	{Group: appsv1.GroupName, Resource: "statefulsets", Kind: kindStatefulSet,
-		New: func() runtime.Object { return &appsv1.StatefulSet{} }, Steps: StepMutate | StepValidate | StepUnlabelled, Deletes: StepValidate,
+		Steps: StepMutate | StepValidate | StepUnlabelled, Deletes: StepValidate,
 		judge: workloadJudge(policy.KindStatefulSet)},
 	{Group: appsv1.GroupName, Resource: "deployments", SubResource: "scale", Kind: kindScale,
-		New: func() runtime.Object { return &autoscalingv1.Scale{} }, Steps: StepValidate,
+		Steps: StepValidate,
 		judge: scaleJudge(policy.KindDeployment)},
 	{Group: appsv1.GroupName, Resource: "statefulsets", SubResource: "scale", Kind: kindScale,
-		New: func() runtime.Object { return &autoscalingv1.Scale{} }, Steps: StepValidate,
+		Steps: StepValidate,
 		judge: scaleJudge(policy.KindStatefulSet)},
 	// With matchPolicy Equivalent an autoscaling/v1 HPA arrives converted to
 	// v2; both name their target and bound it the same way.
 	{Group: autoscalingv2.GroupName, Resource: "horizontalpodautoscalers", Kind: kindHPA,
-		New: func() runtime.Object { return &autoscalingv2.HorizontalPodAutoscaler{} }, Steps: StepValidate,
+		Steps: StepValidate,
 		judge: func(e *Engine, _ Step) judgeFunc { return e.hpa }},
 	{Group: corev1.GroupName, Resource: "pods", Kind: kindPod,
-		New: func() runtime.Object { return &corev1.Pod{} }, Steps: StepStamp,
+		Steps: StepStamp,
 		judge: func(e *Engine, _ Step) judgeFunc { return e.stampPod }},
 }
 
@@ -152,17 +148,6 @@ func ResourceOfKind(kind schema.GroupKind) (Reviewed, bool) {
 		}
 	}
 	return Reviewed{}, false
-}
-
-// NewObject returns an empty object of the Go type of kind, or nil when
-// statekeeper does not review that kind: the wire reader decodes into it.
-func NewObject(kind schema.GroupKind) runtime.Object {
-	for _, r := range Resources {
-		if r.Kind == kind {
-			return r.New()
-		}
-	}
-	return nil
 }
 
 // stepNames name the steps in errors.

@@ -53,7 +53,7 @@ func BenchmarkStatefulSetCreateLarge(b *testing.B) {
 // /mutate-pods: its owner looked up, its identity stamped.
 func BenchmarkPodCreate(b *testing.B) {
 	engine := testEngine(cluster())
-	benchmarkHandlers(b, readFixture(b, "pod-create-stateful-multi"), served{"statekeeper", NewPodMutator(engine, logr.Discard(), nil)})
+	benchmarkHandlers(b, readFixture(b, "pod-create-stateful-multi"), served{"statekeeper", Webhook(NewPodMutator(engine, logr.Discard(), nil))})
 }
 
 // served is one handler a benchmark serves the body through.
@@ -64,9 +64,9 @@ type served struct {
 
 func benchmarkBody(b *testing.B, body []byte, mutating bool) {
 	engine := testEngine(cluster())
-	handlers := []served{{"validate", NewValidator(engine, logr.Discard(), nil)}}
+	handlers := []served{{"validate", Webhook(NewValidator(engine, logr.Discard(), nil))}}
 	if mutating {
-		handlers = append([]served{{"mutate", NewMutator(engine, logr.Discard(), nil)}}, handlers...)
+		handlers = append([]served{{"mutate", Webhook(NewMutator(engine, logr.Discard(), nil))}}, handlers...)
 	}
 	benchmarkHandlers(b, body, handlers...)
 }

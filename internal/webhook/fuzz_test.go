@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	admissionv1 "k8s.io/api/admission/v1"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
 
 // fuzzResources are the (resource, subresource, kind group, kind) a fuzzed
@@ -26,8 +25,8 @@ var fuzzResources = []struct{ group, resource, sub, kindGroup, kind string }{
 }
 
 // FuzzHandler feeds arbitrary bytes as the object (and old object) of an
-// AdmissionReview to every handler on both serving paths: they must never
-// panic (panics are not recovered here), must always answer a well-formed
+// AdmissionReview to every handler as Register serves it: they must never
+// panic (a recovered panic answers 500), must always answer a well-formed
 // AdmissionReview, and must answer alike over the cluster and over what the
 // informer cache holds of it.
 func FuzzHandler(f *testing.F) {
@@ -68,33 +67,24 @@ func FuzzHandler(f *testing.F) {
 		body = append(body, object...)
 		body = append(body, `}}`...)
 		for i, h := range handlers {
-			whole, trimmed := answerBody(h, body), answerBody(cachedHandlers[i], body)
+			whole, trimmed := answerBody(Webhook(h), body), answerBody(Webhook(cachedHandlers[i]), body)
 			if !bytes.Equal(whole, trimmed) {
 				t.Fatalf("%s: the cached cluster answers otherwise:\n%s\n%s", h.name, whole, trimmed)
 			}
-			for name, served := range map[string]http.Handler{
-				"ServeHTTP":         h,
-				"admission.Webhook": (&admission.Webhook{Handler: h, LogConstructor: discardLogs}).WithRecoverPanic(false),
-			} {
-				rec := httptest.NewRecorder()
-				req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
-				req.Header.Set("Content-Type", "application/json")
-				served.ServeHTTP(rec, req)
-				var out admissionv1.AdmissionReview
-				if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
-					t.Fatalf("%s %s: the answer is not an AdmissionReview: %v\n%s", h.name, name, err, rec.Body.Bytes())
-				}
-				resp := out.Response
-				if resp == nil || resp.Result == nil {
-					t.Fatalf("%s %s: no response or status: %s", h.name, name, rec.Body.Bytes())
-				}
-				if resp.Result.Code == http.StatusInternalServerError {
-					// Memory lookups cannot fail: a 500 here is a recovered panic.
-					t.Fatalf("%s %s: internal error: %s", h.name, name, resp.Result.Message)
-				}
-				if !resp.Allowed && resp.Result.Message == "" {
-					t.Fatalf("%s %s: refused without a message: %s", h.name, name, rec.Body.Bytes())
-				}
+			var out admissionv1.AdmissionReview
+			if err := json.Unmarshal(whole, &out); err != nil {
+				t.Fatalf("%s: the answer is not an AdmissionReview: %v\n%s", h.name, err, whole)
+			}
+			resp := out.Response
+			if resp == nil || resp.Result == nil {
+				t.Fatalf("%s: no response or status: %s", h.name, whole)
+			}
+			if resp.Result.Code == http.StatusInternalServerError {
+				// Memory lookups cannot fail: a 500 here is a recovered panic.
+				t.Fatalf("%s: internal error: %s", h.name, resp.Result.Message)
+			}
+			if !resp.Allowed && resp.Result.Message == "" {
+				t.Fatalf("%s: refused without a message: %s", h.name, whole)
 			}
 		}
 	})

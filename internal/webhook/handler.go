@@ -14,7 +14,6 @@ import (
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -32,33 +31,22 @@ type Handler struct {
 	name   string
 	step   review.Step
 	review reviewFunc
-	log    logr.Logger
-	// served is log naming the webhook: ServeHTTP's logger, made once
-	// rather than per request.
-	served  logr.Logger
+	// log is the base logger with the webhook's name, made once rather
+	// than per request.
+	log     logr.Logger
 	metrics *Metrics
 }
 
-var (
-	_ admission.Handler = (*Handler)(nil)
-	_ http.Handler      = (*Handler)(nil)
-)
-
-// incoming is a request read from the wire: the admission request and,
-// when the wire reader could, its objects already decoded.
-type incoming struct {
-	request           admission.Request
-	object, oldObject runtime.Object
-}
+var _ admission.Handler = (*Handler)(nil)
 
 func newHandler(name string, step review.Step, judge reviewFunc, log logr.Logger, metrics *Metrics) *Handler {
-	return &Handler{name: name, step: step, review: judge, log: log, served: log.WithValues("webhook", name), metrics: metrics}
+	return &Handler{name: name, step: step, review: judge, log: log.WithValues("webhook", name), metrics: metrics}
 }
 
 // NewMutator returns the handler of /mutate: workload mutations (SPEC §2).
-// log is the base logger: ServeHTTP logs through it, Handle through the
-// request logger admission.Webhook puts in the context when there is one.
-// metrics may be nil (nothing is counted).
+// log is the base logger; Handle logs through the request logger in the
+// context when there is one (Webhook puts h's own there). metrics may be
+// nil (nothing is counted).
 func NewMutator(engine *review.Engine, log logr.Logger, metrics *Metrics) *Handler {
 	return newHandler(PathMutate, review.StepMutate, engine.Mutate, log, metrics)
 }
@@ -87,13 +75,6 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	if l, err := logr.FromContext(ctx); err == nil {
 		log = l
 	}
-	return h.handle(ctx, incoming{request: req}, log)
-}
-
-// handle decides a request whose objects may already be decoded, and logs
-// the decision through log.
-func (h *Handler) handle(ctx context.Context, in incoming, log logr.Logger) admission.Response {
-	req := in.request
 	op := policy.Operation(req.Operation)
 	res := review.Resource{
 		Group: req.Resource.Group, Version: req.Resource.Version,
@@ -116,14 +97,12 @@ func (h *Handler) handle(ctx context.Context, in incoming, log logr.Logger) admi
 	}
 
 	d, err := h.review(ctx, review.Request{
-		Operation:        op,
-		Resource:         res,
-		Namespace:        req.Namespace,
-		Name:             req.Name,
-		Object:           req.Object.Raw,
-		OldObject:        req.OldObject.Raw,
-		DecodedObject:    in.object,
-		DecodedOldObject: in.oldObject,
+		Operation: op,
+		Resource:  res,
+		Namespace: req.Namespace,
+		Name:      req.Name,
+		Object:    req.Object.Raw,
+		OldObject: req.OldObject.Raw,
 	})
 	if err != nil {
 		h.observeError(dl, err)
@@ -282,16 +261,14 @@ func ruleList(r policy.Result) string {
 	return strings.Join(rules, ",")
 }
 
-// resourceLabel is "deployments" or "deployments/scale": the strings of the
-// reviewed resource's row when it is one, a copy otherwise. A metric keeps
-// its labels, and the request's own strings may point into its body
-// (wire.Decode).
+// resourceLabel is "deployments" or "deployments/scale", the metrics label
+// of a request's resource.
 func resourceLabel(row review.Reviewed, known bool, res review.Resource) string {
 	if known {
 		return row.Label()
 	}
 	if res.SubResource == "" {
-		return strings.Clone(res.Resource)
+		return res.Resource
 	}
 	return res.Resource + "/" + res.SubResource
 }

@@ -298,8 +298,8 @@ func TestMetrics(t *testing.T) {
 		"malformed-object",                          // error twice
 	} {
 		body := readFixture(t, fixture)
-		serveHTTP(t, mutator, body)
-		serveHTTP(t, validator, body)
+		serve(t, mutator, body)
+		serve(t, validator, body)
 	}
 	assert.Equal(t, map[string]float64{
 		"rule=none resource=statefulsets outcome=mutated":           3,

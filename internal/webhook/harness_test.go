@@ -17,7 +17,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/statekeeper/statekeeper/internal/lookup"
 	"github.com/statekeeper/statekeeper/internal/policy"
@@ -113,24 +112,11 @@ func readFixture(t testing.TB, name string) []byte {
 	return body
 }
 
-// paths are the two ways a handler is served: on its own (what Register
-// does) and wrapped in controller-runtime's admission.Webhook, which decodes
-// the review itself and calls Handle. Both must answer identically.
-var paths = map[string]func(*Handler) http.Handler{
-	"ServeHTTP": func(h *Handler) http.Handler { return h },
-	"admission.Webhook": func(h *Handler) http.Handler {
-		return &admission.Webhook{Handler: h, LogConstructor: discardLogs}
-	},
-}
-
-// serve runs body through h on both paths, checks that they agree and
-// returns the decoded AdmissionResponse.
+// serve runs body through h as Register serves it and returns the decoded
+// AdmissionResponse.
 func serve(t testing.TB, h *Handler, body []byte) *admissionv1.AdmissionResponse {
 	t.Helper()
-	direct := serveHTTP(t, paths["ServeHTTP"](h), body)
-	wrapped := serveHTTP(t, paths["admission.Webhook"](h), body)
-	require.Equal(t, wrapped, direct, "Handler.ServeHTTP and admission.Webhook disagree")
-	return direct
+	return serveHTTP(t, Webhook(h), body)
 }
 
 // serveHTTP posts body to h and decodes the AdmissionReview it answers.

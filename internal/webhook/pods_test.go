@@ -113,7 +113,7 @@ func TestPodMetrics(t *testing.T) {
 		"pod-create-no-owner",        // skipped
 		"pod-create-malformed",       // error
 	} {
-		serveHTTP(t, mutator, readFixture(t, fixture))
+		serve(t, mutator, readFixture(t, fixture))
 	}
 	assert.Equal(t, map[string]float64{
 		"rule=none resource=pods outcome=mutated": 2,

@@ -3,6 +3,7 @@ package webhook
 import (
 	"github.com/go-logr/logr"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/statekeeper/statekeeper/internal/review"
 )
@@ -20,12 +21,24 @@ const (
 
 // Register serves statekeeper's paths on server: /mutate and /validate for
 // workloads, /mutate-pods for pod identity stamping, /validate-unlabelled
-// for the kind-switch rule on unlabelled workloads. The handlers read the
-// AdmissionReview themselves (see Handler.ServeHTTP); the server still wraps
-// them in controller-runtime's webhook latency and in-flight metrics.
+// for the kind-switch rule on unlabelled workloads, each as Webhook serves
+// it; the server wraps them in controller-runtime's webhook latency and
+// in-flight metrics.
 func Register(server webhook.Server, engine *review.Engine, log logr.Logger, metrics *Metrics) {
-	server.Register(PathMutate, NewMutator(engine, log, metrics))
-	server.Register(PathMutatePods, NewPodMutator(engine, log, metrics))
-	server.Register(PathValidate, NewValidator(engine, log, metrics))
-	server.Register(PathValidateUnlabelled, NewUnlabelledValidator(engine, log, metrics))
+	server.Register(PathMutate, Webhook(NewMutator(engine, log, metrics)))
+	server.Register(PathMutatePods, Webhook(NewPodMutator(engine, log, metrics)))
+	server.Register(PathValidate, Webhook(NewValidator(engine, log, metrics)))
+	server.Register(PathValidateUnlabelled, Webhook(NewUnlabelledValidator(engine, log, metrics)))
+}
+
+// Webhook serves h the stock way: controller-runtime's admission.Webhook
+// reads the AdmissionReview (v1 or v1beta1, at most 7 MiB), recovers a
+// panic as a 500 for that one request, and writes the answer. Its request
+// logger is h's own, so that a decision is one log line with the keys
+// Handle chooses rather than the request's keys twice.
+func Webhook(h *Handler) *admission.Webhook {
+	return &admission.Webhook{
+		Handler:        h,
+		LogConstructor: func(logr.Logger, *admission.Request) logr.Logger { return h.log },
+	}
 }
