@@ -48,9 +48,9 @@ type Reviewed struct {
 }
 
 // Resources is every resource statekeeper reviews, one row each: the webhook
-// handlers, the engine and `statekeeper check` all read this
-// table, and the chart's webhook rules must register exactly these (its tests
-// compare them). Adding a resource is adding a row.
+// handlers, the engine and `statekeeper check` all read this table, and the
+// chart's webhook rules must register exactly these (its tests compare
+// them). Adding a resource is adding a row.
 var Resources = []Reviewed{
 	{Group: appsv1.GroupName, Resource: "deployments", Kind: kindDeployment,
 		Steps: StepMutate | StepValidate | StepUnlabelled, Deletes: StepValidate,
