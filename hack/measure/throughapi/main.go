@@ -18,8 +18,11 @@
 // creates, UPDATEs, /scale writes and creates of pods owned by a managed
 // StatefulSet; then the webhooks are unregistered and what the round wrote is
 // deleted. Every server runs from the start to the end as a process of its
-// own, statekeeper as `statekeeper serve` without leader election (webhooks
-// and caches; the reconcilers and the audit are another measurement).
+// own. statekeeper runs as `statekeeper serve` with leader election, and the
+// tool holds the Lease for the whole run: each statekeeper is a replica that
+// serves webhooks from its caches, as every replica does, and none runs the
+// reconcilers or the audit, whose writes would load the API server in every
+// variant's rounds (they are measured apart: make measure-audit).
 //
 // It is built in hack/measure (a module of its own) and run from the
 // repository's root: `make measure-serving` runs it against the local cluster.
@@ -39,13 +42,16 @@ import (
 	"syscall"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
 
 	"github.com/statekeeper/statekeeper/hack/measure/internal/servecmd"
+	skserver "github.com/statekeeper/statekeeper/internal/server"
 	"github.com/statekeeper/statekeeper/test/podproc"
 )
 
@@ -146,6 +152,9 @@ func run(ctx context.Context, o options) (err error) {
 			return err
 		}
 	}
+	if err := holdLease(ctx, kube, o.systemNamespace); err != nil {
+		return err
+	}
 	restore, err := saveRegistrations(ctx, kube, regs)
 	if err != nil {
 		return err
@@ -173,7 +182,7 @@ func run(ctx context.Context, o options) (err error) {
 	for _, nameAndPath := range o.statekeepers {
 		name, path, _ := strings.Cut(nameAndPath, "=")
 		so := servecmd.Options{
-			Binary: path, Kubeconfig: o.kubeconfig, CertDir: o.certDir, Namespace: o.systemNamespace,
+			Binary: path, Kubeconfig: o.kubeconfig, CertDir: o.certDir, Namespace: o.systemNamespace, LeaderElect: true,
 			LogFile:        filepath.Join(o.logDir, "throughapi-"+name+".log"),
 			WebhookPort:    next(),
 			MetricsAddress: fmt.Sprintf("127.0.0.1:%d", next()),
@@ -252,6 +261,9 @@ func run(ctx context.Context, o options) (err error) {
 		}
 	}
 	fmt.Print(report(o, variants, results))
+	if load, err := os.ReadFile("/proc/loadavg"); err == nil {
+		fmt.Printf("\nLoad average at the end (1, 5, 15 min): %s\n", strings.Join(strings.Fields(string(load))[:3], ", "))
+	}
 	return nil
 }
 
@@ -315,4 +327,30 @@ func runRound(ctx context.Context, l load, regs registrations, v variant, server
 		return res, err
 	}
 	return res, l.clean(ctx)
+}
+
+// holdLease takes statekeeper's leader-election Lease for longer than the
+// run lasts, so that no statekeeper of the run leads.
+func holdLease(ctx context.Context, kube kubernetes.Interface, namespace string) error {
+	now := metav1.NewMicroTime(time.Now())
+	lease := &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: skserver.LeaderElectionID, Namespace: namespace},
+		Spec: coordinationv1.LeaseSpec{
+			HolderIdentity:       ptr.To("throughapi"),
+			LeaseDurationSeconds: ptr.To[int32](24 * 3600),
+			AcquireTime:          &now,
+			RenewTime:            &now,
+		},
+	}
+	_, err := kube.CoordinationV1().Leases(namespace).Create(ctx, lease, metav1.CreateOptions{})
+	if !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	stored, err := kube.CoordinationV1().Leases(namespace).Get(ctx, lease.Name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	stored.Spec = lease.Spec
+	_, err = kube.CoordinationV1().Leases(namespace).Update(ctx, stored, metav1.UpdateOptions{})
+	return err
 }

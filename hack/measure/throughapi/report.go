@@ -132,16 +132,21 @@ func report(o options, variants []variant, results map[string][]roundResult) str
 		"CPU of the webhook process per 1,000 admissions over the whole rounds.",
 		o.burst, o.concurrency, o.mixRate, o.mixDuration, o.rounds)
 	p("")
-	p("| variant | burst wall (s) | × same-patch | burst p50 | burst p99 | mix p50 | mix p99 | burst p50 / p99 vs no webhook | burst p50 / p99 vs same-patch | CPU ms / 1,000 admissions | failed writes |")
-	p("|---|---|---|---|---|---|---|---|---|---|---|")
+	p("| variant | burst wall (s) | per round (s) | × same-patch per round | burst p50 | burst p99 | mix p50 | mix p99 | burst p50 / p99 vs no webhook | burst p50 / p99 vs same-patch | CPU ms / 1,000 admissions | failed writes |")
+	p("|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, v := range variants {
 		s := sums[v.name]
 		cpu := "–"
 		if v.server != nil {
 			cpu = ms(s.cpuPer1000)
 		}
-		p("| %s | %.2f | %.2f× | %s | %s | %s | %s | %s / %s | %s / %s | %s | %d |", v.name,
-			s.burstWall.Seconds(), float64(s.burstWall)/float64(same.burstWall),
+		var walls, ratios []string
+		for i, r := range results[v.name] {
+			walls = append(walls, fmt.Sprintf("%.1f", r.burst.wall.Seconds()))
+			ratios = append(ratios, fmt.Sprintf("%.2f", float64(r.burst.wall)/float64(results["same-patch no-op"][i].burst.wall)))
+		}
+		p("| %s | %.2f | %s | %s | %s | %s | %s | %s | %s / %s | %s / %s | %s | %d |", v.name,
+			s.burstWall.Seconds(), strings.Join(walls, ", "), strings.Join(ratios, ", "),
 			ms(s.burstP50), ms(s.burstP99), ms(s.mixP50), ms(s.mixP99),
 			plus(s.burstP50-none.burstP50), plus(s.burstP99-none.burstP99),
 			plus(s.burstP50-same.burstP50), plus(s.burstP99-same.burstP99),
