@@ -7,8 +7,6 @@ import (
 	"reflect"
 	"slices"
 	"sync"
-	"unsafe"
-	"weak"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -33,24 +31,23 @@ import (
 // wrote to a map would already corrupt the cache; with sharing it would
 // corrupt other objects as well.
 //
-// Maps are the most numerous shared values (one per ReplicaSet's pods, per
-// workload, per selector), and an object's map must be found again however
-// long ago an equal one was cached: a pod's status update, at any time,
-// decodes its labels anew. So the map table holds each canonical map
-// weakly (Go's weak pointers), as long as some cached object uses it, and
-// forgets it when the last one is collected; entries of collected maps are
-// swept whenever the table has doubled since the last sweep. It costs about
-// 50 bytes per distinct live map.
+// Every table is bounded: two generations of entries, the older dropped
+// when the newer is full, and a lookup that finds an entry in the older
+// moves it to the newer, so what is still asked for stays. A value dropped
+// from a table stays alive as long as an object uses it (the next equal
+// value gets a canonical copy of its own, so sharing is partial after
+// churn, never wrong), and one no object uses any more is held at most
+// until two generations have passed.
 //
-// Strings and the other values that repeat are few and hot (namespaces,
-// label keys, the container shapes of a cluster's charts; a label value
-// naming one workload repeats only within its own objects, which arrive
-// together, and otherwise falls out): their tables are bounded,
-// two generations of at most internLimit entries each, the older dropped
-// when the newer is full. A value dropped from them stays alive as long as
-// an object uses it (the next equal value gets a canonical copy of its own,
-// so sharing is partial after churn, never wrong), and one no object uses
-// any more is held at most until two generations have passed.
+// Maps are the most numerous shared values (one per ReplicaSet's pods, per
+// workload, per selector), and an object's map must be found again long
+// after an equal one was cached: a pod's status update decodes its labels
+// anew, in no particular order. So their generations are as large as the
+// distinct maps of a large cluster (mapLimit). Strings and the other values
+// that repeat are few and hot (namespaces, label keys, the container shapes
+// of a cluster's charts; a label value naming one workload repeats only
+// within its own objects, which arrive together, and otherwise falls out):
+// their generations are of at most internLimit entries.
 //
 // Values are found by content, so deletes and updates need no bookkeeping:
 // an updated object's values are interned anew.
@@ -58,20 +55,27 @@ type interner struct {
 	mu      sync.Mutex
 	seed    maphash.Seed
 	strings generations[string, string]
-	labels  weakMaps
+	labels  generations[uint64, map[string]string]
 	values  generations[uint64, []any]
 }
 
-// internLimit is the size of each generation of the bounded tables: large
-// enough for a cluster's namespaces, label keys and container shapes, small
-// enough that the tables stay well under a MiB.
+// internLimit is the size of each generation of the string and value
+// tables: large enough for a cluster's namespaces, label keys and container
+// shapes, small enough that the tables stay well under a MiB.
 const internLimit = 2048
+
+// mapLimit is the size of each generation of the map table: the distinct
+// label maps of 10,000 workloads (their own, their selectors') and of the
+// ReplicaSets of 50,000 pods fit in two. The table itself costs under
+// 40 bytes an entry; what it can keep alive after churn is the maps of
+// deleted objects, at most 2×mapLimit of them.
+const mapLimit = 16384
 
 func newInterner() *interner {
 	return &interner{
 		seed:    maphash.MakeSeed(),
 		strings: generations[string, string]{limit: 2 * internLimit},
-		labels:  weakMaps{entries: map[uint64]weak.Pointer[mapHeader]{}, sweepAt: minSweep},
+		labels:  generations[uint64, map[string]string]{limit: mapLimit},
 		values:  generations[uint64, []any]{limit: internLimit},
 	}
 }
@@ -96,50 +100,9 @@ func (g *generations[K, V]) get(k K) (V, bool) {
 
 func (g *generations[K, V]) put(k K, v V) {
 	if g.newer == nil || len(g.newer) >= g.limit {
-		g.older, g.newer = g.newer, make(map[K]V, g.limit)
+		g.older, g.newer = g.newer, map[K]V{}
 	}
 	g.newer[k] = v
-}
-
-// weakMaps holds canonical maps by the hash of their content, weakly.
-type weakMaps struct {
-	entries map[uint64]weak.Pointer[mapHeader]
-	// sweepAt is the size at which entries of collected maps are dropped.
-	sweepAt int
-}
-
-// minSweep is the smallest table that is swept.
-const minSweep = 1024
-
-// mapHeader stands for the object a map value points to: a Go map is one
-// pointer to a heap object that lives as long as the map does.
-type mapHeader struct{ _ byte }
-
-func headerOf(m map[string]string) *mapHeader {
-	return (*mapHeader)(reflect.ValueOf(m).UnsafePointer())
-}
-
-func mapOf(h *mapHeader) map[string]string { return *(*map[string]string)(unsafe.Pointer(&h)) }
-
-// get is the live canonical map of hash h, if any.
-func (t *weakMaps) get(h uint64) map[string]string {
-	if p := t.entries[h].Value(); p != nil {
-		return mapOf(p)
-	}
-	return nil
-}
-
-func (t *weakMaps) put(h uint64, m map[string]string) {
-	t.entries[h] = weak.Make(headerOf(m))
-	if len(t.entries) < t.sweepAt {
-		return
-	}
-	for k, p := range t.entries {
-		if p.Value() == nil {
-			delete(t.entries, k)
-		}
-	}
-	t.sweepAt = max(2*len(t.entries), minSweep)
 }
 
 // str is the canonical copy of s.
@@ -165,7 +128,7 @@ func (in *interner) stringMap(m map[string]string) map[string]string {
 	for k, v := range m {
 		h += maphash.Comparable(in.seed, [2]string{k, v}) // in any order
 	}
-	if c := in.labels.get(h); c != nil {
+	if c, ok := in.labels.get(h); ok {
 		if maps.Equal(c, m) {
 			return c
 		}

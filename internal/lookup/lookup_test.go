@@ -410,49 +410,28 @@ func TestCacheTransformsDropWhatNoLookupReads(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, podMetadata(), out, "a pod statekeeper did not stamp keeps no annotations")
 
-	out, err = transformOf(t, &corev1.Namespace{})(&corev1.Namespace{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: "shop", UID: "u", ResourceVersion: "7",
-			Labels:        map[string]string{policy.LabelMode: "warn"},
-			Annotations:   map[string]string{"note": "x"},
-			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
-		},
-		Spec:   corev1.NamespaceSpec{Finalizers: []corev1.FinalizerName{corev1.FinalizerKubernetes}},
-		Status: corev1.NamespaceStatus{Phase: corev1.NamespaceActive},
-	})
-	require.NoError(t, err)
-	assert.Equal(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
-		Name: "shop", UID: "u", ResourceVersion: "7", Labels: map[string]string{policy.LabelMode: "warn"},
-	}}, out, "namespaces keep their metadata without annotations")
-
 	owner := metav1.OwnerReference{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "db", UID: "s"}
-	ports := []corev1.ServicePort{{Name: "sql", Port: 3306, Protocol: corev1.ProtocolTCP}}
-	out, err = transformOf(t, &corev1.Service{})(&corev1.Service{
+	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: "shop", Name: "db-headless", UID: "u", ResourceVersion: "7",
 			Labels:          map[string]string{policy.LabelManagedBy: policy.ManagerName},
-			Annotations:     map[string]string{lastApplied: "{}"},
+			Annotations:     map[string]string{lastApplied: "{}", "note": "x"},
 			OwnerReferences: []metav1.OwnerReference{owner},
 			ManagedFields:   []metav1.ManagedFieldsEntry{{Manager: "statekeeper"}},
 		},
 		Spec: corev1.ServiceSpec{
 			Type: corev1.ServiceTypeClusterIP, ClusterIP: corev1.ClusterIPNone, ClusterIPs: []string{corev1.ClusterIPNone},
-			Selector: map[string]string{"app": "db"}, Ports: ports, PublishNotReadyAddresses: true,
-			IPFamilies: []corev1.IPFamily{corev1.IPv4Protocol}, SessionAffinity: corev1.ServiceAffinityNone,
+			Selector: map[string]string{"app": "db"}, Ports: []corev1.ServicePort{{Name: "sql", Port: 3306, Protocol: corev1.ProtocolTCP}},
+			PublishNotReadyAddresses: true, IPFamilies: []corev1.IPFamily{corev1.IPv4Protocol}, SessionAffinity: corev1.ServiceAffinityNone,
 		},
 		Status: corev1.ServiceStatus{Conditions: []metav1.Condition{{Type: "x"}}},
-	})
+	}
+	wantService := svc.DeepCopy()
+	wantService.ManagedFields = nil
+	wantService.Annotations = map[string]string{"note": "x"}
+	out, err = CacheOptions().DefaultTransform(svc)
 	require.NoError(t, err)
-	assert.Equal(t, &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{
-			Namespace: "shop", Name: "db-headless", UID: "u", ResourceVersion: "7",
-			Labels:          map[string]string{policy.LabelManagedBy: policy.ManagerName},
-			OwnerReferences: []metav1.OwnerReference{owner},
-		},
-		Spec: corev1.ServiceSpec{
-			ClusterIP: corev1.ClusterIPNone, Selector: map[string]string{"app": "db"}, Ports: ports, PublishNotReadyAddresses: true,
-		},
-	}, out, "services keep what the headless-conflict rule and the reconciler read")
+	assert.Equal(t, wantService, out, "other kinds lose only managedFields and the last-applied annotation")
 }
 
 // transformOf is the cache transform of obj's type.

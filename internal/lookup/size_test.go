@@ -1,6 +1,7 @@
 package lookup
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -22,6 +23,9 @@ import (
 //
 //	go test ./internal/lookup -run '^$' -bench CachedBytes -benchtime 1x
 //
+// Each kind is measured with the cache's transform (all), without the
+// interner (unshared), and with only managedFields and last-applied dropped
+// instead of the kind's own trim (untrimmed): what each transform saves.
 // The objects are distinct decodes, so that nothing is shared that the
 // informer would not share.
 func BenchmarkCachedBytes(b *testing.B) {
@@ -33,38 +37,58 @@ func BenchmarkCachedBytes(b *testing.B) {
 		fields map[string]client.IndexerFunc
 	}{
 		{"Deployment", 4000, servedDeployment, func() client.Object { return &appsv1.Deployment{} }, map[string]client.IndexerFunc{ComponentIndex: componentOf}},
+		{"Deployment-own-image", 4000, servedDeploymentOwnImage, func() client.Object { return &appsv1.Deployment{} }, map[string]client.IndexerFunc{ComponentIndex: componentOf}},
 		{"StatefulSet", 2000, servedStatefulSet, func() client.Object { return &appsv1.StatefulSet{} }, map[string]client.IndexerFunc{ComponentIndex: componentOf}},
 		{"Pod", benchPods, servedPod, func() client.Object { return podMetadata() }, nil},
 	} {
-		b.Run(tc.name, func(b *testing.B) {
-			transform := cacheTransform(tc.newObj())
-			served := make([][]byte, tc.n)
-			for i := range served {
-				served[i] = tc.served(i)
-			}
-			for range b.N {
-				store := toolscache.NewIndexer(toolscache.MetaNamespaceKeyFunc, indexers(tc.fields))
-				retained := retainedBytes(func() {
-					for _, raw := range served {
-						obj := tc.newObj()
-						if err := json.Unmarshal(raw, obj); err != nil {
-							b.Fatal(err)
+		served := make([][]byte, tc.n)
+		for i := range served {
+			served[i] = tc.served(i)
+		}
+		own := ownTransform(tc.newObj())
+		for _, v := range []struct {
+			name      string
+			transform func() toolscache.TransformFunc
+		}{
+			{"all", func() toolscache.TransformFunc { return cacheTransform(tc.newObj()) }},
+			{"unshared", func() toolscache.TransformFunc { return own }},
+			{"untrimmed", func() toolscache.TransformFunc { return newInterner().sharing(stripUnread) }},
+		} {
+			b.Run(tc.name+"/"+v.name, func(b *testing.B) {
+				for range b.N {
+					transform := v.transform()
+					store := toolscache.NewIndexer(toolscache.MetaNamespaceKeyFunc, indexers(tc.fields))
+					retained := retainedBytes(func() {
+						for _, raw := range served {
+							obj := tc.newObj()
+							if err := json.Unmarshal(raw, obj); err != nil {
+								b.Fatal(err)
+							}
+							cached, err := transform(obj)
+							if err != nil {
+								b.Fatal(err)
+							}
+							if err := store.Add(cached); err != nil {
+								b.Fatal(err)
+							}
 						}
-						cached, err := transform(obj)
-						if err != nil {
-							b.Fatal(err)
-						}
-						if err := store.Add(cached); err != nil {
-							b.Fatal(err)
-						}
-					}
-				})
-				runtime.KeepAlive(store)
-				runtime.KeepAlive(served)
-				b.ReportMetric(float64(retained)/float64(tc.n), "B/obj")
-			}
-		})
+					})
+					runtime.KeepAlive(store)
+					b.ReportMetric(float64(retained)/float64(tc.n), "B/obj")
+				}
+			})
+		}
 	}
+}
+
+// ownTransform is the transform of obj's kind without the interner.
+func ownTransform(obj client.Object) toolscache.TransformFunc {
+	for _, t := range transforms {
+		if reflect.TypeOf(t.obj()) == reflect.TypeOf(obj) && sameKind(t.obj(), obj) {
+			return t.transform
+		}
+	}
+	return stripUnread
 }
 
 // indexers are those controller-runtime's informer keeps: the namespace
@@ -126,6 +150,13 @@ func servedDeployment(i int) []byte {
 "status":{"observedGeneration":1,"conditions":[{"type":"Available","status":"True","lastUpdateTime":"2026-12-01T07:12:01Z","lastTransitionTime":"2026-12-01T07:12:01Z","reason":"MinimumReplicasAvailable","message":"Deployment has minimum availability."},
 {"type":"Progressing","status":"True","lastUpdateTime":"2026-12-01T07:12:01Z","lastTransitionTime":"2026-12-01T07:12:01Z","reason":"NewReplicaSetAvailable","message":"ReplicaSet \"%[1]s-5d8f9c7b6d\" has successfully progressed."}]}}`,
 		name, benchNamespace, uid(1, i), 100000+i, managedFieldsJSON)
+}
+
+// servedDeploymentOwnImage is servedDeployment with an image of its own, as
+// the Deployments of a real cluster have: their containers are not equal
+// until trimmed.
+func servedDeploymentOwnImage(i int) []byte {
+	return bytes.Replace(servedDeployment(i), []byte("registry.example/web:3.1.4"), fmt.Appendf(nil, "registry.example/web-%05d:3.1.4", i), 1)
 }
 
 // servedStatefulSet is hack/measure/cachesize's stateful-multi StatefulSet
