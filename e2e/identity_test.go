@@ -130,7 +130,7 @@ func TestStableIdentity(t *testing.T) {
 }
 
 // eventuallyHeadlessService waits for the Service statekeeper's reconciler
-// keeps for sts (SPEC §3) and checks all of it that the contract names.
+// keeps for sts (docs/spec.md §3) and checks all of it that the contract names.
 func (n *namespace) eventuallyHeadlessService(name string, sts *appsv1.StatefulSet, wantPorts []corev1.ServicePort) *corev1.Service {
 	n.t.Helper()
 	var svc corev1.Service
@@ -224,7 +224,7 @@ func (n *namespace) eventuallyPodsGone(selector map[string]string) {
 	})
 }
 
-// identityOf is the pod's statekeeper identity annotations (SPEC §5).
+// identityOf is the pod's statekeeper identity annotations (docs/spec.md §5).
 func identityOf(pod *corev1.Pod) map[string]string {
 	out := map[string]string{}
 	for k, v := range pod.Annotations {

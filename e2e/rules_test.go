@@ -19,8 +19,8 @@ import (
 	"github.com/statekeeper/statekeeper/test/workloads"
 )
 
-// The rules of SPEC §4 as kubectl's users meet them. Each test asserts the
-// rule IDs kubectl printed (and, where SPEC quotes one, the whole message),
+// The rules of docs/spec.md §4 as kubectl's users meet them. Each test asserts the
+// rule IDs kubectl printed (and, where docs/spec.md quotes one, the whole message),
 // then that the cluster stored what was admitted and nothing else.
 
 func TestSingleInstance(t *testing.T) {

@@ -19,7 +19,7 @@
 // names files in install order meets the same decisions.)
 //
 // Deployments and StatefulSets are mutated and validated, HPAs validated, and
-// pods stamped with their identity (SPEC §5) when their controller reference
+// pods stamped with their identity (docs/spec.md §5) when their controller reference
 // (controller: true; the uid may be left out) names a stateful-* StatefulSet
 // installed before them. Each reviewed object prints one line per denial or
 // warning, or one line saying that it is allowed:
@@ -66,7 +66,7 @@
 //
 // Each admitted stateful-* StatefulSet of a namespace statekeeper acts in
 // (enforce, warn) comes with the headless Service the reconciler creates for
-// it (SPEC §3), unless the input holds a Service of that name, and each
+// it (docs/spec.md §3), unless the input holds a Service of that name, and each
 // stateful-multi one with the PodDisruptionBudget the reconciler creates,
 // unless the input holds a budget that covers its pods or holds its name.
 // That Service carries no owner reference when the StatefulSet has no uid (a

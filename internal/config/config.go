@@ -52,7 +52,7 @@ type Config struct {
 
 	// Namespace is statekeeper's own namespace; it is always excluded.
 	Namespace string
-	// ExcludedNamespaces are never reviewed (SPEC §6).
+	// ExcludedNamespaces are never reviewed (docs/spec.md §6).
 	ExcludedNamespaces []string
 	// DefaultMode applies to namespaces without the statekeeper.io/mode label.
 	DefaultMode policy.Mode
@@ -87,7 +87,7 @@ type Config struct {
 // DefaultExcludedNamespaces are the system namespaces statekeeper never reviews.
 var DefaultExcludedNamespaces = []string{"kube-system", "kube-public", "kube-node-lease"}
 
-// Default returns the configuration of SPEC §7 with no flags given.
+// Default returns the configuration of docs/spec.md §7 with no flags given.
 func Default() Config {
 	return Config{
 		WebhookPort:            9443,

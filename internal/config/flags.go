@@ -11,7 +11,7 @@ import (
 	"github.com/statekeeper/statekeeper/internal/policy"
 )
 
-// Flag names (SPEC §7). Each has the environment twin EnvName(flag).
+// Flag names (docs/spec.md §7). Each has the environment twin EnvName(flag).
 const (
 	FlagWebhookHost             = "webhook-host"
 	FlagWebhookPort             = "webhook-port"

@@ -11,7 +11,7 @@ type RuleDoc struct {
 	On, What string
 }
 
-// Rules is every rule ID statekeeper reports, in the order of SPEC §4's
+// Rules is every rule ID statekeeper reports, in the order of docs/spec.md §4's
 // table, then the rules it adds. It is the one list: the README's table is
 // tested against it, and the integration and e2e suites fail when a rule is
 // missing from their tests. A new rule is a constant in types.go and a row here.

@@ -12,7 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// Pod annotations statekeeper writes (SPEC §5).
+// Pod annotations statekeeper writes (docs/spec.md §5).
 const (
 	AnnotationOrdinal     = "statekeeper.io/ordinal"
 	AnnotationHostname    = "statekeeper.io/hostname"
@@ -25,7 +25,7 @@ const (
 	AnnotationPeersReplicas = "statekeeper.io/peers-replicas"
 )
 
-// Environment variables injected with statekeeper.io/inject-env (SPEC §5).
+// Environment variables injected with statekeeper.io/inject-env (docs/spec.md §5).
 const (
 	EnvOrdinal     = "STATEKEEPER_ORDINAL"
 	EnvFQDN        = "STATEKEEPER_FQDN"
@@ -85,7 +85,7 @@ func StatefulSetOwner(pod *corev1.Pod) (string, bool) {
 	return ref.Name, true
 }
 
-// StampStatefulPod is the whole pod-stamping decision (SPEC §5) for a pod
+// StampStatefulPod is the whole pod-stamping decision (docs/spec.md §5) for a pod
 // controlled by owner, whose spec.serviceName names svc (nil when no Service
 // of that name exists): managed is false, and there is nothing to do, unless
 // owner is a stateful-* StatefulSet; otherwise the patch stamps the pod's

@@ -48,7 +48,7 @@ func TestPodIdentity(t *testing.T) {
 		want          Identity
 	}{
 		{
-			name:          "SPEC example: ordinal from the name, start 0",
+			name:          "spec example: ordinal from the name, start 0",
 			pod:           identityPod("db-1", nil),
 			owner:         identitySTS("db", ptr.To[int32](2), nil, "db-headless"),
 			clusterDomain: "cluster.local",
@@ -242,7 +242,7 @@ func TestPodIdentityNamespaceFromOwner(t *testing.T) {
 	}, got)
 }
 
-// stampIdentity is the SPEC §5 example: pod db-1 of a two-replica "db".
+// stampIdentity is the docs/spec.md §5 example: pod db-1 of a two-replica "db".
 var stampIdentity = Identity{
 	Replicas: 2,
 	Ordinal:  1, Hostname: "db-1", Service: "db-headless",

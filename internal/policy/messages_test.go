@@ -7,7 +7,7 @@ import (
 	"k8s.io/utils/ptr"
 )
 
-// The denials quoted in SPEC §4 are part of the contract: users and scripts
+// The denials quoted in docs/spec.md §4 are part of the contract: users and scripts
 // read them.
 func TestSpecQuotedDenials(t *testing.T) {
 	single := ValidateWorkload(WorkloadRequest{Operation: OpCreate,

@@ -12,7 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
-// Workload mutations (SPEC §2) are small mutators run in a fixed order; each
+// Workload mutations (docs/spec.md §2) are small mutators run in a fixed order; each
 // appends JSON patch operations against the raw request object to one shared
 // builder, and the list is returned at the end. The order, which is also the
 // order of the operations in the patch:
@@ -71,7 +71,7 @@ func Mutable(w Workload) bool {
 	return err == nil && t.Kind() == w.Kind && checkAnnotations(w).Allowed()
 }
 
-// MutateWorkload returns the JSON patch that SPEC §2 applies to a workload
+// MutateWorkload returns the JSON patch that docs/spec.md §2 applies to a workload
 // CREATE or UPDATE. Workloads that are unmanaged or not Mutable get none.
 func MutateWorkload(req WorkloadRequest, d Defaults) []jsonpatch.Operation {
 	w := req.Object

@@ -23,8 +23,8 @@ var (
 	pathVolumes     = field.NewPath("spec", "template", "spec", "volumes")
 )
 
-// ValidateWorkload applies the rules of SPEC §4 to a workload CREATE or
-// UPDATE. Denials come in the order of SPEC §4's table (single-instance,
+// ValidateWorkload applies the rules of docs/spec.md §4 to a workload CREATE or
+// UPDATE. Denials come in the order of docs/spec.md §4's table (single-instance,
 // kind-mismatch, kind-switch, type-change, quorum, headless-conflict), then
 // invalid-annotation; warnings are kind-switch, headless-conflict,
 // shared-claim, recreate-strategy, ephemeral-data, then unknown-key.
@@ -88,7 +88,7 @@ func checkEphemeralData(w Workload, t DeployType) Result {
 }
 
 // ValidateUnlabelledCreate applies the kind-switch rule to the CREATE of an
-// unlabelled workload: unmanaged itself (SPEC §1), it must still not strand
+// unlabelled workload: unmanaged itself (docs/spec.md §1), it must still not strand
 // the data of the other kind's managed workload of its component. Unmanaged
 // counterparts are not statekeeper's to guard. Its keys under statekeeper.io/
 // that statekeeper does not read are warned of (unknown-key): a misspelt

@@ -19,7 +19,7 @@ func ServiceNameOf(sts *appsv1.StatefulSet) string {
 }
 
 // HeadlessService is the Service statekeeper keeps for a stateful StatefulSet
-// (SPEC §3): headless, publishing not-ready pods so that peers resolve each
+// (docs/spec.md §3): headless, publishing not-ready pods so that peers resolve each
 // other before they are ready, selecting the StatefulSet's pods, exposing the
 // containers' named ports, and owned by the StatefulSet so that the garbage
 // collector deletes it with the StatefulSet.

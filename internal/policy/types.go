@@ -14,7 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
-// Keys of statekeeper's user API (SPEC §1).
+// Keys of statekeeper's user API (docs/spec.md §1).
 const (
 	LabelDeployType        = "statekeeper.io/deploy-type"
 	LabelComponent         = "statekeeper.io/component"
@@ -89,7 +89,7 @@ func (k Kind) Other() Kind {
 // Lower is the kind as kubectl prints it in resource names ("statefulset").
 func (k Kind) Lower() string { return strings.ToLower(string(k)) }
 
-// Mode is a namespace's enforcement mode (SPEC §6).
+// Mode is a namespace's enforcement mode (docs/spec.md §6).
 type Mode string
 
 const (
@@ -202,7 +202,7 @@ type KnownKey struct {
 
 // KnownKeys is every key under statekeeper.io/ and its places (a key with
 // two places has two rows): the one list the unknown-key rule judges a
-// workload's keys by (SPEC §1 and §5).
+// workload's keys by (docs/spec.md §1 and §5).
 var KnownKeys = []KnownKey{
 	{LabelDeployType, PlaceWorkloadLabel},
 	{LabelComponent, PlaceWorkloadLabel},

@@ -1,5 +1,5 @@
 // Package reconciler keeps the headless Service of every stateful StatefulSet
-// (SPEC §3). It is level-triggered, so it heals a deleted or edited Service
+// (docs/spec.md §3). It is level-triggered, so it heals a deleted or edited Service
 // and makes up for an admission call that never happened (a StatefulSet
 // created before statekeeper was installed). What the Service should be, and
 // what to do about the one that exists, is decided by policy.PlanHeadlessService;
@@ -75,7 +75,7 @@ type Reconciler struct {
 }
 
 // SetupWithManager registers statekeeper's controllers with mgr: the
-// headless Service (SPEC §3), the disruption budget, the pods' peers and the
+// headless Service (docs/spec.md §3), the disruption budget, the pods' peers and the
 // growth of injected claims. The manager's leader election applies: only
 // the leader reconciles. RBAC: the chart's ClusterRole.
 func SetupWithManager(mgr ctrl.Manager, opts Options) error {

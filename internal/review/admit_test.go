@@ -14,7 +14,7 @@ import (
 // with 2 replicas and the quorum annotation breaks three rules. The mutating
 // webhook, which the API server calls first, answers it with the whole
 // validation verdict, so the server, Admit (and with it `check`) name all
-// three, in the order of SPEC §4.
+// three, in the order of docs/spec.md §4.
 func TestAdmitReportsEveryViolatedRule(t *testing.T) {
 	engine := newEngine(testCluster(), "")
 	sts := statefulSet("ledger", "stateless-single", 2)

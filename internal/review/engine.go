@@ -75,18 +75,18 @@ func (r Resource) String() string {
 }
 
 // Mutate returns the JSON patch statekeeper applies to a workload CREATE or
-// UPDATE (SPEC §2, the /mutate webhook).
+// UPDATE (docs/spec.md §2, the /mutate webhook).
 func (e *Engine) Mutate(ctx context.Context, req Request) (Decision, error) {
 	return e.step(ctx, StepMutate, req)
 }
 
 // Validate judges a workload CREATE or UPDATE, a /scale update or an HPA
-// (SPEC §4, the /validate webhook).
+// (docs/spec.md §4, the /validate webhook).
 func (e *Engine) Validate(ctx context.Context, req Request) (Decision, error) {
 	return e.step(ctx, StepValidate, req)
 }
 
-// StampPod stamps the stable identity of SPEC §5 on a pod CREATE (the
+// StampPod stamps the stable identity of docs/spec.md §5 on a pod CREATE (the
 // /mutate-pods webhook); see stampPod.
 func (e *Engine) StampPod(ctx context.Context, req Request) (Decision, error) {
 	return e.step(ctx, StepStamp, req)
@@ -168,7 +168,7 @@ func (e *Engine) workload(ctx context.Context, req Request, kind policy.Kind, st
 }
 
 // UnlabelledCreate judges the CREATE of an unlabelled workload by the
-// kind-switch rule (the /validate-unlabelled webhook): SPEC §1's unlabelled
+// kind-switch rule (the /validate-unlabelled webhook): docs/spec.md §1's unlabelled
 // workloads are not managed, but creating one must not strand the data of
 // the other kind's managed workload of its component; and its keys under
 // statekeeper.io/ that statekeeper does not read are warned of (unknown-key:
@@ -443,7 +443,7 @@ func (e *Engine) judgeParent(ctx context.Context, d *Decision, namespace string,
 }
 
 // InScope reports whether statekeeper acts in the namespace: it is not
-// excluded and its mode changes objects (enforce or warn, SPEC §6). The
+// excluded and its mode changes objects (enforce or warn, docs/spec.md §6). The
 // reconcilers ask it, so that an off or audit namespace gets no Services,
 // budgets, peers updates or grown claims either.
 func (e *Engine) InScope(ctx context.Context, namespace string) (bool, error) {

@@ -22,7 +22,7 @@ const (
 	reasonAuditOnly       = "its namespace is in audit mode, where statekeeper changes nothing"
 )
 
-// stampPod stamps the stable identity of SPEC §5 on a pod CREATE (the
+// stampPod stamps the stable identity of docs/spec.md §5 on a pod CREATE (the
 // /mutate-pods webhook, Engine.StampPod): the pod's controller is looked up by name, so pods
 // of StatefulSets created before statekeeper was installed are stamped too.
 //

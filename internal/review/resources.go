@@ -19,11 +19,11 @@ import (
 type Step int
 
 const (
-	// StepMutate is /mutate: workload mutations (SPEC §2).
+	// StepMutate is /mutate: workload mutations (docs/spec.md §2).
 	StepMutate Step = 1 << iota
-	// StepStamp is /mutate-pods: pod identity stamping (SPEC §5).
+	// StepStamp is /mutate-pods: pod identity stamping (docs/spec.md §5).
 	StepStamp
-	// StepValidate is /validate: the rules of SPEC §4.
+	// StepValidate is /validate: the rules of docs/spec.md §4.
 	StepValidate
 	// StepUnlabelled is /validate-unlabelled: the kind-switch rule on the
 	// CREATE of an unlabelled workload, which the other webhooks' object

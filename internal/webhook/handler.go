@@ -43,7 +43,7 @@ func newHandler(name string, step review.Step, judge reviewFunc, log logr.Logger
 	return &Handler{name: name, step: step, review: judge, log: log.WithValues("webhook", name), metrics: metrics}
 }
 
-// NewMutator returns the handler of /mutate: workload mutations (SPEC §2).
+// NewMutator returns the handler of /mutate: workload mutations (docs/spec.md §2).
 // log is the base logger; Handle logs through the request logger in the
 // context when there is one (Webhook puts h's own there). metrics may be
 // nil (nothing is counted).
@@ -52,19 +52,19 @@ func NewMutator(engine *review.Engine, log logr.Logger, metrics *Metrics) *Handl
 }
 
 // NewPodMutator returns the handler of /mutate-pods: identity stamping of
-// the pods of stateful-* StatefulSets (SPEC §5).
+// the pods of stateful-* StatefulSets (docs/spec.md §5).
 func NewPodMutator(engine *review.Engine, log logr.Logger, metrics *Metrics) *Handler {
 	return newHandler(PathMutatePods, review.StepStamp, engine.StampPod, log, metrics)
 }
 
 // NewValidator returns the handler of /validate: workload rules, /scale and
-// HPAs (SPEC §4).
+// HPAs (docs/spec.md §4).
 func NewValidator(engine *review.Engine, log logr.Logger, metrics *Metrics) *Handler {
 	return newHandler(PathValidate, review.StepValidate, engine.Validate, log, metrics)
 }
 
 // NewUnlabelledValidator returns the handler of /validate-unlabelled: the
-// kind-switch rule on unlabelled workload CREATEs (SPEC §1, §4).
+// kind-switch rule on unlabelled workload CREATEs (docs/spec.md §1, §4).
 func NewUnlabelledValidator(engine *review.Engine, log logr.Logger, metrics *Metrics) *Handler {
 	return newHandler(PathValidateUnlabelled, review.StepUnlabelled, engine.UnlabelledCreate, log, metrics)
 }

@@ -11,7 +11,7 @@ import (
 // Webhook paths; the chart's webhook configurations point at them (docs/architecture.md).
 const (
 	PathMutate = "/mutate"
-	// PathMutatePods is where pod identity stamping (SPEC §5) is served.
+	// PathMutatePods is where pod identity stamping (docs/spec.md §5) is served.
 	PathMutatePods = "/mutate-pods"
 	PathValidate   = "/validate"
 	// PathValidateUnlabelled is where the kind-switch rule judges unlabelled

@@ -515,7 +515,7 @@ func TestWebhooksPerNamespaceMode(t *testing.T) {
 		"warn":       {"statekeeper.io/mode": "warn"},
 		"audit":      {"statekeeper.io/mode": "audit"},
 		"off":        {"statekeeper.io/mode": "off"},
-		// An unknown value is enforced (SPEC §6), whatever the default.
+		// An unknown value is enforced (docs/spec.md §6), whatever the default.
 		"unknown": {"statekeeper.io/mode": "bogus"},
 	}
 	for _, defaultMode := range []string{"enforce", "warn", "audit", "off"} {
@@ -616,7 +616,7 @@ func renderOnly(t *testing.T, template string, values ...string) string {
 	return mustRender(t, append([]string{"--show-only", template}, values...)...)
 }
 
-// The server's flags and hardening as SPEC §7 and §8 name them.
+// The server's flags and hardening as docs/spec.md §7 and §8 name them.
 func TestDeployment(t *testing.T) {
 	deployment := decodeOne[appsv1.Deployment](t, renderOnly(t, "templates/deployment.yaml",
 		"--set", "config.defaultStorageClass=fast", "--set", "webhook.excludedNamespaces={kube-system,statekeeper}"), "Deployment")

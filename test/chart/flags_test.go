@@ -24,7 +24,7 @@ func TestDeploymentArgsAreServeFlags(t *testing.T) {
 	}
 }
 
-// The defaults reach the binary as SPEC §7 and the chart's values.yaml say.
+// The defaults reach the binary as docs/spec.md §7 and the chart's values.yaml say.
 func TestDefaultDeploymentConfig(t *testing.T) {
 	got := parseServeArgs(t, renderOnly(t, "templates/deployment.yaml"))
 

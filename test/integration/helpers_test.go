@@ -347,12 +347,12 @@ func requireDenial(t *testing.T, err error, want denial) {
 	assert.Equal(t, want.status(), got)
 }
 
-// singleInstanceMessage is SPEC §4's denial of a replica count on a *-single workload.
+// singleInstanceMessage is docs/spec.md §4's denial of a replica count on a *-single workload.
 func singleInstanceMessage(kind policy.Kind, name string, deployType policy.DeployType, replicas int32) string {
 	return fmt.Sprintf("%s %q is %s: replicas must be 0 or 1, got %d [%s]", kind.Lower(), name, deployType, replicas, policy.RuleSingleInstance)
 }
 
-// kindSwitchMessage is SPEC §4's kind-switch denial; refs are as kubectl
+// kindSwitchMessage is docs/spec.md §4's kind-switch denial; refs are as kubectl
 // names objects (`deployment "db"`).
 func kindSwitchMessage(runningRef, component, creatingRef string) string {
 	return fmt.Sprintf("%s (component %q) is running with persistent volumes; scale it to 0 and back up its data before creating %s [%s]",

@@ -60,7 +60,7 @@ func TestKindSwitch(t *testing.T) {
 			wantWarning: `statefulset "db" (component "db") is scaled to 0 but keeps its data in claims "data-db-*"; ` +
 				`deployment "db" mounts storage differently and will not reuse them: back up the data first [kind-switch]`,
 		},
-		// SPEC §1: unlabelled workloads are not managed, but the kind-switch
+		// docs/spec.md §1: unlabelled workloads are not managed, but the kind-switch
 		// rule guards a managed workload's data from them too, through the
 		// webhook entry for unlabelled workload CREATEs.
 		{

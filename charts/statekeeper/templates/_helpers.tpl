@@ -218,7 +218,7 @@ Fields shared by every webhook: scope, protocol and timeout, and the
 namespaces of one mode group (see statekeeper.modeGroups), or of "all" modes
 but off (the pod webhook, which behaves the same in every mode).
 Usage: include "statekeeper.webhookCommon" (list . "enforce")
-An unknown mode label is enforced (SPEC §6), so the enforce group is "not off
+An unknown mode label is enforced (docs/spec.md §6), so the enforce group is "not off
 and not a warn mode", narrowed to labelled namespaces when unlabelled ones
 default to another mode.
 */}}
