@@ -3,9 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"strconv"
@@ -20,6 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
+
+	"github.com/statekeeper/statekeeper/hack/measure/internal/cpuprofile"
 )
 
 // server is one process the webhooks can point at.
@@ -32,32 +32,11 @@ type server struct {
 	pprofAddr string
 }
 
-// profile starts a CPU profile of the process over d and returns what waits
-// for it and writes it to path.
+// profile starts a CPU profile of the process over d (plus a second, so
+// that the profile covers all of it) and returns what waits for it and
+// writes it to path.
 func (s *server) profile(ctx context.Context, path string, d time.Duration) func() error {
-	done := make(chan error, 1)
-	go func() {
-		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", s.pprofAddr, int(d.Seconds())+1)
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			done <- err
-			return
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			done <- err
-			return
-		}
-		defer resp.Body.Close()
-		f, err := os.Create(path)
-		if err != nil {
-			done <- err
-			return
-		}
-		_, err = io.Copy(f, resp.Body)
-		done <- errors.Join(err, f.Close())
-	}()
-	return func() error { return <-done }
+	return cpuprofile.Start(ctx, s.pprofAddr, d+time.Second, path)
 }
 
 // admissions is how many admission requests the process has answered:
