@@ -122,6 +122,12 @@ start() {
 		--show-only templates/mutatingwebhookconfiguration.yaml \
 		--show-only templates/validatingwebhookconfiguration.yaml >"$WEBHOOKS"
 
+	# The PolicyReport CRD the background audit writes to, as the chart
+	# installs it; `make stop` keeps it, as `helm uninstall` does.
+	"$HELM" template statekeeper "$REPO/charts/statekeeper" --namespace "$NAMESPACE" \
+		--show-only templates/policyreport-crd.yaml | kubectl apply --server-side -f - >/dev/null
+	kubectl wait --for condition=established --timeout 30s crd/policyreports.wgpolicyk8s.io >/dev/null
+
 	"$STATEKEEPER" serve \
 		--kubeconfig "$KUBECONFIG_LOCAL" \
 		--cert-dir "$CERT_DIR" \
