@@ -28,12 +28,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -45,6 +43,8 @@ import (
 	"github.com/statekeeper/statekeeper/hack/measure/internal/servecmd"
 	skwebhook "github.com/statekeeper/statekeeper/internal/webhook"
 	"github.com/statekeeper/statekeeper/test/podproc"
+
+	"github.com/statekeeper/statekeeper/hack/measure/internal/command"
 )
 
 type options struct {
@@ -63,14 +63,14 @@ type options struct {
 func main() {
 	// The baselines are this binary with a server subcommand.
 	if len(os.Args) == 4 && os.Args[1] == serveNoopTLS {
-		exitOn(runNoopTLS(os.Args[2], os.Args[3]))
+		command.Exit("saturation", runNoopTLS(os.Args[2], os.Args[3]))
 	}
 	if len(os.Args) == 4 && os.Args[1] == serveNoopWebhook {
 		port, err := strconv.Atoi(os.Args[2])
 		if err == nil {
 			err = runNoopWebhook("127.0.0.1", port, os.Args[3])
 		}
-		exitOn(err)
+		command.Exit("saturation", err)
 	}
 
 	var o options
@@ -98,17 +98,7 @@ func main() {
 		fs.Usage()
 		os.Exit(2)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	exitOn(run(ctx, o))
-}
-
-func exitOn(err error) {
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "saturation:", err)
-		os.Exit(1)
-	}
-	os.Exit(0)
+	command.Run("saturation", func(ctx context.Context) error { return run(ctx, o) })
 }
 
 func run(ctx context.Context, o options) (err error) {

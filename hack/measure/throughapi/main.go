@@ -34,12 +34,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -53,6 +51,8 @@ import (
 	"github.com/statekeeper/statekeeper/hack/measure/internal/servecmd"
 	skserver "github.com/statekeeper/statekeeper/internal/server"
 	"github.com/statekeeper/statekeeper/test/podproc"
+
+	"github.com/statekeeper/statekeeper/hack/measure/internal/command"
 )
 
 type options struct {
@@ -71,7 +71,7 @@ func main() {
 		if err == nil {
 			err = runBaseline(os.Args[2], port, os.Args[4], os.Args[5], os.Args[6])
 		}
-		exitOn(err)
+		command.Exit("throughapi", err)
 	}
 	var o options
 	fs := flag.NewFlagSet("throughapi", flag.ExitOnError)
@@ -102,17 +102,7 @@ func main() {
 		fs.Usage()
 		os.Exit(2)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	exitOn(run(ctx, o))
-}
-
-func exitOn(err error) {
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "throughapi:", err)
-		os.Exit(1)
-	}
-	os.Exit(0)
+	command.Run("throughapi", func(ctx context.Context) error { return run(ctx, o) })
 }
 
 func logf(format string, args ...any) {
