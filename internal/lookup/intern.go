@@ -1,10 +1,10 @@
 package lookup
 
 import (
-	"encoding/json"
+	"bytes"
+	"encoding/binary"
 	"hash/maphash"
 	"maps"
-	"reflect"
 	"slices"
 	"sync"
 
@@ -57,6 +57,9 @@ type interner struct {
 	strings generations[string, string]
 	labels  generations[uint64, map[string]string]
 	values  generations[uint64, []any]
+	// scratch and other are buffers for the encodings of values: the one
+	// looked up and an entry compared with it.
+	scratch, other []byte
 }
 
 // internLimit is the size of each generation of the string and value
@@ -142,36 +145,64 @@ func (in *interner) stringMap(m map[string]string) map[string]string {
 	return c
 }
 
-// value is the canonical copy of v, equal by reflect.DeepEqual: a slice or
-// pointer of API types, which encoding/json encodes for the hash.
-func value[T any](in *interner, v T) T {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return v // not for sharing; the API types always encode
-	}
-	h := maphash.Bytes(in.seed, b)
-	bucket, _ := in.values.get(h)
-	for _, c := range bucket {
-		if reflect.DeepEqual(c, v) {
-			return c.(T)
-		}
-	}
-	in.values.put(h, append(slices.Clip(bucket), any(v)))
-	return v
+// marshaler is what the API types' generated protobuf code gives every
+// struct: its encoding, without reflection.
+type marshaler[T any] interface {
+	*T
+	Size() int
+	MarshalToSizedBuffer([]byte) (int, error)
 }
 
-func sharedSlice[T any](in *interner, s []T) []T {
+// encode appends to buf the protobuf encodings of items, each preceded by
+// its length. Equal values encode equal (maps in key order); values that
+// encode equal are equal as the API sees them (equality.Semantic, to which
+// a nil and an empty list are the same) and as JSON (the API's lists are
+// omitted when empty), which is all any reader of the cache can tell.
+func encode[T any, P marshaler[T]](buf []byte, items []T) ([]byte, bool) {
+	for i := range items {
+		p := P(&items[i])
+		n := p.Size()
+		buf = binary.AppendUvarint(buf, uint64(n))
+		buf = slices.Grow(buf, n)
+		if _, err := p.MarshalToSizedBuffer(buf[len(buf) : len(buf)+n]); err != nil {
+			return buf, false // not for sharing; the API types always encode
+		}
+		buf = buf[:len(buf)+n]
+	}
+	return buf, true
+}
+
+// sharedSlice is the canonical copy of a slice of API structs: an entry
+// that encodes alike, or s, which becomes one. The protobuf encoding the API
+// types generate is found and compared without reflection, which made this
+// the informers' costliest step.
+func sharedSlice[T any, P marshaler[T]](in *interner, s []T) []T {
 	if len(s) == 0 {
 		return s
 	}
-	return value(in, s)
+	var ok bool
+	if in.scratch, ok = encode[T, P](in.scratch[:0], s); !ok {
+		return s
+	}
+	h := maphash.Bytes(in.seed, in.scratch)
+	bucket, _ := in.values.get(h)
+	for _, c := range bucket {
+		if c, same := c.([]T); same {
+			if in.other, _ = encode[T, P](in.other[:0], c); bytes.Equal(in.other, in.scratch) {
+				return c
+			}
+		}
+	}
+	in.values.put(h, append(slices.Clip(bucket), any(s)))
+	return s
 }
 
-func sharedPtr[T any](in *interner, p *T) *T {
+// sharedPtr is the canonical copy of a pointer to an API struct.
+func sharedPtr[T any, P marshaler[T]](in *interner, p P) P {
 	if p == nil {
 		return p
 	}
-	return value(in, p)
+	return &sharedSlice[T, P](in, []T{*p})[0]
 }
 
 // meta shares what the object's metadata has in common with others'.
@@ -195,7 +226,6 @@ func (in *interner) object(obj any) {
 	case *appsv1.Deployment:
 		in.meta(&o.TypeMeta, &o.ObjectMeta)
 		s := &o.Spec
-		s.Replicas, s.RevisionHistoryLimit, s.ProgressDeadlineSeconds = sharedPtr(in, s.Replicas), sharedPtr(in, s.RevisionHistoryLimit), sharedPtr(in, s.ProgressDeadlineSeconds)
 		s.Selector = in.selector(s.Selector)
 		in.podTemplate(&s.Template)
 		s.Strategy.Type = appsv1.DeploymentStrategyType(in.str(string(s.Strategy.Type)))
@@ -203,7 +233,6 @@ func (in *interner) object(obj any) {
 	case *appsv1.StatefulSet:
 		in.meta(&o.TypeMeta, &o.ObjectMeta)
 		s := &o.Spec
-		s.Replicas, s.RevisionHistoryLimit = sharedPtr(in, s.Replicas), sharedPtr(in, s.RevisionHistoryLimit)
 		s.Selector = in.selector(s.Selector)
 		in.podTemplate(&s.Template)
 		s.VolumeClaimTemplates = sharedSlice(in, s.VolumeClaimTemplates)
