@@ -51,13 +51,24 @@ type options struct {
 	statefulSets    int
 	deployments     int
 	pods            int
-	parallel        int
+	// clusterShaped gives each Deployment an image of its own and a
+	// ClusterIP Service, as a cluster's applications have.
+	clusterShaped bool
+	parallel      int
 	namespace       string
 	gcs             int
 	goMemLimit      string
 	profileDir      string
 	settle, timeout time.Duration
 	observeTimeout  time.Duration
+}
+
+// image is the image of Deployment number i.
+func (o options) image(i int) string {
+	if o.clusterShaped {
+		return fmt.Sprintf("registry.example/%s:1.%d.0", deploymentName(i), i%7)
+	}
+	return "registry.example/web:3.1.4"
 }
 
 func main() {
@@ -76,6 +87,7 @@ func main() {
 	fs.StringVar(&o.namespace, "namespace", "statekeeper-measure-load", "namespace of the created workloads; created and deleted")
 	fs.IntVar(&o.statefulSets, "statefulsets", 1000, "stateful-multi StatefulSets to create (replicas 0; the reconciler makes a Service for each)")
 	fs.IntVar(&o.deployments, "deployments", 1000, "unmanaged Deployments to create")
+	fs.BoolVar(&o.clusterShaped, "cluster-shaped", false, "give each Deployment an image of its own and a ClusterIP Service, as a cluster's applications have (default: one image, no Service)")
 	fs.IntVar(&o.pods, "pods", 0, "pods of the Deployments to create (Pending, never scheduled)")
 	fs.StringVar(&o.goMemLimit, "gomemlimit", "", "GOMEMLIMIT of statekeeper (empty: none, as without a chart)")
 	fs.StringVar(&o.profileDir, "profile-dir", "", "directory for a heap profile and /proc smaps_rollup of statekeeper at each reading (empty: none)")
@@ -274,7 +286,11 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 	deployments := kube.AppsV1().Deployments(o.namespace)
 	err = timed(fmt.Sprintf("create %d Deployments", o.deployments), func() error {
 		return createAll(ctx, o.deployments, o.parallel, func(ctx context.Context, i int) error {
-			_, err := deployments.Create(ctx, deployment(o.namespace, deploymentName(i)), metav1.CreateOptions{})
+			name := deploymentName(i)
+			if _, err := deployments.Create(ctx, deployment(o.namespace, name, o.image(i)), metav1.CreateOptions{}); err != nil || !o.clusterShaped {
+				return err
+			}
+			_, err := kube.CoreV1().Services(o.namespace).Create(ctx, service(o.namespace, name), metav1.CreateOptions{})
 			return err
 		})
 	})

@@ -61,7 +61,7 @@ func statefulSet(namespace, name string) *appsv1.StatefulSet {
 
 // deployment is a workload statekeeper caches but does not manage: no
 // deploy-type label, replicas 0 (createPods makes pods shaped as its own).
-func deployment(namespace, name string) *appsv1.Deployment {
+func deployment(namespace, name, image string) *appsv1.Deployment {
 	selector := map[string]string{"app.kubernetes.io/name": name}
 	return &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{
@@ -74,13 +74,31 @@ func deployment(namespace, name string) *appsv1.Deployment {
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: selector},
 				Spec: corev1.PodSpec{Containers: []corev1.Container{
-					container("web", "registry.example/web:3.1.4",
+					container("web", image,
 						[]corev1.ContainerPort{{Name: "http", ContainerPort: 8080}, {Name: "metrics", ContainerPort: 9090}},
 						[]corev1.VolumeMount{{Name: "tmp", MountPath: "/tmp"}}),
 				},
 					Volumes:       []corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
 					SchedulerName: noScheduler,
 				},
+			},
+		},
+	}
+}
+
+// service is the ClusterIP Service in front of a Deployment, as a Helm chart
+// renders it (with --cluster-shaped).
+func service(namespace, name string) *corev1.Service {
+	return &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: namespace, Name: name,
+			Labels: map[string]string{"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "cachesize"},
+		},
+		Spec: corev1.ServiceSpec{
+			Selector: map[string]string{"app.kubernetes.io/name": name},
+			Ports: []corev1.ServicePort{
+				{Name: "http", Port: 80, TargetPort: intstr.FromString("http")},
+				{Name: "metrics", Port: 9090, TargetPort: intstr.FromString("metrics")},
 			},
 		},
 	}

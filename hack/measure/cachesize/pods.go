@@ -29,15 +29,16 @@ func createPods(ctx context.Context, kube kubernetes.Interface, o options, timed
 	pods := kube.CoreV1().Pods(o.namespace)
 	return timed(fmt.Sprintf("create %d pods of the %d Deployments", o.pods, o.deployments), func() error {
 		return createAll(ctx, o.pods, o.parallel, func(ctx context.Context, i int) error {
-			_, err := pods.Create(ctx, replicaSetPod(o.namespace, i%o.deployments, i/o.deployments), metav1.CreateOptions{})
+			_, err := pods.Create(ctx, replicaSetPod(o, i%o.deployments, i/o.deployments), metav1.CreateOptions{})
 			return err
 		})
 	})
 }
 
 // replicaSetPod is pod number n of Deployment number d.
-func replicaSetPod(namespace string, d, n int) *corev1.Pod {
-	owner := deployment(namespace, deploymentName(d))
+func replicaSetPod(o options, d, n int) *corev1.Pod {
+	namespace := o.namespace
+	owner := deployment(namespace, deploymentName(d), o.image(d))
 	hash := templateHash(owner.Name)
 	labels := map[string]string{"pod-template-hash": hash}
 	for k, v := range owner.Spec.Template.Labels {
