@@ -339,7 +339,7 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 	if r.sizes, r.events, err = measureKinds(ctx, kube, o.namespace, o.pods > 0); err != nil {
 		return err
 	}
-	if r.lastApplied.Deployment, err = lastAppliedBytes(deployment(o.namespace, deploymentName(0)), appsv1.SchemeGroupVersion.WithKind("Deployment")); err != nil {
+	if r.lastApplied.Deployment, err = lastAppliedBytes(deployment(o.namespace, deploymentName(0), o.image(0)), appsv1.SchemeGroupVersion.WithKind("Deployment")); err != nil {
 		return err
 	}
 	if r.lastApplied.StatefulSet, err = lastAppliedBytes(statefulSet(o.namespace, "db-00000"), appsv1.SchemeGroupVersion.WithKind("StatefulSet")); err != nil {
