@@ -47,14 +47,14 @@ import (
 )
 
 type options struct {
-	server          servecmd.Options
-	statefulSets    int
-	deployments     int
-	pods            int
+	server       servecmd.Options
+	statefulSets int
+	deployments  int
+	pods         int
 	// clusterShaped gives each Deployment an image of its own and a
-	// ClusterIP Service, as a cluster's applications have.
-	clusterShaped bool
-	parallel      int
+	// Service, as a cluster's applications have.
+	clusterShaped   bool
+	parallel        int
 	namespace       string
 	gcs             int
 	goMemLimit      string
@@ -87,7 +87,7 @@ func main() {
 	fs.StringVar(&o.namespace, "namespace", "statekeeper-measure-load", "namespace of the created workloads; created and deleted")
 	fs.IntVar(&o.statefulSets, "statefulsets", 1000, "stateful-multi StatefulSets to create (replicas 0; the reconciler makes a Service for each)")
 	fs.IntVar(&o.deployments, "deployments", 1000, "unmanaged Deployments to create")
-	fs.BoolVar(&o.clusterShaped, "cluster-shaped", false, "give each Deployment an image of its own and a ClusterIP Service, as a cluster's applications have (default: one image, no Service)")
+	fs.BoolVar(&o.clusterShaped, "cluster-shaped", false, "give each Deployment an image of its own and a Service, as a cluster's applications have (default: one image, no Service)")
 	fs.IntVar(&o.pods, "pods", 0, "pods of the Deployments to create (Pending, never scheduled)")
 	fs.StringVar(&o.goMemLimit, "gomemlimit", "", "GOMEMLIMIT of statekeeper (empty: none, as without a chart)")
 	fs.StringVar(&o.profileDir, "profile-dir", "", "directory for a heap profile and /proc smaps_rollup of statekeeper at each reading (empty: none)")

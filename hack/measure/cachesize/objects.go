@@ -86,8 +86,10 @@ func deployment(namespace, name, image string) *appsv1.Deployment {
 	}
 }
 
-// service is the ClusterIP Service in front of a Deployment, as a Helm chart
-// renders it (with --cluster-shaped).
+// service is the Service in front of a Deployment, as a Helm chart renders
+// it (with --cluster-shaped), but headless: the local cluster's service range
+// has room for 253 cluster IPs, and an allocated IP is two short strings of
+// the cached object.
 func service(namespace, name string) *corev1.Service {
 	return &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{
@@ -95,7 +97,8 @@ func service(namespace, name string) *corev1.Service {
 			Labels: map[string]string{"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "cachesize"},
 		},
 		Spec: corev1.ServiceSpec{
-			Selector: map[string]string{"app.kubernetes.io/name": name},
+			ClusterIP: corev1.ClusterIPNone,
+			Selector:  map[string]string{"app.kubernetes.io/name": name},
 			Ports: []corev1.ServicePort{
 				{Name: "http", Port: 80, TargetPort: intstr.FromString("http")},
 				{Name: "metrics", Port: 9090, TargetPort: intstr.FromString("metrics")},

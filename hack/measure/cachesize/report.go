@@ -20,7 +20,7 @@ func report(w io.Writer, r result) {
 		time.Now().UTC().Format(time.DateTime+" MST"), c.Namespaces, c.Deployments, c.StatefulSets,
 		c.Pods, c.Claims, c.ManagedServices, o.gcs)
 	if o.clusterShaped {
-		p("Each Deployment ran an image of its own and had a ClusterIP Service (--cluster-shaped).")
+		p("Each Deployment ran an image of its own and had a headless Service (--cluster-shaped).")
 	}
 	if o.goMemLimit != "" {
 		p("statekeeper ran with GOMEMLIMIT=%s.", o.goMemLimit)
