@@ -35,8 +35,8 @@ type mutateCase struct {
 	wantAfter func(t *testing.T, patched any) // optional checks of the patched object
 }
 
-func (c mutateCase) request(object Workload) WorkloadRequest {
-	req := WorkloadRequest{Operation: c.op, Object: object, Claims: c.claims}
+func (c mutateCase) request(obj any) WorkloadRequest {
+	req := WorkloadRequest{Operation: c.op, Object: workloadOf(obj), Written: writtenOf(obj), Claims: c.claims}
 	if c.old != nil {
 		req.Old = &Observed{Workload: workloadOf(c.old)}
 	}
@@ -49,7 +49,7 @@ func (c mutateCase) run(t *testing.T) {
 	if c.defaults != nil {
 		d = *c.defaults
 	}
-	ops, result := mutateAndRefusal(c.request(workloadOf(c.object)), d)
+	ops, result := mutateAndRefusal(c.request(c.object), d)
 	assert.Equal(t, Result{Denials: c.wantDeny}, result)
 	assertPatch(t, c.want, ops)
 
@@ -57,12 +57,23 @@ func (c mutateCase) run(t *testing.T) {
 	doc, err := json.Marshal(c.object)
 	require.NoError(t, err)
 	patched := decodeLike(t, c.object, applyPatch(t, doc, ops))
-	again, againResult := mutateAndRefusal(c.request(workloadOf(patched)), d)
+	again, againResult := mutateAndRefusal(c.request(patched), d)
 	assert.Empty(t, again, "second pass")
 	assert.Equal(t, Result{Denials: c.wantDeny}, againResult, "second pass")
 	if c.wantAfter != nil {
 		c.wantAfter(t, patched)
 	}
+}
+
+// writtenOf is the keys a workload's manifest writes, as the engine reads them.
+func writtenOf(obj any) WrittenKeys {
+	switch o := obj.(type) {
+	case *appsv1.StatefulSet:
+		return WrittenKeysOf(&o.ObjectMeta, &o.Spec.Template)
+	case *appsv1.Deployment:
+		return WrittenKeysOf(&o.ObjectMeta, &o.Spec.Template)
+	}
+	panic(fmt.Sprintf("not a workload: %T", obj))
 }
 
 func workloadOf(obj any) Workload {

@@ -33,9 +33,11 @@ const (
 const volumesEventAction = "GrowClaim"
 
 // VolumesReconciler grows the claims of the templates statekeeper injected
-// when statekeeper.io/storage-size is raised, and the claims of instances
-// created later: a StatefulSet's claim templates are immutable, so a new
-// instance's claim is made at the old size and raised here once bound.
+// when statekeeper.io/storage-size is raised, and those of the templates
+// whose larger size admission recorded in statekeeper.io/claim-sizes, and
+// the claims of instances created later: a StatefulSet's claim templates are
+// immutable, so a new instance's claim that the claim webhook did not size
+// is made at the old size and raised here once bound.
 // What to do is decided by policy.PlanClaimGrowth. Raising a claim's
 // request is all it does: the storage provider's resizer (and the kubelet,
 // for the file system) then grows the volume, and reports on the claim's
@@ -54,36 +56,34 @@ func setupVolumes(mgr ctrl.Manager, opts Options) error {
 			predicate.NewPredicateFuncs(isStateful),
 			specLabelsOrAnnotationsChanged(),
 		)).
-		// A new instance's claim, or one that just bound.
-		Watches(&corev1.PersistentVolumeClaim{}, handler.EnqueueRequestsFromMapFunc(r.statefulSetOfClaim),
-			builder.WithPredicates(predicate.NewPredicateFuncs(func(obj client.Object) bool {
-				return obj.GetAnnotations()[policy.AnnotationInjected] == "true"
-			}))).
+		// A new instance's claim, or one that just bound or grew. Claims of
+		// the user's templates carry no mark of statekeeper's: the mapping
+		// reads their names.
+		Watches(&corev1.PersistentVolumeClaim{}, handler.EnqueueRequestsFromMapFunc(r.statefulSetOfClaim)).
 		// A class that starts to allow expansion.
 		Watches(&storagev1.StorageClass{}, handler.EnqueueRequestsFromMapFunc(r.statefulSetsWithSize)).
 		Complete(r)
 }
 
-// isSizedStateful selects stateful StatefulSets that ask for a storage size.
+// isSizedStateful selects stateful StatefulSets whose claims have a wanted
+// size (policy.WantedClaimSizes).
 func isSizedStateful(obj client.Object) bool {
 	sts, ok := obj.(*appsv1.StatefulSet)
 	if !ok || !isStateful(sts) {
 		return false
 	}
-	_, sized := policy.RequestedStorageSize(policy.FromStatefulSet(sts))
-	return sized
+	return len(policy.WantedClaimSizes(policy.FromStatefulSet(sts))) > 0
 }
 
 func (r *VolumesReconciler) statefulSetOfClaim(ctx context.Context, obj client.Object) []reconcile.Request {
 	return r.statefulSets(ctx, obj.GetNamespace(), func(w policy.Workload) bool {
-		return policy.IsInjectedClaimOf(obj.GetName(), w)
+		return policy.IsSizedClaimOf(obj.GetName(), w)
 	})
 }
 
 func (r *VolumesReconciler) statefulSetsWithSize(ctx context.Context, _ client.Object) []reconcile.Request {
 	return r.statefulSets(ctx, "", func(w policy.Workload) bool {
-		_, ok := policy.RequestedStorageSize(w)
-		return ok
+		return len(policy.WantedClaimSizes(w)) > 0
 	})
 }
 
