@@ -45,7 +45,7 @@ var Rules = []RuleDoc{
 		What: "a `statekeeper.io/mode` label statekeeper does not know; the namespace is enforced until it is fixed"},
 	{Rule: RuleStorageResize, Denies: true, Warns: true,
 		On:   "UPDATE of a StatefulSet",
-		What: "a `statekeeper.io/storage-size` change the claims cannot follow (a shrink, growth their class cannot expand); warned of: a class that does not exist, templates statekeeper did not inject"},
+		What: "a `statekeeper.io/storage-size` change, or a claim template's size changed in the manifest, that the claims cannot follow (a shrink, growth a class cannot expand, a template's size changed together with its other fields); warned of: a class that does not exist, a `storage-size` on templates statekeeper did not inject, a template resized in the manifest (it keeps its stored size; its claims grow)"},
 	{Rule: RuleRecreateStrategy, Warns: true,
 		On:   "CREATE, UPDATE of a Deployment",
 		What: "a single-instance Deployment with a single-node claim that keeps the surging RollingUpdate its manifest sets"},

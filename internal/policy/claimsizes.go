@@ -432,3 +432,26 @@ func hasStorageRequest(claim *corev1.PersistentVolumeClaim) bool {
 }
 
 var pathClaimTemplates = field.NewPath("spec", "volumeClaimTemplates")
+
+// ClaimsAwaitingExpansion counts the claims of sts's templates that have a
+// wanted size (WantedClaimSizes) and do not have it yet: a claim that
+// requests less, or a bound one whose status.capacity is still smaller (the
+// storage provider or the kubelet has not finished growing its volume).
+func ClaimsAwaitingExpansion(sts Workload, claims []corev1.PersistentVolumeClaim) int {
+	wanted := WantedClaimSizes(sts)
+	n := 0
+	for i := range claims {
+		c := &claims[i]
+		template, ok := templateOfClaim(c.Name, sts.Name, wanted)
+		if !ok {
+			continue
+		}
+		want := wanted[template]
+		request := c.Spec.Resources.Requests[corev1.ResourceStorage]
+		capacity := c.Status.Capacity[corev1.ResourceStorage]
+		if request.Cmp(want) < 0 || (c.Status.Phase == corev1.ClaimBound && capacity.Cmp(want) < 0) {
+			n++
+		}
+	}
+	return n
+}

@@ -432,3 +432,25 @@ func TestClaimSizesKey(t *testing.T) {
 		msgMisplacedKey(db, true, AnnotationClaimSizes, asAnnotation, pathTemplateAnnotations, []KeyPlace{PlaceRecordedAnnotation})),
 		checkKeys(db, written, true), "read on the statefulset's own metadata only")
 }
+
+func TestClaimsAwaitingExpansion(t *testing.T) {
+	sts := FromStatefulSet(stsFixture("db", "stateful-multi", stsMounts("data"),
+		stsTemplates(claimTemplate("data", "1Gi")), stsAnnotations(AnnotationClaimSizes, "data=20Gi")))
+	claim := func(name, request, capacity string, phase corev1.PersistentVolumeClaimPhase) corev1.PersistentVolumeClaim {
+		c := corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: name}}
+		c.Spec.Resources.Requests = corev1.ResourceList{corev1.ResourceStorage: resource.MustParse(request)}
+		if capacity != "" {
+			c.Status.Capacity = corev1.ResourceList{corev1.ResourceStorage: resource.MustParse(capacity)}
+		}
+		c.Status.Phase = phase
+		return c
+	}
+	assert.Equal(t, 3, ClaimsAwaitingExpansion(sts, []corev1.PersistentVolumeClaim{
+		claim("data-db-0", "20Gi", "1Gi", corev1.ClaimBound),   // requested, the volume not grown yet
+		claim("data-db-1", "1Gi", "1Gi", corev1.ClaimBound),    // not requested yet
+		claim("data-db-2", "1Gi", "", corev1.ClaimPending),     // made before the record, waits to bind
+		claim("data-db-3", "20Gi", "20Gi", corev1.ClaimBound),  // done
+		claim("data-db-4", "20Gi", "", corev1.ClaimPending),    // made at the size, being provisioned
+		claim("data-other-0", "1Gi", "1Gi", corev1.ClaimBound), // not the statefulset's
+	}))
+}

@@ -3,8 +3,10 @@ package reconciler
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
+	"github.com/prometheus/client_golang/prometheus"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
@@ -15,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -46,10 +49,40 @@ type VolumesReconciler struct {
 	Client   client.Client
 	Recorder events.EventRecorder
 	InScope  func(ctx context.Context, namespace string) (bool, error)
+	// Awaiting is the gauge of claims waiting for expansion, by namespace
+	// and StatefulSet (policy.ClaimsAwaitingExpansion); nil counts nothing.
+	Awaiting *prometheus.GaugeVec
+}
+
+// claimsAwaitingMetric is the name of the gauge of claims waiting for expansion.
+const claimsAwaitingMetric = "statekeeper_claims_awaiting_expansion"
+
+// awaitingGauge registers the gauge of claims waiting for expansion on reg,
+// or returns the one registered before: the controller is set up anew for
+// every term of leadership, and the gauge outlives them.
+func awaitingGauge(reg prometheus.Registerer) (*prometheus.GaugeVec, error) {
+	gauge := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: claimsAwaitingMetric,
+		Help: "Claims of a StatefulSet's sized claim templates that do not have their wanted size yet (requested or not), by namespace and statefulset.",
+	}, []string{"namespace", "statefulset"})
+	if err := reg.Register(gauge); err != nil {
+		var registered prometheus.AlreadyRegisteredError
+		if errors.As(err, &registered) {
+			if existing, ok := registered.ExistingCollector.(*prometheus.GaugeVec); ok {
+				return existing, nil
+			}
+		}
+		return nil, fmt.Errorf("registering %s: %w", claimsAwaitingMetric, err)
+	}
+	return gauge, nil
 }
 
 func setupVolumes(mgr ctrl.Manager, opts Options) error {
-	r := &VolumesReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder(EventSource), InScope: opts.InScope}
+	awaiting, err := awaitingGauge(ctrlmetrics.Registry)
+	if err != nil {
+		return err
+	}
+	r := &VolumesReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder(EventSource), InScope: opts.InScope, Awaiting: awaiting}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(VolumesControllerName).
 		For(&appsv1.StatefulSet{}, builder.WithPredicates(
@@ -101,6 +134,9 @@ func (r *VolumesReconciler) statefulSets(ctx context.Context, namespace string, 
 func (r *VolumesReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	sts, err := statefulSetToReconcile(ctx, r.Client, r.InScope, req.NamespacedName, isSizedStateful)
 	if err != nil || sts == nil {
+		if r.Awaiting != nil && err == nil {
+			r.Awaiting.DeleteLabelValues(req.Namespace, req.Name)
+		}
 		return reconcile.Result{}, err
 	}
 	w := policy.FromStatefulSet(sts)
@@ -114,6 +150,9 @@ func (r *VolumesReconciler) Reconcile(ctx context.Context, req reconcile.Request
 		return reconcile.Result{}, fmt.Errorf("listing storage classes: %w", err)
 	}
 	log := logf.FromContext(ctx)
+	if r.Awaiting != nil {
+		r.Awaiting.WithLabelValues(sts.Namespace, sts.Name).Set(float64(policy.ClaimsAwaitingExpansion(w, claims.Items)))
+	}
 	for _, step := range policy.PlanClaimGrowth(w, claims.Items, classes.Items) {
 		claim := &corev1.PersistentVolumeClaim{}
 		claim.Namespace, claim.Name = sts.Namespace, step.Claim

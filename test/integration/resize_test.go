@@ -20,6 +20,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/statekeeper/statekeeper/internal/policy"
 )
@@ -293,7 +294,46 @@ func TestClaimsFollowTheRecordedSize(t *testing.T) {
 	assert.Equal(t, "5Gi", fresh.Spec.Resources.Requests.Storage().String(), "made at the recorded size")
 	assert.Equal(t, made.Spec, fresh.Spec)
 
+	// The gauge: both raised claims wait for the storage provider, until
+	// their capacity says the volumes grew.
+	tn.eventuallyAwaiting(2)
+	for _, c := range []*corev1.PersistentVolumeClaim{bound, retained} {
+		require.NoError(t, tn.c.Get(tn.ctx, client.ObjectKeyFromObject(c), c))
+		c.Status.Capacity = corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("5Gi")}
+		require.NoError(t, tn.c.Status().Update(tn.ctx, c))
+	}
+	tn.eventuallyAwaiting(0)
+
 	other := claim("data-other-0")
 	require.NoError(t, tn.c.Create(tn.ctx, other))
 	assert.Equal(t, "1Gi", other.Spec.Resources.Requests.Storage().String(), "another statefulset's claim is left alone")
+}
+
+// eventuallyAwaiting waits until statekeeper's gauge of claims waiting for
+// expansion says n for the tenant's StatefulSet db (statekeeper runs in the
+// test's process, so its registry is at hand).
+func (tn *tenant) eventuallyAwaiting(n float64) {
+	tn.t.Helper()
+	var last float64
+	ok := assert.Eventually(tn.t, func() bool {
+		families, err := ctrlmetrics.Registry.Gather()
+		require.NoError(tn.t, err)
+		last = -1
+		for _, f := range families {
+			if f.GetName() != "statekeeper_claims_awaiting_expansion" {
+				continue
+			}
+			for _, m := range f.GetMetric() {
+				labels := map[string]string{}
+				for _, l := range m.GetLabel() {
+					labels[l.GetName()] = l.GetValue()
+				}
+				if labels["namespace"] == tn.ns && labels["statefulset"] == "db" {
+					last = m.GetGauge().GetValue()
+				}
+			}
+		}
+		return last == n
+	}, settleTimeout, settlePoll)
+	require.True(tn.t, ok, "statekeeper_claims_awaiting_expansion of db: want %v, last %v", n, last)
 }
