@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"gomodules.xyz/jsonpatch/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -454,4 +455,76 @@ func ClaimsAwaitingExpansion(sts Workload, claims []corev1.PersistentVolumeClaim
 		}
 	}
 	return n
+}
+
+// ClaimExpansionPendingLimit is how long a claim's expansion may be under
+// way (its Resizing or FileSystemResizePending condition) before the audit
+// reports it.
+const ClaimExpansionPendingLimit = time.Hour
+
+// AuditClaimExpansion judges the expansion of the claims of a stored
+// StatefulSet's templates (claims named <template>-<statefulset>-<ordinal>),
+// for the background audit, from what the storage provider and the kubelet
+// report on each claim: an expansion they gave up on
+// (status.allocatedResourceStatuses[storage] is ControllerResizeInfeasible or
+// NodeResizeInfeasible, or a ControllerResizeError or NodeResizeError
+// condition) fails; one under way for longer than
+// ClaimExpansionPendingLimit at now is warned of. Rule storage-resize.
+func AuditClaimExpansion(sts Workload, claims []corev1.PersistentVolumeClaim, now time.Time) Result {
+	var r Result
+	for i := range claims {
+		c := &claims[i]
+		index := slices.IndexFunc(sts.ClaimTemplates, func(t corev1.PersistentVolumeClaim) bool { return claimOfTemplate(c.Name, sts.Name, t.Name) })
+		if index < 0 {
+			continue
+		}
+		at := pathClaimTemplates.Index(index)
+		want := c.Spec.Resources.Requests[corev1.ResourceStorage]
+		if failed, why := expansionFailed(c); failed {
+			r.Add(denied(RuleStorageResize, at, msgClaimExpansionFailed(sts, c.Name, want, why)))
+			continue
+		}
+		capacity, bound := c.Status.Capacity[corev1.ResourceStorage]
+		if !bound || capacity.Cmp(want) >= 0 {
+			continue
+		}
+		if since, ok := expansionSince(c); ok && now.Sub(since) > ClaimExpansionPendingLimit {
+			r.Add(warned(RuleStorageResize, at, msgClaimExpansionPending(sts, c.Name, capacity, want, since)))
+		}
+	}
+	return r
+}
+
+// expansionFailed reports whether the claim's expansion was given up on, and why.
+func expansionFailed(c *corev1.PersistentVolumeClaim) (bool, string) {
+	for _, cond := range c.Status.Conditions {
+		if (cond.Type == corev1.PersistentVolumeClaimControllerResizeError || cond.Type == corev1.PersistentVolumeClaimNodeResizeError) &&
+			cond.Status == corev1.ConditionTrue {
+			return true, string(cond.Type) + ": " + cond.Message
+		}
+	}
+	switch status := c.Status.AllocatedResourceStatuses[corev1.ResourceStorage]; status {
+	case corev1.PersistentVolumeClaimControllerResizeInfeasible, corev1.PersistentVolumeClaimNodeResizeInfeasible:
+		return true, string(status)
+	}
+	return false, ""
+}
+
+// expansionSince is when the claim's expansion began: the earliest
+// transition of its Resizing or FileSystemResizePending condition.
+func expansionSince(c *corev1.PersistentVolumeClaim) (time.Time, bool) {
+	var since time.Time
+	found := false
+	for _, cond := range c.Status.Conditions {
+		if cond.Type != corev1.PersistentVolumeClaimResizing && cond.Type != corev1.PersistentVolumeClaimFileSystemResizePending {
+			continue
+		}
+		if cond.Status != corev1.ConditionTrue {
+			continue
+		}
+		if t := cond.LastTransitionTime.Time; !found || t.Before(since) {
+			since, found = t, true
+		}
+	}
+	return since, found
 }

@@ -3,6 +3,7 @@ package policy
 import (
 	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -453,4 +454,48 @@ func TestClaimsAwaitingExpansion(t *testing.T) {
 		claim("data-db-4", "20Gi", "", corev1.ClaimPending),    // made at the size, being provisioned
 		claim("data-other-0", "1Gi", "1Gi", corev1.ClaimBound), // not the statefulset's
 	}))
+}
+
+func TestAuditClaimExpansion(t *testing.T) {
+	q := resource.MustParse
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	sts := FromStatefulSet(stsFixture("db", "stateful-multi", stsMounts("data", "logs"),
+		stsTemplates(claimTemplate("data", "1Gi"), claimTemplate("logs", "1Gi"))))
+	claim := func(name, request, capacity string, conditions ...corev1.PersistentVolumeClaimCondition) corev1.PersistentVolumeClaim {
+		c := corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: name}}
+		c.Spec.Resources.Requests = corev1.ResourceList{corev1.ResourceStorage: q(request)}
+		c.Status.Phase = corev1.ClaimBound
+		c.Status.Capacity = corev1.ResourceList{corev1.ResourceStorage: q(capacity)}
+		c.Status.Conditions = conditions
+		return c
+	}
+	condition := func(typ corev1.PersistentVolumeClaimConditionType, ago time.Duration, message string) corev1.PersistentVolumeClaimCondition {
+		return corev1.PersistentVolumeClaimCondition{Type: typ, Status: corev1.ConditionTrue,
+			LastTransitionTime: metav1.NewTime(now.Add(-ago)), Message: message}
+	}
+	infeasible := claim("data-db-2", "20Gi", "1Gi")
+	infeasible.Status.AllocatedResourceStatuses = map[corev1.ResourceName]corev1.ClaimResourceStatus{
+		corev1.ResourceStorage: corev1.PersistentVolumeClaimControllerResizeInfeasible,
+	}
+	got := AuditClaimExpansion(sts, []corev1.PersistentVolumeClaim{
+		claim("data-db-0", "20Gi", "1Gi", condition(corev1.PersistentVolumeClaimResizing, 2*time.Hour, "")),
+		claim("data-db-1", "20Gi", "1Gi", condition(corev1.PersistentVolumeClaimControllerResizeError, time.Minute, "quota exceeded")),
+		infeasible,
+		claim("logs-db-0", "5Gi", "1Gi", condition(corev1.PersistentVolumeClaimFileSystemResizePending, 10*time.Minute, "")), // under way, not for long
+		claim("logs-db-1", "5Gi", "1Gi"), // requested, nothing reported yet
+		claim("logs-db-2", "5Gi", "5Gi", condition(corev1.PersistentVolumeClaimResizing, 3*time.Hour, "")),                   // done
+		claim("data-other-0", "20Gi", "1Gi", condition(corev1.PersistentVolumeClaimControllerResizeError, time.Minute, "x")), // not the statefulset's
+	}, now)
+	data := pathClaimTemplates.Index(0)
+	assert.Equal(t, Result{
+		Denials: []Violation{
+			{Rule: RuleStorageResize, Field: data, Message: msgClaimExpansionFailed(sts, "data-db-1", q("20Gi"), "ControllerResizeError: quota exceeded")},
+			{Rule: RuleStorageResize, Field: data, Message: msgClaimExpansionFailed(sts, "data-db-2", q("20Gi"), "ControllerResizeInfeasible")},
+		},
+		Warnings: []Violation{
+			{Rule: RuleStorageResize, Field: data, Message: msgClaimExpansionPending(sts, "data-db-0", q("1Gi"), q("20Gi"), now.Add(-2*time.Hour))},
+		},
+	}, got)
+	assert.Equal(t, `claim "data-db-0" of statefulset "db" has been growing from 1Gi to 20Gi since 2026-12-07T10:00:00Z: the storage provider or the kubelet has not finished; `+
+		`read the claim's conditions and events (kubectl describe pvc data-db-0); a FileSystemResizePending claim grows when its pod restarts`, got.Warnings[0].Message)
 }

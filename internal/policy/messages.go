@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -308,6 +309,20 @@ func msgTemplateResizeMixed(w Workload, template string, stored, requested resou
 		"kubectl delete statefulset %s -n %s --cascade=orphan, then apply the manifest again (the pods and claims are adopted; "+
 		"existing claims keep their size)",
 		w.Ref(), template, stored.String(), requested.String(), ManagerName, w.Name, w.Namespace)
+}
+
+// The audit's findings about claims being expanded (AuditClaimExpansion).
+
+func msgClaimExpansionFailed(sts Workload, claim string, want resource.Quantity, why string) string {
+	return fmt.Sprintf("claim %q of %s could not be expanded to %s (%s): fix what the storage provider reports in the claim's conditions and events "+
+		"(kubectl describe pvc %s); the resizer then retries",
+		claim, sts.Ref(), want.String(), why, claim)
+}
+
+func msgClaimExpansionPending(sts Workload, claim string, capacity, want resource.Quantity, since time.Time) string {
+	return fmt.Sprintf("claim %q of %s has been growing from %s to %s since %s: the storage provider or the kubelet has not finished; "+
+		"read the claim's conditions and events (kubectl describe pvc %s); a FileSystemResizePending claim grows when its pod restarts",
+		claim, sts.Ref(), capacity.String(), want.String(), since.UTC().Format(time.RFC3339), claim)
 }
 
 // The volume reconciler's reason for leaving a claim as it is (ClaimStep.Reason).
