@@ -47,6 +47,9 @@ func SettingsFrom(c config.Config) Settings {
 		DefaultMode:        c.DefaultMode,
 		ExcludedNamespaces: c.Excluded(),
 		ClusterDomain:      c.ClusterDomain,
+		// auto is resolved by the server, which asks the API server
+		// (ServesMutableClaimTemplates); offline it records.
+		ClaimTemplatesMutable: c.ClaimTemplateResize == config.ClaimTemplateResizeNative,
 	}
 }
 

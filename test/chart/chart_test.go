@@ -741,6 +741,9 @@ func TestRBAC(t *testing.T) {
 	}, clusterRole.Rules)
 	assert.Equal(t, []rbacv1.PolicyRule{
 		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}},
+		// The probe of --claim-template-resize auto (internal/review.ClaimTemplateProbeName).
+		{APIGroups: []string{"apps"}, Resources: []string{"statefulsets"}, Verbs: []string{"create"}},
+		{APIGroups: []string{"apps"}, Resources: []string{"statefulsets"}, ResourceNames: []string{"statekeeper-claim-template-probe"}, Verbs: []string{"get", "update", "delete"}},
 	}, role.Rules)
 	assert.Equal(t, releaseNS, role.Namespace)
 

@@ -12,10 +12,13 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/openapi"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/utils/ptr"
@@ -23,6 +26,7 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/statekeeper/statekeeper/internal/policy"
+	"github.com/statekeeper/statekeeper/internal/review"
 )
 
 // Bigger volumes from the manifest itself (docs/spec.md §10), written the way
@@ -336,4 +340,25 @@ func (tn *tenant) eventuallyAwaiting(n float64) {
 		return last == n
 	}, settleTimeout, settlePoll)
 	require.True(tn.t, ok, "statekeeper_claims_awaiting_expansion of db: want %v, last %v", n, last)
+}
+
+// TestClaimTemplatesAreImmutableOn136: --claim-template-resize auto asks
+// the API server; Kubernetes 1.36 neither serves KEP-4650's field nor
+// admits a larger template, so statekeeper records (and its probe
+// StatefulSet is gone afterwards).
+func TestClaimTemplatesAreImmutableOn136(t *testing.T) {
+	t.Parallel()
+	tn := newTenant(t, "")
+	dc, err := discovery.NewDiscoveryClientForConfig(shared.config)
+	require.NoError(t, err)
+	native, err := review.ServesMutableClaimTemplates(tn.ctx, openapi.ToClientWithContext(dc.OpenAPIV3()), tn.c, tn.ns)
+	require.NoError(t, err)
+	assert.False(t, native, "the OpenAPI of 1.36 has no %s", review.ClaimUpdatePolicyField)
+
+	accepted, err := review.AcceptsClaimTemplateResize(tn.ctx, tn.c, tn.ns)
+	require.NoError(t, err)
+	assert.False(t, accepted, "the dry run of a larger template is refused")
+	var probes appsv1.StatefulSetList
+	require.NoError(t, tn.c.List(tn.ctx, &probes, client.InNamespace(tn.ns)))
+	assert.Empty(t, probes.Items, "the probe statefulset is deleted")
 }
