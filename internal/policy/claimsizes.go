@@ -30,7 +30,12 @@ type ClaimSizes map[string]resource.Quantity
 // An entry that cannot be read is left out: only statekeeper writes the
 // annotation, and the next UPDATE writes it anew.
 func RecordedClaimSizes(w Workload) ClaimSizes {
-	v := w.Annotations[AnnotationClaimSizes]
+	return parseClaimSizes(w.Annotations[AnnotationClaimSizes])
+}
+
+// parseClaimSizes reads an AnnotationClaimSizes value, leaving out the
+// entries it cannot read.
+func parseClaimSizes(v string) ClaimSizes {
 	if v == "" {
 		return nil
 	}
@@ -280,25 +285,37 @@ func TemplateClaimNames(sts Workload) []string {
 // keepTemplateSizes puts the stored storage request back into every claim
 // template that differs from the stored one only by it, and records the
 // larger sizes in AnnotationClaimSizes, which it also carries over when the
-// incoming object lacks it (a manifest never has it; only statekeeper
-// writes it). Recorded sizes only grow. With ClaimTemplatesMutable (the API
-// server lets templates change) the templates are left as written.
+// incoming object lacks it (a manifest never has it: statekeeper writes
+// it). Recorded sizes only grow: the stored record, raised by the resized
+// templates and by the incoming object's own record (so that a second pass
+// over this mutation's output, against the same stored object, adds
+// nothing), never lowered by it. With ClaimTemplatesMutable (the API server
+// lets templates change) the templates are left as written.
 func keepTemplateSizes(m *mutation) {
 	w, old := m.req.Object, m.req.Old
 	if old == nil || !m.deployType.Stateful() {
 		return
 	}
 	recorded := RecordedClaimSizes(old.Workload)
+	raise := func(template string, size resource.Quantity) {
+		if q, ok := recorded[template]; !ok || size.Cmp(q) > 0 {
+			if recorded == nil {
+				recorded = ClaimSizes{}
+			}
+			recorded[template] = size
+		}
+	}
+	// Written.Annotations are the object's own (the effective ones may come
+	// from its pod template), which also tell whether the raw object has them.
+	own := m.req.Written.Annotations
+	for template, size := range parseClaimSizes(own[AnnotationClaimSizes]) {
+		raise(template, size)
+	}
 	change := compareClaimTemplates(w, old)
 	if change.sizesOnly && !m.req.ClaimTemplatesMutable {
 		for _, rt := range change.resized {
 			if rt.requested.Cmp(rt.stored) > 0 {
-				if q, ok := recorded[rt.template.Name]; !ok || rt.requested.Cmp(q) > 0 {
-					if recorded == nil {
-						recorded = ClaimSizes{}
-					}
-					recorded[rt.template.Name] = rt.requested
-				}
+				raise(rt.template.Name, rt.requested)
 			}
 			m.patch.set(rt.stored, specStep(w), step("volumeClaimTemplates", true), step(strconv.Itoa(rt.index), true),
 				step("spec", true), step("resources", true), step("requests", true), step(string(corev1.ResourceStorage), true))
@@ -307,9 +324,6 @@ func keepTemplateSizes(m *mutation) {
 	if len(recorded) == 0 {
 		return
 	}
-	// Written.Annotations are the object's own (the effective ones may come
-	// from its pod template), which tell whether the raw object has them.
-	own := m.req.Written.Annotations
 	value := recorded.String()
 	current, ownKey := own[AnnotationClaimSizes]
 	if ownKey && current == value {

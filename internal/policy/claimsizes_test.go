@@ -91,10 +91,15 @@ func TestMutateResizedClaimTemplates(t *testing.T) {
 			want:   `[{"op":"add","path":"/metadata/annotations","value":{"statekeeper.io/claim-sizes":"data=20Gi"}}]`,
 		},
 		{
-			name:   "an annotation the user edited is written back: only statekeeper writes it",
-			object: chartDB("data=1Ti", data1, logs1),
+			name:   "a record lowered by hand is written back: sizes only grow",
+			object: chartDB("data=1Gi,logs=2Gi", data1, logs1),
 			old:    chartDB("data=20Gi", data1, logs1),
-			want:   `[{"op":"replace","path":"/metadata/annotations/statekeeper.io~1claim-sizes","value":"data=20Gi"}]`,
+			want:   `[{"op":"replace","path":"/metadata/annotations/statekeeper.io~1claim-sizes","value":"data=20Gi,logs=2Gi"}]`,
+		},
+		{
+			name:   "a record this mutation raised, seen again against the same stored object, stays",
+			object: chartDB("data=30Gi", data1, logs1),
+			old:    chartDB("data=20Gi", data1, logs1),
 		},
 		{
 			name:   "the object as stored is settled",

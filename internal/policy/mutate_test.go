@@ -523,7 +523,7 @@ func TestMutateWorkloadRawObject(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			obj, w, err := decodeWorkload([]byte(tt.object))
 			require.NoError(t, err)
-			req := WorkloadRequest{Operation: OpCreate, Object: w}
+			req := WorkloadRequest{Operation: OpCreate, Object: w, Written: writtenOf(obj)}
 			ops, result := mutateAndRefusal(req, testDefaults)
 			require.Equal(t, Result{}, result)
 			patched := applyPatch(t, []byte(tt.object), ops)
@@ -615,6 +615,11 @@ func mutateSeeds(t testing.TB) [][2][]byte {
 			func(d *appsv1.Deployment) {
 				d.Spec.Strategy.RollingUpdate = &appsv1.RollingUpdateDeployment{MaxSurge: ptr.To(intstr.FromInt32(1))}
 			}))},
+		// A claim template resized in the manifest, against a stored record.
+		{marshal(stsFixture("redis", "stateful-multi", stsMounts("data"), stsTemplates(claimTemplate("data", "5Gi")),
+			stsAnnotations("team", "cache"), func(s *appsv1.StatefulSet) { s.Spec.ServiceName = "redis-headless" })),
+			marshal(stsFixture("redis", "stateful-multi", stsMounts("data"), stsTemplates(claimTemplate("data", "1Gi")),
+				stsAnnotations(AnnotationClaimSizes, "data=2Gi,gone=1Gi"), func(s *appsv1.StatefulSet) { s.Spec.ServiceName = "redis-headless" }))},
 		{[]byte(`{"kind":"StatefulSet","metadata":{"name":"db","labels":{"statekeeper.io/deploy-type":"stateful-single"}}}`)},
 		{[]byte(`{"kind":"StatefulSet","metadata":{"labels":{"statekeeper.io/deploy-type":"stateful-multi"}},"spec":{"template":{"metadata":null,"spec":{"initContainers":[{"volumeMounts":[{"name":"a~b/c"},{"name":""}]}]}}}}`)},
 		{[]byte(`{"kind":"Deployment","metadata":{"labels":{"statekeeper.io/deploy-type":"stateless-single"}},"spec":{"strategy":{"type":"Recreate","rollingUpdate":{}},"template":{"spec":{"volumes":[{"name":"v","persistentVolumeClaim":{}}],"containers":[{"volumeDevices":[{"name":"v"}]}]}}}}`)},
@@ -635,7 +640,7 @@ func FuzzMutateWorkload(f *testing.F) {
 		if err != nil {
 			return
 		}
-		req := WorkloadRequest{Operation: OpCreate, Object: w}
+		req := WorkloadRequest{Operation: OpCreate, Object: w, Written: writtenOf(obj)}
 		if _, oldW, err := decodeWorkload(old); err == nil && oldW.Kind == w.Kind {
 			req.Operation = OpUpdate
 			req.Old = &Observed{Workload: oldW}
@@ -648,7 +653,7 @@ func FuzzMutateWorkload(f *testing.F) {
 		doc, err := json.Marshal(obj)
 		require.NoError(t, err)
 		patched := decodeLike(t, obj, applyPatch(t, doc, ops))
-		req.Object = workloadOf(patched)
+		req.Object, req.Written = workloadOf(patched), writtenOf(patched)
 		again, _ := mutateAndRefusal(req, testDefaults)
 		assert.Empty(t, again, "second pass after %s", mustJSON(t, ops))
 	})

@@ -27,7 +27,8 @@ type WorkloadRequest struct {
 	Operation Operation
 	Object    Workload
 	// Written are Object's keys where its manifest writes them, for the
-	// unknown-key rule (none: nothing to judge).
+	// unknown-key rule (none: nothing to judge), and for the mutations,
+	// which write the object's own annotations.
 	Written WrittenKeys
 	// Old is the stored object on UPDATE, nil on CREATE.
 	Old *Observed

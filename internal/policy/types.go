@@ -30,7 +30,7 @@ const (
 	// AnnotationClaimSizes is where statekeeper records the sizes a
 	// StatefulSet's own claim templates asked for beyond the stored ones
 	// ("data=20Gi,logs=5Gi"): the template stays, its claims grow
-	// (docs/spec.md §10). Only statekeeper writes it.
+	// (docs/spec.md §10). statekeeper writes it; its sizes only grow.
 	AnnotationClaimSizes = "statekeeper.io/claim-sizes"
 
 	// LabelManagedBy marks the objects statekeeper owns (the headless Service).
