@@ -55,18 +55,20 @@ func (e *Engine) sizeClaim(ctx context.Context, req Request) (Decision, error) {
 		return skip(reasonAuditOnly)
 	}
 	for _, owner := range owners {
-		sts, err := e.lookup.StatefulSet(ctx, claim.Namespace, owner.StatefulSet, "")
+		// The cache only, with no read of the API server on a miss: a claim
+		// the StatefulSet controller creates follows its StatefulSet, which
+		// the cache holds by then, and the fallback raises the claim anyway.
+		w, err := e.lookup.Workload(ctx, policy.KindStatefulSet, claim.Namespace, owner.StatefulSet)
 		if err != nil {
 			return d, fmt.Errorf("looking up statefulset %q for claim %q: %w", owner.StatefulSet, claim.Name, err)
 		}
-		if sts == nil {
+		if w == nil {
 			continue
 		}
-		w := policy.FromStatefulSet(sts)
 		if t, _, err := w.DeployType(); err != nil || !t.Stateful() {
 			continue
 		}
-		if patch := policy.MutateNewClaim(claim, w, owner.Template); len(patch) > 0 {
+		if patch := policy.MutateNewClaim(claim, *w, owner.Template); len(patch) > 0 {
 			d.Patch = patch
 			return d, nil
 		}
