@@ -436,7 +436,7 @@ func MutateNewClaim(claim *corev1.PersistentVolumeClaim, sts Workload, template 
 		return nil
 	}
 	var p patchBuilder
-	p.set(size, step("spec", true), step("resources", len(claim.Spec.Resources.Requests) > 0 || len(claim.Spec.Resources.Limits) > 0),
+	p.set(size, step("spec", !isZero(claim.Spec)), step("resources", len(claim.Spec.Resources.Requests) > 0 || len(claim.Spec.Resources.Limits) > 0),
 		step("requests", len(claim.Spec.Resources.Requests) > 0), step(string(corev1.ResourceStorage), hasStorageRequest(claim)))
 	return p.ops
 }

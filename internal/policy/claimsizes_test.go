@@ -420,6 +420,8 @@ func TestMutateNewClaim(t *testing.T) {
 		{"a claim without the statefulset's labels is not its", newClaim("data-db-2", "1Gi", map[string]string{"app": "other"}), "data", ""},
 		{"a claim of another template is left alone", newClaim("logs-db-2", "1Gi", ofDB), "logs", ""},
 		{"a claim of no ordinal is not the statefulset's", newClaim("data-db-x", "1Gi", ofDB), "data", ""},
+		{"a claim without a spec gets one", &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "data-db-3", Labels: ofDB}}, "data",
+			`[{"op":"add","path":"/spec","value":{"resources":{"requests":{"storage":"20Gi"}}}}]`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -33,7 +33,7 @@ func Register(server webhook.Server, engine *review.Engine, log logr.Logger, met
 	server.Register(PathMutatePods, Webhook(NewPodMutator(engine, log, metrics)))
 	server.Register(PathValidate, Webhook(NewValidator(engine, log, metrics)))
 	server.Register(PathValidateUnlabelled, Webhook(NewUnlabelledValidator(engine, log, metrics)))
-	server.Register(PathMutateClaims, Webhook(newHandler(PathMutateClaims, review.StepClaim, engine.SizeClaim, log, metrics)))
+	server.Register(PathMutateClaims, Webhook(NewClaimMutator(engine, log, metrics)))
 }
 
 // Webhook serves h the stock way: controller-runtime's admission.Webhook
