@@ -3,7 +3,6 @@ package reconciler
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,7 +16,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -54,35 +52,26 @@ type VolumesReconciler struct {
 	Awaiting *prometheus.GaugeVec
 }
 
-// claimsAwaitingMetric is the name of the gauge of claims waiting for expansion.
-const claimsAwaitingMetric = "statekeeper_claims_awaiting_expansion"
+// ClaimsAwaitingMetric is the name of the gauge of claims waiting for expansion.
+const ClaimsAwaitingMetric = "statekeeper_claims_awaiting_expansion"
 
-// awaitingGauge registers the gauge of claims waiting for expansion on reg,
-// or returns the one registered before: the controller is set up anew for
-// every term of leadership, and the gauge outlives them.
-func awaitingGauge(reg prometheus.Registerer) (*prometheus.GaugeVec, error) {
+// NewClaimsAwaitingGauge registers the gauge of claims waiting for
+// expansion on reg, for Options.ClaimsAwaiting. It outlives the terms of
+// leadership: the server resets it when a term ends, so that the next
+// leader's counts stand alone.
+func NewClaimsAwaitingGauge(reg prometheus.Registerer) (*prometheus.GaugeVec, error) {
 	gauge := prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: claimsAwaitingMetric,
+		Name: ClaimsAwaitingMetric,
 		Help: "Claims of a StatefulSet's sized claim templates that do not have their wanted size yet (requested or not), by namespace and statefulset.",
 	}, []string{"namespace", "statefulset"})
 	if err := reg.Register(gauge); err != nil {
-		var registered prometheus.AlreadyRegisteredError
-		if errors.As(err, &registered) {
-			if existing, ok := registered.ExistingCollector.(*prometheus.GaugeVec); ok {
-				return existing, nil
-			}
-		}
-		return nil, fmt.Errorf("registering %s: %w", claimsAwaitingMetric, err)
+		return nil, fmt.Errorf("registering %s: %w", ClaimsAwaitingMetric, err)
 	}
 	return gauge, nil
 }
 
 func setupVolumes(mgr ctrl.Manager, opts Options) error {
-	awaiting, err := awaitingGauge(ctrlmetrics.Registry)
-	if err != nil {
-		return err
-	}
-	r := &VolumesReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder(EventSource), InScope: opts.InScope, Awaiting: awaiting}
+	r := &VolumesReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder(EventSource), InScope: opts.InScope, Awaiting: opts.ClaimsAwaiting}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(VolumesControllerName).
 		For(&appsv1.StatefulSet{}, builder.WithPredicates(

@@ -196,10 +196,14 @@ func setupLeader(mgr manager.Manager, rc *rest.Config, cfg config.Config, engine
 			return err
 		}
 	}
+	claimsAwaiting, err := reconciler.NewClaimsAwaitingGauge(ctrlmetrics.Registry)
+	if err != nil {
+		return err
+	}
 	// register adds the leader's controllers to a term's manager.
 	register := func(term manager.Manager) error {
 		if err := reconciler.SetupWithManager(term, reconciler.Options{
-			InScope: engine.InScope, ClusterDomain: cfg.ClusterDomain,
+			InScope: engine.InScope, ClusterDomain: cfg.ClusterDomain, ClaimsAwaiting: claimsAwaiting,
 		}); err != nil {
 			return fmt.Errorf("setting up the reconcilers: %w", err)
 		}
@@ -234,6 +238,7 @@ func setupLeader(mgr manager.Manager, rc *rest.Config, cfg config.Config, engine
 		leading.Set(1)
 		defer leading.Set(0)
 		defer auditMetrics.Forget() // the next leader's audit counts now
+		defer claimsAwaiting.Reset()
 		return term.run(ctx)
 	}
 	if !cfg.LeaderElect {
