@@ -24,6 +24,22 @@ const (
 	LogFormatConsole = "console"
 )
 
+// How a claim template resized in a manifest is carried out (--claim-template-resize).
+const (
+	// ClaimTemplateResizeAuto asks the API server at start whether it lets
+	// claim templates change, and records otherwise.
+	ClaimTemplateResizeAuto = "auto"
+	// ClaimTemplateResizeRecord keeps the stored template and records the
+	// larger size in statekeeper.io/claim-sizes; statekeeper grows the claims.
+	ClaimTemplateResizeRecord = "record"
+	// ClaimTemplateResizeNative leaves the resized template to the API
+	// server (KEP-4650); statekeeper keeps its refusals only.
+	ClaimTemplateResizeNative = "native"
+)
+
+// ClaimTemplateResizes lists the valid --claim-template-resize values.
+var ClaimTemplateResizes = []string{ClaimTemplateResizeAuto, ClaimTemplateResizeRecord, ClaimTemplateResizeNative}
+
 // Config is everything `statekeeper serve` and `statekeeper check` can be told.
 type Config struct {
 	// WebhookHost and WebhookPort are where the TLS webhook server listens;
@@ -62,6 +78,8 @@ type Config struct {
 	DefaultStorageClass string
 	// ClusterDomain builds the pods' fully qualified names.
 	ClusterDomain string
+	// ClaimTemplateResize is one of ClaimTemplateResizes.
+	ClaimTemplateResize string
 
 	// Audit runs the background audit on the elected leader: findings as
 	// metrics and Events, and as PolicyReports when AuditReports is set.
@@ -98,6 +116,7 @@ func Default() Config {
 		DefaultMode:            policy.ModeEnforce,
 		DefaultStorageSize:     resource.MustParse("1Gi"),
 		ClusterDomain:          "cluster.local",
+		ClaimTemplateResize:    ClaimTemplateResizeAuto,
 		LogFormat:              LogFormatJSON,
 		LogLevel:               "info",
 		Audit:                  true,
@@ -154,6 +173,9 @@ func (c Config) Validate() error {
 		for _, msg := range validation.IsDNS1123Subdomain(c.ClusterDomain) {
 			add(FlagClusterDomain, "%q is not a valid domain: %s", c.ClusterDomain, msg)
 		}
+	}
+	if !slices.Contains(ClaimTemplateResizes, c.ClaimTemplateResize) {
+		add(FlagClaimTemplateResize, "unknown value %q: must be %s", c.ClaimTemplateResize, strings.Join(ClaimTemplateResizes, ", "))
 	}
 	if c.AuditInterval < 0 {
 		add(FlagAuditInterval, "must not be negative, got %s", c.AuditInterval)

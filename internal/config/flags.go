@@ -35,6 +35,7 @@ const (
 	FlagAudit                   = "audit"
 	FlagAuditReports            = "audit-reports"
 	FlagAuditInterval           = "audit-interval"
+	FlagClaimTemplateResize     = "claim-template-resize"
 )
 
 // EnvPrefix starts every environment twin of a flag.
@@ -106,6 +107,10 @@ func (c *Config) bindServerFlags(fs *pflag.FlagSet) {
 		"also serve webhooks over HTTP/2 (off because of the HTTP/2 rapid-reset CVEs)")
 	own.StringVar(&c.Kubeconfig, FlagKubeconfig, c.Kubeconfig,
 		"kubeconfig file (empty: $KUBECONFIG, the in-cluster config, or ~/.kube/config)")
+	own.StringVar(&c.ClaimTemplateResize, FlagClaimTemplateResize, c.ClaimTemplateResize,
+		"how a claim template resized in a manifest is carried out: record (keep the stored template, record the size in statekeeper.io/claim-sizes, grow the claims), "+
+			"native (the API server changes the template, KEP-4650; statekeeper only refuses what the claims cannot follow), "+
+			"or auto (native when the API server lets claim templates change, asked at start)")
 }
 
 // BindPolicyFlags binds the flags that change decisions; `check` shares them

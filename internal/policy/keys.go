@@ -94,7 +94,8 @@ func checkKeys(w Workload, written WrittenKeys, managed bool) Result {
 // in the map at in; "" when statekeeper reads it there.
 func misplacedOrUnknown(w Workload, key string, in *field.Path, kind keyKind, managed bool) string {
 	places := placesOf(key)
-	if slices.Contains(places, kind.workloadPlace()) {
+	if slices.Contains(places, kind.workloadPlace()) ||
+		(in == pathAnnotations && slices.Contains(places, PlaceRecordedAnnotation)) {
 		return ""
 	}
 	if len(places) > 0 {
@@ -188,6 +189,8 @@ func wherePlace(place KeyPlace) string {
 		return "a label of its namespace"
 	case PlacePodAnnotation:
 		return fmt.Sprintf("an annotation %s stamps on each pod itself", ManagerName)
+	case PlaceRecordedAnnotation:
+		return fmt.Sprintf("an annotation %s records on the statefulset itself (%s)", ManagerName, pathAnnotations)
 	default:
 		return fmt.Sprintf("an annotation %s puts on the claim templates it injects itself", ManagerName)
 	}
@@ -197,7 +200,7 @@ func wherePlace(place KeyPlace) string {
 // itself: the user has no business setting the key anywhere.
 func statekeeperWritesOnly(places []KeyPlace) bool {
 	for _, p := range places {
-		if p != PlacePodAnnotation && p != PlaceClaimTemplateAnnotation {
+		if p != PlacePodAnnotation && p != PlaceClaimTemplateAnnotation && p != PlaceRecordedAnnotation {
 			return false
 		}
 	}

@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -268,16 +269,72 @@ func msgStorageNoInjectedTemplate(w Workload, want resource.Quantity) string {
 		w.Ref(), AnnotationStorageSize, want.String(), ManagerName, AnnotationInjected)
 }
 
+// Claim templates resized in the manifest (CheckClaimTemplateResize).
+
+func msgTemplateKept(w Workload, template string, stored, requested resource.Quantity) string {
+	return fmt.Sprintf("%s: claim template %q keeps %s, because the API server does not let claim templates change; "+
+		"its claims grow to %s instead (recorded in %s): the existing ones now, new ones when they are created",
+		w.Ref(), template, stored.String(), requested.String(), AnnotationClaimSizes)
+}
+
+func msgTemplateShrink(w Workload, template string, have, want resource.Quantity) string {
+	return fmt.Sprintf("%s: claim template %q cannot shrink from %s to %s, because volume claims only grow: keep %s or more, "+
+		"or back the data up and recreate the statefulset and its claims to use smaller volumes",
+		w.Ref(), template, have.String(), want.String(), have.String())
+}
+
+func msgTemplateClassRefuses(w Workload, template, claim, class string, have, want resource.Quantity) string {
+	which := fmt.Sprintf("its storage class %q", class)
+	if claim != "" {
+		which = fmt.Sprintf("storage class %q of its claim %q", class, claim)
+	}
+	return fmt.Sprintf("%s: claim template %q cannot grow to %s: %s does not allow volume expansion (allowVolumeExpansion is not true); "+
+		"set allowVolumeExpansion: true on the class if its provisioner can expand volumes, or keep %s",
+		w.Ref(), template, want.String(), which, have.String())
+}
+
+func msgTemplateNoClass(w Workload, template, claim string, have, want resource.Quantity) string {
+	what := "it names no storage class and the cluster has no default one"
+	if claim != "" {
+		what = fmt.Sprintf("its claim %q has no storage class", claim)
+	}
+	return fmt.Sprintf("%s: claim template %q cannot grow to %s: %s, and only claims of a class that allows volume expansion can grow; keep %s",
+		w.Ref(), template, want.String(), what, have.String())
+}
+
+func msgTemplateResizeMixed(w Workload, template string, stored, requested resource.Quantity) string {
+	return fmt.Sprintf("%s: claim template %q changes its size (%s to %s) together with other fields of the claim templates, "+
+		"and the API server lets no claim template change: %s grows the claims of a size change alone. "+
+		"Change only the sizes, or make the other change by re-creating the statefulset without its pods and claims: "+
+		"kubectl delete statefulset %s -n %s --cascade=orphan, then apply the manifest again (the pods and claims are adopted; "+
+		"existing claims keep their size)",
+		w.Ref(), template, stored.String(), requested.String(), ManagerName, w.Name, w.Namespace)
+}
+
+// The audit's findings about claims being expanded (AuditClaimExpansion).
+
+func msgClaimExpansionFailed(sts Workload, claim string, want resource.Quantity, why string) string {
+	return fmt.Sprintf("claim %q of %s could not be expanded to %s (%s): fix what the storage provider reports in the claim's conditions and events "+
+		"(kubectl describe pvc %s); the resizer then retries",
+		claim, sts.Ref(), want.String(), why, claim)
+}
+
+func msgClaimExpansionPending(sts Workload, claim string, capacity, want resource.Quantity, since time.Time) string {
+	return fmt.Sprintf("claim %q of %s has been growing from %s to %s since %s: the storage provider or the kubelet has not finished; "+
+		"read the claim's conditions and events (kubectl describe pvc %s); a FileSystemResizePending claim grows when its pod restarts",
+		claim, sts.Ref(), capacity.String(), want.String(), since.UTC().Format(time.RFC3339), claim)
+}
+
 // The volume reconciler's reason for leaving a claim as it is (ClaimStep.Reason).
 
-func msgClaimClassRefuses(sts Workload, claim, class string, want resource.Quantity) string {
+func msgClaimClassRefuses(sts Workload, claim, class string, want resource.Quantity, source string) string {
 	if class == "" {
 		return fmt.Sprintf("claim %q of %s names no storage class, so it cannot grow to %s (%s)",
-			claim, sts.Ref(), want.String(), AnnotationStorageSize)
+			claim, sts.Ref(), want.String(), source)
 	}
 	return fmt.Sprintf("claim %q of %s cannot grow to %s (%s): storage class %q does not exist or does not allow volume expansion; "+
 		"set allowVolumeExpansion: true on the class if its provisioner can expand volumes",
-		claim, sts.Ref(), want.String(), AnnotationStorageSize, class)
+		claim, sts.Ref(), want.String(), source, class)
 }
 
 func msgRollingUpdateWithClaim(w Workload) string {

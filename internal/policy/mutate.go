@@ -27,6 +27,8 @@ import (
 //  1. keepServiceName
 //  2. keepClaimTemplates
 //  3. keepPodTemplateLabel
+//  4. keepTemplateSizes    the stored storage requests of claim templates
+//     resized in the manifest, the larger sizes recorded (claimsizes.go)
 //
 // Deployment, CREATE or UPDATE:
 //  1. recreateForSingleNodeClaims  spec.strategy = Recreate for stateless-single
@@ -55,7 +57,7 @@ type mutator func(*mutation)
 
 var (
 	statefulSetCreateMutators = []mutator{defaultServiceName, injectClaimTemplates, labelPodTemplate}
-	statefulSetUpdateMutators = []mutator{keepServiceName, keepClaimTemplates, keepPodTemplateLabel}
+	statefulSetUpdateMutators = []mutator{keepServiceName, keepClaimTemplates, keepPodTemplateLabel, keepTemplateSizes}
 	deploymentMutators        = []mutator{recreateForSingleNodeClaims}
 )
 

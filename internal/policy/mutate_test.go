@@ -35,8 +35,8 @@ type mutateCase struct {
 	wantAfter func(t *testing.T, patched any) // optional checks of the patched object
 }
 
-func (c mutateCase) request(object Workload) WorkloadRequest {
-	req := WorkloadRequest{Operation: c.op, Object: object, Claims: c.claims}
+func (c mutateCase) request(obj any) WorkloadRequest {
+	req := WorkloadRequest{Operation: c.op, Object: workloadOf(obj), Written: writtenOf(obj), Claims: c.claims}
 	if c.old != nil {
 		req.Old = &Observed{Workload: workloadOf(c.old)}
 	}
@@ -49,7 +49,7 @@ func (c mutateCase) run(t *testing.T) {
 	if c.defaults != nil {
 		d = *c.defaults
 	}
-	ops, result := mutateAndRefusal(c.request(workloadOf(c.object)), d)
+	ops, result := mutateAndRefusal(c.request(c.object), d)
 	assert.Equal(t, Result{Denials: c.wantDeny}, result)
 	assertPatch(t, c.want, ops)
 
@@ -57,12 +57,23 @@ func (c mutateCase) run(t *testing.T) {
 	doc, err := json.Marshal(c.object)
 	require.NoError(t, err)
 	patched := decodeLike(t, c.object, applyPatch(t, doc, ops))
-	again, againResult := mutateAndRefusal(c.request(workloadOf(patched)), d)
+	again, againResult := mutateAndRefusal(c.request(patched), d)
 	assert.Empty(t, again, "second pass")
 	assert.Equal(t, Result{Denials: c.wantDeny}, againResult, "second pass")
 	if c.wantAfter != nil {
 		c.wantAfter(t, patched)
 	}
+}
+
+// writtenOf is the keys a workload's manifest writes, as the engine reads them.
+func writtenOf(obj any) WrittenKeys {
+	switch o := obj.(type) {
+	case *appsv1.StatefulSet:
+		return WrittenKeysOf(&o.ObjectMeta, &o.Spec.Template)
+	case *appsv1.Deployment:
+		return WrittenKeysOf(&o.ObjectMeta, &o.Spec.Template)
+	}
+	panic(fmt.Sprintf("not a workload: %T", obj))
 }
 
 func workloadOf(obj any) Workload {
@@ -512,7 +523,7 @@ func TestMutateWorkloadRawObject(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			obj, w, err := decodeWorkload([]byte(tt.object))
 			require.NoError(t, err)
-			req := WorkloadRequest{Operation: OpCreate, Object: w}
+			req := WorkloadRequest{Operation: OpCreate, Object: w, Written: writtenOf(obj)}
 			ops, result := mutateAndRefusal(req, testDefaults)
 			require.Equal(t, Result{}, result)
 			patched := applyPatch(t, []byte(tt.object), ops)
@@ -604,6 +615,11 @@ func mutateSeeds(t testing.TB) [][2][]byte {
 			func(d *appsv1.Deployment) {
 				d.Spec.Strategy.RollingUpdate = &appsv1.RollingUpdateDeployment{MaxSurge: ptr.To(intstr.FromInt32(1))}
 			}))},
+		// A claim template resized in the manifest, against a stored record.
+		{marshal(stsFixture("redis", "stateful-multi", stsMounts("data"), stsTemplates(claimTemplate("data", "5Gi")),
+			stsAnnotations("team", "cache"), func(s *appsv1.StatefulSet) { s.Spec.ServiceName = "redis-headless" })),
+			marshal(stsFixture("redis", "stateful-multi", stsMounts("data"), stsTemplates(claimTemplate("data", "1Gi")),
+				stsAnnotations(AnnotationClaimSizes, "data=2Gi,gone=1Gi"), func(s *appsv1.StatefulSet) { s.Spec.ServiceName = "redis-headless" }))},
 		{[]byte(`{"kind":"StatefulSet","metadata":{"name":"db","labels":{"statekeeper.io/deploy-type":"stateful-single"}}}`)},
 		{[]byte(`{"kind":"StatefulSet","metadata":{"labels":{"statekeeper.io/deploy-type":"stateful-multi"}},"spec":{"template":{"metadata":null,"spec":{"initContainers":[{"volumeMounts":[{"name":"a~b/c"},{"name":""}]}]}}}}`)},
 		{[]byte(`{"kind":"Deployment","metadata":{"labels":{"statekeeper.io/deploy-type":"stateless-single"}},"spec":{"strategy":{"type":"Recreate","rollingUpdate":{}},"template":{"spec":{"volumes":[{"name":"v","persistentVolumeClaim":{}}],"containers":[{"volumeDevices":[{"name":"v"}]}]}}}}`)},
@@ -624,7 +640,7 @@ func FuzzMutateWorkload(f *testing.F) {
 		if err != nil {
 			return
 		}
-		req := WorkloadRequest{Operation: OpCreate, Object: w}
+		req := WorkloadRequest{Operation: OpCreate, Object: w, Written: writtenOf(obj)}
 		if _, oldW, err := decodeWorkload(old); err == nil && oldW.Kind == w.Kind {
 			req.Operation = OpUpdate
 			req.Old = &Observed{Workload: oldW}
@@ -637,7 +653,7 @@ func FuzzMutateWorkload(f *testing.F) {
 		doc, err := json.Marshal(obj)
 		require.NoError(t, err)
 		patched := decodeLike(t, obj, applyPatch(t, doc, ops))
-		req.Object = workloadOf(patched)
+		req.Object, req.Written = workloadOf(patched), writtenOf(patched)
 		again, _ := mutateAndRefusal(req, testDefaults)
 		assert.Empty(t, again, "second pass after %s", mustJSON(t, ops))
 	})

@@ -27,7 +27,8 @@ type WorkloadRequest struct {
 	Operation Operation
 	Object    Workload
 	// Written are Object's keys where its manifest writes them, for the
-	// unknown-key rule (none: nothing to judge).
+	// unknown-key rule (none: nothing to judge), and for the mutations,
+	// which write the object's own annotations.
 	Written WrittenKeys
 	// Old is the stored object on UPDATE, nil on CREATE.
 	Old *Observed
@@ -42,8 +43,17 @@ type WorkloadRequest struct {
 	// named by spec.serviceName (after mutation), or nil.
 	Service *corev1.Service
 	// StorageClasses are the cluster's classes, looked up on a StatefulSet
-	// UPDATE that changes statekeeper.io/storage-size (nil otherwise).
+	// UPDATE that changes statekeeper.io/storage-size or the storage request
+	// of a claim template (nil otherwise).
 	StorageClasses []storagev1.StorageClass
+	// TemplateClaims are, on a StatefulSet UPDATE that changes the storage
+	// request of a claim template (ResizesClaimTemplates), the existing
+	// claims of its templates (TemplateClaimNames).
+	TemplateClaims []corev1.PersistentVolumeClaim
+	// ClaimTemplatesMutable: the API server lets a StatefulSet's claim
+	// templates change (KEP-4650), so a larger size is left in the
+	// template instead of being recorded.
+	ClaimTemplatesMutable bool
 	// Autoscalers are, on CREATE of a *-single workload, the existing
 	// HorizontalPodAutoscalers whose scale target is the workload.
 	Autoscalers []Autoscaler

@@ -142,7 +142,8 @@ func TestStoredWorkloadsJudgedAlike(t *testing.T) {
 					InjectEnvRequested(s), ServiceNameOf(s), HeadlessService(s), PlanHeadlessService(s, nil),
 					PlanHeadlessService(s, HeadlessService(s)), AuditService(s, nil), AuditService(s, &corev1.Service{}), AuditService(s, clusterIP),
 					WantsDisruptionBudget(s), DisruptionBudget(s), PlanDisruptionBudget(s, nil), PlanDisruptionBudget(s, budgets),
-					BudgetConcerns(&budgets[1], s), PlanClaimGrowth(w, claims, classes), IsInjectedClaimOf(claims[0].Name, w))
+					BudgetConcerns(&budgets[1], s), PlanClaimGrowth(w, claims, classes), IsSizedClaimOf(claims[0].Name, w),
+					WantedClaimSizes(w), MutateNewClaim(&claims[0], w, "data"))
 			}
 			stsBefore, deployBefore := trimmedSts.DeepCopy(), trimmedDeploy.DeepCopy()
 			assert.Equal(t, judgeStoredStatefulSet(&sts), judgeStoredStatefulSet(trimmedSts), "statefulset, seed %d", seed)

@@ -27,6 +27,11 @@ const (
 	// quorum that live outside it (an arbiter in another StatefulSet): the
 	// quorum rule then wants replicas + votes odd.
 	AnnotationQuorumExternalVotes = "statekeeper.io/quorum-external-votes"
+	// AnnotationClaimSizes is where statekeeper records the sizes a
+	// StatefulSet's own claim templates asked for beyond the stored ones
+	// ("data=20Gi,logs=5Gi"): the template stays, its claims grow
+	// (docs/spec.md §10). statekeeper writes it; its sizes only grow.
+	AnnotationClaimSizes = "statekeeper.io/claim-sizes"
 
 	// LabelManagedBy marks the objects statekeeper owns (the headless Service).
 	LabelManagedBy = "app.kubernetes.io/managed-by"
@@ -192,6 +197,9 @@ const (
 	// PlaceClaimTemplateAnnotation: an annotation statekeeper puts on the
 	// volume claim templates it injects.
 	PlaceClaimTemplateAnnotation KeyPlace = "claim template annotation"
+	// PlaceRecordedAnnotation: an annotation statekeeper writes on a
+	// StatefulSet's own metadata (never read from its pod template).
+	PlaceRecordedAnnotation KeyPlace = "recorded workload annotation"
 )
 
 // KnownKey is one key statekeeper reads or writes, and where.
@@ -223,6 +231,7 @@ var KnownKeys = []KnownKey{
 	{AnnotationPeers, PlacePodAnnotation},
 	{AnnotationPeersReplicas, PlacePodAnnotation},
 	{AnnotationInjected, PlaceClaimTemplateAnnotation},
+	{AnnotationClaimSizes, PlaceRecordedAnnotation},
 }
 
 // Violation is one denial or warning: the rule, the field it is about and a

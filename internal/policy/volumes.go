@@ -1,8 +1,6 @@
 package policy
 
 import (
-	"strings"
-
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -83,23 +81,27 @@ type ClaimStep struct {
 }
 
 // PlanClaimGrowth lists, in the order of claims, what to do about every
-// claim of sts's injected templates (named <template>-<statefulset>-<ordinal>,
-// retained claims of scaled-down ordinals included) that requests less than
-// statekeeper.io/storage-size. A claim larger than that is left alone:
-// claims cannot shrink, and admission refuses the shrink in the first place.
+// claim of sts's templates that have a wanted size (WantedClaimSizes: the
+// templates statekeeper injected, sized by statekeeper.io/storage-size, and
+// those whose larger size is recorded in statekeeper.io/claim-sizes) that
+// requests less than that size. Claims are named
+// <template>-<statefulset>-<ordinal>; retained claims of scaled-down
+// ordinals are included. A claim larger than wanted is left alone: claims
+// cannot shrink, and admission refuses the shrink in the first place.
 // classes are the cluster's StorageClasses.
 func PlanClaimGrowth(sts Workload, claims []corev1.PersistentVolumeClaim, classes []storagev1.StorageClass) []ClaimStep {
-	want, ok := RequestedStorageSize(sts)
-	if !ok {
+	wanted := WantedClaimSizes(sts)
+	if len(wanted) == 0 {
 		return nil
 	}
-	templates := InjectedClaimTemplates(sts)
 	var steps []ClaimStep
 	for i := range claims {
 		claim := &claims[i]
-		if !claimOfTemplates(claim.Name, sts.Name, templates) {
+		template, ok := templateOfClaim(claim.Name, sts.Name, wanted)
+		if !ok {
 			continue
 		}
+		want := wanted[template]
 		have := claim.Spec.Resources.Requests[corev1.ResourceStorage]
 		if have.Cmp(want) >= 0 {
 			continue
@@ -113,30 +115,29 @@ func PlanClaimGrowth(sts Workload, claims []corev1.PersistentVolumeClaim, classe
 		case claim.Status.Phase != corev1.ClaimBound:
 			step.Action = ClaimWaitBound
 		case !classExpands(class, classes):
-			step.Action, step.Reason = ClaimRefused, msgClaimClassRefuses(sts, claim.Name, class, want)
+			step.Action, step.Reason = ClaimRefused, msgClaimClassRefuses(sts, claim.Name, class, want, sizeSource(sts, template))
 		}
 		steps = append(steps, step)
 	}
 	return steps
 }
 
-// IsInjectedClaimOf reports whether the claim named claim was made from one
-// of the claim templates statekeeper injected into sts.
-func IsInjectedClaimOf(claim string, sts Workload) bool {
-	return claimOfTemplates(claim, sts.Name, InjectedClaimTemplates(sts))
+// IsSizedClaimOf reports whether the claim named claim was made from one
+// of sts's templates that have a wanted size (WantedClaimSizes).
+func IsSizedClaimOf(claim string, sts Workload) bool {
+	_, ok := templateOfClaim(claim, sts.Name, WantedClaimSizes(sts))
+	return ok
 }
 
-// claimOfTemplates reports whether claim is "<template>-<statefulset>-<ordinal>"
-// for one of templates.
-func claimOfTemplates(claim, sts string, templates []corev1.PersistentVolumeClaim) bool {
-	for _, t := range templates {
-		if rest, ok := strings.CutPrefix(claim, t.Name+"-"+sts+"-"); ok {
-			if _, ok := parseOrdinal(rest); ok {
-				return true
-			}
+// templateOfClaim is the template of sizes that claim
+// ("<template>-<statefulset>-<ordinal>") was made from.
+func templateOfClaim(claim, sts string, sizes ClaimSizes) (string, bool) {
+	for template := range sizes {
+		if claimOfTemplate(claim, sts, template) {
+			return template, true
 		}
 	}
-	return false
+	return "", false
 }
 
 // classExpands reports whether the class named exists and allows expansion.

@@ -114,8 +114,8 @@ func TestPlanClaimGrowth(t *testing.T) {
 	assert.Equal(t, []ClaimStep{
 		{Claim: "data-db-0", Action: ClaimGrow, From: q("1Gi"), To: q("2Gi")},
 		{Claim: "data-db-2", Action: ClaimWaitBound, From: q("1Gi"), To: q("2Gi")},
-		{Claim: "data-db-7", Action: ClaimRefused, From: q("1Gi"), To: q("2Gi"), Reason: msgClaimClassRefuses(sts, "data-db-7", "fixed", q("2Gi"))},
-		{Claim: "data-db-8", Action: ClaimRefused, From: q("1Gi"), To: q("2Gi"), Reason: msgClaimClassRefuses(sts, "data-db-8", "", q("2Gi"))},
+		{Claim: "data-db-7", Action: ClaimRefused, From: q("1Gi"), To: q("2Gi"), Reason: msgClaimClassRefuses(sts, "data-db-7", "fixed", q("2Gi"), AnnotationStorageSize)},
+		{Claim: "data-db-8", Action: ClaimRefused, From: q("1Gi"), To: q("2Gi"), Reason: msgClaimClassRefuses(sts, "data-db-8", "", q("2Gi"), AnnotationStorageSize)},
 	}, got)
 
 	delete(sts.Annotations, AnnotationStorageSize)

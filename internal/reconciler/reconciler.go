@@ -12,6 +12,7 @@ import (
 	"maps"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -58,6 +59,9 @@ type Options struct {
 	InScope func(ctx context.Context, namespace string) (bool, error)
 	// ClusterDomain builds the pods' peer FQDNs (the --cluster-domain flag).
 	ClusterDomain string
+	// ClaimsAwaiting is the gauge of claims waiting for expansion
+	// (NewClaimsAwaitingGauge); nil counts nothing.
+	ClaimsAwaiting *prometheus.GaugeVec
 }
 
 // Reconciler creates and repairs the headless Service of a stateful StatefulSet.

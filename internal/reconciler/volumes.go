@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/prometheus/client_golang/prometheus"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
@@ -33,9 +34,11 @@ const (
 const volumesEventAction = "GrowClaim"
 
 // VolumesReconciler grows the claims of the templates statekeeper injected
-// when statekeeper.io/storage-size is raised, and the claims of instances
-// created later: a StatefulSet's claim templates are immutable, so a new
-// instance's claim is made at the old size and raised here once bound.
+// when statekeeper.io/storage-size is raised, and those of the templates
+// whose larger size admission recorded in statekeeper.io/claim-sizes, and
+// the claims of instances created later: a StatefulSet's claim templates are
+// immutable, so a new instance's claim that the claim webhook did not size
+// is made at the old size and raised here once bound.
 // What to do is decided by policy.PlanClaimGrowth. Raising a claim's
 // request is all it does: the storage provider's resizer (and the kubelet,
 // for the file system) then grows the volume, and reports on the claim's
@@ -44,46 +47,65 @@ type VolumesReconciler struct {
 	Client   client.Client
 	Recorder events.EventRecorder
 	InScope  func(ctx context.Context, namespace string) (bool, error)
+	// Awaiting is the gauge of claims waiting for expansion, by namespace
+	// and StatefulSet (policy.ClaimsAwaitingExpansion); nil counts nothing.
+	Awaiting *prometheus.GaugeVec
+}
+
+// ClaimsAwaitingMetric is the name of the gauge of claims waiting for expansion.
+const ClaimsAwaitingMetric = "statekeeper_claims_awaiting_expansion"
+
+// NewClaimsAwaitingGauge registers the gauge of claims waiting for
+// expansion on reg, for Options.ClaimsAwaiting. It outlives the terms of
+// leadership: the server resets it when a term ends, so that the next
+// leader's counts stand alone.
+func NewClaimsAwaitingGauge(reg prometheus.Registerer) (*prometheus.GaugeVec, error) {
+	gauge := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: ClaimsAwaitingMetric,
+		Help: "Claims of a StatefulSet's sized claim templates that do not have their wanted size yet (requested or not), by namespace and statefulset.",
+	}, []string{"namespace", "statefulset"})
+	if err := reg.Register(gauge); err != nil {
+		return nil, fmt.Errorf("registering %s: %w", ClaimsAwaitingMetric, err)
+	}
+	return gauge, nil
 }
 
 func setupVolumes(mgr ctrl.Manager, opts Options) error {
-	r := &VolumesReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder(EventSource), InScope: opts.InScope}
+	r := &VolumesReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder(EventSource), InScope: opts.InScope, Awaiting: opts.ClaimsAwaiting}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(VolumesControllerName).
 		For(&appsv1.StatefulSet{}, builder.WithPredicates(
 			predicate.NewPredicateFuncs(isStateful),
 			specLabelsOrAnnotationsChanged(),
 		)).
-		// A new instance's claim, or one that just bound.
-		Watches(&corev1.PersistentVolumeClaim{}, handler.EnqueueRequestsFromMapFunc(r.statefulSetOfClaim),
-			builder.WithPredicates(predicate.NewPredicateFuncs(func(obj client.Object) bool {
-				return obj.GetAnnotations()[policy.AnnotationInjected] == "true"
-			}))).
+		// A new instance's claim, or one that just bound or grew. Claims of
+		// the user's templates carry no mark of statekeeper's: the mapping
+		// reads their names.
+		Watches(&corev1.PersistentVolumeClaim{}, handler.EnqueueRequestsFromMapFunc(r.statefulSetOfClaim)).
 		// A class that starts to allow expansion.
 		Watches(&storagev1.StorageClass{}, handler.EnqueueRequestsFromMapFunc(r.statefulSetsWithSize)).
 		Complete(r)
 }
 
-// isSizedStateful selects stateful StatefulSets that ask for a storage size.
+// isSizedStateful selects stateful StatefulSets whose claims have a wanted
+// size (policy.WantedClaimSizes).
 func isSizedStateful(obj client.Object) bool {
 	sts, ok := obj.(*appsv1.StatefulSet)
 	if !ok || !isStateful(sts) {
 		return false
 	}
-	_, sized := policy.RequestedStorageSize(policy.FromStatefulSet(sts))
-	return sized
+	return len(policy.WantedClaimSizes(policy.FromStatefulSet(sts))) > 0
 }
 
 func (r *VolumesReconciler) statefulSetOfClaim(ctx context.Context, obj client.Object) []reconcile.Request {
 	return r.statefulSets(ctx, obj.GetNamespace(), func(w policy.Workload) bool {
-		return policy.IsInjectedClaimOf(obj.GetName(), w)
+		return policy.IsSizedClaimOf(obj.GetName(), w)
 	})
 }
 
 func (r *VolumesReconciler) statefulSetsWithSize(ctx context.Context, _ client.Object) []reconcile.Request {
 	return r.statefulSets(ctx, "", func(w policy.Workload) bool {
-		_, ok := policy.RequestedStorageSize(w)
-		return ok
+		return len(policy.WantedClaimSizes(w)) > 0
 	})
 }
 
@@ -101,6 +123,9 @@ func (r *VolumesReconciler) statefulSets(ctx context.Context, namespace string, 
 func (r *VolumesReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	sts, err := statefulSetToReconcile(ctx, r.Client, r.InScope, req.NamespacedName, isSizedStateful)
 	if err != nil || sts == nil {
+		if r.Awaiting != nil && err == nil {
+			r.Awaiting.DeleteLabelValues(req.Namespace, req.Name)
+		}
 		return reconcile.Result{}, err
 	}
 	w := policy.FromStatefulSet(sts)
@@ -114,6 +139,9 @@ func (r *VolumesReconciler) Reconcile(ctx context.Context, req reconcile.Request
 		return reconcile.Result{}, fmt.Errorf("listing storage classes: %w", err)
 	}
 	log := logf.FromContext(ctx)
+	if r.Awaiting != nil {
+		r.Awaiting.WithLabelValues(sts.Namespace, sts.Name).Set(float64(policy.ClaimsAwaitingExpansion(w, claims.Items)))
+	}
 	for _, step := range policy.PlanClaimGrowth(w, claims.Items, classes.Items) {
 		claim := &corev1.PersistentVolumeClaim{}
 		claim.Namespace, claim.Name = sts.Namespace, step.Claim

@@ -31,7 +31,7 @@ type Admission struct {
 // every mutating one, then the validating ones on the mutated object (the
 // API server calls those in parallel; their answers do not depend on each
 // other).
-var admissionOrder = []Step{StepMutate, StepStamp, StepValidate, StepUnlabelled}
+var admissionOrder = []Step{StepMutate, StepStamp, StepClaim, StepValidate, StepUnlabelled}
 
 // Admit runs a request through every step statekeeper registers for its
 // resource, as the API server does: mutate, stop at a denial, apply the

@@ -3,6 +3,7 @@ package review
 import (
 	"context"
 	"fmt"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -48,6 +49,12 @@ func (e *Engine) Audit(ctx context.Context, obj client.Object) (Decision, error)
 			return d, fmt.Errorf("looking up the service of %s: %w", policy.FromStatefulSet(o).Ref(), err)
 		}
 		d.Verdict.Add(policy.AuditService(o, svc))
+		sts := policy.FromStatefulSet(o)
+		claims, err := e.templateClaims(ctx, sts)
+		if err != nil {
+			return d, err
+		}
+		d.Verdict.Add(policy.AuditClaimExpansion(sts, claims, time.Now()))
 		return d, nil
 	case *autoscalingv2.HorizontalPodAutoscaler:
 		c := *o

@@ -33,6 +33,10 @@ type Settings struct {
 	ExcludedNamespaces []string
 	// ClusterDomain builds pod FQDNs (pod identity stamping).
 	ClusterDomain string
+	// ClaimTemplatesMutable: the API server lets claim templates change
+	// (KEP-4650), so a resized template is left as written instead of
+	// recorded (--claim-template-resize, detected at start by the server).
+	ClaimTemplatesMutable bool
 }
 
 // SettingsFrom are the settings a configuration asks for; the server,
@@ -43,6 +47,9 @@ func SettingsFrom(c config.Config) Settings {
 		DefaultMode:        c.DefaultMode,
 		ExcludedNamespaces: c.Excluded(),
 		ClusterDomain:      c.ClusterDomain,
+		// auto is resolved by the server, which asks the API server
+		// (ServesMutableClaimTemplates); offline it records.
+		ClaimTemplatesMutable: c.ClaimTemplateResize == config.ClaimTemplateResizeNative,
 	}
 }
 
@@ -84,6 +91,12 @@ func (e *Engine) Mutate(ctx context.Context, req Request) (Decision, error) {
 // (docs/spec.md §4, the /validate webhook).
 func (e *Engine) Validate(ctx context.Context, req Request) (Decision, error) {
 	return e.step(ctx, StepValidate, req)
+}
+
+// SizeClaim gives a claim the StatefulSet controller creates the size
+// recorded for its template (the /mutate-claims webhook); see sizeClaim.
+func (e *Engine) SizeClaim(ctx context.Context, req Request) (Decision, error) {
+	return e.step(ctx, StepClaim, req)
 }
 
 // StampPod stamps the stable identity of docs/spec.md §5 on a pod CREATE (the
@@ -219,14 +232,51 @@ func (e *Engine) mutateWorkload(ctx context.Context, facts *workloadFacts, d *De
 	if !policy.Mutable(facts.object) {
 		return e.validateWorkload(ctx, facts, d)
 	}
-	claims, err := e.claims(ctx, facts.object)
-	if err != nil {
+	pr := policy.WorkloadRequest{
+		Operation: facts.op, Object: facts.object, Written: facts.written, Old: facts.old,
+		ClaimTemplatesMutable: e.settings.ClaimTemplatesMutable,
+	}
+	var err error
+	if pr.Claims, err = e.claims(ctx, facts.object); err != nil {
 		return false, err
 	}
-	d.Patch = policy.MutateWorkload(policy.WorkloadRequest{
-		Operation: facts.op, Object: facts.object, Old: facts.old, Claims: claims,
-	}, e.settings.Defaults)
-	return false, nil
+	// A claim template resized in the manifest is judged here, not by the
+	// validating webhook: the API server's immutability check runs between
+	// the two and would refuse it first, for a reason the user cannot act on.
+	verdict := false
+	if facts.op == policy.OpUpdate && policy.ResizesClaimTemplates(facts.object, facts.old) {
+		if pr.StorageClasses, err = e.lookup.StorageClasses(ctx); err != nil {
+			return false, fmt.Errorf("looking up the storage classes: %w", err)
+		}
+		if pr.TemplateClaims, err = e.templateClaims(ctx, facts.old.Workload); err != nil {
+			return false, err
+		}
+		d.Result = policy.CheckClaimTemplateResize(pr)
+		verdict = len(d.Result.Denials)+len(d.Result.Warnings) > 0
+	}
+	d.Patch = policy.MutateWorkload(pr, e.settings.Defaults)
+	return verdict, nil
+}
+
+// templateClaims returns the existing claims of a stored StatefulSet's
+// claim templates (policy.TemplateClaimNames), ordered by name.
+func (e *Engine) templateClaims(ctx context.Context, sts policy.Workload) ([]corev1.PersistentVolumeClaim, error) {
+	names := policy.TemplateClaimNames(sts)
+	if len(names) == 0 {
+		return nil, nil
+	}
+	found, err := e.lookup.Claims(ctx, sts.Namespace, names)
+	if err != nil {
+		return nil, fmt.Errorf("looking up the claims of %s: %w", sts.Ref(), err)
+	}
+	slices.Sort(names)
+	var claims []corev1.PersistentVolumeClaim
+	for _, name := range names {
+		if claim := found[name]; claim != nil {
+			claims = append(claims, *claim)
+		}
+	}
+	return claims, nil
 }
 
 func (e *Engine) validateWorkload(ctx context.Context, facts *workloadFacts, d *Decision) (bool, error) {

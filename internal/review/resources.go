@@ -30,6 +30,9 @@ const (
 	// selector never sends. A webhook of its own, failing open, so that an
 	// outage of statekeeper never blocks unmanaged workloads.
 	StepUnlabelled
+	// StepClaim is /mutate-claims: a claim the StatefulSet controller creates
+	// gets the size recorded for its template (docs/spec.md §10).
+	StepClaim
 )
 
 // Reviewed is one resource statekeeper reviews: what the API server calls it
@@ -72,6 +75,9 @@ var Resources = []Reviewed{
 	{Group: corev1.GroupName, Resource: "pods", Kind: kindPod,
 		Steps: StepStamp,
 		judge: func(e *Engine, _ Step) judgeFunc { return e.stampPod }},
+	{Group: corev1.GroupName, Resource: "persistentvolumeclaims", Kind: kindClaim,
+		Steps: StepClaim,
+		judge: func(e *Engine, _ Step) judgeFunc { return e.sizeClaim }},
 }
 
 var (
@@ -80,6 +86,7 @@ var (
 	kindScale       = schema.GroupKind{Group: autoscalingv1.GroupName, Kind: "Scale"}
 	kindHPA         = schema.GroupKind{Group: autoscalingv2.GroupName, Kind: "HorizontalPodAutoscaler"}
 	kindPod         = schema.GroupKind{Group: corev1.GroupName, Kind: "Pod"}
+	kindClaim       = schema.GroupKind{Group: corev1.GroupName, Kind: "PersistentVolumeClaim"}
 )
 
 // judgeFunc decides one request of a reviewed resource.
@@ -153,6 +160,7 @@ func ResourceOfKind(kind schema.GroupKind) (Reviewed, bool) {
 // stepNames name the steps in errors.
 var stepNames = map[Step]string{
 	StepMutate: "mutated", StepStamp: "stamped", StepValidate: "validated", StepUnlabelled: "guarded unlabelled",
+	StepClaim: "sized",
 }
 
 // judgeOf returns the decision of step for the request's resource.

@@ -18,9 +18,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/discovery"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/openapi"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/leaderelection"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -156,7 +159,11 @@ func setup(mgr manager.Manager, rc *rest.Config, cfg config.Config, d *drain) er
 	if err != nil {
 		return err
 	}
-	engine := review.New(lookup.NewCache(mgr.GetCache(), mgr.GetAPIReader()), review.SettingsFrom(cfg))
+	settings := review.SettingsFrom(cfg)
+	if cfg.ClaimTemplateResize == config.ClaimTemplateResizeAuto {
+		settings.ClaimTemplatesMutable = servesMutableClaimTemplates(mgr, rc, cfg)
+	}
+	engine := review.New(lookup.NewCache(mgr.GetCache(), mgr.GetAPIReader()), settings)
 	skwebhook.Register(mgr.GetWebhookServer(), engine, WithoutCaller(mgr.GetLogger().WithName("admission")), metrics)
 
 	if err := setupLeader(mgr, rc, cfg, engine); err != nil {
@@ -189,10 +196,14 @@ func setupLeader(mgr manager.Manager, rc *rest.Config, cfg config.Config, engine
 			return err
 		}
 	}
+	claimsAwaiting, err := reconciler.NewClaimsAwaitingGauge(ctrlmetrics.Registry)
+	if err != nil {
+		return err
+	}
 	// register adds the leader's controllers to a term's manager.
 	register := func(term manager.Manager) error {
 		if err := reconciler.SetupWithManager(term, reconciler.Options{
-			InScope: engine.InScope, ClusterDomain: cfg.ClusterDomain,
+			InScope: engine.InScope, ClusterDomain: cfg.ClusterDomain, ClaimsAwaiting: claimsAwaiting,
 		}); err != nil {
 			return fmt.Errorf("setting up the reconcilers: %w", err)
 		}
@@ -227,6 +238,7 @@ func setupLeader(mgr manager.Manager, rc *rest.Config, cfg config.Config, engine
 		leading.Set(1)
 		defer leading.Set(0)
 		defer auditMetrics.Forget() // the next leader's audit counts now
+		defer claimsAwaiting.Reset()
 		return term.run(ctx)
 	}
 	if !cfg.LeaderElect {
@@ -275,4 +287,30 @@ func CheckCertificates(certDir string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// servesMutableClaimTemplates asks the API server whether it lets claim
+// templates change (--claim-template-resize auto); when it cannot tell,
+// statekeeper records the sizes itself, which works on every API server.
+func servesMutableClaimTemplates(mgr manager.Manager, rc *rest.Config, cfg config.Config) bool {
+	log := mgr.GetLogger().WithName("claim-templates")
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	dc, err := discovery.NewDiscoveryClientForConfig(rc)
+	if err != nil {
+		log.Error(err, "cannot ask the API server whether claim templates can change; recording resized templates")
+		return false
+	}
+	c, err := client.New(rc, client.Options{Scheme: mgr.GetScheme()})
+	if err != nil {
+		log.Error(err, "cannot ask the API server whether claim templates can change; recording resized templates")
+		return false
+	}
+	native, err := review.ServesMutableClaimTemplates(ctx, openapi.ToClientWithContext(dc.OpenAPIV3()), c, cfg.Namespace)
+	if err != nil {
+		log.Error(err, "cannot tell whether claim templates can change; recording resized templates")
+		return false
+	}
+	log.Info("resized claim templates", "native", native)
+	return native
 }

@@ -22,6 +22,7 @@ var fuzzResources = []struct{ group, resource, sub, kindGroup, kind string }{
 	{"autoscaling", "horizontalpodautoscalers", "", "autoscaling", "HorizontalPodAutoscaler"},
 	{"apps", "statefulsets", "", "autoscaling", "Scale"},
 	{"", "pods", "", "", "Pod"},
+	{"", "persistentvolumeclaims", "", "", "PersistentVolumeClaim"},
 }
 
 // FuzzHandler feeds arbitrary bytes as the object (and old object) of an
@@ -46,15 +47,17 @@ func FuzzHandler(f *testing.F) {
 	f.Add(uint8(4), "CREATE", []byte(`{"kind":"HorizontalPodAutoscaler","spec":{"scaleTargetRef":{"apiVersion":"apps/v1","kind":"StatefulSet","name":"single-db"},"maxReplicas":99}}`))
 	f.Add(uint8(0), "CREATE", []byte(`[`))
 	f.Add(uint8(0), "DELETE", []byte(`null`))
+	f.Add(uint8(7), "CREATE", []byte(`{"kind":"PersistentVolumeClaim","metadata":{"name":"data-single-db-1","labels":{"app":"single-db"}}}`))
+	f.Add(uint8(1), "UPDATE", []byte(`{"kind":"StatefulSet","metadata":{"name":"single-db","labels":{"statekeeper.io/deploy-type":"stateful-single"},"annotations":{"statekeeper.io/claim-sizes":"data=2Gi,x"}},"spec":{"volumeClaimTemplates":[{"metadata":{"name":"data"},"spec":{"resources":{"requests":{"storage":"3Gi"}}}}]}}`))
 	f.Add(uint8(6), "CREATE", []byte(`{"kind":"Pod","metadata":{"name":"zk-x","ownerReferences":[{"apiVersion":"apps/v1","kind":"StatefulSet","name":"zk","controller":true}]}}`))
 
 	engine := testEngine(cluster())
-	handlers := []*Handler{NewMutator(engine, discard, nil), NewPodMutator(engine, discard, nil), NewValidator(engine, discard, nil)}
+	handlers := []*Handler{NewMutator(engine, discard, nil), NewPodMutator(engine, discard, nil), NewValidator(engine, discard, nil), NewClaimMutator(engine, discard, nil)}
 	// The same handlers over what the informer cache holds of the cluster
 	// (workloads trimmed to what policy reads, policy/stored.go) must
 	// answer every input alike.
 	cached := testEngine(cluster().AsCached())
-	cachedHandlers := []*Handler{NewMutator(cached, discard, nil), NewPodMutator(cached, discard, nil), NewValidator(cached, discard, nil)}
+	cachedHandlers := []*Handler{NewMutator(cached, discard, nil), NewPodMutator(cached, discard, nil), NewValidator(cached, discard, nil), NewClaimMutator(cached, discard, nil)}
 	f.Fuzz(func(t *testing.T, pick uint8, operation string, object []byte) {
 		r := fuzzResources[int(pick)%len(fuzzResources)]
 		body := []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{` +

@@ -57,6 +57,13 @@ func NewPodMutator(engine *review.Engine, log logr.Logger, metrics *Metrics) *Ha
 	return newHandler(PathMutatePods, review.StepStamp, engine.StampPod, log, metrics)
 }
 
+// NewClaimMutator returns the handler of /mutate-claims: the size recorded
+// for a StatefulSet's claim template on the claims created from it
+// (docs/spec.md §10).
+func NewClaimMutator(engine *review.Engine, log logr.Logger, metrics *Metrics) *Handler {
+	return newHandler(PathMutateClaims, review.StepClaim, engine.SizeClaim, log, metrics)
+}
+
 // NewValidator returns the handler of /validate: workload rules, /scale and
 // HPAs (docs/spec.md §4).
 func NewValidator(engine *review.Engine, log logr.Logger, metrics *Metrics) *Handler {

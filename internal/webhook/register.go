@@ -17,11 +17,15 @@ const (
 	// PathValidateUnlabelled is where the kind-switch rule judges unlabelled
 	// workload CREATEs (a webhook of its own that fails open).
 	PathValidateUnlabelled = "/validate-unlabelled"
+	// PathMutateClaims is where a StatefulSet's new claims get the size
+	// recorded for their template (docs/spec.md §10).
+	PathMutateClaims = "/mutate-claims"
 )
 
 // Register serves statekeeper's paths on server: /mutate and /validate for
 // workloads, /mutate-pods for pod identity stamping, /validate-unlabelled
-// for the kind-switch rule on unlabelled workloads, each as Webhook serves
+// for the kind-switch rule on unlabelled workloads, /mutate-claims for the
+// size of a StatefulSet's new claims, each as Webhook serves
 // it; the server wraps them in controller-runtime's webhook latency and
 // in-flight metrics.
 func Register(server webhook.Server, engine *review.Engine, log logr.Logger, metrics *Metrics) {
@@ -29,6 +33,7 @@ func Register(server webhook.Server, engine *review.Engine, log logr.Logger, met
 	server.Register(PathMutatePods, Webhook(NewPodMutator(engine, log, metrics)))
 	server.Register(PathValidate, Webhook(NewValidator(engine, log, metrics)))
 	server.Register(PathValidateUnlabelled, Webhook(NewUnlabelledValidator(engine, log, metrics)))
+	server.Register(PathMutateClaims, Webhook(NewClaimMutator(engine, log, metrics)))
 }
 
 // Webhook serves h the stock way: controller-runtime's admission.Webhook

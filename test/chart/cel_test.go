@@ -70,6 +70,7 @@ func TestWorkloadMatchConditions(t *testing.T) {
 		unlabelled  = "unlabelled-workloads.validate.statekeeper.io"
 		deletions   = "deletions.validate.statekeeper.io"
 		nsDeletions = "namespace-deletions.validate.statekeeper.io"
+		claims      = "claims.mutate.statekeeper.io"
 	)
 	tests := []struct {
 		name              string
@@ -108,6 +109,16 @@ func TestWorkloadMatchConditions(t *testing.T) {
 			want: map[string]bool{deletions: false, nsDeletions: false}},
 		{name: "DELETE without a spec", object: none, oldObject: bare,
 			want: map[string]bool{deletions: false, nsDeletions: false}},
+		// Claims: the StatefulSet controller names them <template>-<statefulset>-<ordinal>
+		// and labels them with the StatefulSet's selector.
+		{name: "CREATE of a StatefulSet's claim", object: `{"metadata":{"name":"data-db-0","labels":{"app":"db"}}}`, oldObject: none,
+			want: map[string]bool{claims: true}},
+		{name: "CREATE of a claim without labels", object: `{"metadata":{"name":"data-db-0"}}`, oldObject: none,
+			want: map[string]bool{claims: false}},
+		{name: "CREATE of a claim of no ordinal", object: `{"metadata":{"name":"data-db","labels":{"app":"db"}}}`, oldObject: none,
+			want: map[string]bool{claims: false}},
+		{name: "CREATE of a claim named by generateName", object: `{"metadata":{"generateName":"data-","labels":{"app":"db"}}}`, oldObject: none,
+			want: map[string]bool{claims: false}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -407,6 +407,19 @@ func TestWebhookContract(t *testing.T) {
 			AdmissionReviewVersions: v1, SideEffects: none, MatchPolicy: equivalent, TimeoutSeconds: timeout,
 			NamespaceSelector: notOff,
 		},
+		{
+			Name:               "claims.mutate.statekeeper.io",
+			ClientConfig:       clientConfig("/mutate-claims"),
+			Rules:              []admissionregistrationv1.RuleWithOperations{rule("", "v1", []string{"persistentvolumeclaims"}, create)},
+			FailurePolicy:      ignore,
+			ReinvocationPolicy: never,
+			MatchConditions: []admissionregistrationv1.MatchCondition{{
+				Name:       "statefulset-claim",
+				Expression: "has(object.metadata.name) && has(object.metadata.labels) && object.metadata.name.matches('^.+-.+-[0-9]+$')",
+			}},
+			AdmissionReviewVersions: v1, SideEffects: none, MatchPolicy: equivalent, TimeoutSeconds: timeout,
+			NamespaceSelector: notOff,
+		},
 	}, mutating.Webhooks)
 	assert.Empty(t, mutating.Annotations, "an explicit caBundle must not be overwritten by cert-manager's injector")
 
@@ -571,6 +584,7 @@ func TestWebhooksPerNamespaceMode(t *testing.T) {
 				}
 				if effective != "off" {
 					want["pods.mutate.statekeeper.io"] = []admissionregistrationv1.FailurePolicyType{admissionregistrationv1.Ignore}
+					want["claims.mutate.statekeeper.io"] = []admissionregistrationv1.FailurePolicyType{admissionregistrationv1.Ignore}
 					// The kind-switch guard of unlabelled workloads fails open everywhere.
 					want["unlabelled-workloads.validate.statekeeper.io"] = []admissionregistrationv1.FailurePolicyType{admissionregistrationv1.Ignore}
 					// Deletion protection: only protected workloads are ever sent.
@@ -727,6 +741,9 @@ func TestRBAC(t *testing.T) {
 	}, clusterRole.Rules)
 	assert.Equal(t, []rbacv1.PolicyRule{
 		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}},
+		// The probe of --claim-template-resize auto (internal/review.ClaimTemplateProbeName).
+		{APIGroups: []string{"apps"}, Resources: []string{"statefulsets"}, Verbs: []string{"create"}},
+		{APIGroups: []string{"apps"}, Resources: []string{"statefulsets"}, ResourceNames: []string{"statekeeper-claim-template-probe"}, Verbs: []string{"get", "update", "delete"}},
 	}, role.Rules)
 	assert.Equal(t, releaseNS, role.Namespace)
 
