@@ -34,12 +34,13 @@ const (
 // the kubelet keeps a secret volume.
 type localServer struct {
 	process
-	binary     string
-	kubeconfig string // the cluster's, impersonated into workDir
-	workDir    string
-	certs      *secretVolume
-	port       int // HTTPS webhook port, fixed for the suite's life
-	healthPort int
+	binary      string
+	kubeconfig  string // the cluster's, impersonated into workDir
+	workDir     string
+	certs       *secretVolume
+	port        int // HTTPS webhook port, fixed for the suite's life
+	healthPort  int
+	metricsPort int
 }
 
 func newLocalServer(s settings) (*localServer, error) {
@@ -51,13 +52,18 @@ func newLocalServer(s settings) (*localServer, error) {
 	if err != nil {
 		return nil, err
 	}
+	metricsPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
 	server := &localServer{
-		process:    process{name: "statekeeper", logPath: filepath.Join(s.workDir, "statekeeper.log")},
-		binary:     s.statekeeper,
-		kubeconfig: s.kubeconfig,
-		workDir:    s.workDir,
-		port:       port,
-		healthPort: healthPort,
+		process:     process{name: "statekeeper", logPath: filepath.Join(s.workDir, "statekeeper.log")},
+		binary:      s.statekeeper,
+		kubeconfig:  s.kubeconfig,
+		workDir:     s.workDir,
+		port:        port,
+		healthPort:  healthPort,
+		metricsPort: metricsPort,
 	}
 	// The log holds this run only; restarts within it append.
 	return server, server.freshLog()
@@ -103,7 +109,7 @@ func (s *localServer) start(ctx context.Context, deploy *appsv1.Deployment) erro
 		"webhook-port":              fmt.Sprint(s.port),
 		"cert-dir":                  s.certs.dir,
 		"health-probe-bind-address": fmt.Sprintf("%s:%d", localHost, s.healthPort),
-		"metrics-bind-address":      "0",
+		"metrics-bind-address":      fmt.Sprintf("%s:%d", localHost, s.metricsPort),
 		"kubeconfig":                kubeconfig,
 	})
 	if err := s.process.start(s.binary, args, env); err != nil {
@@ -111,6 +117,11 @@ func (s *localServer) start(ctx context.Context, deploy *appsv1.Deployment) erro
 		return err
 	}
 	return s.running.WaitReady(ctx, fmt.Sprintf("http://%s:%d/readyz", localHost, s.healthPort), time.Minute)
+}
+
+// metricsURL is where the local server serves /metrics.
+func (s *localServer) metricsURL() string {
+	return fmt.Sprintf("http://%s:%d/metrics", localHost, s.metricsPort)
 }
 
 // stop ends the process as the kubelet would and stops following its

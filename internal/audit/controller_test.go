@@ -108,14 +108,14 @@ func drain(r *events.FakeRecorder) []string {
 	}
 }
 
-// gauges reads statekeeper_audit_violations by namespace/rule/result.
+// gauges reads statekeeper_audit_violations by resource_namespace/rule/result.
 func gauges(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 	t.Helper()
 	families, err := reg.Gather()
 	require.NoError(t, err)
 	out := map[string]float64{}
 	for _, f := range families {
-		if f.GetName() != "statekeeper_audit_violations" {
+		if f.GetName() != ViolationsMetric {
 			continue
 		}
 		for _, m := range f.GetMetric() {
@@ -123,7 +123,7 @@ func gauges(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 			for _, l := range m.GetLabel() {
 				labels[l.GetName()] = l.GetValue()
 			}
-			out[labels["namespace"]+"/"+labels["rule"]+"/"+labels["result"]] = m.GetGauge().GetValue()
+			out[labels["resource_namespace"]+"/"+labels["rule"]+"/"+labels["result"]] = m.GetGauge().GetValue()
 		}
 	}
 	return out

@@ -7,6 +7,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// Metric names, documented in docs/monitoring.md.
+const (
+	ViolationsMetric = "statekeeper_audit_violations"
+	DurationMetric   = "statekeeper_audit_namespace_duration_seconds"
+)
+
 // Metrics are the audit's gauges and histogram.
 type Metrics struct {
 	violations *prometheus.GaugeVec
@@ -22,11 +28,14 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		violations: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "statekeeper_audit_violations",
-			Help: "Rules currently broken by stored objects, by namespace, rule and result (fail: a rule admission enforces; warn: a warning).",
-		}, []string{"namespace", "rule", "result"}),
+			Name: ViolationsMetric,
+			Help: "Rules currently broken by stored objects, by the objects' namespace (resource_namespace), rule and result " +
+				"(fail: a rule admission enforces; warn: a warning).",
+			// Not "namespace": Prometheus renames a scraped label that a
+			// target label (the pod's namespace) already names.
+		}, []string{"resource_namespace", "rule", "result"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "statekeeper_audit_namespace_duration_seconds",
+			Name:    DurationMetric,
 			Help:    "Time to audit one namespace and write its reports.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 9),
 		}),
@@ -49,7 +58,7 @@ func (m *Metrics) set(namespace string, counts map[[2]string]int) {
 	defer m.mu.Unlock()
 	var now []prometheus.Labels
 	for k, n := range counts {
-		l := prometheus.Labels{"namespace": namespace, "rule": k[0], "result": k[1]}
+		l := prometheus.Labels{"resource_namespace": namespace, "rule": k[0], "result": k[1]}
 		m.violations.With(l).Set(float64(n))
 		now = append(now, l)
 	}

@@ -14,15 +14,16 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/discovery"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/openapi"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/leaderelection"
@@ -41,9 +42,6 @@ import (
 
 // LeaderElectionID names the Lease the replicas compete for.
 const LeaderElectionID = "statekeeper.statekeeper.io"
-
-// LeadingMetric is 1 while the replica runs the leader's work.
-const LeadingMetric = "statekeeper_leading"
 
 // Certificate file names in --cert-dir, as cert-manager's Secrets name them.
 const (
@@ -81,8 +79,14 @@ func build(cfg config.Config, rc *rest.Config, customize func(*manager.Options))
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return nil, fmt.Errorf("building the scheme: %w", err)
 	}
+	// The serving certificate is read here rather than by the webhook
+	// server, so that its expiry is a metric (metrics.go).
+	certs, err := certwatcher.New(filepath.Join(certDir(cfg), CertName), filepath.Join(certDir(cfg), KeyName))
+	if err != nil {
+		return nil, fmt.Errorf("reading the serving certificate: %w", err)
+	}
 	d := &drain{}
-	opts := managerOptions(cfg, scheme)
+	opts := managerOptions(cfg, scheme, certs)
 	opts.WebhookServer = drainingWebhookServer{Server: opts.WebhookServer, drain: d}
 	customize(&opts)
 	mgr, err := manager.New(rc, opts)
@@ -92,16 +96,29 @@ func build(cfg config.Config, rc *rest.Config, customize func(*manager.Options))
 	if err := setup(mgr, rc, cfg, d); err != nil {
 		return nil, err
 	}
+	if err := watchServingCertificate(ctrlmetrics.Registry, certs); err != nil {
+		return nil, err
+	}
+	// The watcher re-reads rotated files until the manager stops.
+	if err := mgr.Add(certs); err != nil {
+		return nil, fmt.Errorf("adding the certificate watcher: %w", err)
+	}
 	return &Server{Manager: mgr, drain: d, drainPeriod: cfg.ShutdownDrain}, nil
 }
 
-func managerOptions(cfg config.Config, scheme *runtime.Scheme) manager.Options {
+// managerOptions are the manager's options; the webhook server serves the
+// certificates of certs (nil: it reads --cert-dir itself).
+func managerOptions(cfg config.Config, scheme *runtime.Scheme, certs *certwatcher.CertWatcher) manager.Options {
 	tlsOpts := []func(*tls.Config){}
 	if !cfg.EnableHTTP2 {
 		// HTTP/2 stream cancellation and rapid reset (CVE-2023-44487,
 		// CVE-2023-39325) let a client exhaust the server; the API server
 		// talks HTTP/1.1 to webhooks just as well, so offer only that.
 		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
+	}
+	webhookTLSOpts := slices.Clip(tlsOpts)
+	if certs != nil {
+		webhookTLSOpts = append(webhookTLSOpts, func(c *tls.Config) { c.GetCertificate = certs.GetCertificate })
 	}
 	return manager.Options{
 		Scheme: scheme,
@@ -114,12 +131,11 @@ func managerOptions(cfg config.Config, scheme *runtime.Scheme) manager.Options {
 			Host:    cfg.WebhookHost,
 			Port:    cfg.WebhookPort,
 			CertDir: cfg.CertDir,
-			// With no GetCertificate in TLSOpts the server watches these two
-			// files (controller-runtime's certwatcher) and serves rotated
-			// certificates without a restart.
+			// certs (controller-runtime's certwatcher) watches these two
+			// files and serves rotated certificates without a restart.
 			CertName: CertName,
 			KeyName:  KeyName,
-			TLSOpts:  tlsOpts,
+			TLSOpts:  webhookTLSOpts,
 		}),
 		Metrics: metricsserver.Options{
 			BindAddress: cfg.MetricsBindAddress,
@@ -153,8 +169,8 @@ func setup(mgr manager.Manager, rc *rest.Config, cfg config.Config, d *drain) er
 		return err
 	}
 
-	// The decisions counter is served beside controller-runtime's webhook
-	// latency histograms; the registry is per process, so is New.
+	// The admission metrics are served beside controller-runtime's webhook
+	// metrics; the registry is per process, so is New.
 	metrics, err := skwebhook.NewMetrics(ctrlmetrics.Registry)
 	if err != nil {
 		return err
@@ -173,16 +189,17 @@ func setup(mgr manager.Manager, rc *rest.Config, cfg config.Config, d *drain) er
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return fmt.Errorf("adding the health check: %w", err)
 	}
-	if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
-		return fmt.Errorf("adding the webhook readiness check: %w", err)
+	readiness := []readinessCheck{
+		{"webhook", mgr.GetWebhookServer().StartedChecker()},
+		{"cache", cacheSynced(mgr.GetCache())},
+		{"shutdown", d.readyz()},
 	}
-	if err := mgr.AddReadyzCheck("cache", cacheSynced(mgr.GetCache())); err != nil {
-		return fmt.Errorf("adding the cache readiness check: %w", err)
+	for _, c := range readiness {
+		if err := mgr.AddReadyzCheck(c.name, c.check); err != nil {
+			return fmt.Errorf("adding the %s readiness check: %w", c.name, err)
+		}
 	}
-	if err := mgr.AddReadyzCheck("shutdown", d.readyz()); err != nil {
-		return fmt.Errorf("adding the shutdown readiness check: %w", err)
-	}
-	return nil
+	return registerReady(ctrlmetrics.Registry, readiness)
 }
 
 // setupLeader registers the leader's work: the reconcilers and, with
@@ -223,12 +240,9 @@ func setupLeader(mgr manager.Manager, rc *rest.Config, cfg config.Config, engine
 	if err := register(newTermManager(mgr)); err != nil {
 		return err
 	}
-	leading := prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: LeadingMetric,
-		Help: "1 while this replica runs the reconcilers and the audit (it holds the Lease), else 0.",
-	})
-	if err := ctrlmetrics.Registry.Register(leading); err != nil {
-		return fmt.Errorf("registering %s: %w", LeadingMetric, err)
+	leading, err := registerLeading(ctrlmetrics.Registry)
+	if err != nil {
+		return err
 	}
 	lead := func(ctx context.Context) error {
 		term := newTermManager(mgr)
@@ -269,12 +283,25 @@ func cacheSynced(c cache.Cache) healthz.Checker {
 	}
 }
 
+// certDir is the serving certificate's directory, --cert-dir or
+// controller-runtime's default.
+func certDir(cfg config.Config) string {
+	if cfg.CertDir != "" {
+		return cfg.CertDir
+	}
+	return defaultCertDir()
+}
+
+func defaultCertDir() string {
+	return filepath.Join(os.TempDir(), "k8s-webhook-server", "serving-certs")
+}
+
 // CheckCertificates reports a missing serving certificate or key in certDir
 // (controller-runtime's default directory when empty) before the manager
 // starts, so that `serve` fails with a message that says which file is missing.
 func CheckCertificates(certDir string) error {
 	if certDir == "" {
-		certDir = filepath.Join(os.TempDir(), "k8s-webhook-server", "serving-certs")
+		certDir = defaultCertDir()
 	}
 	var errs []error
 	for _, name := range []string{CertName, KeyName} {

@@ -1,15 +1,24 @@
 package server
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -24,6 +33,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/statekeeper/statekeeper/internal/config"
@@ -34,7 +44,7 @@ func TestHTTP2IsOffUnlessEnabled(t *testing.T) {
 	for _, enabled := range []bool{false, true} {
 		cfg := config.Default()
 		cfg.EnableHTTP2 = enabled
-		opts := managerOptions(cfg, nil)
+		opts := managerOptions(cfg, nil, nil)
 
 		server, ok := opts.WebhookServer.(*webhook.DefaultServer)
 		require.True(t, ok)
@@ -54,7 +64,7 @@ func TestManagerOptions(t *testing.T) {
 	cfg := config.Default()
 	cfg.WebhookHost, cfg.WebhookPort, cfg.CertDir = "127.0.0.1", 10443, "/certs"
 	cfg.LeaderElect, cfg.Namespace = true, "statekeeper-system"
-	opts := managerOptions(cfg, nil)
+	opts := managerOptions(cfg, nil, nil)
 
 	server := opts.WebhookServer.(*webhook.DefaultServer)
 	assert.Equal(t, "127.0.0.1", server.Options.Host)
@@ -85,10 +95,14 @@ func TestCheckCertificates(t *testing.T) {
 // each of the chart's paths serves its own handler: a request in an excluded
 // namespace (decided without the cache, which is not started here) is
 // admitted by the path that serves its resource and refused by the others;
-// and that each path closes its connections once the shutdown drain begins.
+// that each path closes its connections once the shutdown drain begins; and
+// the replica's metrics before it starts. (New registers on the process's
+// registry, so it is built once here.)
 func TestNewRegistersTheWebhookPaths(t *testing.T) {
 	cfg := config.Default()
 	cfg.MetricsBindAddress, cfg.HealthProbeBindAddress = "0", "0"
+	cfg.CertDir = t.TempDir()
+	notAfter := writeServingCertificate(t, cfg.CertDir)
 	// A fixed REST mapper stands in for the API server's discovery.
 	mapper := meta.NewDefaultRESTMapper(nil)
 	for _, gvk := range []schema.GroupVersionKind{
@@ -169,6 +183,52 @@ func TestNewRegistersTheWebhookPaths(t *testing.T) {
 		mux.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, path, strings.NewReader("")))
 		assert.Equal(t, "close", rec.Header().Get("Connection"), path)
 	}
+
+	// Not started: not ready, not leading; the certificate is read already.
+	assert.Equal(t, map[string]float64{
+		ReadyMetric:               0,
+		LeadingMetric:             0,
+		CertificateNotAfterMetric: float64(notAfter.Unix()),
+	}, gauges(t, ReadyMetric, LeadingMetric, CertificateNotAfterMetric))
+}
+
+// gauges reads the named unlabelled gauges of the process's registry.
+func gauges(t *testing.T, names ...string) map[string]float64 {
+	t.Helper()
+	families, err := ctrlmetrics.Registry.Gather()
+	require.NoError(t, err)
+	out := map[string]float64{}
+	for _, f := range families {
+		if slices.Contains(names, f.GetName()) {
+			out[f.GetName()] = f.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	return out
+}
+
+// writeServingCertificate writes a self-signed serving certificate and its
+// key into dir as the chart's Secret names them, and returns its expiry.
+func writeServingCertificate(t *testing.T, dir string) time.Time {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	notAfter := time.Now().Add(90 * 24 * time.Hour).Truncate(time.Second)
+	template := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "statekeeper"},
+		DNSNames:     []string{"localhost"},
+		NotBefore:    time.Now().Add(-time.Minute),
+		NotAfter:     notAfter,
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, template, template, &key.PublicKey, key)
+	require.NoError(t, err)
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, CertName), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, KeyName), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600))
+	return notAfter
 }
 
 // TestCacheOptions: pods are cached as metadata, and nothing is cached

@@ -27,7 +27,7 @@ type reviewFunc func(context.Context, review.Request) (review.Decision, error)
 
 // Handler is the admission handler of one webhook path.
 type Handler struct {
-	// name is the webhook's path, for logs.
+	// name is the webhook's path, for logs and metrics.
 	name   string
 	step   review.Step
 	review reviewFunc
@@ -226,16 +226,16 @@ func (l decisionLog) withRequest(keysAndValues []any) []any {
 // StatefulSet reaches /mutate-pods, and most of them are not statekeeper's.
 func (h *Handler) observe(l decisionLog, d review.Decision, outcome string) {
 	for _, v := range d.Result.Denials {
-		h.metrics.count(string(v.Rule), l.resource, OutcomeDenied)
+		h.count(l, OutcomeDenied, string(v.Rule))
 	}
 	for _, v := range d.Result.Warnings {
-		h.metrics.count(string(v.Rule), l.resource, OutcomeWarned)
+		h.count(l, OutcomeWarned, string(v.Rule))
 	}
 	switch {
 	case outcome == OutcomeMutated:
-		h.metrics.count(noRule, l.resource, OutcomeMutated)
+		h.count(l, OutcomeMutated, noRule)
 	case len(d.Result.Denials)+len(d.Result.Warnings) == 0:
-		h.metrics.count(noRule, l.resource, outcome)
+		h.count(l, outcome, noRule)
 	}
 	log := l.log
 	if outcome == OutcomeSkipped {
@@ -248,8 +248,12 @@ func (h *Handler) observe(l decisionLog, d review.Decision, outcome string) {
 	l.info(log, "rule", ruleList(d.Result), "outcome", outcome, "mode", string(d.Mode))
 }
 
+func (h *Handler) count(l decisionLog, outcome, rule string) {
+	h.metrics.count(h.name, string(l.req.Operation), l.resource, outcome, rule)
+}
+
 func (h *Handler) observeError(l decisionLog, err error) {
-	h.metrics.count(noRule, l.resource, OutcomeError)
+	h.count(l, OutcomeError, noRule)
 	l.log.Error(err, "admission decision", l.withRequest([]any{"rule", noRule, "outcome", OutcomeError, "mode", ""})...)
 }
 

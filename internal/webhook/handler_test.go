@@ -302,12 +302,14 @@ func TestMetrics(t *testing.T) {
 		serve(t, validator, body)
 	}
 	assert.Equal(t, map[string]float64{
-		"rule=none resource=statefulsets outcome=mutated":           3,
-		"rule=none resource=statefulsets outcome=allowed":           1,
-		"rule=single-instance resource=statefulsets outcome=denied": 1,
-		"rule=single-instance resource=statefulsets outcome=warned": 1,
-		"rule=none resource=statefulsets outcome=skipped":           2,
-		"rule=none resource=statefulsets outcome=error":             2,
+		"webhook=/mutate operation=CREATE resource=statefulsets outcome=mutated rule=none":             3,
+		"webhook=/validate operation=CREATE resource=statefulsets outcome=allowed rule=none":           1,
+		"webhook=/validate operation=CREATE resource=statefulsets outcome=denied rule=single-instance": 1,
+		"webhook=/validate operation=CREATE resource=statefulsets outcome=warned rule=single-instance": 1,
+		"webhook=/mutate operation=CREATE resource=statefulsets outcome=skipped rule=none":             1,
+		"webhook=/validate operation=CREATE resource=statefulsets outcome=skipped rule=none":           1,
+		"webhook=/mutate operation=CREATE resource=statefulsets outcome=error rule=none":               1,
+		"webhook=/validate operation=CREATE resource=statefulsets outcome=error rule=none":             1,
 	}, counters(t, reg, "statekeeper_admission_decisions_total"))
 
 	_, err = NewMetrics(reg)
@@ -344,7 +346,7 @@ func withObject(t testing.TB, body, object []byte) []byte {
 	return out
 }
 
-// counters gathers the counter family name as "rule=… resource=… outcome=…" → value.
+// counters gathers the counter family name as "webhook=… operation=… resource=… outcome=… rule=…" → value.
 func counters(t testing.TB, reg *prometheus.Registry, name string) map[string]float64 {
 	families, err := reg.Gather()
 	require.NoError(t, err)
@@ -358,7 +360,8 @@ func counters(t testing.TB, reg *prometheus.Registry, name string) map[string]fl
 			for _, l := range m.GetLabel() {
 				labels[l.GetName()] = l.GetValue()
 			}
-			key := "rule=" + labels["rule"] + " resource=" + labels["resource"] + " outcome=" + labels["outcome"]
+			key := "webhook=" + labels["webhook"] + " operation=" + labels["operation"] + " resource=" + labels["resource"] +
+				" outcome=" + labels["outcome"] + " rule=" + labels["rule"]
 			out[key] = m.GetCounter().GetValue()
 		}
 	}

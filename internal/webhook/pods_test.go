@@ -116,8 +116,8 @@ func TestPodMetrics(t *testing.T) {
 		serve(t, mutator, readFixture(t, fixture))
 	}
 	assert.Equal(t, map[string]float64{
-		"rule=none resource=pods outcome=mutated": 2,
-		"rule=none resource=pods outcome=skipped": 2,
-		"rule=none resource=pods outcome=error":   1,
+		"webhook=/mutate-pods operation=CREATE resource=pods outcome=mutated rule=none": 2,
+		"webhook=/mutate-pods operation=CREATE resource=pods outcome=skipped rule=none": 2,
+		"webhook=/mutate-pods operation=CREATE resource=pods outcome=error rule=none":   1,
 	}, counters(t, reg, "statekeeper_admission_decisions_total"))
 }

@@ -25,15 +25,19 @@ const (
 // Register serves statekeeper's paths on server: /mutate and /validate for
 // workloads, /mutate-pods for pod identity stamping, /validate-unlabelled
 // for the kind-switch rule on unlabelled workloads, /mutate-claims for the
-// size of a StatefulSet's new claims, each as Webhook serves
-// it; the server wraps them in controller-runtime's webhook latency and
-// in-flight metrics.
+// size of a StatefulSet's new claims, each as Webhook serves it and timed by
+// metrics (statekeeper_admission_duration_seconds); the server wraps them in
+// controller-runtime's webhook metrics as well.
 func Register(server webhook.Server, engine *review.Engine, log logr.Logger, metrics *Metrics) {
-	server.Register(PathMutate, Webhook(NewMutator(engine, log, metrics)))
-	server.Register(PathMutatePods, Webhook(NewPodMutator(engine, log, metrics)))
-	server.Register(PathValidate, Webhook(NewValidator(engine, log, metrics)))
-	server.Register(PathValidateUnlabelled, Webhook(NewUnlabelledValidator(engine, log, metrics)))
-	server.Register(PathMutateClaims, Webhook(NewClaimMutator(engine, log, metrics)))
+	for _, h := range []*Handler{
+		NewMutator(engine, log, metrics),
+		NewPodMutator(engine, log, metrics),
+		NewValidator(engine, log, metrics),
+		NewUnlabelledValidator(engine, log, metrics),
+		NewClaimMutator(engine, log, metrics),
+	} {
+		server.Register(h.name, metrics.instrument(h.name, Webhook(h)))
+	}
 }
 
 // Webhook serves h the stock way: controller-runtime's admission.Webhook

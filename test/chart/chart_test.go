@@ -195,6 +195,23 @@ var valueCases = []valueCase{
 		},
 	},
 	{
+		// The alerts and the dashboard (docs/monitoring.md), with a custom
+		// timeout, renewal margin, failure policies and sidecar label.
+		name: "monitoring",
+		values: []string{
+			"--set", "metrics.serviceMonitor.enabled=true",
+			"--set", "monitoring.prometheusRule.enabled=true",
+			"--set", "monitoring.prometheusRule.labels.release=prometheus",
+			"--set", "monitoring.dashboard.enabled=true",
+			"--set", "monitoring.dashboard.sidecarLabel=grafana.example/dashboard",
+			"--set", "monitoring.dashboard.sidecarLabelValue=statekeeper",
+			"--set", "webhook.timeoutSeconds=10",
+			"--set", "tls.certManager.renewBefore=1h30m",
+			"--set", "webhook.failurePolicy.workloads=Ignore",
+			"--set", "webhook.failurePolicy.scaling=Ignore",
+		},
+	},
+	{
 		// 53 characters: every derived name must still fit in 63 and keep its suffix.
 		name: "long-name",
 		values: []string{

@@ -332,7 +332,7 @@ func (tn *tenant) eventuallyAwaiting(n float64) {
 				for _, l := range m.GetLabel() {
 					labels[l.GetName()] = l.GetValue()
 				}
-				if labels["namespace"] == tn.ns && labels["statefulset"] == "db" {
+				if labels["resource_namespace"] == tn.ns && labels["statefulset"] == "db" {
 					last = m.GetGauge().GetValue()
 				}
 			}
