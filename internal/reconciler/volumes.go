@@ -62,7 +62,7 @@ const ClaimsAwaitingMetric = "statekeeper_claims_awaiting_expansion"
 func NewClaimsAwaitingGauge(reg prometheus.Registerer) (*prometheus.GaugeVec, error) {
 	gauge := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: ClaimsAwaitingMetric,
-		Help: "Claims of a StatefulSet's sized claim templates that do not have their wanted size yet (requested or not), by resource_namespace (the claims' namespace: Prometheus keeps "namespace" for the target's) and statefulset.",
+		Help: "Claims of a StatefulSet's sized claim templates that do not have their wanted size yet (requested or not), by the claims' namespace (resource_namespace: Prometheus keeps namespace for the target's) and statefulset.",
 	}, []string{"resource_namespace", "statefulset"})
 	if err := reg.Register(gauge); err != nil {
 		return nil, fmt.Errorf("registering %s: %w", ClaimsAwaitingMetric, err)

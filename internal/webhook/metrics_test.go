@@ -44,7 +44,7 @@ func TestDurationMetric(t *testing.T) {
 		}
 	}
 	// Every path's series exists from the start, at 0 until it is called.
-	assert.Equal(t, map[string]uint64{PathMutate: 1, PathMutatePods: 0, PathValidate: 2, PathValidateUnlabelled: 0}, counts)
+	assert.Equal(t, map[string]uint64{PathMutate: 1, PathMutatePods: 0, PathMutateClaims: 0, PathValidate: 2, PathValidateUnlabelled: 0}, counts)
 	assert.Equal(t, 30.0, DurationBuckets[len(DurationBuckets)-1], "the API server's longest webhook timeout")
 }
 
