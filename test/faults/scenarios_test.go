@@ -107,19 +107,23 @@ func certificateReissued(t *testing.T, st *suite) {
 	require.Equal(t, pids, st.fleet.pids(), "no replica restarted")
 }
 
+// notLeader is a replica that does not hold the Lease.
+func (st *suite) notLeader(t *testing.T) *replica {
+	t.Helper()
+	leader := st.fleet.leaseHolder(t.Context())
+	for pod := range st.fleet.pids() {
+		if pod != leader {
+			return st.fleet.byPod(pod)
+		}
+	}
+	t.Fatal("no replica that is not the leader")
+	return nil
+}
+
 // replicaKilled SIGKILLs a replica that is not the leader; its restart
 // brings it back on the same address.
 func replicaKilled(t *testing.T, st *suite) {
-	ctx := t.Context()
-	leader := st.fleet.leaseHolder(ctx)
-	var victim *replica
-	for pod := range st.fleet.pids() {
-		if pod != leader {
-			victim = st.fleet.byPod(pod)
-			break
-		}
-	}
-	require.NotNil(t, victim, "a replica that is not the leader")
+	victim := st.notLeader(t)
 	c, recovery, notReady := st.killWindow(t, victim, false, nil)
 	st.report.add(row{scenario: "replica SIGKILLed", counts: c.total, recovery: recovery,
 		note: fmt.Sprintf("failed in flight %d, after its endpoint went %d", c.inFlight, c.after)})
@@ -178,6 +182,119 @@ func (st *suite) killWindow(t *testing.T, r *replica, hold bool, during func()) 
 		}
 	}
 	return kc, recovery, notReadyAt
+}
+
+// unmanagedRate is the writes per second of unmanagedOps beside the
+// steady load while a replica is stalled.
+const unmanagedRate = 10
+
+// waitedLong is how long a write waits, at least, when the API server
+// sends it to a stalled replica: the shortest webhook timeout the chart
+// sets (webhook.unlabelledTimeoutSeconds). A write through a replica that
+// answers takes a fraction of it.
+const waitedLong = 2 * time.Second
+
+// stallCounts are the writes of one load while a replica was stalled,
+// split at the moment its endpoint was written not ready (plus the second
+// the API server's informer may take to see it).
+type stallCounts struct {
+	total                counts
+	failedIn, failedOut  int // failed before and after the endpoint went
+	waitedIn, waitedOut  int // waited waitedLong or more, before and after it went
+	admittedAfterWaiting int // admitted after waiting waitedLong or more: a fail-open entry's timeout
+}
+
+func splitStall(results []result, out time.Time) stallCounts {
+	sc := stallCounts{total: count(results)}
+	cutoff := out.Add(time.Second)
+	for _, r := range results {
+		in := r.start.Before(cutoff)
+		long := r.end.Sub(r.start) >= waitedLong
+		switch {
+		case r.outcome == failed && in:
+			sc.failedIn++
+		case r.outcome == failed:
+			sc.failedOut++
+		}
+		switch {
+		case long && in:
+			sc.waitedIn++
+		case long:
+			sc.waitedOut++
+		}
+		if long && r.outcome == admitted {
+			sc.admittedAfterWaiting++
+		}
+	}
+	return sc
+}
+
+func (sc stallCounts) note() string {
+	return fmt.Sprintf("failed %d before its endpoint went, %d after; waited ≥%s %d before, %d after; admitted after waiting %d",
+		sc.failedIn, sc.failedOut, waitedLong, sc.waitedIn, sc.waitedOut, sc.admittedAfterWaiting)
+}
+
+// replicaStalled SIGSTOPs a replica that is not the leader: a process that
+// hangs rather than dies (a deadlock, CPU throttling, a long pause). The
+// kernel still accepts connections for it and nothing answers them, so
+// every write the API server sends it waits for the webhook's whole
+// timeout, then fails where the entry fails closed or is admitted unchecked
+// where it fails open. Its readiness probe must take it out of the
+// endpoints first, its liveness probe then restart it. Beside the steady
+// load of managed writes, unmanaged ones (unmanagedOps) show the cost to
+// workloads statekeeper does not manage.
+func replicaStalled(t *testing.T, st *suite) {
+	ctx := t.Context()
+	victim := st.notLeader(t)
+	others := st.fleet.pids()
+	delete(others, victim.pod)
+	t.Cleanup(st.fleet.resumeStalled)
+	unmanaged := startLoad(st.c, st.ns, unmanagedRate, unmanagedOps)
+	defer unmanaged.finish()
+
+	var stalledAt, outAt, killedAt time.Time
+	st.fleet.mu.Lock()
+	starts, restarts := victim.starts, victim.livenessRestarts
+	st.fleet.mu.Unlock()
+	_, recovery, from := st.window(t, func() time.Duration {
+		stalledAt = time.Now()
+		require.NoError(t, st.fleet.stall(victim))
+		require.NoError(t, wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 2*time.Minute, true, func(context.Context) (bool, error) {
+			st.fleet.mu.Lock()
+			defer st.fleet.mu.Unlock()
+			outAt = victim.notReadyAt
+			return outAt.After(stalledAt), nil
+		}), "the stalled replica's endpoint written not ready")
+		require.NoError(t, wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 3*time.Minute, true, func(context.Context) (bool, error) {
+			st.fleet.mu.Lock()
+			defer st.fleet.mu.Unlock()
+			killedAt = victim.livenessKilledAt
+			return victim.starts > starts && victim.ready && st.fleet.published == st.fleet.generation, nil
+		}), "the stalled replica restarted by its liveness probe and ready")
+		return time.Since(stalledAt)
+	})
+	to := time.Now()
+	unmanaged.settle(to)
+	managed := splitStall(st.load.between(from, to), outAt)
+	other := splitStall(unmanaged.between(from, to), outAt)
+
+	timeline := fmt.Sprintf("endpoint out after %.1fs, liveness restart after %.1fs", outAt.Sub(stalledAt).Seconds(), killedAt.Sub(stalledAt).Seconds())
+	st.report.add(row{scenario: "replica SIGSTOPped", counts: managed.total, recovery: recovery, note: timeline + "; " + managed.note()})
+	st.report.add(row{scenario: "  unmanaged writes meanwhile", counts: other.total, recovery: recovery, note: other.note()})
+
+	st.fleet.mu.Lock()
+	require.Equal(t, restarts+1, victim.livenessRestarts, "the liveness probe restarted the stalled replica once")
+	st.fleet.mu.Unlock()
+	require.True(t, outAt.Before(killedAt), "readiness took the stalled replica out (%s) before liveness restarted it (%s)",
+		outAt.Format("15:04:05.000"), killedAt.Format("15:04:05.000"))
+	for pod, pid := range others {
+		require.Equal(t, pid, st.fleet.pids()[pod], "the other replicas kept running")
+	}
+	for _, sc := range []stallCounts{managed, other} {
+		require.Zero(t, sc.total.wrong, "wrong decisions: %v", sc.total.firstFailures)
+		require.Zero(t, sc.failedOut, "failed after the stalled replica's endpoint went: %v", sc.total.firstFailures)
+		require.Zero(t, sc.waitedOut, "writes that waited %s or more after the stalled replica's endpoint went", waitedLong)
+	}
 }
 
 // leaderKilled SIGKILLs the leader and deletes a headless Service it
