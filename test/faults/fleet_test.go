@@ -99,6 +99,9 @@ type replica struct {
 	crashes     int
 	// notReadyAt is when an exit was last written into the EndpointSlice.
 	notReadyAt time.Time
+	// notReadySince is when the readiness probe last failed the replica
+	// (the EndpointSlice shows it later, once written).
+	notReadySince time.Time
 	// livenessRestarts counts the containers the liveness probe restarted,
 	// livenessKilledAt when the last of them was stopped.
 	livenessRestarts int
@@ -410,6 +413,7 @@ func (f *fleet) probe(r *replica) {
 			failures++
 			if r.ready && failures >= r.readiness.threshold {
 				r.ready = false
+				r.notReadySince = time.Now()
 				f.changedLocked()
 				f.logf("%s: not ready after %d failed probes", r.pod, failures)
 			}

@@ -7,7 +7,10 @@ import (
 	"context"
 	"encoding/pem"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -188,50 +191,30 @@ func (st *suite) killWindow(t *testing.T, r *replica, hold bool, during func()) 
 // steady load while a replica is stalled.
 const unmanagedRate = 10
 
-// waitedLong is how long a write waits, at least, when the API server
-// sends it to a stalled replica: the shortest webhook timeout the chart
-// sets (webhook.unlabelledTimeoutSeconds). A write through a replica that
-// answers takes a fraction of it.
-const waitedLong = 2 * time.Second
-
 // stallCounts are the writes of one load while a replica was stalled,
-// split at the moment its endpoint was written not ready (plus the second
-// the API server's informer may take to see it).
+// their failures split at the moment its endpoint was written not ready
+// (plus the second the API server's informer may take to see it).
 type stallCounts struct {
-	total                counts
-	failedIn, failedOut  int // failed before and after the endpoint went
-	waitedIn, waitedOut  int // waited waitedLong or more, before and after it went
-	admittedAfterWaiting int // admitted after waiting waitedLong or more: a fail-open entry's timeout
+	total               counts
+	failedIn, failedOut int // failed before and after the endpoint went
 }
 
 func splitStall(results []result, out time.Time) stallCounts {
 	sc := stallCounts{total: count(results)}
 	cutoff := out.Add(time.Second)
 	for _, r := range results {
-		in := r.start.Before(cutoff)
-		long := r.end.Sub(r.start) >= waitedLong
 		switch {
-		case r.outcome == failed && in:
+		case r.outcome == failed && r.start.Before(cutoff):
 			sc.failedIn++
 		case r.outcome == failed:
 			sc.failedOut++
-		}
-		switch {
-		case long && in:
-			sc.waitedIn++
-		case long:
-			sc.waitedOut++
-		}
-		if long && r.outcome == admitted {
-			sc.admittedAfterWaiting++
 		}
 	}
 	return sc
 }
 
 func (sc stallCounts) note() string {
-	return fmt.Sprintf("failed %d before its endpoint went, %d after; waited ≥%s %d before, %d after; admitted after waiting %d",
-		sc.failedIn, sc.failedOut, waitedLong, sc.waitedIn, sc.waitedOut, sc.admittedAfterWaiting)
+	return fmt.Sprintf("failed %d before its endpoint went, %d after", sc.failedIn, sc.failedOut)
 }
 
 // replicaStalled SIGSTOPs a replica that is not the leader: a process that
@@ -252,10 +235,12 @@ func replicaStalled(t *testing.T, st *suite) {
 	unmanaged := startLoad(st.c, st.ns, unmanagedRate, unmanagedOps)
 	defer unmanaged.finish()
 
-	var stalledAt, outAt, killedAt time.Time
+	var stalledAt, failedAt, outAt, killedAt time.Time
 	st.fleet.mu.Lock()
 	starts, restarts := victim.starts, victim.livenessRestarts
 	st.fleet.mu.Unlock()
+	callsBefore, err := apiServerWebhookCalls(ctx, st.s.kubeconfig)
+	require.NoError(t, err)
 	_, recovery, from := st.window(t, func() time.Duration {
 		stalledAt = time.Now()
 		require.NoError(t, st.fleet.stall(victim))
@@ -268,33 +253,52 @@ func replicaStalled(t *testing.T, st *suite) {
 		require.NoError(t, wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 3*time.Minute, true, func(context.Context) (bool, error) {
 			st.fleet.mu.Lock()
 			defer st.fleet.mu.Unlock()
-			killedAt = victim.livenessKilledAt
+			failedAt, killedAt = victim.notReadySince, victim.livenessKilledAt
 			return victim.starts > starts && victim.ready && st.fleet.published == st.fleet.generation, nil
 		}), "the stalled replica restarted by its liveness probe and ready")
 		return time.Since(stalledAt)
 	})
 	to := time.Now()
 	unmanaged.settle(to)
+	callsAfter, err := apiServerWebhookCalls(ctx, st.s.kubeconfig)
+	require.NoError(t, err)
 	managed := splitStall(st.load.between(from, to), outAt)
 	other := splitStall(unmanaged.between(from, to), outAt)
+	writeResults(t, filepath.Join(st.s.workDir, "stalled-writes.tsv"), stalledAt,
+		append(st.load.between(from, to), unmanaged.between(from, to)...))
 
-	timeline := fmt.Sprintf("endpoint out after %.1fs, liveness restart after %.1fs", outAt.Sub(stalledAt).Seconds(), killedAt.Sub(stalledAt).Seconds())
+	timeline := fmt.Sprintf("readiness failed after %.1fs, endpoint written out after %.1fs, liveness restart after %.1fs",
+		failedAt.Sub(stalledAt).Seconds(), outAt.Sub(stalledAt).Seconds(), killedAt.Sub(stalledAt).Seconds())
 	st.report.add(row{scenario: "replica SIGSTOPped", counts: managed.total, recovery: recovery, note: timeline + "; " + managed.note()})
-	st.report.add(row{scenario: "  unmanaged writes meanwhile", counts: other.total, recovery: recovery, note: other.note()})
+	st.report.add(row{scenario: "  unmanaged writes meanwhile", counts: other.total, recovery: recovery, note: other.note() +
+		"; the API server's calls: " + describeCalls(callsBetween(callsBefore, callsAfter))})
 
 	st.fleet.mu.Lock()
 	require.Equal(t, restarts+1, victim.livenessRestarts, "the liveness probe restarted the stalled replica once")
 	st.fleet.mu.Unlock()
-	require.True(t, outAt.Before(killedAt), "readiness took the stalled replica out (%s) before liveness restarted it (%s)",
-		outAt.Format("15:04:05.000"), killedAt.Format("15:04:05.000"))
+	// The chart's numbers, not the machine's speed: the probes fail on the
+	// same stalled process, readiness after fewer, shorter periods.
+	require.True(t, failedAt.After(stalledAt) && failedAt.Before(killedAt), "readiness failed the stalled replica (%s) before liveness restarted it (%s)",
+		failedAt.Format("15:04:05.000"), killedAt.Format("15:04:05.000"))
 	for pod, pid := range others {
 		require.Equal(t, pid, st.fleet.pids()[pod], "the other replicas kept running")
 	}
 	for _, sc := range []stallCounts{managed, other} {
 		require.Zero(t, sc.total.wrong, "wrong decisions: %v", sc.total.firstFailures)
 		require.Zero(t, sc.failedOut, "failed after the stalled replica's endpoint went: %v", sc.total.firstFailures)
-		require.Zero(t, sc.waitedOut, "writes that waited %s or more after the stalled replica's endpoint went", waitedLong)
 	}
+}
+
+// writeResults writes one line per write, its start relative to zero, for
+// reading a scenario's writes one by one.
+func writeResults(t *testing.T, path string, zero time.Time, results []result) {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintln(&b, "start s\tduration s\toutcome\twrite\terror")
+	for _, r := range results {
+		fmt.Fprintf(&b, "%.3f\t%.3f\t%s\t%s\t%v\n", r.start.Sub(zero).Seconds(), r.end.Sub(r.start).Seconds(), outcomeNames[r.outcome], r.op, r.err)
+	}
+	require.NoError(t, os.WriteFile(path, []byte(b.String()), 0o644))
 }
 
 // leaderKilled SIGKILLs the leader and deletes a headless Service it
