@@ -118,6 +118,9 @@ type probeSpec struct {
 	period       time.Duration
 	timeout      time.Duration
 	threshold    int
+	// grace replaces the pod's termination grace period when the probe
+	// restarts the container (0: the pod's).
+	grace time.Duration
 }
 
 // probeSpecOf reads an HTTP probe of c, with the API server's defaults for
@@ -137,6 +140,7 @@ func probeSpecOf(c *corev1.Container, p *corev1.Probe, what string, addr netip.A
 		period:       seconds(p.PeriodSeconds, 10),
 		timeout:      seconds(p.TimeoutSeconds, 1),
 		threshold:    int(cmp.Or(p.FailureThreshold, 3)),
+		grace:        time.Duration(ptr.Deref(p.TerminationGracePeriodSeconds, 0)) * time.Second,
 	}, nil
 }
 
@@ -430,7 +434,8 @@ func (f *fleet) probe(r *replica) {
 // probeLiveness runs r's liveness probe while r exists, from initialDelay
 // after each start of its process: after threshold failures in a row it
 // restarts the container as the kubelet does (SIGTERM, SIGKILL after the
-// grace period; restartPolicy Always starts it again), and probes the new
+// probe's grace period or else the pod's; restartPolicy Always starts it
+// again), and probes the new
 // process afresh.
 func (f *fleet) probeLiveness(r *replica) {
 	httpClient := probeClient()
@@ -466,8 +471,9 @@ func (f *fleet) probeLiveness(r *replica) {
 		r.livenessRestarts++
 		r.livenessKilledAt = time.Now()
 		f.mu.Unlock()
-		f.logf("%s: liveness failed %d times: restarting the container (SIGTERM, SIGKILL after %s)", r.pod, r.liveness.threshold, r.grace)
-		proc.Terminate(r.grace)
+		grace := cmp.Or(r.liveness.grace, r.grace)
+		f.logf("%s: liveness failed %d times: restarting the container (SIGTERM, SIGKILL after %s)", r.pod, r.liveness.threshold, grace)
+		proc.Terminate(grace)
 		select {
 		case <-exited:
 		case <-f.stopped:

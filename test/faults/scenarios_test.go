@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -241,7 +242,7 @@ func replicaStalled(t *testing.T, st *suite) {
 	st.fleet.mu.Unlock()
 	callsBefore, err := apiServerWebhookCalls(ctx, st.s.kubeconfig)
 	require.NoError(t, err)
-	_, recovery, from := st.window(t, func() time.Duration {
+	_, recovery, _ := st.window(t, func() time.Duration {
 		stalledAt = time.Now()
 		require.NoError(t, st.fleet.stall(victim))
 		require.NoError(t, wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 2*time.Minute, true, func(context.Context) (bool, error) {
@@ -262,10 +263,14 @@ func replicaStalled(t *testing.T, st *suite) {
 	unmanaged.settle(to)
 	callsAfter, err := apiServerWebhookCalls(ctx, st.s.kubeconfig)
 	require.NoError(t, err)
-	managed := splitStall(st.load.between(from, to), outAt)
-	other := splitStall(unmanaged.between(from, to), outAt)
-	writeResults(t, filepath.Join(st.s.workDir, "stalled-writes.tsv"), stalledAt,
-		append(st.load.between(from, to), unmanaged.between(from, to)...))
+	// The writes in flight when the replica stopped count too: some of them
+	// wait on it.
+	affected := func(l *load) []result {
+		return slices.DeleteFunc(l.between(time.Time{}, to), func(r result) bool { return r.end.Before(stalledAt) })
+	}
+	managed := splitStall(affected(st.load), outAt)
+	other := splitStall(affected(unmanaged), outAt)
+	writeResults(t, filepath.Join(st.s.workDir, "stalled-writes.tsv"), stalledAt, append(affected(st.load), affected(unmanaged)...))
 
 	timeline := fmt.Sprintf("readiness failed after %.1fs, endpoint written out after %.1fs, liveness restart after %.1fs",
 		failedAt.Sub(stalledAt).Seconds(), outAt.Sub(stalledAt).Seconds(), killedAt.Sub(stalledAt).Seconds())
