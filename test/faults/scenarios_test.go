@@ -198,12 +198,18 @@ const unmanagedRate = 10
 type stallCounts struct {
 	total               counts
 	failedIn, failedOut int // failed before and after the endpoint went
+	// waited are the writes that took longer than a second, reported
+	// only: on a loaded machine some take that long anyway.
+	waited int
 }
 
 func splitStall(results []result, out time.Time) stallCounts {
 	sc := stallCounts{total: count(results)}
 	cutoff := out.Add(time.Second)
 	for _, r := range results {
+		if r.end.Sub(r.start) > time.Second {
+			sc.waited++
+		}
 		switch {
 		case r.outcome == failed && r.start.Before(cutoff):
 			sc.failedIn++
@@ -215,7 +221,7 @@ func splitStall(results []result, out time.Time) stallCounts {
 }
 
 func (sc stallCounts) note() string {
-	return fmt.Sprintf("failed %d before its endpoint went, %d after", sc.failedIn, sc.failedOut)
+	return fmt.Sprintf("failed %d before its endpoint went, %d after; %d waited over 1s", sc.failedIn, sc.failedOut, sc.waited)
 }
 
 // replicaStalled SIGSTOPs a replica that is not the leader: a process that
