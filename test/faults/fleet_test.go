@@ -102,6 +102,8 @@ type replica struct {
 	// notReadySince is when the readiness probe last failed the replica
 	// (the EndpointSlice shows it later, once written).
 	notReadySince time.Time
+	// exitedAt is when the process last exited.
+	exitedAt time.Time
 	// livenessRestarts counts the containers the liveness probe restarted,
 	// livenessKilledAt when the last of them was stopped.
 	livenessRestarts int
@@ -355,6 +357,7 @@ func (f *fleet) exited(r *replica, exited chan struct{}) {
 	f.mu.Lock()
 	close(exited)
 	r.ready = false
+	r.exitedAt = time.Now()
 	restart := !r.terminating && !r.holdRestart
 	// The kubelet's crash-loop back-off: a process that ran a while is
 	// restarted at once, one that keeps dying waits 10s, 20s, 40s.

@@ -193,35 +193,41 @@ func (st *suite) killWindow(t *testing.T, r *replica, hold bool, during func()) 
 const unmanagedRate = 10
 
 // stallCounts are the writes of one load while a replica was stalled,
-// their failures split at the moment its endpoint was written not ready
-// (plus the second the API server's informer may take to see it).
+// their failures split at the moment its endpoint was written not ready and
+// at the moment its process was killed (each plus the second the API
+// server's informer or the kernel's reset may take). Between the two, the
+// API server dials it no more, but a connection it opened before may still
+// take a write, which waits.
 type stallCounts struct {
-	total               counts
-	failedIn, failedOut int // failed before and after the endpoint went
+	total                            counts
+	failedIn, failedOut, failedAfter int // failed before the endpoint went, after, after the kill
 	// waited are the writes that took longer than a second, reported
 	// only: on a loaded machine some take that long anyway.
 	waited int
 }
 
-func splitStall(results []result, out time.Time) stallCounts {
+func splitStall(results []result, out, killed time.Time) stallCounts {
 	sc := stallCounts{total: count(results)}
-	cutoff := out.Add(time.Second)
 	for _, r := range results {
 		if r.end.Sub(r.start) > time.Second {
 			sc.waited++
 		}
 		switch {
-		case r.outcome == failed && r.start.Before(cutoff):
+		case r.outcome != failed:
+		case r.start.Before(out.Add(time.Second)):
 			sc.failedIn++
-		case r.outcome == failed:
+		case r.start.Before(killed.Add(time.Second)):
 			sc.failedOut++
+		default:
+			sc.failedAfter++
 		}
 	}
 	return sc
 }
 
 func (sc stallCounts) note() string {
-	return fmt.Sprintf("failed %d before its endpoint went, %d after; %d waited over 1s", sc.failedIn, sc.failedOut, sc.waited)
+	return fmt.Sprintf("failed %d before its endpoint went, %d after, %d after it was killed; %d waited over 1s",
+		sc.failedIn, sc.failedOut, sc.failedAfter, sc.waited)
 }
 
 // replicaStalled SIGSTOPs a replica that is not the leader: a process that
@@ -242,7 +248,7 @@ func replicaStalled(t *testing.T, st *suite) {
 	unmanaged := startLoad(st.c, st.ns, unmanagedRate, unmanagedOps)
 	defer unmanaged.finish()
 
-	var stalledAt, failedAt, outAt, killedAt time.Time
+	var stalledAt, failedAt, outAt, killedAt, exitedAt time.Time
 	st.fleet.mu.Lock()
 	starts, restarts := victim.starts, victim.livenessRestarts
 	st.fleet.mu.Unlock()
@@ -260,7 +266,7 @@ func replicaStalled(t *testing.T, st *suite) {
 		require.NoError(t, wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 3*time.Minute, true, func(context.Context) (bool, error) {
 			st.fleet.mu.Lock()
 			defer st.fleet.mu.Unlock()
-			failedAt, killedAt = victim.notReadySince, victim.livenessKilledAt
+			failedAt, killedAt, exitedAt = victim.notReadySince, victim.livenessKilledAt, victim.exitedAt
 			return victim.starts > starts && victim.ready && st.fleet.published == st.fleet.generation, nil
 		}), "the stalled replica restarted by its liveness probe and ready")
 		return time.Since(stalledAt)
@@ -274,12 +280,12 @@ func replicaStalled(t *testing.T, st *suite) {
 	affected := func(l *load) []result {
 		return slices.DeleteFunc(l.between(time.Time{}, to), func(r result) bool { return r.end.Before(stalledAt) })
 	}
-	managed := splitStall(affected(st.load), outAt)
-	other := splitStall(affected(unmanaged), outAt)
+	managed := splitStall(affected(st.load), outAt, exitedAt)
+	other := splitStall(affected(unmanaged), outAt, exitedAt)
 	writeResults(t, filepath.Join(st.s.workDir, "stalled-writes.tsv"), stalledAt, append(affected(st.load), affected(unmanaged)...))
 
-	timeline := fmt.Sprintf("readiness failed after %.1fs, endpoint written out after %.1fs, liveness restart after %.1fs",
-		failedAt.Sub(stalledAt).Seconds(), outAt.Sub(stalledAt).Seconds(), killedAt.Sub(stalledAt).Seconds())
+	timeline := fmt.Sprintf("readiness failed after %.1fs, endpoint written out after %.1fs, liveness restart after %.1fs, killed after %.1fs",
+		failedAt.Sub(stalledAt).Seconds(), outAt.Sub(stalledAt).Seconds(), killedAt.Sub(stalledAt).Seconds(), exitedAt.Sub(stalledAt).Seconds())
 	st.report.add(row{scenario: "replica SIGSTOPped", counts: managed.total, recovery: recovery, note: timeline + "; " + managed.note()})
 	st.report.add(row{scenario: "  unmanaged writes meanwhile", counts: other.total, recovery: recovery, note: other.note() +
 		"; the API server's calls: " + describeCalls(callsBetween(callsBefore, callsAfter))})
@@ -296,7 +302,7 @@ func replicaStalled(t *testing.T, st *suite) {
 	}
 	for _, sc := range []stallCounts{managed, other} {
 		require.Zero(t, sc.total.wrong, "wrong decisions: %v", sc.total.firstFailures)
-		require.Zero(t, sc.failedOut, "failed after the stalled replica's endpoint went: %v", sc.total.firstFailures)
+		require.Zero(t, sc.failedAfter, "failed after the stalled replica was killed: %v", sc.total.firstFailures)
 	}
 }
 
