@@ -186,6 +186,12 @@ func setup(mgr manager.Manager, rc *rest.Config, cfg config.Config, d *drain) er
 		return err
 	}
 
+	// Liveness is a ping on purpose: it reads no cache and asks no API
+	// server, so a busy or lagging replica is not restarted, while a
+	// process that runs no code at all (stopped, starved of CPU) answers
+	// nothing and is. Readiness dials the webhook port over TLS
+	// ("webhook"), so a replica whose server no longer accepts leaves the
+	// endpoints (docs/faults.md, "A replica that hangs").
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return fmt.Errorf("adding the health check: %w", err)
 	}

@@ -475,7 +475,8 @@ func TestWebhookContract(t *testing.T) {
 			MatchConditions: []admissionregistrationv1.MatchCondition{
 				{Name: "unmanaged-workload", Expression: "! " + managedWorkload("object")},
 			},
-			AdmissionReviewVersions: v1, SideEffects: none, MatchPolicy: equivalent, TimeoutSeconds: timeout,
+			// Its own, shorter timeout (webhook.unlabelledTimeoutSeconds): it fails open.
+			AdmissionReviewVersions: v1, SideEffects: none, MatchPolicy: equivalent, TimeoutSeconds: ptr.To[int32](2),
 			NamespaceSelector: notOff,
 		},
 		validateScaling("scaling.validate.statekeeper.io", fail, enforced),
@@ -794,6 +795,21 @@ func TestInvalidValuesAreRejected(t *testing.T) {
 			name:    "timeout above the API server's limit",
 			values:  []string{"--set", "webhook.timeoutSeconds=31"},
 			wantErr: schemaError("at '/webhook/timeoutSeconds': maximum: got 31, want 30"),
+		},
+		{
+			name:    "unlabelled timeout below the API server's limit",
+			values:  []string{"--set", "webhook.unlabelledTimeoutSeconds=0"},
+			wantErr: schemaError("at '/webhook/unlabelledTimeoutSeconds': minimum: got 0, want 1"),
+		},
+		{
+			name:    "probe field the chart does not pass",
+			values:  []string{"--set", "probes.liveness.successThreshold=2"},
+			wantErr: schemaError("at '/probes/liveness': additional properties 'successThreshold' not allowed"),
+		},
+		{
+			name:    "probe that never runs",
+			values:  []string{"--set", "probes.readiness.periodSeconds=0"},
+			wantErr: schemaError("at '/probes/readiness/periodSeconds': minimum: got 0, want 1"),
 		},
 		{
 			name:    "unknown failure policy",

@@ -47,6 +47,8 @@ func TestGracePeriodCoversDrainAndRequestsInFlight(t *testing.T) {
 		{nil, 5 + 5 + 10},
 		{[]string{"--set", "shutdownDrainSeconds=0", "--set", "webhook.timeoutSeconds=30"}, 0 + 30 + 10},
 		{[]string{"--set", "shutdownDrainSeconds=15", "--set", "webhook.timeoutSeconds=2"}, 15 + 2 + 10},
+		// The unlabelled entry's requests are in flight too.
+		{[]string{"--set", "webhook.timeoutSeconds=3", "--set", "webhook.unlabelledTimeoutSeconds=8"}, 5 + 8 + 10},
 	} {
 		manifest := renderOnly(t, "templates/deployment.yaml", tc.values...)
 		deployment := decodeOne[appsv1.Deployment](t, manifest, "Deployment")

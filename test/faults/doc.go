@@ -1,8 +1,8 @@
 // Package faults is statekeeper's fault suite: the chart's release with its
 // replicas on a local cluster, routed to the way a real cluster routes, under
 // a steady load of managed writes, through restarts, an upgrade, certificate
-// re-issue, killed replicas, a killed leader, control-plane restarts and a
-// burst of creates. Each scenario counts the requests sent and the failed
+// re-issue, killed replicas, a killed leader, a replica that hangs
+// (SIGSTOP), control-plane restarts and a burst of creates. Each scenario counts the requests sent and the failed
 // admissions (any refusal that is not a rule's own denial) and asserts
 // counts and outcomes; the recovery times go to a printed table, never into
 // an assertion.
@@ -32,10 +32,13 @@
 //   - The supervisor mounts the chart's TLS Secret into each replica's
 //     certificate directory the way the kubelet does (a timestamped
 //     directory behind an atomically swapped ..data symlink).
-//   - It probes /readyz with the chart's readinessProbe period and failure
-//     threshold and writes the replicas into an EndpointSlice of the chart's
-//     Service as the endpoint-slice controller would: ready while the probe
-//     passes, serving and terminating (not ready) once the pod is deleted.
+//   - It runs the chart's probes as the kubelet does (period, timeout,
+//     failure threshold, initial delay) and writes the replicas into an
+//     EndpointSlice of the chart's Service as the endpoint-slice controller
+//     would: ready while the readiness probe passes, serving and
+//     terminating (not ready) once the pod is deleted. A replica failing its
+//     liveness probe is restarted: SIGTERM, SIGKILL after the probe's grace
+//     period (else the pod's).
 //   - It rolls the replicas when the Deployment's pod template changes,
 //     with the chart's strategy (maxSurge 1, maxUnavailable 0); stops a
 //     replica with SIGTERM and SIGKILL after the pod's

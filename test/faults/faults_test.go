@@ -107,6 +107,7 @@ func TestFaults(t *testing.T) {
 		{"helm upgrade", helmUpgrade},
 		{"certificate re-issued", certificateReissued},
 		{"replica SIGKILLed", replicaKilled},
+		{"replica SIGSTOPped", replicaStalled},
 		{"leader SIGKILLed", leaderKilled},
 		{"kube-apiserver restarted", func(t *testing.T, st *suite) { controlPlaneRestarted(t, st, "kube-apiserver") }},
 		{"etcd restarted", func(t *testing.T, st *suite) { controlPlaneRestarted(t, st, "etcd") }},
@@ -202,7 +203,7 @@ func setUp(t *testing.T) *suite {
 		require.NoError(t, c.Create(ctx, obj))
 	}
 
-	st.load = startLoad(c, st.ns, s.rate)
+	st.load = startLoad(c, st.ns, s.rate, ops)
 	t.Cleanup(st.load.finish)
 	return st
 }

@@ -3,6 +3,7 @@
 package faults
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"hash/fnv"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -82,11 +84,9 @@ type replica struct {
 	logPath  string
 	args     []string
 	env      []string
-	// probe is the pod's readiness probe: URL, period, failure threshold.
-	probeURL       string
-	probePeriod    time.Duration
-	probeThreshold int
-	grace          time.Duration
+	// readiness and liveness are the container's probes.
+	readiness, liveness probeSpec
+	grace               time.Duration
 
 	// Guarded by fleet.mu.
 	proc        *podproc.Process
@@ -99,6 +99,72 @@ type replica struct {
 	crashes     int
 	// notReadyAt is when an exit was last written into the EndpointSlice.
 	notReadyAt time.Time
+	// notReadySince is when the readiness probe last failed the replica
+	// (the EndpointSlice shows it later, once written).
+	notReadySince time.Time
+	// exitedAt is when the process last exited.
+	exitedAt time.Time
+	// livenessRestarts counts the containers the liveness probe restarted,
+	// livenessKilledAt when the last of them was stopped.
+	livenessRestarts int
+	livenessKilledAt time.Time
+}
+
+// probeSpec is an HTTP probe of the chart's container, as the kubelet runs
+// it: a GET on a new connection that must answer 2xx or 3xx within timeout, every period from
+// initialDelay after the container started; threshold failures in a row
+// fail it.
+type probeSpec struct {
+	url          string
+	initialDelay time.Duration
+	period       time.Duration
+	timeout      time.Duration
+	threshold    int
+	// grace replaces the pod's termination grace period when the probe
+	// restarts the container (0: the pod's).
+	grace time.Duration
+}
+
+// probeSpecOf reads an HTTP probe of c, with the API server's defaults for
+// the fields left out, and its URL on addr.
+func probeSpecOf(c *corev1.Container, p *corev1.Probe, what string, addr netip.Addr) (probeSpec, error) {
+	if p == nil || p.HTTPGet == nil {
+		return probeSpec{}, fmt.Errorf("the chart's container has no HTTP %s probe", what)
+	}
+	port, err := containerPort(c, p.HTTPGet.Port.String())
+	if err != nil {
+		return probeSpec{}, err
+	}
+	seconds := func(v, def int32) time.Duration { return time.Duration(cmp.Or(v, def)) * time.Second }
+	return probeSpec{
+		url:          fmt.Sprintf("http://%s%s", net.JoinHostPort(addr.String(), fmt.Sprint(port)), p.HTTPGet.Path),
+		initialDelay: seconds(p.InitialDelaySeconds, 0),
+		period:       seconds(p.PeriodSeconds, 10),
+		timeout:      seconds(p.TimeoutSeconds, 1),
+		threshold:    int(cmp.Or(p.FailureThreshold, 3)),
+		grace:        time.Duration(ptr.Deref(p.TerminationGracePeriodSeconds, 0)) * time.Second,
+	}, nil
+}
+
+// probeClient opens a connection per probe, as the kubelet's prober does.
+func probeClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+}
+
+// passes runs the probe once.
+func (p probeSpec) passes(c *http.Client) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.url, nil)
+	if err != nil {
+		return false
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode >= 200 && resp.StatusCode < 400
 }
 
 func newFleet(s settings, c client.Client, deployment, service, secret, portName string, targetPort int32) *fleet {
@@ -185,15 +251,15 @@ func (f *fleet) start(ctx context.Context, deploy *appsv1.Deployment, hash strin
 	if err != nil {
 		return nil, err
 	}
-	probe := container.ReadinessProbe
-	if probe == nil || probe.HTTPGet == nil {
-		return nil, errors.New("the chart's container has no HTTP readiness probe")
-	}
-	healthPort, err := containerPort(container, probe.HTTPGet.Port.String())
+	host, err := newTestHost(ctx)
 	if err != nil {
 		return nil, err
 	}
-	host, err := newTestHost(ctx)
+	readiness, err := probeSpecOf(container, container.ReadinessProbe, "readiness", host.addr)
+	if err != nil {
+		return nil, err
+	}
+	liveness, err := probeSpecOf(container, container.LivenessProbe, "liveness", host.addr)
 	if err != nil {
 		return nil, err
 	}
@@ -205,13 +271,12 @@ func (f *fleet) start(ctx context.Context, deploy *appsv1.Deployment, hash strin
 	dir := filepath.Join(f.s.workDir, "pods", pod)
 	r := &replica{
 		pod: pod, template: hash, host: host,
-		certDir:        filepath.Join(dir, "serving-certs"),
-		logPath:        filepath.Join(f.s.workDir, pod+".log"),
-		env:            env,
-		probeURL:       fmt.Sprintf("http://%s%s", net.JoinHostPort(host.addr.String(), fmt.Sprint(healthPort)), probe.HTTPGet.Path),
-		probePeriod:    time.Duration(max(probe.PeriodSeconds, 1)) * time.Second,
-		probeThreshold: int(max(probe.FailureThreshold, 1)),
-		grace:          time.Duration(ptr.Deref(deploy.Spec.Template.Spec.TerminationGracePeriodSeconds, 30)) * time.Second,
+		certDir:   filepath.Join(dir, "serving-certs"),
+		logPath:   filepath.Join(f.s.workDir, pod+".log"),
+		env:       env,
+		readiness: readiness,
+		liveness:  liveness,
+		grace:     time.Duration(ptr.Deref(deploy.Spec.Template.Spec.TerminationGracePeriodSeconds, 30)) * time.Second,
 	}
 	if err := os.MkdirAll(r.certDir, 0o700); err != nil {
 		return nil, err
@@ -244,6 +309,7 @@ func (f *fleet) start(ctx context.Context, deploy *appsv1.Deployment, hash strin
 		return nil, err
 	}
 	go f.probe(r)
+	go f.probeLiveness(r)
 	return r, nil
 }
 
@@ -291,6 +357,7 @@ func (f *fleet) exited(r *replica, exited chan struct{}) {
 	f.mu.Lock()
 	close(exited)
 	r.ready = false
+	r.exitedAt = time.Now()
 	restart := !r.terminating && !r.holdRestart
 	// The kubelet's crash-loop back-off: a process that ran a while is
 	// restarted at once, one that keeps dying waits 10s, 20s, 40s.
@@ -322,10 +389,14 @@ func (f *fleet) exited(r *replica, exited chan struct{}) {
 	}
 }
 
-// probe runs r's readiness probe while r exists: ready after one success,
-// not ready after probeThreshold failures in a row, as the kubelet does.
+// probe runs r's readiness probe while r exists, every period (a probe
+// that hangs takes its timeout out of the period, as the kubelet's ticker
+// does): ready after one success, not ready after threshold failures in a
+// row.
 func (f *fleet) probe(r *replica) {
-	httpClient := &http.Client{Timeout: time.Second}
+	httpClient := probeClient()
+	ticker := time.NewTicker(r.readiness.period)
+	defer ticker.Stop()
 	failures := 0
 	for {
 		f.mu.Lock()
@@ -335,13 +406,7 @@ func (f *fleet) probe(r *replica) {
 		if gone {
 			return
 		}
-		ok := false
-		if running {
-			if resp, err := httpClient.Get(r.probeURL); err == nil {
-				resp.Body.Close()
-				ok = resp.StatusCode == http.StatusOK
-			}
-		}
+		ok := running && r.readiness.passes(httpClient)
 		f.mu.Lock()
 		switch {
 		case ok:
@@ -353,16 +418,67 @@ func (f *fleet) probe(r *replica) {
 			}
 		default:
 			failures++
-			if r.ready && failures >= r.probeThreshold {
+			if r.ready && failures >= r.readiness.threshold {
 				r.ready = false
+				r.notReadySince = time.Now()
 				f.changedLocked()
 				f.logf("%s: not ready after %d failed probes", r.pod, failures)
 			}
 		}
-		period := r.probePeriod
 		f.mu.Unlock()
 		select {
-		case <-time.After(period):
+		case <-ticker.C:
+		case <-f.stopped:
+			return
+		}
+	}
+}
+
+// probeLiveness runs r's liveness probe while r exists, from initialDelay
+// after each start of its process: after threshold failures in a row it
+// restarts the container as the kubelet does (SIGTERM, SIGKILL after the
+// probe's grace period or else the pod's; restartPolicy Always starts it
+// again), and probes the new
+// process afresh.
+func (f *fleet) probeLiveness(r *replica) {
+	httpClient := probeClient()
+	ticker := time.NewTicker(r.liveness.period)
+	defer ticker.Stop()
+	failures := 0
+	for {
+		select {
+		case <-ticker.C:
+		case <-f.stopped:
+			return
+		}
+		f.mu.Lock()
+		gone := !slices.Contains(f.replicas, r)
+		proc, exited, startedAt, terminating := r.proc, r.exited, r.startedAt, r.terminating
+		f.mu.Unlock()
+		if gone {
+			return
+		}
+		if terminating || isClosed(exited) || time.Since(startedAt) < r.liveness.initialDelay {
+			failures = 0
+			continue
+		}
+		if r.liveness.passes(httpClient) {
+			failures = 0
+			continue
+		}
+		if failures++; failures < r.liveness.threshold {
+			continue
+		}
+		failures = 0
+		f.mu.Lock()
+		r.livenessRestarts++
+		r.livenessKilledAt = time.Now()
+		f.mu.Unlock()
+		grace := cmp.Or(r.liveness.grace, r.grace)
+		f.logf("%s: liveness failed %d times: restarting the container (SIGTERM, SIGKILL after %s)", r.pod, r.liveness.threshold, grace)
+		proc.Terminate(grace)
+		select {
+		case <-exited:
 		case <-f.stopped:
 			return
 		}
@@ -432,6 +548,32 @@ func (f *fleet) kill(r *replica, hold bool) {
 	f.mu.Unlock()
 	proc.Kill()
 	f.logf("%s: SIGKILL (hold restart: %v)", r.pod, hold)
+}
+
+// stall stops r's process without ending it (SIGSTOP), as a deadlock, CPU
+// throttling or a long pause would: the kernel still accepts connections
+// on its sockets, and nothing answers them.
+func (f *fleet) stall(r *replica) error {
+	f.mu.Lock()
+	proc := r.proc
+	f.mu.Unlock()
+	if err := syscall.Kill(proc.Pid(), syscall.SIGSTOP); err != nil {
+		return fmt.Errorf("stopping %s: %w", r.pod, err)
+	}
+	f.logf("%s: SIGSTOP (pid %d)", r.pod, proc.Pid())
+	return nil
+}
+
+// resumeStalled continues every process still stopped by stall (SIGCONT),
+// so that a failed scenario leaves none behind.
+func (f *fleet) resumeStalled() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, r := range f.replicas {
+		if r.proc != nil && !isClosed(r.exited) {
+			_ = syscall.Kill(r.proc.Pid(), syscall.SIGCONT)
+		}
+	}
 }
 
 // release restarts a replica held down by kill.

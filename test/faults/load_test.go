@@ -53,7 +53,7 @@ type result struct {
 // Fixtures the load writes to, in its namespace: "steady-i" take annotation
 // updates, "scaled-i" (stateless-multi) /scale updates between 2 and 3,
 // "single" (stateless-single) refused /scale updates to 3, "quorum" refused
-// replica updates to 2. Their pods never schedule (noNode), so scaling
+// replica updates to 2, "unlabelled" (unmanaged) dry-run /scale updates to 3. Their pods never schedule (noNode), so scaling
 // costs the cluster nothing but Pending pods.
 const (
 	steadyName = "steady"
@@ -84,7 +84,7 @@ func fixtures() []client.Object {
 	single := workloads.Deployment(singleName, policy.StatelessSingle, 1)
 	quorum := workloads.Deployment(quorumName, policy.StatelessMulti, 1)
 	quorum.Annotations = map[string]string{policy.AnnotationQuorum: "true"}
-	deployments := []*appsv1.Deployment{single, quorum}
+	deployments := []*appsv1.Deployment{single, quorum, workloads.Deployment(unlabelledName, "", 1)}
 	for i := range spread {
 		deployments = append(deployments,
 			workloads.Deployment(fmt.Sprintf("%s-%d", steadyName, i), policy.StatelessMulti, 0),
@@ -108,8 +108,8 @@ type op struct {
 
 var errNotMutated = errors.New("admitted without statekeeper's mutation")
 
-// ops are the writes of the load, in turn: creates, updates and /scale
-// updates, three of the seven denied.
+// ops are the writes of the steady load, in turn: creates, updates and
+// /scale updates of managed workloads, three of the seven denied.
 var ops = []op{
 	{name: "create deployment", do: func(ctx context.Context, c client.Client, ns string, n int64) error {
 		d := workloads.Deployment(fmt.Sprintf("d-%d", n), policy.StatelessMulti, 0)
@@ -149,6 +149,25 @@ var ops = []op{
 	}},
 	{name: "scale single to 3", wantDenied: policy.RuleSingleInstance, do: func(ctx context.Context, c client.Client, ns string, _ int64) error {
 		return c.SubResource("scale").Patch(ctx, named(ns, singleName), client.RawPatch(types.MergePatchType, []byte(`{"spec":{"replicas":3}}`)))
+	}},
+}
+
+// unlabelledName is the unlabelled Deployment unmanagedOps scale.
+const unlabelledName = "unlabelled"
+
+// unmanagedOps are writes of a workload statekeeper does not manage, in
+// turn: an unlabelled create, which only the kind-switch entry sees (it
+// fails open), and a /scale of an unlabelled Deployment to 3, which the
+// scaling entry sees (it fails closed: a Scale has no labels). Both are
+// server-side dry runs: they go through the webhooks and store nothing.
+var unmanagedOps = []op{
+	{name: "create unlabelled deployment (dry run)", do: func(ctx context.Context, c client.Client, ns string, n int64) error {
+		d := workloads.Deployment(fmt.Sprintf("u-%d", n), "", 0)
+		d.Namespace = ns
+		return c.Create(ctx, d, client.DryRunAll)
+	}},
+	{name: "scale unlabelled to 3 (dry run)", do: func(ctx context.Context, c client.Client, ns string, _ int64) error {
+		return c.SubResource("scale").Patch(ctx, named(ns, unlabelledName), client.RawPatch(types.MergePatchType, []byte(`{"spec":{"replicas":3}}`)), client.DryRunAll)
 	}},
 }
 
@@ -213,6 +232,7 @@ type load struct {
 	c         client.Client
 	namespace string
 	rate      int
+	ops       []op
 
 	mu      sync.Mutex
 	results []result
@@ -223,10 +243,11 @@ type load struct {
 	done     chan struct{}
 }
 
-// startLoad starts the writes; each gets requestTimeout.
-func startLoad(c client.Client, namespace string, rate int) *load {
+// startLoad starts writing ops in turn, rate a second; each write gets
+// requestTimeout.
+func startLoad(c client.Client, namespace string, rate int, ops []op) *load {
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &load{c: c, namespace: namespace, rate: rate, stop: cancel, done: make(chan struct{}), pending: map[int64]time.Time{}}
+	l := &load{c: c, namespace: namespace, rate: rate, ops: ops, stop: cancel, done: make(chan struct{}), pending: map[int64]time.Time{}}
 	go l.run(ctx)
 	return l
 }
@@ -255,7 +276,7 @@ func (l *load) run(ctx context.Context) {
 			continue // the writes in flight hold every slot: skip this tick
 		}
 		n++
-		o := ops[n%int64(len(ops))]
+		o := l.ops[n%int64(len(l.ops))]
 		l.inFlight.Add(1)
 		go func(n int64) {
 			defer func() { <-slots; l.inFlight.Done() }()

@@ -7,7 +7,11 @@ import (
 	"context"
 	"encoding/pem"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -107,19 +111,23 @@ func certificateReissued(t *testing.T, st *suite) {
 	require.Equal(t, pids, st.fleet.pids(), "no replica restarted")
 }
 
+// notLeader is a replica that does not hold the Lease.
+func (st *suite) notLeader(t *testing.T) *replica {
+	t.Helper()
+	leader := st.fleet.leaseHolder(t.Context())
+	for pod := range st.fleet.pids() {
+		if pod != leader {
+			return st.fleet.byPod(pod)
+		}
+	}
+	t.Fatal("no replica that is not the leader")
+	return nil
+}
+
 // replicaKilled SIGKILLs a replica that is not the leader; its restart
 // brings it back on the same address.
 func replicaKilled(t *testing.T, st *suite) {
-	ctx := t.Context()
-	leader := st.fleet.leaseHolder(ctx)
-	var victim *replica
-	for pod := range st.fleet.pids() {
-		if pod != leader {
-			victim = st.fleet.byPod(pod)
-			break
-		}
-	}
-	require.NotNil(t, victim, "a replica that is not the leader")
+	victim := st.notLeader(t)
 	c, recovery, notReady := st.killWindow(t, victim, false, nil)
 	st.report.add(row{scenario: "replica SIGKILLed", counts: c.total, recovery: recovery,
 		note: fmt.Sprintf("failed in flight %d, after its endpoint went %d", c.inFlight, c.after)})
@@ -178,6 +186,136 @@ func (st *suite) killWindow(t *testing.T, r *replica, hold bool, during func()) 
 		}
 	}
 	return kc, recovery, notReadyAt
+}
+
+// unmanagedRate is the writes per second of unmanagedOps beside the
+// steady load while a replica is stalled.
+const unmanagedRate = 10
+
+// stallCounts are the writes of one load while a replica was stalled,
+// their failures split at the moment its endpoint was written not ready and
+// at the moment its process was killed (each plus the second the API
+// server's informer or the kernel's reset may take). Between the two, the
+// API server dials it no more, but a connection it opened before may still
+// take a write, which waits.
+type stallCounts struct {
+	total                            counts
+	failedIn, failedOut, failedAfter int // failed before the endpoint went, after, after the kill
+	// waited are the writes that took longer than a second, reported
+	// only: on a loaded machine some take that long anyway.
+	waited int
+}
+
+func splitStall(results []result, out, killed time.Time) stallCounts {
+	sc := stallCounts{total: count(results)}
+	for _, r := range results {
+		if r.end.Sub(r.start) > time.Second {
+			sc.waited++
+		}
+		switch {
+		case r.outcome != failed:
+		case r.start.Before(out.Add(time.Second)):
+			sc.failedIn++
+		case r.start.Before(killed.Add(time.Second)):
+			sc.failedOut++
+		default:
+			sc.failedAfter++
+		}
+	}
+	return sc
+}
+
+func (sc stallCounts) note() string {
+	return fmt.Sprintf("failed %d before its endpoint went, %d after, %d after it was killed; %d waited over 1s",
+		sc.failedIn, sc.failedOut, sc.failedAfter, sc.waited)
+}
+
+// replicaStalled SIGSTOPs a replica that is not the leader: a process that
+// hangs rather than dies (a deadlock, CPU throttling, a long pause). The
+// kernel still accepts connections for it and nothing answers them, so
+// every write the API server sends it waits for the webhook's whole
+// timeout, then fails where the entry fails closed or is admitted unchecked
+// where it fails open. Its readiness probe must take it out of the
+// endpoints first, its liveness probe then restart it. Beside the steady
+// load of managed writes, unmanaged ones (unmanagedOps) show the cost to
+// workloads statekeeper does not manage.
+func replicaStalled(t *testing.T, st *suite) {
+	ctx := t.Context()
+	victim := st.notLeader(t)
+	others := st.fleet.pids()
+	delete(others, victim.pod)
+	t.Cleanup(st.fleet.resumeStalled)
+	unmanaged := startLoad(st.c, st.ns, unmanagedRate, unmanagedOps)
+	defer unmanaged.finish()
+
+	var stalledAt, failedAt, outAt, killedAt, exitedAt time.Time
+	st.fleet.mu.Lock()
+	starts, restarts := victim.starts, victim.livenessRestarts
+	st.fleet.mu.Unlock()
+	callsBefore, err := apiServerWebhookCalls(ctx, st.s.kubeconfig)
+	require.NoError(t, err)
+	_, recovery, _ := st.window(t, func() time.Duration {
+		stalledAt = time.Now()
+		require.NoError(t, st.fleet.stall(victim))
+		require.NoError(t, wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 2*time.Minute, true, func(context.Context) (bool, error) {
+			st.fleet.mu.Lock()
+			defer st.fleet.mu.Unlock()
+			outAt = victim.notReadyAt
+			return outAt.After(stalledAt), nil
+		}), "the stalled replica's endpoint written not ready")
+		require.NoError(t, wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 3*time.Minute, true, func(context.Context) (bool, error) {
+			st.fleet.mu.Lock()
+			defer st.fleet.mu.Unlock()
+			failedAt, killedAt, exitedAt = victim.notReadySince, victim.livenessKilledAt, victim.exitedAt
+			return victim.starts > starts && victim.ready && st.fleet.published == st.fleet.generation, nil
+		}), "the stalled replica restarted by its liveness probe and ready")
+		return time.Since(stalledAt)
+	})
+	to := time.Now()
+	unmanaged.settle(to)
+	callsAfter, err := apiServerWebhookCalls(ctx, st.s.kubeconfig)
+	require.NoError(t, err)
+	// The writes in flight when the replica stopped count too: some of them
+	// wait on it.
+	affected := func(l *load) []result {
+		return slices.DeleteFunc(l.between(time.Time{}, to), func(r result) bool { return r.end.Before(stalledAt) })
+	}
+	managed := splitStall(affected(st.load), outAt, exitedAt)
+	other := splitStall(affected(unmanaged), outAt, exitedAt)
+	writeResults(t, filepath.Join(st.s.workDir, "stalled-writes.tsv"), stalledAt, append(affected(st.load), affected(unmanaged)...))
+
+	timeline := fmt.Sprintf("readiness failed after %.1fs, endpoint written out after %.1fs, liveness restart after %.1fs, killed after %.1fs",
+		failedAt.Sub(stalledAt).Seconds(), outAt.Sub(stalledAt).Seconds(), killedAt.Sub(stalledAt).Seconds(), exitedAt.Sub(stalledAt).Seconds())
+	st.report.add(row{scenario: "replica SIGSTOPped", counts: managed.total, recovery: recovery, note: timeline + "; " + managed.note()})
+	st.report.add(row{scenario: "  unmanaged writes meanwhile", counts: other.total, recovery: recovery, note: other.note() +
+		"; the API server's calls: " + describeCalls(callsBetween(callsBefore, callsAfter))})
+
+	st.fleet.mu.Lock()
+	require.Equal(t, restarts+1, victim.livenessRestarts, "the liveness probe restarted the stalled replica once")
+	st.fleet.mu.Unlock()
+	// The chart's numbers, not the machine's speed: the probes fail on the
+	// same stalled process, readiness after fewer, shorter periods.
+	require.True(t, failedAt.After(stalledAt) && failedAt.Before(killedAt), "readiness failed the stalled replica (%s) before liveness restarted it (%s)",
+		failedAt.Format("15:04:05.000"), killedAt.Format("15:04:05.000"))
+	for pod, pid := range others {
+		require.Equal(t, pid, st.fleet.pids()[pod], "the other replicas kept running")
+	}
+	for _, sc := range []stallCounts{managed, other} {
+		require.Zero(t, sc.total.wrong, "wrong decisions: %v", sc.total.firstFailures)
+		require.Zero(t, sc.failedAfter, "failed after the stalled replica was killed: %v", sc.total.firstFailures)
+	}
+}
+
+// writeResults writes one line per write, its start relative to zero, for
+// reading a scenario's writes one by one.
+func writeResults(t *testing.T, path string, zero time.Time, results []result) {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintln(&b, "start s\tduration s\toutcome\twrite\terror")
+	for _, r := range results {
+		fmt.Fprintf(&b, "%.3f\t%.3f\t%s\t%s\t%v\n", r.start.Sub(zero).Seconds(), r.end.Sub(r.start).Seconds(), outcomeNames[r.outcome], r.op, r.err)
+	}
+	require.NoError(t, os.WriteFile(path, []byte(b.String()), 0o644))
 }
 
 // leaderKilled SIGKILLs the leader and deletes a headless Service it

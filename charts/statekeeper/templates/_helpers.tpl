@@ -217,7 +217,8 @@ Ignore
 Fields shared by every webhook: scope, protocol and timeout, and the
 namespaces of one mode group (see statekeeper.modeGroups), or of "all" modes
 but off (the pod webhook, which behaves the same in every mode).
-Usage: include "statekeeper.webhookCommon" (list . "enforce")
+Usage: include "statekeeper.webhookCommon" (list . "enforce"), or with an
+entry's own timeout: (list . "all" .Values.webhook.unlabelledTimeoutSeconds)
 An unknown mode label is enforced (docs/spec.md §6), so the enforce group is "not off
 and not a warn mode", narrowed to labelled namespaces when unlabelled ones
 default to another mode.
@@ -225,8 +226,10 @@ default to another mode.
 {{- define "statekeeper.webhookCommon" -}}
 {{- $root := index . 0 }}
 {{- $group := index . 1 }}
+{{- $timeout := $root.Values.webhook.timeoutSeconds }}
+{{- if gt (len .) 2 }}{{ $timeout = index . 2 }}{{ end }}
 {{- $warnModes := include "statekeeper.warnModes" $root | fromJsonArray -}}
-{{ include "statekeeper.webhookProtocol" $root }}
+{{ include "statekeeper.webhookProtocol" $timeout }}
 namespaceSelector:
   matchExpressions:
     - key: kubernetes.io/metadata.name
@@ -267,11 +270,15 @@ namespaceSelector:
     {{- end }}
 {{- end }}
 
+{{/*
+The protocol fields of a webhook entry, with its timeout in seconds.
+Usage: include "statekeeper.webhookProtocol" .Values.webhook.timeoutSeconds
+*/}}
 {{- define "statekeeper.webhookProtocol" -}}
 admissionReviewVersions: ["v1"]
 sideEffects: None
 matchPolicy: Equivalent
-timeoutSeconds: {{ .Values.webhook.timeoutSeconds }}
+timeoutSeconds: {{ . }}
 {{- end }}
 
 {{/*
