@@ -110,10 +110,9 @@ func componentLabel(obj client.Object) string {
 // equal values (an interner, intern.go): the labels of a ReplicaSet's pods,
 // a workload's selector and template labels, equal containers' ports and
 // mounts, namespaces and label keys. Each of these saves more than a tenth
-// of the live heap at 10,000 workloads and 50,000 pods, or of what a
-// stateful-multi StatefulSet with its Service and budget costs
-// (docs/performance.md); trimming Services or namespaces further would save
-// under 1 %.
+// of the live heap at 10,000 workloads with their Services and 50,000 pods
+// (docs/performance.md, "Which transforms pay"); trimming Services or
+// namespaces further would save about 1 %.
 //
 // Deployments and StatefulSets must be cached without a label selector: a
 // kind switch is judged against the other kind's workload even when that one
