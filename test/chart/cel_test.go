@@ -240,7 +240,7 @@ func TestUpdateMatchCondition(t *testing.T) {
 				at(o, "spec", "template", "spec")["initContainers"].([]any)[0].(map[string]any)["volumeMounts"] = []any{map[string]any{"name": "data", "mountPath": "/d"}}
 			})},
 		{name: "UPDATE of a Deployment's strategy", want: true,
-			old: decodeJSON(t, `{"metadata":{"name":"w","labels":{"statekeeper.io/deploy-type":"stateless-single"}},"spec":{"strategy":{"type":"RollingUpdate"}}}`),
+			old:    decodeJSON(t, `{"metadata":{"name":"w","labels":{"statekeeper.io/deploy-type":"stateless-single"}},"spec":{"strategy":{"type":"RollingUpdate"}}}`),
 			object: decodeJSON(t, `{"metadata":{"name":"w","labels":{"statekeeper.io/deploy-type":"stateless-single"}},"spec":{"strategy":{"type":"Recreate"}}}`)},
 		{name: "UPDATE of a workload without metadata maps or a template", want: false,
 			old:    decodeJSON(t, `{"metadata":{"name":"w","labels":{"statekeeper.io/deploy-type":"stateless-single"}},"spec":{}}`),
