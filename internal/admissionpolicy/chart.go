@@ -128,9 +128,35 @@ spec:
 			b.WriteString("{{- end }}\n")
 		}
 	}
+	// The probe's binding: statekeeper verifies at start that the policy
+	// acts with a dry run in its own namespace, which no webhook and no
+	// other binding sees (internal/server's policyProbe).
+	fmt.Fprintf(&b, `---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata:
+  name: {{ include "statekeeper.suffixedName" (list . "probe") }}
+  labels:
+    {{- include "statekeeper.labels" . | nindent 4 }}
+spec:
+  policyName: {{ include "statekeeper.fullname" . }}
+  validationActions: [Deny]
+  matchResources:
+    namespaceSelector:
+      matchLabels:
+        kubernetes.io/metadata.name: {{ .Release.Namespace }}
+    objectSelector:
+      matchLabels:
+        app.kubernetes.io/component: %s
+`, ProbeComponent)
 	b.WriteString("{{- end }}\n")
 	return b.String()
 }
+
+// ProbeComponent is the app.kubernetes.io/component label of the object
+// statekeeper's start-up probe dry-runs (internal/server's policyProbe):
+// the probe binding selects it alone.
+const ProbeComponent = "admission-policy-probe"
 
 // yamlString is s as a YAML double-quoted scalar (JSON's escapes are YAML's).
 func yamlString(s string) string {

@@ -163,6 +163,12 @@ func setup(mgr manager.Manager, rc *rest.Config, cfg config.Config, d *drain) er
 		return err
 	}
 
+	if cfg.VerifyAdmissionPolicies {
+		if err := setupPolicyProbe(mgr, cfg); err != nil {
+			return err
+		}
+	}
+
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return fmt.Errorf("adding the health check: %w", err)
 	}
@@ -174,6 +180,26 @@ func setup(mgr manager.Manager, rc *rest.Config, cfg config.Config, d *drain) er
 	}
 	if err := mgr.AddReadyzCheck("shutdown", d.readyz()); err != nil {
 		return fmt.Errorf("adding the shutdown readiness check: %w", err)
+	}
+	return nil
+}
+
+// setupPolicyProbe registers the start-up check that the admission policy
+// acts (policyProbe), on every replica: each reports its own view.
+func setupPolicyProbe(mgr manager.Manager, cfg config.Config) error {
+	active := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: AdmissionPoliciesMetric,
+		Help: "1 when a dry run the chart's ValidatingAdmissionPolicy must deny was denied by it at start (the rules that need no lookup hold without the webhook), else 0.",
+	})
+	if err := ctrlmetrics.Registry.Register(active); err != nil {
+		return fmt.Errorf("registering %s: %w", AdmissionPoliciesMetric, err)
+	}
+	probe := &policyProbe{client: mgr.GetClient(), namespace: cfg.Namespace, active: active, log: mgr.GetLogger().WithName("admission-policies")}
+	if err := mgr.Add(probe); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("admission-policies", probe.readyz); err != nil {
+		return fmt.Errorf("adding the admission policies readiness check: %w", err)
 	}
 	return nil
 }

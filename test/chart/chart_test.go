@@ -665,6 +665,8 @@ func TestDeployment(t *testing.T) {
 		"--audit=true",
 		"--audit-reports=true",
 		"--audit-interval=1h",
+		// helm template's capabilities list no ValidatingAdmissionPolicy: no policy to verify.
+		"--verify-admission-policies=false",
 		"--log-format=json",
 		"--log-level=info",
 	}, container.Args)

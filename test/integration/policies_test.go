@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/statekeeper/statekeeper/internal/policy"
+	"github.com/statekeeper/statekeeper/internal/server"
 	"github.com/statekeeper/statekeeper/test/workloads"
 )
 
@@ -39,7 +40,7 @@ import (
 // the policy's status.typeChecking: hack/celdiff type-checks it.)
 func TestPoliciesDecideAsTheWebhook(t *testing.T) {
 	t.Parallel()
-	vap := renderPolicy(t)
+	vap, probe := renderPolicy(t)
 	webhook := newTenant(t, "")
 	inProcess := newTenant(t, policy.ModeOff)
 	c := webhook.c
@@ -128,6 +129,21 @@ func TestPoliciesDecideAsTheWebhook(t *testing.T) {
 				o.(*appsv1.StatefulSet).Spec.Template.Spec.Containers[0].Image = "registry.k8s.io/pause:3.9"
 			}},
 	}
+	t.Run("the start-up probe", func(t *testing.T) {
+		// Before the probe binding exists, the policy binds no object of
+		// statekeeper's namespace: the probe's dry run is admitted.
+		acts, reason, err := server.VerifyAdmissionPolicies(t.Context(), c, releaseNamespace)
+		require.NoError(t, err)
+		assert.False(t, acts)
+		assert.Equal(t, "a server-side dry run the policy must deny was admitted: the API server runs no admission policies, or the policy or its probe binding is missing", reason)
+		require.NoError(t, c.Create(t.Context(), probe))
+		require.Eventually(t, func() bool {
+			acts, reason, err = server.VerifyAdmissionPolicies(t.Context(), c, releaseNamespace)
+			require.NoError(t, err)
+			return acts
+		}, settleTimeout, settlePoll, "the probe binding never acts: %s", reason)
+		assert.Empty(t, reason)
+	})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := map[string]string{
@@ -184,9 +200,9 @@ func plainStatefulSet(name string, deployType policy.DeployType, replicas int32,
 	return sts
 }
 
-// renderPolicy renders the chart's ValidatingAdmissionPolicy as `helm
-// template` does for an API server that serves it.
-func renderPolicy(t *testing.T) *admissionregistrationv1.ValidatingAdmissionPolicy {
+// renderPolicy renders the chart's ValidatingAdmissionPolicy and its probe
+// binding as `helm template` does for an API server that serves them.
+func renderPolicy(t *testing.T) (*admissionregistrationv1.ValidatingAdmissionPolicy, *admissionregistrationv1.ValidatingAdmissionPolicyBinding) {
 	t.Helper()
 	cmd := exec.Command(os.Getenv("HELM"), "template", "sk", chartDir, "--namespace", releaseNamespace,
 		"--api-versions", "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy",
@@ -197,6 +213,8 @@ func renderPolicy(t *testing.T) *admissionregistrationv1.ValidatingAdmissionPoli
 	require.NoError(t, err, "%s: %s", cmd, stderr.String())
 	decoder := serializer.NewCodecFactory(clientgoscheme.Scheme).UniversalDeserializer()
 	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(out)))
+	var vap *admissionregistrationv1.ValidatingAdmissionPolicy
+	var probe *admissionregistrationv1.ValidatingAdmissionPolicyBinding
 	for {
 		doc, err := reader.Read()
 		if errors.Is(err, io.EOF) {
@@ -208,10 +226,16 @@ func renderPolicy(t *testing.T) *admissionregistrationv1.ValidatingAdmissionPoli
 		}
 		obj, _, err := decoder.Decode(doc, nil, nil)
 		require.NoError(t, err)
-		if vap, ok := obj.(*admissionregistrationv1.ValidatingAdmissionPolicy); ok {
-			return vap
+		switch o := obj.(type) {
+		case *admissionregistrationv1.ValidatingAdmissionPolicy:
+			vap = o
+		case *admissionregistrationv1.ValidatingAdmissionPolicyBinding:
+			if strings.HasSuffix(o.Name, "-probe") {
+				probe = o
+			}
 		}
 	}
-	t.Fatalf("%s rendered no ValidatingAdmissionPolicy", cmd)
-	return nil
+	require.NotNil(t, vap, "%s rendered no ValidatingAdmissionPolicy", cmd)
+	require.NotNil(t, probe, "%s rendered no probe binding", cmd)
+	return vap, probe
 }
