@@ -64,14 +64,23 @@ func probeDeployment(namespace string) *appsv1.Deployment {
 	}
 }
 
+// policyLoadGrace is how long an admitted probe is tried again before it
+// counts: the API server loads policies and bindings through a watch, so
+// one installed with statekeeper (helm install) may act a moment later.
+const policyLoadGrace = 30 * time.Second
+
 // Start probes until the API server answers, then reports and returns.
 func (p *policyProbe) Start(ctx context.Context) error {
 	delay := time.Second
+	started := time.Now()
 	for {
 		acts, reason, err := p.probe(ctx)
-		if err == nil {
+		if err == nil && (acts || time.Since(started) >= policyLoadGrace) {
 			p.report(acts, reason)
 			return nil
+		}
+		if err == nil {
+			err = errors.New(reason)
 		}
 		p.log.V(1).Info("admission policy probe failed, retrying", "error", err.Error(), "in", delay.String())
 		select {
