@@ -34,9 +34,12 @@ type Binding struct {
 }
 
 // Bindings: enforce and unknown modes deny (an unknown mode is enforced),
-// warn warns, audit records in the audit log, off has none; unlabelled
-// namespaces take the default mode's action (with enforce, the enforce
-// binding already has them).
+// audit records in the API server's audit log, and unlabelled namespaces
+// take the default mode's action (with enforce, the enforce binding already
+// has them). warn has none: the webhook warns of every violation there, and
+// a policy's Warn would repeat each lookup-free one in a second warning
+// (an outage costs a warn namespace only its warnings, its entries failing
+// open). off has none.
 var Bindings = []Binding{
 	{Suffix: "enforce", Actions: "[Deny]", Selector: `        - key: statekeeper.io/mode
           operator: NotIn
@@ -46,16 +49,11 @@ var Bindings = []Binding{
           operator: Exists
         {{- end }}
 `},
-	{Suffix: "warn", Actions: "[Warn]", Selector: `        - key: statekeeper.io/mode
-          operator: In
-          values: ["warn"]
-`},
 	{Suffix: "audit", Actions: "[Audit]", Selector: `        - key: statekeeper.io/mode
           operator: In
           values: ["audit"]
 `},
-	{Suffix: "default", Actions: `[{{ ternary "Warn" "Audit" (eq .Values.config.defaultMode "warn") }}]`,
-		Condition: `has .Values.config.defaultMode (list "warn" "audit")`, Selector: `        - key: statekeeper.io/mode
+	{Suffix: "default", Actions: "[Audit]", Condition: `eq .Values.config.defaultMode "audit"`, Selector: `        - key: statekeeper.io/mode
           operator: DoesNotExist
 `},
 }

@@ -228,9 +228,9 @@ var valueCases = []valueCase{
 		apiVersions: []string{validatingAdmissionPolicy},
 	},
 	{
-		// Unlabelled namespaces warn: their binding warns too.
-		name:        "admission-policies-warn",
-		values:      []string{"--set", "config.defaultMode=warn"},
+		// Unlabelled namespaces are audited: a binding of theirs audits.
+		name:        "admission-policies-audit",
+		values:      []string{"--set", "config.defaultMode=audit"},
 		apiVersions: []string{validatingAdmissionPolicy},
 	},
 }
