@@ -444,15 +444,19 @@ With the admission policies in place, the match condition that keeps from the
 workload entries the UPDATEs the policy alone decides: those that change
 nothing a rule needing a lookup (type-change, headless-conflict,
 storage-resize, the claim and strategy warnings) or a mutation reads: the keys
-under statekeeper.io/ (workload and pod template), replicas, strategy,
-serviceName, claim templates, pod volumes and volume mounts. An image bump, a
-rollout restart or another annotation is then never sent, so it goes through
-while statekeeper is down. The mutating entry keeps the UPDATEs whose
-carry-overs matter (an incoming object that lacks the stored serviceName,
-claim templates or template label differs there).
+under statekeeper.io/ (workload and pod template), strategy, serviceName,
+claim templates, pod volumes and volume mounts, and for the validating entry
+replicas (the claim warning reads them; no mutation does, so a scale-up by
+UPDATE meets the policy, not a mutating entry that fails closed while
+statekeeper is down). An image bump, a rollout restart or another annotation
+is then never sent, so it goes through while statekeeper is down. The mutating
+entry keeps the UPDATEs whose carry-overs matter: an incoming object that
+lacks the stored serviceName, claim templates or template label differs there.
+Usage: include "statekeeper.updateMatchCondition" (list . "validate")
 */}}
 {{- define "statekeeper.updateMatchCondition" -}}
-{{- if include "statekeeper.admissionPoliciesRendered" . -}}
+{{- $root := index . 0 }}
+{{- if include "statekeeper.admissionPoliciesRendered" $root -}}
 - name: update-needs-statekeeper
   expression: >-
     oldObject == null || !(
@@ -460,7 +464,9 @@ claim templates or template label differs there).
     {{ include "statekeeper.keysUnchanged" "metadata.?annotations" }} &&
     {{ include "statekeeper.keysUnchanged" "spec.?template.?metadata.?labels" }} &&
     {{ include "statekeeper.keysUnchanged" "spec.?template.?metadata.?annotations" }} &&
+    {{- if eq (index . 1) "validate" }}
     object.spec.?replicas == oldObject.spec.?replicas &&
+    {{- end }}
     object.spec.?strategy == oldObject.spec.?strategy &&
     object.spec.?serviceName == oldObject.spec.?serviceName &&
     object.spec.?volumeClaimTemplates == oldObject.spec.?volumeClaimTemplates &&
