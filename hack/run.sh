@@ -129,7 +129,7 @@ start() {
 	# The chart excludes its release namespace from review; name one that is
 	# not the examples' "default". It holds the leader-election Lease and is
 	# where the policy's start-up probe runs.
-	kubectl create namespace "$NAMESPACE" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+	kubectl get namespace "$NAMESPACE" >/dev/null 2>&1 || kubectl create namespace "$NAMESPACE" >/dev/null
 	local api_versions
 	api_versions=$(policy_api_versions)
 	"$HELM" template statekeeper "$REPO/charts/statekeeper" \
