@@ -137,6 +137,15 @@ func denialText(kind, name, field, message string) string {
 	return fmt.Sprintf("The %s %q is invalid: %s: Forbidden: %s\n", kind, name, field, message)
 }
 
+// policyDenialText is kubectl's stderr when the chart's admission policy
+// denies a call in an enforce namespace (the API server runs it before any
+// validating webhook): the webhook's message under the API server's words
+// for a policy's denial, naming the resource, the policy and its binding.
+func policyDenialText(resource, name, message string) string {
+	return fmt.Sprintf("The %s %q is invalid: : ValidatingAdmissionPolicy '%s' with binding '%s-enforce' denied request: %s\n",
+		resource, name, releaseName, releaseName, message)
+}
+
 // --- namespaces ----------------------------------------------------------------
 
 // namespace is one test's namespace; every kubectl call and lookup of the

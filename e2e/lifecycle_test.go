@@ -68,6 +68,20 @@ func upgradeChangesDecisions(t *testing.T) {
 	ns.eventuallyAdmission(denied(policy.RuleSingleInstance), tooMany)
 }
 
+// policyAnswers are the answers that must not depend on statekeeper
+// running: `kubectl set image` on a managed StatefulSet and Deployment is
+// admitted, and a scale-up of a stateless-single Deployment through an
+// UPDATE is denied by the admission policy with the webhook's message.
+func policyAnswers(t *testing.T, ns *namespace, image string) {
+	t.Helper()
+	ns.kubectl(nil, "set", "image", "statefulset/db", "db="+image).expect(t, allowed)
+	ns.kubectl(nil, "set", "image", "deployment/single", "single="+image).expect(t, allowed)
+	res := ns.kubectl(nil, "patch", "deployment", "single", "--type=merge", "-p", `{"spec":{"replicas":2}}`)
+	res.expect(t, denied(policy.RuleSingleInstance))
+	assert.Equal(t, policyDenialText("deployments", "single",
+		`deployment "single" is stateless-single: replicas must be 0 or 1, got 2 [single-instance]`), res.stderr)
+}
+
 // failurePoliciesAsShipped stops statekeeper and checks what an outage
 // blocks (the table in README.md): managed writes in enforce namespaces and
 // scaling them past one replica; and what it does not: scaling to 0 or 1,
@@ -109,6 +123,16 @@ func failurePoliciesAsShipped(t *testing.T) {
 	res = ns.kubectl(nil, "scale", "deployment", "single", "--replicas=3")
 	require.Error(t, res.err, "scaled past one with statekeeper down: %s", res)
 	assert.Contains(t, res.stderr, `failed calling webhook "scaling.validate.statekeeper.io"`)
+
+	// The admission policy (the chart renders it: the API server serves it)
+	// decides the UPDATEs that change nothing a lookup or a mutation reads,
+	// which the webhooks are then never sent: a rollout goes through, and a
+	// lookup-free denial holds, in the webhook's words.
+	policyAnswers(t, ns, "registry.k8s.io/pause:3.9")
+	// With statekeeper back, the same writes get the same answers.
+	require.NoError(t, suite.release.start(t.Context()))
+	policyAnswers(t, ns, workloads.Image)
+	require.NoError(t, suite.release.stop(t.Context()))
 
 	// A warn namespace is never blocked: its webhooks fail open, so writes
 	// are admitted unchecked and unmutated (hence no undeclared mount here).

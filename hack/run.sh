@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs statekeeper as a local process against the local cluster, with the
-# webhook configurations rendered from the chart and pointed at it.
+# webhook configurations rendered from the chart and pointed at it, and the
+# chart's admission policy where the API server serves it.
 #
 #   hack/run.sh start   start statekeeper (restarting a running one) and register the webhooks
-#   hack/run.sh stop    remove the webhook configurations and stop statekeeper
+#   hack/run.sh stop    remove the webhook configurations and the policy, and stop statekeeper
 #
 # The configurations are removed before the process stops: the workload
 # webhooks fail closed, so a registered but absent server would refuse every
@@ -22,6 +23,7 @@ CERT_DIR=$LOCAL/certs
 PID_FILE=$LOCAL/statekeeper.pid
 LOG_FILE=$LOCAL/statekeeper.log
 WEBHOOKS=$LOCAL/webhooks.yaml
+POLICIES=$LOCAL/admission-policies.yaml
 
 kubectl() { "$KUBECTL" --kubeconfig "$KUBECONFIG_LOCAL" "$@"; }
 log() { printf '%s\n' "$*" >&2; }
@@ -34,8 +36,20 @@ running_pid() {
 }
 
 unregister_webhooks() {
-	if [[ -f $WEBHOOKS && -f $KUBECONFIG_LOCAL ]]; then
-		kubectl delete -f "$WEBHOOKS" --ignore-not-found --request-timeout=10s >/dev/null 2>&1 || true
+	local f
+	for f in "$WEBHOOKS" "$POLICIES"; do
+		if [[ -s $f && -f $KUBECONFIG_LOCAL ]]; then
+			kubectl delete -f "$f" --ignore-not-found --request-timeout=10s >/dev/null 2>&1 || true
+		fi
+	done
+}
+
+# policy_api_versions is the --api-versions flag that makes the chart render
+# its ValidatingAdmissionPolicy, when the API server serves the kind (helm
+# template alone does not ask the cluster).
+policy_api_versions() {
+	if kubectl api-resources --api-group=admissionregistration.k8s.io -o name | grep -qx 'validatingadmissionpolicies.admissionregistration.k8s.io'; then
+		echo "--api-versions=admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy"
 	fi
 }
 
@@ -57,7 +71,7 @@ stop_process() {
 stop() {
 	unregister_webhooks
 	stop_process
-	log "statekeeper stopped; webhook configurations removed"
+	log "statekeeper stopped; webhook configurations and admission policy removed"
 }
 
 wait_ready() {
@@ -113,9 +127,13 @@ start() {
 	"$REPO/certs/dev-ca.sh" "$CERT_DIR" "$WEBHOOK_HOST" >/dev/null
 
 	# The chart excludes its release namespace from review; name one that is
-	# not the examples' "default".
+	# not the examples' "default". It holds the leader-election Lease and is
+	# where the policy's start-up probe runs.
+	kubectl get namespace "$NAMESPACE" >/dev/null 2>&1 || kubectl create namespace "$NAMESPACE" >/dev/null
+	local api_versions
+	api_versions=$(policy_api_versions)
 	"$HELM" template statekeeper "$REPO/charts/statekeeper" \
-		--namespace "$NAMESPACE" \
+		--namespace "$NAMESPACE" ${api_versions:+"$api_versions"} \
 		--set tls.mode=secret \
 		--set "webhook.url=https://$WEBHOOK_HOST:$WEBHOOK_PORT" \
 		--set "webhook.caBundle=$(base64 -w0 "$CERT_DIR/ca.crt")" \
@@ -128,6 +146,16 @@ start() {
 		--show-only templates/policyreport-crd.yaml | kubectl apply --server-side -f - >/dev/null
 	kubectl wait --for condition=established --timeout 30s crd/policyreports.wgpolicyk8s.io >/dev/null
 
+	# The admission policy and its bindings (the rules that need no lookup,
+	# in-process): they need no server, so they go first, and the server's
+	# start-up probe finds them.
+	: >"$POLICIES"
+	if [[ -n $api_versions ]]; then
+		"$HELM" template statekeeper "$REPO/charts/statekeeper" --namespace "$NAMESPACE" "$api_versions" \
+			--show-only templates/validatingadmissionpolicy.yaml >"$POLICIES"
+		kubectl apply -f "$POLICIES" >/dev/null
+	fi
+
 	"$STATEKEEPER" serve \
 		--kubeconfig "$KUBECONFIG_LOCAL" \
 		--cert-dir "$CERT_DIR" \
@@ -136,6 +164,7 @@ start() {
 		--health-probe-bind-address "$HEALTH_ADDR" \
 		--metrics-bind-address "$METRICS_ADDR" \
 		--namespace "$NAMESPACE" \
+		--verify-admission-policies="$([[ -n $api_versions ]] && echo true || echo false)" \
 		--log-format console >"$LOG_FILE" 2>&1 &
 	local pid=$!
 	echo "$pid" >"$PID_FILE"

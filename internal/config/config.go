@@ -89,6 +89,11 @@ type Config struct {
 	// at start and on changes.
 	AuditInterval time.Duration
 
+	// VerifyAdmissionPolicies checks at start that the chart's
+	// ValidatingAdmissionPolicy acts (a dry run in Namespace its probe
+	// binding must deny), for readiness, a metric and a log line.
+	VerifyAdmissionPolicies bool
+
 	// EnableHTTP2 serves the webhook over HTTP/2 too; off by default because of
 	// the HTTP/2 rapid-reset and stream-cancellation CVEs.
 	EnableHTTP2 bool
@@ -166,6 +171,9 @@ func (c Config) Validate() error {
 		for _, msg := range validation.IsDNS1123Label(c.Namespace) {
 			add(FlagNamespace, "%q is not a valid namespace name: %s", c.Namespace, msg)
 		}
+	}
+	if c.VerifyAdmissionPolicies && c.Namespace == "" {
+		add(FlagVerifyAdmissionPolicies, "needs --%s: the probe runs in statekeeper's own namespace, where only the probe binding of the chart's policy acts", FlagNamespace)
 	}
 	if c.ClusterDomain == "" {
 		add(FlagClusterDomain, "must not be empty")

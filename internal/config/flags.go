@@ -36,6 +36,7 @@ const (
 	FlagAuditReports            = "audit-reports"
 	FlagAuditInterval           = "audit-interval"
 	FlagClaimTemplateResize     = "claim-template-resize"
+	FlagVerifyAdmissionPolicies = "verify-admission-policies"
 )
 
 // EnvPrefix starts every environment twin of a flag.
@@ -103,6 +104,8 @@ func (c *Config) bindServerFlags(fs *pflag.FlagSet) {
 		"namespace of the leader-election Lease (empty: the namespace statekeeper runs in)")
 	own.StringVar(&c.Namespace, FlagNamespace, c.Namespace,
 		"namespace statekeeper runs in; always excluded from review")
+	own.BoolVar(&c.VerifyAdmissionPolicies, FlagVerifyAdmissionPolicies, c.VerifyAdmissionPolicies,
+		"at start, check that the chart's ValidatingAdmissionPolicy acts: a server-side dry run in --namespace that its probe binding must deny (statekeeper_admission_policies_active)")
 	own.BoolVar(&c.EnableHTTP2, FlagEnableHTTP2, c.EnableHTTP2,
 		"also serve webhooks over HTTP/2 (off because of the HTTP/2 rapid-reset CVEs)")
 	own.StringVar(&c.Kubeconfig, FlagKubeconfig, c.Kubeconfig,

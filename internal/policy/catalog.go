@@ -9,17 +9,37 @@ type RuleDoc struct {
 	Denies, Warns, AuditOnly bool
 	// On names the requests it judges; What says what it refuses or warns of.
 	On, What string
+	// CEL says how much of the rule the API server decides in-process, in
+	// the chart's ValidatingAdmissionPolicy (CELValidations).
+	CEL CELCoverage
 }
+
+// CELCoverage is how much of a rule a CEL admission policy decides without
+// the webhook: the rules that read only the object under review.
+type CELCoverage string
+
+const (
+	// CELNone: the rule needs a lookup (or only warns), so only the webhook
+	// decides it.
+	CELNone CELCoverage = ""
+	// CELFull: the policy decides every request the rule judges on a
+	// workload CREATE or UPDATE, with the webhook's message.
+	CELFull CELCoverage = "full"
+	// CELPartial: the policy decides a lookup-free subset: whatever it
+	// denies the webhook denies with the same message, but the webhook
+	// denies more (the parts that need a lookup: an HPA, /scale).
+	CELPartial CELCoverage = "partial"
+)
 
 // Rules is every rule ID statekeeper reports, in the order of docs/spec.md §4's
 // table, then the rules it adds. It is the one list: the README's table is
 // tested against it, and the integration and e2e suites fail when a rule is
 // missing from their tests. A new rule is a constant in types.go and a row here.
 var Rules = []RuleDoc{
-	{Rule: RuleSingleInstance, Denies: true, Warns: true,
+	{Rule: RuleSingleInstance, Denies: true, Warns: true, CEL: CELPartial,
 		On:   "CREATE, UPDATE, `/scale`, HPA",
 		What: "replicas > 1 on a `*-single` workload; an HPA with `maxReplicas` > 1 on one, in either order of creation (an HPA whose target does not exist yet is warned of)"},
-	{Rule: RuleKindMismatch, Denies: true,
+	{Rule: RuleKindMismatch, Denies: true, CEL: CELFull,
 		On:   "CREATE, UPDATE",
 		What: "`stateful-*` on a Deployment, `stateless-*` on a StatefulSet, an unknown deploy type"},
 	{Rule: RuleKindSwitch, Denies: true, Warns: true,
@@ -28,7 +48,7 @@ var Rules = []RuleDoc{
 	{Rule: RuleTypeChange, Denies: true,
 		On:   "UPDATE",
 		What: "changing or removing `statekeeper.io/deploy-type` on a running workload with persistent volumes"},
-	{Rule: RuleQuorum, Denies: true,
+	{Rule: RuleQuorum, Denies: true, CEL: CELPartial,
 		On:   "CREATE, UPDATE, `/scale`",
 		What: "an even number of votes on a `statekeeper.io/quorum: \"true\"` workload with replicas: its replicas plus the voters `statekeeper.io/quorum-external-votes` declares outside it (an arbiter)"},
 	{Rule: RuleHeadlessConflict, Denies: true, Warns: true,
@@ -37,7 +57,7 @@ var Rules = []RuleDoc{
 	{Rule: RuleSharedClaim, Warns: true,
 		On:   "CREATE, UPDATE",
 		What: "a claim volume that several instances would share or could not attach"},
-	{Rule: RuleInvalidAnnotation, Denies: true,
+	{Rule: RuleInvalidAnnotation, Denies: true, CEL: CELFull,
 		On:   "CREATE, UPDATE",
 		What: "a statekeeper annotation whose value cannot be used (storage size or class, a boolean, a vote count)"},
 	{Rule: RuleInvalidMode, Warns: true,

@@ -22,6 +22,9 @@ const (
 	ReadyMetric = "statekeeper_ready"
 	// CertificateNotAfterMetric is when the served certificate expires.
 	CertificateNotAfterMetric = "statekeeper_serving_certificate_not_after_timestamp_seconds"
+	// AdmissionPoliciesMetric is 1 once this replica saw the chart's
+	// ValidatingAdmissionPolicy act, 0 while it has not (or saw it not act).
+	AdmissionPoliciesMetric = "statekeeper_admission_policies_active"
 )
 
 func registerLeading(reg prometheus.Registerer) (prometheus.Gauge, error) {
@@ -33,6 +36,17 @@ func registerLeading(reg prometheus.Registerer) (prometheus.Gauge, error) {
 		return nil, fmt.Errorf("registering %s: %w", LeadingMetric, err)
 	}
 	return leading, nil
+}
+
+func registerPoliciesActive(reg prometheus.Registerer) (prometheus.Gauge, error) {
+	active := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: AdmissionPoliciesMetric,
+		Help: "1 when a dry run the chart's ValidatingAdmissionPolicy must deny was denied by it at start (the rules that need no lookup hold without the webhook), else 0.",
+	})
+	if err := reg.Register(active); err != nil {
+		return nil, fmt.Errorf("registering %s: %w", AdmissionPoliciesMetric, err)
+	}
+	return active, nil
 }
 
 // readinessCheck is one of /readyz's checks.

@@ -200,12 +200,34 @@ func setup(mgr manager.Manager, rc *rest.Config, cfg config.Config, d *drain) er
 		{"cache", cacheSynced(mgr.GetCache())},
 		{"shutdown", d.readyz()},
 	}
+	if cfg.VerifyAdmissionPolicies {
+		probe, err := setupPolicyProbe(mgr, cfg)
+		if err != nil {
+			return err
+		}
+		readiness = append(readiness, probe)
+	}
 	for _, c := range readiness {
 		if err := mgr.AddReadyzCheck(c.name, c.check); err != nil {
 			return fmt.Errorf("adding the %s readiness check: %w", c.name, err)
 		}
 	}
 	return registerReady(ctrlmetrics.Registry, readiness)
+}
+
+// setupPolicyProbe registers the start-up check that the admission policy
+// acts (policyProbe), on every replica: each reports its own view. Its
+// readiness check passes once the probe has an answer.
+func setupPolicyProbe(mgr manager.Manager, cfg config.Config) (readinessCheck, error) {
+	active, err := registerPoliciesActive(ctrlmetrics.Registry)
+	if err != nil {
+		return readinessCheck{}, err
+	}
+	probe := &policyProbe{client: mgr.GetClient(), namespace: cfg.Namespace, active: active, log: mgr.GetLogger().WithName("admission-policies")}
+	if err := mgr.Add(probe); err != nil {
+		return readinessCheck{}, err
+	}
+	return readinessCheck{"admission-policies", probe.readyz}, nil
 }
 
 // setupLeader registers the leader's work: the reconcilers and, with

@@ -137,3 +137,138 @@ func decodeJSON(t *testing.T, doc string) any {
 	require.NoError(t, json.Unmarshal([]byte(doc), &out))
 	return out
 }
+
+// TestUpdateMatchCondition evaluates the workload entries' match conditions
+// where the chart renders its admission policy: an UPDATE of a managed
+// workload that changes nothing a lookup-requiring rule or a mutation reads
+// is sent to neither workload entry (the policy decides it alone), every
+// other write still is, and no input makes an expression fail.
+func TestUpdateMatchCondition(t *testing.T) {
+	manifest := mustRender(t, "--api-versions", validatingAdmissionPolicy)
+	conditions := map[string][]admissionregistrationv1.MatchCondition{}
+	for _, w := range decodeOne[admissionregistrationv1.MutatingWebhookConfiguration](t, manifest, "MutatingWebhookConfiguration").Webhooks {
+		conditions[w.Name] = w.MatchConditions
+	}
+	for _, w := range decodeOne[admissionregistrationv1.ValidatingWebhookConfiguration](t, manifest, "ValidatingWebhookConfiguration").Webhooks {
+		conditions[w.Name] = w.MatchConditions
+	}
+	// Optional types, as the API server's CEL environment has them.
+	env, err := cel.NewEnv(cel.Variable("object", cel.DynType), cel.Variable("oldObject", cel.DynType), cel.OptionalTypes())
+	require.NoError(t, err)
+	sent := func(t *testing.T, entry string, object, oldObject any) bool {
+		t.Helper()
+		require.NotEmpty(t, conditions[entry], "entry %s has no match conditions", entry)
+		all := true
+		for _, c := range conditions[entry] {
+			ast, issues := env.Compile(c.Expression)
+			require.NoError(t, issues.Err(), "%s: %s", entry, c.Name)
+			program, err := env.Program(ast)
+			require.NoError(t, err)
+			out, _, err := program.Eval(map[string]any{"object": object, "oldObject": oldObject})
+			require.NoError(t, err, "%s: %s evaluates to an error", entry, c.Name)
+			matched, ok := out.Value().(bool)
+			require.True(t, ok, "%s: %s is not a bool", entry, c.Name)
+			all = all && matched
+		}
+		return all
+	}
+
+	// stored is a managed StatefulSet as the API server stores it, mutated.
+	const stored = `{"metadata":{"name":"db","labels":{"app":"db","statekeeper.io/deploy-type":"stateful-multi"},
+		"annotations":{"statekeeper.io/storage-size":"1Gi","owner":"team-a"}},
+		"spec":{"replicas":3,"serviceName":"db-headless","podManagementPolicy":"OrderedReady",
+		"updateStrategy":{"type":"RollingUpdate"},
+		"volumeClaimTemplates":[{"metadata":{"name":"data","annotations":{"statekeeper.io/injected":"true"}},"spec":{"accessModes":["ReadWriteOnce"]}}],
+		"template":{"metadata":{"labels":{"app":"db","statekeeper.io/deploy-type":"stateful-multi"}},
+		"spec":{"initContainers":[{"name":"init","image":"busybox:1"}],
+		"containers":[{"name":"db","image":"postgres:16","volumeMounts":[{"name":"data","mountPath":"/data"}]}],
+		"volumes":[{"name":"config","configMap":{"name":"db"}}]}}}}`
+	changed := func(edit func(o map[string]any)) any {
+		o := decodeJSON(t, stored).(map[string]any)
+		edit(o)
+		return o
+	}
+	at := func(o map[string]any, path ...string) map[string]any {
+		for _, p := range path {
+			o = o[p].(map[string]any)
+		}
+		return o
+	}
+	container := func(o map[string]any) map[string]any {
+		return at(o, "spec", "template", "spec")["containers"].([]any)[0].(map[string]any)
+	}
+	const (
+		mutate     = "workloads.mutate.statekeeper.io"
+		validate   = "workloads.validate.statekeeper.io"
+		mutateWarn = "workloads-warn.mutate.statekeeper.io"
+	)
+	tests := []struct {
+		name   string
+		object any
+		old    any
+		want   bool
+		// validateOnly: only the validating entry is sent it.
+		validateOnly bool
+	}{
+		{name: "CREATE", object: decodeJSON(t, stored), old: nil, want: true},
+		{name: "UPDATE changing nothing", object: decodeJSON(t, stored), old: decodeJSON(t, stored), want: false},
+		{name: "UPDATE of the image", want: false, old: decodeJSON(t, stored),
+			object: changed(func(o map[string]any) { container(o)["image"] = "postgres:17" })},
+		{name: "UPDATE restarting the rollout", want: false, old: decodeJSON(t, stored),
+			object: changed(func(o map[string]any) {
+				at(o, "spec", "template", "metadata")["annotations"] = map[string]any{"kubectl.kubernetes.io/restartedAt": "2026-12-07T21:00:00Z"}
+			})},
+		{name: "UPDATE of an annotation that is not statekeeper's", want: false, old: decodeJSON(t, stored),
+			object: changed(func(o map[string]any) { at(o, "metadata", "annotations")["owner"] = "team-b" })},
+		{name: "UPDATE of the update strategy of a StatefulSet", want: false, old: decodeJSON(t, stored),
+			object: changed(func(o map[string]any) { at(o, "spec")["updateStrategy"] = map[string]any{"type": "OnDelete"} })},
+		// No mutation reads replicas: a scale-up by UPDATE meets the policy
+		// before any entry that fails closed.
+		{name: "UPDATE of the replicas", want: true, validateOnly: true, old: decodeJSON(t, stored),
+			object: changed(func(o map[string]any) { at(o, "spec")["replicas"] = 4 })},
+		{name: "UPDATE of a statekeeper annotation", want: true, old: decodeJSON(t, stored),
+			object: changed(func(o map[string]any) { at(o, "metadata", "annotations")["statekeeper.io/storage-size"] = "2Gi" })},
+		{name: "UPDATE adding a statekeeper annotation", want: true, old: decodeJSON(t, stored),
+			object: changed(func(o map[string]any) { at(o, "metadata", "annotations")["statekeeper.io/inject-env"] = "true" })},
+		{name: "UPDATE adding a statekeeper annotation on the pod template", want: true, old: decodeJSON(t, stored),
+			object: changed(func(o map[string]any) {
+				at(o, "spec", "template", "metadata")["annotations"] = map[string]any{"statekeeper.io/quorum": "true"}
+			})},
+		{name: "UPDATE removing the deploy type", want: true, old: decodeJSON(t, stored),
+			object: changed(func(o map[string]any) {
+				delete(at(o, "metadata", "labels"), "statekeeper.io/deploy-type")
+			})},
+		{name: "UPDATE without the pod template's deploy type (a carry-over)", want: true, old: decodeJSON(t, stored),
+			object: changed(func(o map[string]any) {
+				delete(at(o, "spec", "template", "metadata", "labels"), "statekeeper.io/deploy-type")
+			})},
+		{name: "UPDATE without the injected claim templates (a carry-over)", want: true, old: decodeJSON(t, stored),
+			object: changed(func(o map[string]any) { delete(at(o, "spec"), "volumeClaimTemplates") })},
+		{name: "UPDATE without the serviceName (a carry-over)", want: true, old: decodeJSON(t, stored),
+			object: changed(func(o map[string]any) { delete(at(o, "spec"), "serviceName") })},
+		{name: "UPDATE of the volumes", want: true, old: decodeJSON(t, stored),
+			object: changed(func(o map[string]any) { delete(at(o, "spec", "template", "spec"), "volumes") })},
+		{name: "UPDATE of a container's mounts", want: true, old: decodeJSON(t, stored),
+			object: changed(func(o map[string]any) { delete(container(o), "volumeMounts") })},
+		{name: "UPDATE of an init container's mounts", want: true, old: decodeJSON(t, stored),
+			object: changed(func(o map[string]any) {
+				at(o, "spec", "template", "spec")["initContainers"].([]any)[0].(map[string]any)["volumeMounts"] = []any{map[string]any{"name": "data", "mountPath": "/d"}}
+			})},
+		{name: "UPDATE of a Deployment's strategy", want: true,
+			old:    decodeJSON(t, `{"metadata":{"name":"w","labels":{"statekeeper.io/deploy-type":"stateless-single"}},"spec":{"strategy":{"type":"RollingUpdate"}}}`),
+			object: decodeJSON(t, `{"metadata":{"name":"w","labels":{"statekeeper.io/deploy-type":"stateless-single"}},"spec":{"strategy":{"type":"Recreate"}}}`)},
+		{name: "UPDATE of a workload without metadata maps or a template", want: false,
+			old:    decodeJSON(t, `{"metadata":{"name":"w","labels":{"statekeeper.io/deploy-type":"stateless-single"}},"spec":{}}`),
+			object: decodeJSON(t, `{"metadata":{"name":"w","labels":{"statekeeper.io/deploy-type":"stateless-single"}},"spec":{}}`)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := map[string]bool{}
+			for _, entry := range []string{mutate, validate, mutateWarn} {
+				got[entry] = sent(t, entry, tt.object, tt.old)
+			}
+			mutated := tt.want && !tt.validateOnly
+			assert.Equal(t, map[string]bool{mutate: mutated, validate: tt.want, mutateWarn: mutated}, got)
+		})
+	}
+}

@@ -143,14 +143,25 @@ type valueCase struct {
 	name    string
 	release string
 	values  []string
+	// apiVersions are what the API server serves beyond helm template's
+	// own capabilities (--api-versions; helm lint takes none).
+	apiVersions []string
 }
 
 func (c valueCase) render(t *testing.T) string {
 	t.Helper()
-	out, err := renderRelease(t, cmp.Or(c.release, releaseName), c.values...)
+	values := slices.Clone(c.values)
+	for _, v := range c.apiVersions {
+		values = append(values, "--api-versions", v)
+	}
+	out, err := renderRelease(t, cmp.Or(c.release, releaseName), values...)
 	require.NoError(t, err)
 	return out
 }
+
+// validatingAdmissionPolicy is how --api-versions names the kind the chart's
+// admission policy needs served.
+const validatingAdmissionPolicy = "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy"
 
 // valueCases are the value sets rendered into golden files: the defaults and
 // each non-default mode a user or a test layer installs with.
@@ -225,6 +236,19 @@ var valueCases = []valueCase{
 		// in a commonName.
 		name:    "long-release-name",
 		release: "payments-platform-admission-policies-eu-west-1-prod-a",
+	},
+	{
+		// An API server that serves ValidatingAdmissionPolicy (1.30+; helm
+		// template's own capabilities do not list it): the policy, its
+		// bindings, and the workload entries' update condition.
+		name:        "admission-policies",
+		apiVersions: []string{validatingAdmissionPolicy},
+	},
+	{
+		// Unlabelled namespaces are audited: a binding of theirs audits.
+		name:        "admission-policies-audit",
+		values:      []string{"--set", "config.defaultMode=audit"},
+		apiVersions: []string{validatingAdmissionPolicy},
 	},
 }
 
@@ -673,6 +697,8 @@ func TestDeployment(t *testing.T) {
 		"--audit=true",
 		"--audit-reports=true",
 		"--audit-interval=1h",
+		// helm template's capabilities list no ValidatingAdmissionPolicy: no policy to verify.
+		"--verify-admission-policies=false",
 		"--log-format=json",
 		"--log-level=info",
 	}, container.Args)

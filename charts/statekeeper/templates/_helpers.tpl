@@ -425,3 +425,62 @@ exponents such as "5e8", nor milli-bytes).
 {{- mulf (float64 $number) (index $factors $unit) 0.9 | floor | int64 }}
 {{- end }}
 {{- end }}
+
+{{/*
+"true" when the chart renders its ValidatingAdmissionPolicy (validatingadmissionpolicy.yaml,
+generated from the catalog): enabled, and served by the API server (1.30+).
+*/}}
+{{- define "statekeeper.admissionPoliciesRendered" -}}
+{{- if and .Values.admissionPolicies.enabled (.Capabilities.APIVersions.Has "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy") }}true{{ end }}
+{{- end }}
+
+{{/*
+CEL, true when the keys under statekeeper.io/ of one map (the path after
+"object.", optional-chained) are the same in object and oldObject. One line:
+it is included into folded YAML scalars.
+Usage: include "statekeeper.keysUnchanged" "metadata.?labels"
+*/}}
+{{- define "statekeeper.keysUnchanged" -}}
+{{- $new := printf "object.%s.orValue({})" . -}}
+{{- $old := printf "oldObject.%s.orValue({})" . -}}
+({{ $new }}.all(k, !k.startsWith('statekeeper.io/') || (k in {{ $old }} && {{ $old }}[k] == {{ $new }}[k])) && {{ $old }}.all(k, !k.startsWith('statekeeper.io/') || k in {{ $new }}))
+{{- end }}
+
+{{/*
+With the admission policies in place, the match condition that keeps from the
+workload entries the UPDATEs the policy alone decides: those that change
+nothing a rule needing a lookup (type-change, headless-conflict,
+storage-resize, the claim and strategy warnings) or a mutation reads: the keys
+under statekeeper.io/ (workload and pod template), strategy, serviceName,
+claim templates, pod volumes and volume mounts, and for the validating entry
+replicas (the claim warning reads them; no mutation does, so a scale-up by
+UPDATE meets the policy, not a mutating entry that fails closed while
+statekeeper is down). An image bump, a rollout restart or another annotation
+is then never sent, so it goes through while statekeeper is down. The mutating
+entry keeps the UPDATEs whose carry-overs matter: an incoming object that
+lacks the stored serviceName, claim templates or template label differs there.
+Usage: include "statekeeper.updateMatchCondition" (list . "validate")
+*/}}
+{{- define "statekeeper.updateMatchCondition" -}}
+{{- $root := index . 0 }}
+{{- if include "statekeeper.admissionPoliciesRendered" $root -}}
+- name: update-needs-statekeeper
+  expression: >-
+    oldObject == null || !(
+    {{ include "statekeeper.keysUnchanged" "metadata.?labels" }} &&
+    {{ include "statekeeper.keysUnchanged" "metadata.?annotations" }} &&
+    {{ include "statekeeper.keysUnchanged" "spec.?template.?metadata.?labels" }} &&
+    {{ include "statekeeper.keysUnchanged" "spec.?template.?metadata.?annotations" }} &&
+    {{- if eq (index . 1) "validate" }}
+    object.spec.?replicas == oldObject.spec.?replicas &&
+    {{- end }}
+    object.spec.?strategy == oldObject.spec.?strategy &&
+    object.spec.?serviceName == oldObject.spec.?serviceName &&
+    object.spec.?volumeClaimTemplates == oldObject.spec.?volumeClaimTemplates &&
+    object.spec.?template.?spec.?volumes == oldObject.spec.?template.?spec.?volumes &&
+    object.spec.?template.?spec.?containers.orValue([]).map(c, c.?volumeMounts.orValue([])) ==
+    oldObject.spec.?template.?spec.?containers.orValue([]).map(c, c.?volumeMounts.orValue([])) &&
+    object.spec.?template.?spec.?initContainers.orValue([]).map(c, c.?volumeMounts.orValue([])) ==
+    oldObject.spec.?template.?spec.?initContainers.orValue([]).map(c, c.?volumeMounts.orValue([])))
+{{- end }}
+{{- end }}
