@@ -453,15 +453,9 @@ var pathClaimTemplates = field.NewPath("spec", "volumeClaimTemplates")
 // requests less, or a bound one whose status.capacity is still smaller (the
 // storage provider or the kubelet has not finished growing its volume).
 func ClaimsAwaitingExpansion(sts Workload, claims []corev1.PersistentVolumeClaim) int {
-	wanted := WantedClaimSizes(sts)
 	n := 0
-	for i := range claims {
-		c := &claims[i]
-		template, ok := templateOfClaim(c.Name, sts.Name, wanted)
-		if !ok {
-			continue
-		}
-		want := wanted[template]
+	for c, t := range sizedClaims(sts, claims) {
+		want := t.size
 		request := c.Spec.Resources.Requests[corev1.ResourceStorage]
 		capacity := c.Status.Capacity[corev1.ResourceStorage]
 		if request.Cmp(want) < 0 || (c.Status.Phase == corev1.ClaimBound && capacity.Cmp(want) < 0) {

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"iter"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -90,18 +91,9 @@ type ClaimStep struct {
 // cannot shrink, and admission refuses the shrink in the first place.
 // classes are the cluster's StorageClasses.
 func PlanClaimGrowth(sts Workload, claims []corev1.PersistentVolumeClaim, classes []storagev1.StorageClass) []ClaimStep {
-	wanted := WantedClaimSizes(sts)
-	if len(wanted) == 0 {
-		return nil
-	}
 	var steps []ClaimStep
-	for i := range claims {
-		claim := &claims[i]
-		template, ok := templateOfClaim(claim.Name, sts.Name, wanted)
-		if !ok {
-			continue
-		}
-		want := wanted[template]
+	for claim, t := range sizedClaims(sts, claims) {
+		template, want := t.name, t.size
 		have := claim.Spec.Resources.Requests[corev1.ResourceStorage]
 		if have.Cmp(want) >= 0 {
 			continue
@@ -120,6 +112,26 @@ func PlanClaimGrowth(sts Workload, claims []corev1.PersistentVolumeClaim, classe
 		steps = append(steps, step)
 	}
 	return steps
+}
+
+// sizedTemplate is a claim template with a wanted size.
+type sizedTemplate struct {
+	name string
+	size resource.Quantity
+}
+
+// sizedClaims yields the claims made from sts's templates that have a
+// wanted size (WantedClaimSizes), each with its template and that size.
+func sizedClaims(sts Workload, claims []corev1.PersistentVolumeClaim) iter.Seq2[*corev1.PersistentVolumeClaim, sizedTemplate] {
+	wanted := WantedClaimSizes(sts)
+	return func(yield func(*corev1.PersistentVolumeClaim, sizedTemplate) bool) {
+		for i := range claims {
+			template, ok := templateOfClaim(claims[i].Name, sts.Name, wanted)
+			if ok && !yield(&claims[i], sizedTemplate{template, wanted[template]}) {
+				return
+			}
+		}
+	}
 }
 
 // IsSizedClaimOf reports whether the claim named claim was made from one
