@@ -16,34 +16,11 @@ import (
 // reach them: which writes each entry is sent, and that none of them makes
 // an expression fail, which in an entry that fails closed refuses the write.
 func TestWorkloadMatchConditions(t *testing.T) {
-	manifest := mustRender(t)
-	conditions := map[string][]admissionregistrationv1.MatchCondition{}
-	for _, w := range decodeOne[admissionregistrationv1.MutatingWebhookConfiguration](t, manifest, "MutatingWebhookConfiguration").Webhooks {
-		conditions[w.Name] = w.MatchConditions
-	}
-	for _, w := range decodeOne[admissionregistrationv1.ValidatingWebhookConfiguration](t, manifest, "ValidatingWebhookConfiguration").Webhooks {
-		conditions[w.Name] = w.MatchConditions
-	}
-	env, err := cel.NewEnv(cel.Variable("object", cel.DynType), cel.Variable("oldObject", cel.DynType))
-	require.NoError(t, err)
+	matches := matchConditions(t, mustRender(t))
 	// sent reports whether the API server calls entry: every condition holds.
 	sent := func(t *testing.T, entry string, object, oldObject string) bool {
 		t.Helper()
-		require.NotEmpty(t, conditions[entry], "entry %s has no match conditions", entry)
-		vars := map[string]any{"object": decodeJSON(t, object), "oldObject": decodeJSON(t, oldObject)}
-		all := true
-		for _, c := range conditions[entry] {
-			ast, issues := env.Compile(c.Expression)
-			require.NoError(t, issues.Err(), "%s: %s", entry, c.Name)
-			program, err := env.Program(ast)
-			require.NoError(t, err)
-			out, _, err := program.Eval(vars)
-			require.NoError(t, err, "%s: %s evaluates to an error", entry, c.Name)
-			matched, ok := out.Value().(bool)
-			require.True(t, ok, "%s: %s is not a bool", entry, c.Name)
-			all = all && matched
-		}
-		return all
+		return matches(t, entry, decodeJSON(t, object), decodeJSON(t, oldObject))
 	}
 
 	const (
@@ -131,20 +108,14 @@ func TestWorkloadMatchConditions(t *testing.T) {
 	}
 }
 
-func decodeJSON(t *testing.T, doc string) any {
+// matchConditions evaluates the match conditions of the webhook entries of
+// manifest as the API server does (CEL over object and oldObject as untyped
+// JSON, null where the operation has none, with optional types): it reports
+// whether entry is called for a write, every condition holding, and fails
+// the test when an expression fails, which in an entry that fails closed
+// refuses the write.
+func matchConditions(t *testing.T, manifest string) func(t *testing.T, entry string, object, oldObject any) bool {
 	t.Helper()
-	var out any
-	require.NoError(t, json.Unmarshal([]byte(doc), &out))
-	return out
-}
-
-// TestUpdateMatchCondition evaluates the workload entries' match conditions
-// where the chart renders its admission policy: an UPDATE of a managed
-// workload that changes nothing a lookup-requiring rule or a mutation reads
-// is sent to neither workload entry (the policy decides it alone), every
-// other write still is, and no input makes an expression fail.
-func TestUpdateMatchCondition(t *testing.T) {
-	manifest := mustRender(t, "--api-versions", validatingAdmissionPolicy)
 	conditions := map[string][]admissionregistrationv1.MatchCondition{}
 	for _, w := range decodeOne[admissionregistrationv1.MutatingWebhookConfiguration](t, manifest, "MutatingWebhookConfiguration").Webhooks {
 		conditions[w.Name] = w.MatchConditions
@@ -152,10 +123,9 @@ func TestUpdateMatchCondition(t *testing.T) {
 	for _, w := range decodeOne[admissionregistrationv1.ValidatingWebhookConfiguration](t, manifest, "ValidatingWebhookConfiguration").Webhooks {
 		conditions[w.Name] = w.MatchConditions
 	}
-	// Optional types, as the API server's CEL environment has them.
 	env, err := cel.NewEnv(cel.Variable("object", cel.DynType), cel.Variable("oldObject", cel.DynType), cel.OptionalTypes())
 	require.NoError(t, err)
-	sent := func(t *testing.T, entry string, object, oldObject any) bool {
+	return func(t *testing.T, entry string, object, oldObject any) bool {
 		t.Helper()
 		require.NotEmpty(t, conditions[entry], "entry %s has no match conditions", entry)
 		all := true
@@ -172,6 +142,22 @@ func TestUpdateMatchCondition(t *testing.T) {
 		}
 		return all
 	}
+}
+
+func decodeJSON(t *testing.T, doc string) any {
+	t.Helper()
+	var out any
+	require.NoError(t, json.Unmarshal([]byte(doc), &out))
+	return out
+}
+
+// TestUpdateMatchCondition evaluates the workload entries' match conditions
+// where the chart renders its admission policy: an UPDATE of a managed
+// workload that changes nothing a lookup-requiring rule or a mutation reads
+// is sent to neither workload entry (the policy decides it alone), every
+// other write still is, and no input makes an expression fail.
+func TestUpdateMatchCondition(t *testing.T) {
+	sent := matchConditions(t, mustRender(t, "--api-versions", validatingAdmissionPolicy))
 
 	// stored is a managed StatefulSet as the API server stores it, mutated.
 	const stored = `{"metadata":{"name":"db","labels":{"app":"db","statekeeper.io/deploy-type":"stateful-multi"},
