@@ -65,11 +65,12 @@ func CELMutations(defaultSize, defaultClass string) []CELMutation {
 	// HeadlessServiceName without hashing.
 	headless := "object.metadata.name + " + celString(HeadlessServiceName(""))
 	storageClass := fmt.Sprintf("variables.storageClass.orValue(%s)", defaultClass)
-	claim := fmt.Sprintf("{'metadata': {'name': n, 'annotations': {%s: 'true'}}, "+
-		"'spec': {'accessModes': ['ReadWriteOnce'], 'resources': {'requests': {'storage': variables.storageSize.orValue(%s)}}}}", celString(AnnotationInjected), defaultSize)
-	classed := fmt.Sprintf("{'metadata': {'name': n, 'annotations': {%s: 'true'}}, "+
-		"'spec': {'accessModes': ['ReadWriteOnce'], 'resources': {'requests': {'storage': variables.storageSize.orValue(%s)}}, 'storageClassName': %s}}", celString(AnnotationInjected), defaultSize, storageClass)
-	newClaim := fmt.Sprintf("(%s == '' ? %s : %s)", storageClass, claim, classed)
+	// Typed: the API server's CEL takes no literal of mixed value types.
+	const t = "Object.spec.volumeClaimTemplates"
+	newClaim := fmt.Sprintf("%[1]s{metadata: %[1]s.metadata{name: n, annotations: {%[2]s: 'true'}}, "+
+		"spec: %[1]s.spec{accessModes: ['ReadWriteOnce'], resources: %[1]s.spec.resources{requests: {'storage': variables.storageSize.orValue(%[3]s)}}, "+
+		"?storageClassName: %[4]s == '' ? optional.none() : optional.of(%[4]s)}}",
+		t, celString(AnnotationInjected), defaultSize, storageClass)
 	stored := "oldObject.spec.?volumeClaimTemplates.orValue([])"
 	storedClaim := stored + ".filter(t, t.metadata.?name.orValue('') == n)[0]"
 
@@ -94,20 +95,24 @@ func jsonPatchAdd(path, value string) string {
 }
 
 // appendTemplates appends one claim template per name of names (a CEL
-// list), template being the CEL of the template named n: item by item to
-// a list the object has, as the whole list to one it lacks.
+// list), template being the CEL of the template named n, item by item; to
+// an object without templates, after an empty list. (A list of templates as
+// one value would be shorter, but the API server's JSONPatch cannot convert
+// a list of typed objects: Kubernetes 1.36.3 fails the request with a
+// recovered panic, "reflect.Set: value of type *structpb.Struct is not
+// assignable to type *structpb.Value".)
 func appendTemplates(names, template string) string {
-	return fmt.Sprintf("size(%[1]s) == 0 ? [] : size(variables.templateNames) > 0 ? %[1]s.map(n, %[2]s) : [%[3]s]",
+	return fmt.Sprintf("(size(%[1]s) == 0 ? [] : (size(variables.templateNames) > 0 ? [] : [%[3]s]) + %[1]s.map(n, %[2]s))",
 		names, jsonPatchAdd("'/spec/volumeClaimTemplates/-'", template),
-		jsonPatchAdd("'/spec/volumeClaimTemplates'", names+".map(n, "+template+")"))
+		jsonPatchAdd("'/spec/volumeClaimTemplates'", "[]"))
 }
 
 // setTemplateLabel adds the deploy-type label to the pod template, creating
 // its metadata or labels when the object lacks them (setTemplateLabel).
 func setTemplateLabel(value string) string {
 	key := celString(LabelDeployType)
-	return fmt.Sprintf("object.spec.?template.?metadata.?labels.hasValue() ? [%s] : "+
-		"object.spec.?template.?metadata.hasValue() ? [%s] : [%s]",
+	return fmt.Sprintf("(object.spec.?template.?metadata.?labels.hasValue() ? [%s] : "+
+		"(object.spec.?template.?metadata.hasValue() ? [%s] : [%s]))",
 		jsonPatchAdd("'/spec/template/metadata/labels/' + jsonpatch.escapeKey("+key+")", value),
 		jsonPatchAdd("'/spec/template/metadata/labels'", "{"+key+": "+value+"}"),
 		jsonPatchAdd("'/spec/template/metadata'", "{'labels': {"+key+": "+value+"}}"))
