@@ -2,8 +2,8 @@ package integration
 
 import (
 	"bufio"
-	"context"
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"os"
