@@ -64,8 +64,9 @@ spec:
 	for _, m := range policy.CELMutations(helmDefaultSize, helmDefaultClass) {
 		fmt.Fprintf(&b, "    # %s\n    - patchType: JSONPatch\n      jsonPatch:\n        expression: %s\n", m.Mutator, yamlString(m.Expression))
 	}
-	// One binding: the mutating webhook's namespaces (every mode but off),
-	// and unlabelled ones unless the default mode is off.
+	// One binding: the namespaces statekeeper mutates in (docs/spec.md §6:
+	// every mode but audit and off), unlabelled ones only when the default
+	// mode is one of those.
 	b.WriteString(`---
 apiVersion: admissionregistration.k8s.io/v1
 kind: MutatingAdmissionPolicyBinding
@@ -86,8 +87,8 @@ spec:
             {{- end }}
         - key: statekeeper.io/mode
           operator: NotIn
-          values: ["off"]
-        {{- if eq .Values.config.defaultMode "off" }}
+          values: ["audit", "off"]
+        {{- if has .Values.config.defaultMode (list "audit" "off") }}
         - key: statekeeper.io/mode
           operator: Exists
         {{- end }}
