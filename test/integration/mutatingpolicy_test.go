@@ -43,13 +43,17 @@ func mutatedOf(sts *appsv1.StatefulSet) mutated {
 // namespace: the suite's webhooks are rendered with the policies off, and no
 // binding of the policy selects it) and with the policy alone (an off
 // namespace, which the webhooks never see, bound to the policy by a binding
-// of this test). The stored objects must agree on every field the mutations
-// write, and be what docs/spec.md §2 says.
+// of this test), and a third time with both (an enforce namespace the test's
+// binding selects too). The stored objects must agree on every field the
+// mutations write, and be what docs/spec.md §2 says.
 func TestMutatingPolicyMutatesAsTheWebhook(t *testing.T) {
 	t.Parallel()
 	mapolicy := renderMutatingPolicy(t)
 	webhook := newTenant(t, "")
 	inProcess := newTenant(t, policy.ModeOff)
+	// Both, as a cluster with the chart's policies runs them: the policy
+	// first, then the webhook, which finds nothing left to do.
+	both := newTenant(t, "")
 	c := webhook.c
 	require.NoError(t, c.Create(t.Context(), mapolicy))
 	binding := &admissionregistrationv1.MutatingAdmissionPolicyBinding{
@@ -57,7 +61,9 @@ func TestMutatingPolicyMutatesAsTheWebhook(t *testing.T) {
 		Spec: admissionregistrationv1.MutatingAdmissionPolicyBindingSpec{
 			PolicyName: mapolicy.Name,
 			MatchResources: &admissionregistrationv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{
-				MatchLabels: map[string]string{corev1.LabelMetadataName: inProcess.ns},
+				MatchExpressions: []metav1.LabelSelectorRequirement{{
+					Key: corev1.LabelMetadataName, Operator: metav1.LabelSelectorOpIn, Values: []string{inProcess.ns, both.ns},
+				}},
 			}},
 		},
 	}
@@ -172,7 +178,7 @@ func TestMutatingPolicyMutatesAsTheWebhook(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := map[string]mutated{}
-			for via, tn := range map[string]*tenant{"webhook": webhook.in(t), "policy": inProcess.in(t)} {
+			for via, tn := range map[string]*tenant{"webhook": webhook.in(t), "policy": inProcess.in(t), "both": both.in(t)} {
 				sts := tt.object()
 				require.NoError(t, tn.create(sts, false), via)
 				if tt.update != nil {
@@ -185,6 +191,7 @@ func TestMutatingPolicyMutatesAsTheWebhook(t *testing.T) {
 			}
 			assert.Equal(t, tt.want, got["webhook"], "the webhook")
 			assert.Equal(t, got["webhook"], got["policy"], "the policy and the webhook disagree")
+			assert.Equal(t, got["webhook"], got["both"], "the webhook after the policy")
 		})
 	}
 }
