@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -48,37 +47,12 @@ func mutatedOf(sts *appsv1.StatefulSet) mutated {
 // mutations write, and be what docs/spec.md §2 says.
 func TestMutatingPolicyMutatesAsTheWebhook(t *testing.T) {
 	t.Parallel()
-	mapolicy := renderMutatingPolicy(t)
 	webhook := newTenant(t, "")
 	inProcess := newTenant(t, policy.ModeOff)
 	// Both, as a cluster with the chart's policies runs them: the policy
 	// first, then the webhook, which finds nothing left to do.
 	both := newTenant(t, "")
-	c := webhook.c
-	require.NoError(t, c.Create(t.Context(), mapolicy))
-	binding := &admissionregistrationv1.MutatingAdmissionPolicyBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "it-mutating-" + inProcess.ns},
-		Spec: admissionregistrationv1.MutatingAdmissionPolicyBindingSpec{
-			PolicyName: mapolicy.Name,
-			MatchResources: &admissionregistrationv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{
-				MatchExpressions: []metav1.LabelSelectorRequirement{{
-					Key: corev1.LabelMetadataName, Operator: metav1.LabelSelectorOpIn, Values: []string{inProcess.ns, both.ns},
-				}},
-			}},
-		},
-	}
-	require.NoError(t, c.Create(t.Context(), binding))
-	t.Cleanup(func() {
-		// Cluster-scoped: other tests' off namespaces must not see it.
-		assert.NoError(t, c.Delete(context.Background(), binding))
-		assert.NoError(t, c.Delete(context.Background(), mapolicy))
-	})
-
-	// The API server's policy informer picks the binding up on its own time:
-	// until then the undeclared mount is refused by the API server.
-	inProcess.settle(func(dryRun bool) error {
-		return inProcess.create(workloads.StatefulSet("probe", policy.StatefulMulti, 1), true)
-	}, func(err error) bool { return err == nil })
+	bindMutatingPolicy(t, inProcess, both)
 
 	labels := func(name string) map[string]string {
 		return withDeployTypeLabel(map[string]string{"app": name}, policy.StatefulMulti)
@@ -196,6 +170,45 @@ func TestMutatingPolicyMutatesAsTheWebhook(t *testing.T) {
 	}
 }
 
+// bindMutatingPolicy installs the chart's MutatingAdmissionPolicy with a
+// binding of the tenants' namespaces alone, until the test ends, and waits
+// until the API server applies it in the first: an undeclared mount, which
+// the API server refuses unless the policy injects its claim, is admitted.
+func bindMutatingPolicy(t *testing.T, tenants ...*tenant) {
+	t.Helper()
+	c := tenants[0].c
+	mapolicy := renderMutatingPolicy(t)
+	// The suite runs in one API server: the test's copy gets a name of its own.
+	mapolicy.Name = "it-mutating-" + tenants[0].ns
+	var namespaces []string
+	for _, tn := range tenants {
+		namespaces = append(namespaces, tn.ns)
+	}
+	require.NoError(t, c.Create(t.Context(), mapolicy))
+	binding := &admissionregistrationv1.MutatingAdmissionPolicyBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: mapolicy.Name},
+		Spec: admissionregistrationv1.MutatingAdmissionPolicyBindingSpec{
+			PolicyName: mapolicy.Name,
+			MatchResources: &admissionregistrationv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{
+				MatchExpressions: []metav1.LabelSelectorRequirement{{
+					Key: corev1.LabelMetadataName, Operator: metav1.LabelSelectorOpIn, Values: namespaces,
+				}},
+			}},
+		},
+	}
+	require.NoError(t, c.Create(t.Context(), binding))
+	t.Cleanup(func() {
+		// Cluster-scoped: other tests' namespaces must not meet it.
+		assert.NoError(t, c.Delete(context.Background(), binding))
+		assert.NoError(t, c.Delete(context.Background(), mapolicy))
+	})
+	// The API server's policy informer picks the binding up on its own time.
+	first := tenants[0].in(t)
+	first.settle(func(dryRun bool) error {
+		return first.create(workloads.StatefulSet("probe", policy.StatefulMulti, 1), true)
+	}, func(err error) bool { return err == nil })
+}
+
 // renderMutatingPolicy renders the chart's MutatingAdmissionPolicy as `helm
 // template` does for an API server that serves it, with the chart's default
 // storage size and class, which are the suite's statekeeper's.
@@ -227,7 +240,5 @@ func renderMutatingPolicy(t *testing.T) *admissionregistrationv1.MutatingAdmissi
 		}
 	}
 	require.NotNil(t, mapolicy, "%s rendered no MutatingAdmissionPolicy", cmd)
-	// The suite runs in one API server: the test's copy gets its own name.
-	mapolicy.Name = "it-mutating-" + strings.ToLower(t.Name())
 	return mapolicy
 }
