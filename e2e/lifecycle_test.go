@@ -135,12 +135,15 @@ func failurePoliciesAsShipped(t *testing.T) {
 	require.NoError(t, suite.release.stop(t.Context()))
 
 	// A warn namespace is never blocked: its webhooks fail open, so writes
-	// are admitted unchecked and unmutated (hence no undeclared mount here).
+	// are admitted unchecked. The mutating admission policy (the chart
+	// renders it: the API server serves it) still makes the StatefulSet
+	// mutations that need no lookup.
 	lenient.create(withoutMounts(workloads.StatefulSet("db", policy.StatefulSingle, 1))).expect(t, allowed)
 	lenient.kubectl(nil, "scale", "deployment", "web", "--replicas=3").expect(t, allowed)
-	var unmutated appsv1.StatefulSet
-	lenient.get("db", &unmutated)
-	assert.Empty(t, unmutated.Spec.ServiceName, "mutated with statekeeper down")
+	var mutated appsv1.StatefulSet
+	lenient.get("db", &mutated)
+	assert.Equal(t, "db-headless", mutated.Spec.ServiceName, "not mutated by the policy with statekeeper down")
+	assert.Equal(t, string(policy.StatefulSingle), mutated.Spec.Template.Labels[policy.LabelDeployType], "not mutated by the policy with statekeeper down")
 
 	// Pod stamping fails open: the StatefulSet controller recreates a
 	// deleted pod, without the identity statekeeper would have stamped.

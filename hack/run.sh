@@ -146,13 +146,19 @@ start() {
 		--show-only templates/policyreport-crd.yaml | kubectl apply --server-side -f - >/dev/null
 	kubectl wait --for condition=established --timeout 30s crd/policyreports.wgpolicyk8s.io >/dev/null
 
-	# The admission policy and its bindings (the rules that need no lookup,
-	# in-process): they need no server, so they go first, and the server's
-	# start-up probe finds them.
+	# The admission policies and their bindings (the rules and mutations that
+	# need no lookup, in-process): they need no server, so they go first, and
+	# the server's start-up probe finds them.
 	: >"$POLICIES"
 	if [[ -n $api_versions ]]; then
 		"$HELM" template statekeeper "$REPO/charts/statekeeper" --namespace "$NAMESPACE" "$api_versions" \
 			--show-only templates/validatingadmissionpolicy.yaml >"$POLICIES"
+		# The mutating one too, where the API server serves it (1.36+).
+		if kubectl api-resources --api-group=admissionregistration.k8s.io -o name | grep -qx 'mutatingadmissionpolicies.admissionregistration.k8s.io'; then
+			"$HELM" template statekeeper "$REPO/charts/statekeeper" --namespace "$NAMESPACE" \
+				--api-versions=admissionregistration.k8s.io/v1/MutatingAdmissionPolicy \
+				--show-only templates/mutatingadmissionpolicy.yaml >>"$POLICIES"
+		fi
 		kubectl apply -f "$POLICIES" >/dev/null
 	fi
 

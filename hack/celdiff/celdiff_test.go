@@ -3,7 +3,9 @@
 // admission libraries, the ones the ValidatingAdmissionPolicy plugin
 // compiles and runs a policy with, and compares every decision with the Go
 // rules (policy.ValidateWorkload): the CEL-decidable rules must deny the
-// same requests with the same messages, in the same order. A module of its
+// same requests with the same messages, in the same order. The
+// MutatingAdmissionPolicy (policy.CELMutations) is compared likewise with
+// the Go mutators (mutating_test.go). A module of its
 // own, so that k8s.io/apiserver never reaches statekeeper's go.mod.
 package celdiff
 

@@ -10,13 +10,21 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-var update = flag.Bool("update", false, "rewrite the chart's "+TemplatePath+" from policy.CELValidations")
+var update = flag.Bool("update", false, "rewrite the chart's "+TemplatePath+" and "+MutatingTemplatePath+" from internal/policy's CEL")
 
 // TestChartTemplateIsGenerated: the chart's admission policy is the one the
 // catalog's CEL renders, as the README's rule table is the catalog's.
 func TestChartTemplateIsGenerated(t *testing.T) {
-	path := filepath.Join("..", "..", TemplatePath)
-	want := ChartTemplate()
+	for path, want := range map[string]string{
+		TemplatePath:         ChartTemplate(),
+		MutatingTemplatePath: MutatingChartTemplate(),
+	} {
+		t.Run(path, func(t *testing.T) { assertGenerated(t, path, want) })
+	}
+}
+
+func assertGenerated(t *testing.T, path, want string) {
+	path = filepath.Join("..", "..", path)
 	if *update {
 		require.NoError(t, os.WriteFile(path, []byte(want), 0o644))
 		return

@@ -250,7 +250,20 @@ var valueCases = []valueCase{
 		values:      []string{"--set", "config.defaultMode=audit"},
 		apiVersions: []string{validatingAdmissionPolicy},
 	},
+	{
+		// An API server that serves MutatingAdmissionPolicy too (1.36): the
+		// mutating policy, its default class rendered in, and a binding that
+		// leaves unlabelled namespaces out when their mode is off.
+		name: "mutating-admission-policy",
+		values: []string{"--set", "config.defaultStorageClass=fast", "--set", "config.defaultStorageSize=5Gi",
+			"--set", "config.defaultMode=off"},
+		apiVersions: []string{validatingAdmissionPolicy, mutatingAdmissionPolicy},
+	},
 }
+
+// mutatingAdmissionPolicy is how --api-versions names the kind the chart's
+// mutating admission policy needs served.
+const mutatingAdmissionPolicy = "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy"
 
 func TestGolden(t *testing.T) {
 	for _, tc := range valueCases {

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -87,6 +88,17 @@ func TestOutageBlocksOnlyWhatStatekeeperCouldDeny(t *testing.T) {
 		assert.Empty(t, sts.Spec.ServiceName, "mutated with statekeeper down")
 		require.NoError(t, tn.scale(web, 3, false))
 		require.NoError(t, tn.create(hpa("three", "web", 3), false))
+	})
+	t.Run("warn namespace: the mutating admission policy still mutates", func(t *testing.T) {
+		tn := lenient.in(t)
+		bindMutatingPolicy(t, tn)
+		sts := workloads.StatefulSet("mutated", policy.StatefulMulti, 1)
+		require.NoError(t, tn.create(sts, false))
+		stored := tn.storedStatefulSet("mutated")
+		assert.Equal(t, mutated{ServiceName: "mutated-headless",
+			TemplateLabels: withDeployTypeLabel(map[string]string{"app": "mutated"}, policy.StatefulMulti),
+			ClaimTemplates: []corev1.PersistentVolumeClaim{storedClaimTemplate("data", "1Gi", "")},
+		}, mutatedOf(stored))
 	})
 }
 

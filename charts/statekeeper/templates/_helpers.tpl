@@ -435,6 +435,14 @@ generated from the catalog): enabled, and served by the API server (1.30+).
 {{- end }}
 
 {{/*
+"true" when the chart renders the MutatingAdmissionPolicy: policies enabled
+and the API server serves it (admissionregistration.k8s.io/v1, Kubernetes 1.36).
+*/}}
+{{- define "statekeeper.mutatingAdmissionPolicyRendered" -}}
+{{- if and .Values.admissionPolicies.enabled (.Capabilities.APIVersions.Has "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy") }}true{{ end }}
+{{- end }}
+
+{{/*
 CEL, true when the keys under statekeeper.io/ of one map (the path after
 "object.", optional-chained) are the same in object and oldObject. One line:
 it is included into folded YAML scalars.
