@@ -205,6 +205,35 @@ func (l load) runMix(ctx context.Context, owner *appsv1.StatefulSet) *writes {
 	return w
 }
 
+// runRollout bumps the image of every burst Deployment, l.concurrency at a
+// time, as a release of a new version across many workloads does (the
+// Deployments are paused: the UPDATE is what is measured, not the rollout
+// the controller would then make).
+func (l load) runRollout(ctx context.Context) *writes {
+	w := &writes{}
+	names := make(chan string)
+	var wg sync.WaitGroup
+	start := time.Now()
+	patch := []byte(`{"spec":{"template":{"spec":{"containers":[{"name":"main","image":"registry.example/app:1.1"}]}}}}`)
+	for range l.concurrency {
+		wg.Go(func() {
+			for name := range names {
+				timed(w, func() error {
+					_, err := l.kube.AppsV1().Deployments(l.namespace).Patch(ctx, name, types.StrategicMergePatchType, patch, metav1.PatchOptions{})
+					return err
+				})
+			}
+		})
+	}
+	for i := range l.burst {
+		names <- burstName(i)
+	}
+	close(names)
+	wg.Wait()
+	w.wall = time.Since(start)
+	return w
+}
+
 const ownerName = "db"
 
 // statefulSet is the managed StatefulSet the mix's pods belong to, with no

@@ -11,13 +11,18 @@
 //     the API server's applying the patch costs,
 //   - each statekeeper binary given (--statekeeper NAME=PATH, two or more:
 //     say, the current main's and a branch's),
+//   - with --policy, the first statekeeper with the chart's admission policy
+//     installed beside its webhooks (rendered as where the API server serves
+//     ValidatingAdmissionPolicy: the webhooks then leave to the policy the
+//     updates that need no lookup),
 //
 // in rounds that interleave the variants (each round in another order) to
 // cancel drift. A round is a burst of managed Deployment creates, --concurrency
 // at a time, then a steady mix at --mix-rate writes per second of Deployment
 // creates, UPDATEs, /scale writes and creates of pods owned by a managed
-// StatefulSet; then the webhooks are unregistered and what the round wrote is
-// deleted. Every server runs from the start to the end as a process of its
+// StatefulSet, then a rollout: an image bump of every burst Deployment,
+// --concurrency at a time; then the webhooks are unregistered and what the
+// round wrote is deleted. Every server runs from the start to the end as a process of its
 // own. statekeeper runs as `statekeeper serve` with leader election, and the
 // tool holds the Lease for the whole run: each statekeeper is a replica that
 // serves webhooks from its caches, as every replica does, and none runs the
@@ -63,6 +68,7 @@ type options struct {
 	rounds, burst, concurrency, mixRate      int
 	mixDuration                              time.Duration
 	profileDir                               string
+	policy                                   bool
 }
 
 func main() {
@@ -96,6 +102,7 @@ func main() {
 	fs.IntVar(&o.mixRate, "mix-rate", 40, "writes per second of the steady mix")
 	fs.DurationVar(&o.mixDuration, "mix-duration", 20*time.Second, "length of the steady mix")
 	fs.StringVar(&o.profileDir, "profile-dir", "", "when set, write a CPU profile of each statekeeper over its last round here")
+	fs.BoolVar(&o.policy, "policy", false, "add a variant: the first statekeeper with the chart's admission policy installed")
 	_ = fs.Parse(os.Args[1:])
 	if o.certDir == "" || len(o.statekeepers) == 0 || o.rounds < 1 || o.burst < 1 || o.concurrency < 1 || o.mixRate < 1 || o.mixDuration < time.Second {
 		fmt.Fprintln(os.Stderr, "throughapi: --cert-dir and --statekeeper are required; the counts must be positive")
@@ -110,10 +117,12 @@ func logf(format string, args ...any) {
 }
 
 // variant is what the webhooks point at in a round; server is nil for no
-// webhook at all.
+// webhook at all. regs, when set, are the registrations to install instead
+// of the chart's webhooks alone.
 type variant struct {
 	name   string
 	server *server
+	regs   *registrations
 }
 
 func run(ctx context.Context, o options) (err error) {
@@ -132,9 +141,17 @@ func run(ctx context.Context, o options) (err error) {
 			return err
 		}
 	}
-	regs, err := render(o.helm, o.chart, o.certDir)
+	regs, err := render(o.helm, o.chart, o.certDir, false)
 	if err != nil {
 		return err
+	}
+	var withPolicy *registrations
+	if o.policy {
+		r, err := render(o.helm, o.chart, o.certDir, true)
+		if err != nil {
+			return err
+		}
+		withPolicy = &r
 	}
 	for _, ns := range []string{o.systemNamespace, o.namespace} {
 		_, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
@@ -153,6 +170,9 @@ func run(ctx context.Context, o options) (err error) {
 		cleanup, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		err = errors.Join(err, regs.unregister(cleanup, kube), restore(cleanup))
+		if withPolicy != nil {
+			err = errors.Join(err, withPolicy.unregister(cleanup, kube))
+		}
 		for _, ns := range []string{o.namespace, o.systemNamespace} {
 			if e := kube.CoreV1().Namespaces().Delete(cleanup, ns, metav1.DeleteOptions{}); e != nil && !apierrors.IsNotFound(e) {
 				err = errors.Join(err, e)
@@ -227,6 +247,9 @@ func run(ctx context.Context, o options) (err error) {
 	for _, s := range statekeepers {
 		variants = append(variants, variant{name: s.name, server: s})
 	}
+	if withPolicy != nil {
+		variants = append(variants, variant{name: statekeepers[0].name + " + policy", server: statekeepers[0], regs: withPolicy})
+	}
 	all := append([]*server{noop, samePatch}, statekeepers...)
 	results := map[string][]roundResult{}
 	for r := range o.rounds {
@@ -236,7 +259,7 @@ func run(ctx context.Context, o options) (err error) {
 		for _, v := range order {
 			logf("round %d/%d: %s", r+1, o.rounds, v.name)
 			var profile func() error
-			if o.profileDir != "" && r == o.rounds-1 && v.server != nil && v.server.pprofAddr != "" {
+			if o.profileDir != "" && r == o.rounds-1 && v.server != nil && v.server.pprofAddr != "" && v.regs == nil {
 				profile = v.server.profile(ctx, filepath.Join(o.profileDir, strings.ReplaceAll(v.name, " ", "-")+".pprof"),
 					o.mixDuration+time.Duration(o.burst/o.concurrency)*200*time.Millisecond)
 			}
@@ -259,7 +282,7 @@ func run(ctx context.Context, o options) (err error) {
 
 // roundResult is what one round of one variant measured.
 type roundResult struct {
-	burst, mix *writes
+	burst, mix, rollout *writes
 	// admissions and cpu are the server's, over the whole round.
 	admissions float64
 	cpu        time.Duration
@@ -270,12 +293,20 @@ type roundResult struct {
 // before the round starts.
 func runRound(ctx context.Context, l load, regs registrations, v variant, servers []*server) (roundResult, error) {
 	var res roundResult
+	if v.regs != nil {
+		regs = *v.regs
+	}
 	if v.server != nil {
 		if err := regs.register(ctx, l.kube, v.server.base); err != nil {
 			return res, err
 		}
 		if err := waitServed(ctx, l.kube, l.namespace, v.server, false); err != nil {
 			return res, fmt.Errorf("waiting for the API server to call %s: %w", v.server.name, err)
+		}
+		if regs.policy != nil {
+			if err := waitPolicyActs(ctx, l.kube, l.namespace); err != nil {
+				return res, fmt.Errorf("waiting for the admission policy to act: %w", err)
+			}
 		}
 	}
 	for _, s := range servers {
@@ -302,6 +333,7 @@ func runRound(ctx context.Context, l load, regs registrations, v variant, server
 		return res, err
 	}
 	res.mix = l.runMix(ctx, owner)
+	res.rollout = l.runRollout(ctx)
 	if v.server != nil {
 		admissions, err := v.server.admissions(ctx)
 		if err != nil {

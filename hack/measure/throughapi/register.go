@@ -27,26 +27,38 @@ var metaReview = metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "Admis
 const renderedHost = "https://127.0.0.1:1"
 
 // registrations are the chart's webhook configurations, rendered as
-// hack/run.sh renders them (webhook.url at a local process).
+// hack/run.sh renders them (webhook.url at a local process), and, rendered
+// with the admission policy, its ValidatingAdmissionPolicy and bindings.
 type registrations struct {
 	mutating   *admissionregistrationv1.MutatingWebhookConfiguration
 	validating *admissionregistrationv1.ValidatingWebhookConfiguration
+	policy     *admissionregistrationv1.ValidatingAdmissionPolicy
+	bindings   []*admissionregistrationv1.ValidatingAdmissionPolicyBinding
 }
 
-func render(helm, chart, certDir string) (registrations, error) {
+// policyAPI is the API version whose presence makes the chart render its
+// admission policy, and the webhooks' match conditions that leave to it
+// the updates that need no lookup.
+const policyAPI = "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy"
+
+func render(helm, chart, certDir string, withPolicy bool) (registrations, error) {
 	ca, err := os.ReadFile(filepath.Join(certDir, "ca.crt"))
 	if err != nil {
 		return registrations{}, err
 	}
 	// The chart excludes its release namespace from review; the measured
 	// namespace is another one.
-	out, err := exec.Command(helm, "template", "statekeeper", chart,
+	args := []string{"template", "statekeeper", chart,
 		"--namespace", "statekeeper",
 		"--set", "tls.mode=secret",
-		"--set", "webhook.url="+renderedHost,
-		"--set", "webhook.caBundle="+base64.StdEncoding.EncodeToString(ca),
+		"--set", "webhook.url=" + renderedHost,
+		"--set", "webhook.caBundle=" + base64.StdEncoding.EncodeToString(ca),
 		"--show-only", "templates/mutatingwebhookconfiguration.yaml",
-		"--show-only", "templates/validatingwebhookconfiguration.yaml").Output()
+		"--show-only", "templates/validatingwebhookconfiguration.yaml"}
+	if withPolicy {
+		args = append(args, "--api-versions", policyAPI, "--show-only", "templates/validatingadmissionpolicy.yaml")
+	}
+	out, err := exec.Command(helm, args...).Output()
 	if err != nil {
 		return registrations{}, fmt.Errorf("helm template: %w", err)
 	}
@@ -59,13 +71,20 @@ func render(helm, chart, certDir string) (registrations, error) {
 		case bytes.Contains(doc, []byte("kind: ValidatingWebhookConfiguration")):
 			r.validating = &admissionregistrationv1.ValidatingWebhookConfiguration{}
 			err = yaml.UnmarshalStrict(doc, r.validating)
+		case bytes.Contains(doc, []byte("kind: ValidatingAdmissionPolicyBinding")):
+			b := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{}
+			err = yaml.UnmarshalStrict(doc, b)
+			r.bindings = append(r.bindings, b)
+		case bytes.Contains(doc, []byte("kind: ValidatingAdmissionPolicy")):
+			r.policy = &admissionregistrationv1.ValidatingAdmissionPolicy{}
+			err = yaml.UnmarshalStrict(doc, r.policy)
 		}
 		if err != nil {
 			return registrations{}, err
 		}
 	}
-	if r.mutating == nil || r.validating == nil {
-		return registrations{}, fmt.Errorf("helm template rendered no webhook configurations:\n%s", out)
+	if r.mutating == nil || r.validating == nil || withPolicy && (r.policy == nil || len(r.bindings) == 0) {
+		return registrations{}, fmt.Errorf("helm template rendered no webhook configurations or, asked for, no admission policy:\n%s", out)
 	}
 	return r, nil
 }
@@ -86,8 +105,21 @@ func (r registrations) register(ctx context.Context, kube kubernetes.Interface, 
 	if _, err := kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, m, metav1.CreateOptions{}); err != nil {
 		return err
 	}
-	_, err := kube.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(ctx, v, metav1.CreateOptions{})
-	return err
+	if _, err := kube.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(ctx, v, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	if r.policy == nil {
+		return nil
+	}
+	if _, err := kube.AdmissionregistrationV1().ValidatingAdmissionPolicies().Create(ctx, r.policy.DeepCopy(), metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	for _, b := range r.bindings {
+		if _, err := kube.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Create(ctx, b.DeepCopy(), metav1.CreateOptions{}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func at(base string, url *string) *string {
@@ -104,7 +136,32 @@ func (r registrations) unregister(ctx context.Context, kube kubernetes.Interface
 	if err != nil && !apierrors.IsNotFound(err) {
 		return err
 	}
+	for _, b := range r.bindings {
+		err := kube.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Delete(ctx, b.Name, metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+	}
+	if r.policy != nil {
+		err := kube.AdmissionregistrationV1().ValidatingAdmissionPolicies().Delete(ctx, r.policy.Name, metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+	}
 	return nil
+}
+
+// waitPolicyActs waits until the admission policy denies a managed
+// Deployment's second instance: the API server loads policies through a
+// watch, a moment after they are stored. The policy runs before the
+// validating webhooks, so its denial is the one returned.
+func waitPolicyActs(ctx context.Context, kube kubernetes.Interface, namespace string) error {
+	d := deployment("policy-probe", 2)
+	d.Labels["statekeeper.io/deploy-type"] = "stateless-single"
+	return wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		_, err := kube.AppsV1().Deployments(namespace).Create(ctx, d, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		return err != nil && strings.Contains(err.Error(), "ValidatingAdmissionPolicy"), nil
+	})
 }
 
 // probe is a managed Deployment written with a server-side dry run: it

@@ -62,8 +62,9 @@ func fresh[T *admissionregistrationv1.MutatingWebhookConfiguration | *admissionr
 
 // summary is one variant over its rounds.
 type summary struct {
-	burstWall                          time.Duration // median over the rounds
+	burstWall, rolloutWall             time.Duration // medians over the rounds
 	burstP50, burstP99, mixP50, mixP99 time.Duration // over every write of the rounds
+	rolloutP50, rolloutP99             time.Duration
 	cpuPer1000                         time.Duration
 	admissions                         float64
 	failures                           int
@@ -72,24 +73,26 @@ type summary struct {
 
 func summarize(rounds []roundResult) summary {
 	var s summary
-	var walls []float64
-	var burst, mix []time.Duration
+	var walls, rolloutWalls []float64
+	var burst, mix, rollout []time.Duration
 	var cpu time.Duration
 	for _, r := range rounds {
 		walls = append(walls, float64(r.burst.wall))
+		rolloutWalls = append(rolloutWalls, float64(r.rollout.wall))
 		burst = append(burst, r.burst.latencies...)
 		mix = append(mix, r.mix.latencies...)
+		rollout = append(rollout, r.rollout.latencies...)
 		cpu += r.cpu
 		s.admissions += r.admissions
-		s.failures += r.burst.failures + r.mix.failures
-		if s.firstErr == nil {
-			s.firstErr = r.burst.firstErr
-		}
-		if s.firstErr == nil {
-			s.firstErr = r.mix.firstErr
+		for _, w := range []*writes{r.burst, r.mix, r.rollout} {
+			s.failures += w.failures
+			if s.firstErr == nil {
+				s.firstErr = w.firstErr
+			}
 		}
 	}
-	s.burstWall = time.Duration(stats.Median(walls))
+	s.burstWall, s.rolloutWall = time.Duration(stats.Median(walls)), time.Duration(stats.Median(rolloutWalls))
+	s.rolloutP50, s.rolloutP99 = quantile(rollout, 0.50), quantile(rollout, 0.99)
 	s.burstP50, s.burstP99 = quantile(burst, 0.50), quantile(burst, 0.99)
 	s.mixP50, s.mixP99 = quantile(mix, 0.50), quantile(mix, 0.99)
 	if s.admissions > 0 {
@@ -151,6 +154,20 @@ func report(o options, variants []variant, results map[string][]roundResult) str
 			plus(s.burstP50-none.burstP50), plus(s.burstP99-none.burstP99),
 			plus(s.burstP50-same.burstP50), plus(s.burstP99-same.burstP99),
 			cpu, s.failures)
+	}
+	p("")
+	p("Rollout: an image bump (strategic merge patch) of each of the %d burst Deployments, %d in flight.", o.burst, o.concurrency)
+	p("")
+	p("| variant | rollout wall (s) | per round (s) | p50 | p99 | p50 / p99 vs no webhook |")
+	p("|---|---|---|---|---|---|")
+	for _, v := range variants {
+		s := sums[v.name]
+		var walls []string
+		for _, r := range results[v.name] {
+			walls = append(walls, fmt.Sprintf("%.1f", r.rollout.wall.Seconds()))
+		}
+		p("| %s | %.2f | %s | %s | %s | %s / %s |", v.name, s.rolloutWall.Seconds(), strings.Join(walls, ", "),
+			ms(s.rolloutP50), ms(s.rolloutP99), plus(s.rolloutP50-none.rolloutP50), plus(s.rolloutP99-none.rolloutP99))
 	}
 	for _, v := range variants {
 		if s := sums[v.name]; s.firstErr != nil {
