@@ -279,11 +279,12 @@ measure-cache: cluster-up build $(BIN)/measure-cachesize ## Measure the informer
 	$(BIN)/measure-cachesize --kubeconfig $(KUBECONFIG_LOCAL) --statekeeper $(STATEKEEPER) \
 		--cert-dir $(LOCAL)/measure/certs --log $(LOCAL)/measure/statekeeper.log $(MEASURE_FLAGS)
 
-# The same at scale: 10,000 workloads (1,000 StatefulSets, 9,000 Deployments)
+# The same at scale: 10,000 workloads (1,000 StatefulSets, 9,000 Deployments,
+# each with an image of its own and a Service, as a cluster's applications)
 # and 50,000 pods of the Deployments, which the tool creates itself (Pending,
 # never scheduled; hack/measure/cachesize/pods.go).
 .PHONY: measure-cache-scale
-measure-cache-scale: override MEASURE_FLAGS := --deployments 9000 --pods 50000 --timeout 30m --settle 30s $(MEASURE_FLAGS)
+measure-cache-scale: override MEASURE_FLAGS := --deployments 9000 --pods 50000 --cluster-shaped --observe-timeout 5m --timeout 30m --settle 30s $(MEASURE_FLAGS)
 measure-cache-scale: measure-cache ## Measure the informer caches' memory with 10,000 workloads and 50,000 pods.
 
 # Loads statekeeper's /validate and /mutate, a no-op TLS server and
