@@ -1,13 +1,7 @@
 package integration
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"errors"
-	"io"
-	"os"
-	"os/exec"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -16,9 +10,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/serializer"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/statekeeper/statekeeper/internal/policy"
@@ -214,31 +205,11 @@ func bindMutatingPolicy(t *testing.T, tenants ...*tenant) {
 // storage size and class, which are the suite's statekeeper's.
 func renderMutatingPolicy(t *testing.T) *admissionregistrationv1.MutatingAdmissionPolicy {
 	t.Helper()
-	cmd := exec.Command(os.Getenv("HELM"), "template", "sk", chartDir, "--namespace", releaseNamespace,
-		"--api-versions", "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy",
-		"--show-only", "templates/mutatingadmissionpolicy.yaml")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	require.NoError(t, err, "%s: %s", cmd, stderr.String())
-	decoder := serializer.NewCodecFactory(clientgoscheme.Scheme).UniversalDeserializer()
-	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(out)))
-	var mapolicy *admissionregistrationv1.MutatingAdmissionPolicy
-	for {
-		doc, err := reader.Read()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		require.NoError(t, err)
-		if len(bytes.TrimSpace(doc)) == 0 {
-			continue
-		}
-		obj, _, err := decoder.Decode(doc, nil, nil)
-		require.NoError(t, err)
+	for _, obj := range renderServed(t, "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy", "templates/mutatingadmissionpolicy.yaml") {
 		if o, ok := obj.(*admissionregistrationv1.MutatingAdmissionPolicy); ok {
-			mapolicy = o
+			return o
 		}
 	}
-	require.NotNil(t, mapolicy, "%s rendered no MutatingAdmissionPolicy", cmd)
-	return mapolicy
+	require.FailNow(t, "rendered no MutatingAdmissionPolicy")
+	return nil
 }

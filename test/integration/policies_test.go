@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -204,28 +205,9 @@ func plainStatefulSet(name string, deployType policy.DeployType, replicas int32,
 // binding as `helm template` does for an API server that serves them.
 func renderPolicy(t *testing.T) (*admissionregistrationv1.ValidatingAdmissionPolicy, *admissionregistrationv1.ValidatingAdmissionPolicyBinding) {
 	t.Helper()
-	cmd := exec.Command(os.Getenv("HELM"), "template", "sk", chartDir, "--namespace", releaseNamespace,
-		"--api-versions", "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy",
-		"--show-only", "templates/validatingadmissionpolicy.yaml")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	require.NoError(t, err, "%s: %s", cmd, stderr.String())
-	decoder := serializer.NewCodecFactory(clientgoscheme.Scheme).UniversalDeserializer()
-	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(out)))
 	var vap *admissionregistrationv1.ValidatingAdmissionPolicy
 	var probe *admissionregistrationv1.ValidatingAdmissionPolicyBinding
-	for {
-		doc, err := reader.Read()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		require.NoError(t, err)
-		if len(bytes.TrimSpace(doc)) == 0 {
-			continue
-		}
-		obj, _, err := decoder.Decode(doc, nil, nil)
-		require.NoError(t, err)
+	for _, obj := range renderServed(t, "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy", "templates/validatingadmissionpolicy.yaml") {
 		switch o := obj.(type) {
 		case *admissionregistrationv1.ValidatingAdmissionPolicy:
 			vap = o
@@ -235,7 +217,35 @@ func renderPolicy(t *testing.T) (*admissionregistrationv1.ValidatingAdmissionPol
 			}
 		}
 	}
-	require.NotNil(t, vap, "%s rendered no ValidatingAdmissionPolicy", cmd)
-	require.NotNil(t, probe, "%s rendered no probe binding", cmd)
+	require.NotNil(t, vap, "rendered no ValidatingAdmissionPolicy")
+	require.NotNil(t, probe, "rendered no probe binding")
 	return vap, probe
+}
+
+// renderServed renders the chart's template as `helm template` does for an
+// API server that serves apiVersion, decoded.
+func renderServed(t *testing.T, apiVersion, template string) []runtime.Object {
+	t.Helper()
+	cmd := exec.Command(os.Getenv("HELM"), "template", "sk", chartDir, "--namespace", releaseNamespace,
+		"--api-versions", apiVersion, "--show-only", template)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	require.NoError(t, err, "%s: %s", cmd, stderr.String())
+	decoder := serializer.NewCodecFactory(clientgoscheme.Scheme).UniversalDeserializer()
+	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(out)))
+	var objects []runtime.Object
+	for {
+		doc, err := reader.Read()
+		if errors.Is(err, io.EOF) {
+			return objects
+		}
+		require.NoError(t, err)
+		if len(bytes.TrimSpace(doc)) == 0 {
+			continue
+		}
+		obj, _, err := decoder.Decode(doc, nil, nil)
+		require.NoError(t, err, "%s", cmd)
+		objects = append(objects, obj)
+	}
 }
