@@ -1,13 +1,8 @@
 package integration
 
 import (
-	"bufio"
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -17,9 +12,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/runtime/serializer"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/statekeeper/statekeeper/internal/policy"
@@ -42,28 +34,13 @@ func renderChart(t *testing.T, chart, release, values string) []client.Object {
 	if values != "" {
 		args = append(args, "--values", filepath.Join(optInValuesDir, values))
 	}
-	cmd := exec.CommandContext(t.Context(), os.Getenv("HELM"), args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	require.NoError(t, err, "%s: %s", cmd, stderr.String())
-
-	decoder := serializer.NewCodecFactory(clientgoscheme.Scheme).UniversalDeserializer()
-	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(out)))
-	var objects []client.Object
-	for {
-		doc, err := reader.Read()
-		if errors.Is(err, io.EOF) {
-			return objects
-		}
-		require.NoError(t, err)
-		if len(bytes.TrimSpace(doc)) == 0 {
-			continue
-		}
-		obj, _, err := decoder.Decode(doc, nil, nil)
-		require.NoError(t, err, "decoding:\n%s", doc)
-		objects = append(objects, obj.(client.Object))
+	objects, err := helmTemplate(os.Getenv("HELM"), args...)
+	require.NoError(t, err)
+	out := make([]client.Object, len(objects))
+	for i, obj := range objects {
+		out[i] = obj.(client.Object)
 	}
+	return out
 }
 
 var bracketedRule = regexp.MustCompile(`\[([a-z]+(?:-[a-z]+)*)\]$`)

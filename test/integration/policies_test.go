@@ -1,13 +1,8 @@
 package integration
 
 import (
-	"bufio"
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 
@@ -19,9 +14,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/serializer"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -226,26 +218,8 @@ func renderPolicy(t *testing.T) (*admissionregistrationv1.ValidatingAdmissionPol
 // API server that serves apiVersion, decoded.
 func renderServed(t *testing.T, apiVersion, template string) []runtime.Object {
 	t.Helper()
-	cmd := exec.Command(os.Getenv("HELM"), "template", "sk", chartDir, "--namespace", releaseNamespace,
+	objects, err := helmTemplate(os.Getenv("HELM"), "template", "sk", chartDir, "--namespace", releaseNamespace,
 		"--api-versions", apiVersion, "--show-only", template)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	require.NoError(t, err, "%s: %s", cmd, stderr.String())
-	decoder := serializer.NewCodecFactory(clientgoscheme.Scheme).UniversalDeserializer()
-	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(out)))
-	var objects []runtime.Object
-	for {
-		doc, err := reader.Read()
-		if errors.Is(err, io.EOF) {
-			return objects
-		}
-		require.NoError(t, err)
-		if len(bytes.TrimSpace(doc)) == 0 {
-			continue
-		}
-		obj, _, err := decoder.Decode(doc, nil, nil)
-		require.NoError(t, err, "%s", cmd)
-		objects = append(objects, obj)
-	}
+	require.NoError(t, err)
+	return objects
 }

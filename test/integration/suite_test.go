@@ -165,50 +165,63 @@ func runSuite(m *testing.M) int {
 // chart's default clientConfig is its Service, which envtest rewrites to
 // point at the local server and fills with its CA bundle.
 func renderWebhooks(helm string) ([]*admissionregistrationv1.MutatingWebhookConfiguration, []*admissionregistrationv1.ValidatingWebhookConfiguration, error) {
-	cmd := exec.Command(helm, "template", "sk", chartDir, "--namespace", releaseNamespace,
+	objects, err := helmTemplate(helm, "template", "sk", chartDir, "--namespace", releaseNamespace,
 		// The webhook alone: TestPoliciesDecideAsTheWebhook installs the
 		// policy where it compares the two.
 		"--set", "admissionPolicies.enabled=false",
 		"--show-only", "templates/mutatingwebhookconfiguration.yaml",
 		"--show-only", "templates/validatingwebhookconfiguration.yaml")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w: %s", cmd, err, stderr.String())
+		return nil, nil, err
 	}
-	decoder := serializer.NewCodecFactory(clientgoscheme.Scheme).UniversalDeserializer()
-	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(out)))
 	var mutating []*admissionregistrationv1.MutatingWebhookConfiguration
 	var validating []*admissionregistrationv1.ValidatingWebhookConfiguration
-	for {
-		doc, err := reader.Read()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-		if len(bytes.TrimSpace(doc)) == 0 {
-			continue
-		}
-		obj, gvk, err := decoder.Decode(doc, nil, nil)
-		if err != nil {
-			return nil, nil, fmt.Errorf("decoding rendered document: %w", err)
-		}
+	for _, obj := range objects {
 		switch o := obj.(type) {
 		case *admissionregistrationv1.MutatingWebhookConfiguration:
 			mutating = append(mutating, o)
 		case *admissionregistrationv1.ValidatingWebhookConfiguration:
 			validating = append(validating, o)
 		default:
-			return nil, nil, fmt.Errorf("unexpected %s in the rendered webhook templates", gvk)
+			return nil, nil, fmt.Errorf("unexpected %s in the rendered webhook templates", obj.GetObjectKind().GroupVersionKind())
 		}
 	}
 	if len(mutating) != 1 || len(validating) != 1 {
 		return nil, nil, fmt.Errorf("want one mutating and one validating configuration, got %d and %d", len(mutating), len(validating))
 	}
 	return mutating, validating, nil
+}
+
+// helmTemplate runs helm with args (a `helm template`) and decodes what it
+// prints.
+func helmTemplate(helm string, args ...string) ([]runtime.Object, error) {
+	cmd := exec.Command(helm, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w: %s", cmd, err, stderr.String())
+	}
+	decoder := serializer.NewCodecFactory(clientgoscheme.Scheme).UniversalDeserializer()
+	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(out)))
+	var objects []runtime.Object
+	for {
+		doc, err := reader.Read()
+		if errors.Is(err, io.EOF) {
+			return objects, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(bytes.TrimSpace(doc)) == 0 {
+			continue
+		}
+		obj, _, err := decoder.Decode(doc, nil, nil)
+		if err != nil {
+			return nil, fmt.Errorf("%s: decoding a rendered document: %w:\n%s", cmd, err, doc)
+		}
+		objects = append(objects, obj)
+	}
 }
 
 // startStatekeeper runs the real server in-process on the address and
