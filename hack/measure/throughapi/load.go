@@ -131,6 +131,14 @@ type load struct {
 // runBurst creates l.burst managed Deployments, l.concurrency at a time, as
 // a Helm install or a GitOps sync of many releases does.
 func (l load) runBurst(ctx context.Context) *writes {
+	return l.eachBurst(func(name string) error {
+		_, err := l.kube.AppsV1().Deployments(l.namespace).Create(ctx, deployment(name, 2), metav1.CreateOptions{})
+		return err
+	})
+}
+
+// eachBurst writes once per burst Deployment, l.concurrency at a time.
+func (l load) eachBurst(write func(name string) error) *writes {
 	w := &writes{}
 	names := make(chan string)
 	var wg sync.WaitGroup
@@ -138,10 +146,7 @@ func (l load) runBurst(ctx context.Context) *writes {
 	for range l.concurrency {
 		wg.Go(func() {
 			for name := range names {
-				timed(w, func() error {
-					_, err := l.kube.AppsV1().Deployments(l.namespace).Create(ctx, deployment(name, 2), metav1.CreateOptions{})
-					return err
-				})
+				timed(w, func() error { return write(name) })
 			}
 		})
 	}
@@ -210,28 +215,11 @@ func (l load) runMix(ctx context.Context, owner *appsv1.StatefulSet) *writes {
 // Deployments are paused: the UPDATE is what is measured, not the rollout
 // the controller would then make).
 func (l load) runRollout(ctx context.Context) *writes {
-	w := &writes{}
-	names := make(chan string)
-	var wg sync.WaitGroup
-	start := time.Now()
 	patch := []byte(`{"spec":{"template":{"spec":{"containers":[{"name":"main","image":"registry.example/app:1.1"}]}}}}`)
-	for range l.concurrency {
-		wg.Go(func() {
-			for name := range names {
-				timed(w, func() error {
-					_, err := l.kube.AppsV1().Deployments(l.namespace).Patch(ctx, name, types.StrategicMergePatchType, patch, metav1.PatchOptions{})
-					return err
-				})
-			}
-		})
-	}
-	for i := range l.burst {
-		names <- burstName(i)
-	}
-	close(names)
-	wg.Wait()
-	w.wall = time.Since(start)
-	return w
+	return l.eachBurst(func(name string) error {
+		_, err := l.kube.AppsV1().Deployments(l.namespace).Patch(ctx, name, types.StrategicMergePatchType, patch, metav1.PatchOptions{})
+		return err
+	})
 }
 
 const ownerName = "db"
