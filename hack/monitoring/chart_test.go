@@ -277,3 +277,28 @@ func TestMetricsList(t *testing.T) {
 	require.NoError(t, err, "run `go test . -update` in hack/monitoring")
 	assert.Equal(t, string(want), content, "run `go test . -update` in hack/monitoring")
 }
+
+// TestMetricsDocumented: every metric statekeeper registers (a name
+// "statekeeper_…" in its source) has its row in the metrics table of
+// docs/monitoring.md, so that a new metric cannot ship undocumented.
+func TestMetricsDocumented(t *testing.T) {
+	docs, err := os.ReadFile(docsFile)
+	require.NoError(t, err)
+	name := regexp.MustCompile(`"(statekeeper_[a-z_]+)"`)
+	registered := map[string]bool{}
+	err = filepath.WalkDir("../../internal", func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return err
+		}
+		src, err := os.ReadFile(path)
+		for _, m := range name.FindAllSubmatch(src, -1) {
+			registered[string(m[1])] = true
+		}
+		return err
+	})
+	require.NoError(t, err)
+	require.NotEmpty(t, registered)
+	for metric := range registered {
+		assert.Contains(t, string(docs), "| `"+metric+"` |", "%s has no row in %s", metric, docsFile)
+	}
+}
