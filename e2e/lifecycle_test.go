@@ -15,10 +15,12 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -164,6 +166,13 @@ func uninstallLeavesNothing(t *testing.T) {
 	left, err := webhookConfigurations(t.Context())
 	require.NoError(t, err)
 	assert.Empty(t, left, "webhook configurations left by helm uninstall")
+	for _, list := range []client.ObjectList{
+		&admissionregistrationv1.ValidatingAdmissionPolicyList{}, &admissionregistrationv1.ValidatingAdmissionPolicyBindingList{},
+		&admissionregistrationv1.MutatingAdmissionPolicyList{}, &admissionregistrationv1.MutatingAdmissionPolicyBindingList{},
+	} {
+		require.NoError(t, suite.client.List(t.Context(), list, client.MatchingLabels{"app.kubernetes.io/instance": releaseName}))
+		assert.Zero(t, meta.LenList(list), "%T left by helm uninstall", list)
+	}
 	certs, err := certManagerObjects(t.Context())
 	require.NoError(t, err)
 	assert.Empty(t, certs, "cert-manager objects left by helm uninstall")
@@ -175,9 +184,16 @@ func uninstallLeavesNothing(t *testing.T) {
 	runKubectl(t.Context(), "", "--namespace", releaseNamespace, "delete", "lease", "statekeeper.statekeeper.io").expect(t, allowed)
 	assert.Empty(t, releaseNamespaceLeftovers(t))
 
-	// Nothing calls statekeeper any more: a managed StatefulSet is stored as written.
+	// Nothing calls statekeeper any more, and its admission policies went
+	// with the release: a managed StatefulSet is stored as written. The API
+	// server drops a deleted policy through its informer, a moment after
+	// Helm deleted it, so the dry run is repeated until no mutation is left.
 	ns := newNamespace(t, "")
-	ns.create(withoutMounts(workloads.StatefulSet("db", policy.StatefulMulti, 0))).expect(t, allowed)
+	db := withoutMounts(workloads.StatefulSet("db", policy.StatefulMulti, 0))
+	ns.eventuallyKubectl("a managed StatefulSet stored as written", []client.Object{db},
+		[]string{"create", "--dry-run=server", "-o", "jsonpath={.spec.serviceName}", "-f", "-"},
+		func(res kubectlResult) bool { return res.err == nil && res.stdout == "" })
+	ns.create(db).expect(t, allowed)
 	var sts appsv1.StatefulSet
 	ns.get("db", &sts)
 	assert.Empty(t, sts.Spec.ServiceName)
